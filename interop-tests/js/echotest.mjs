@@ -1,0 +1,57 @@
+// Drives Cardea's demo page (janus.js echo test) in headless Chromium with a fake
+// camera and microphone, and prints one JSON line: what the browser saw.
+// Usage: node echotest.mjs <page-url> <seconds>
+import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(join(dirname(fileURLToPath(import.meta.url)), '../../web/package.json'));
+const { chromium } = require('playwright-core');
+
+const [url, secondsArg] = process.argv.slice(2);
+const seconds = Number(secondsArg || 10);
+const profile = mkdtempSync(join(tmpdir(), 'cardea-chromium-'));
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+    '--allow-loopback-in-peer-connection', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--disable-features=WebRtcHideLocalIpsWithMdns',
+  ],
+});
+const result = { url, webrtcup: false, framesDecoded: 0, audioPacketsReceived: 0, errors: [], console: [] };
+try {
+  const page = await context.newPage();
+  page.on('console', (m) => { if (result.console.length < 200) result.console.push(m.text()); });
+  page.on('pageerror', (e) => result.errors.push('pageerror: ' + e.message));
+  await page.goto(url);
+  const deadline = Date.now() + seconds * 1000;
+  while (Date.now() < deadline) {
+    await page.waitForTimeout(500);
+    const s = await page.evaluate(async () => {
+      const c = window.cardea;
+      const pc = c && c.handle && c.handle.webrtcStuff && c.handle.webrtcStuff.pc;
+      let frames = 0, audio = 0, codecs = [];
+      if (pc) {
+        const report = await pc.getStats();
+        report.forEach((r) => {
+          if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
+          if (r.type === 'inbound-rtp' && r.kind === 'audio') audio += r.packetsReceived || 0;
+          if (r.type === 'codec') codecs.push(r.mimeType);
+        });
+      }
+      return { webrtcup: !!(c && c.webrtcup), frames, audio, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs };
+    });
+    Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs });
+  }
+} catch (e) {
+  result.errors.push(String(e));
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,945 @@
+//! The Janus API core, sans-IO.
+//!
+//! [`Gateway`] takes requests as bytes with the time they arrived and returns the
+//! synchronous reply; everything asynchronous (events for a session, media commands,
+//! log-level changes) is queued as [`Output`] and drained by the transport driver
+//! with [`Gateway::poll_output`]. Session timeouts advance only through
+//! [`Gateway::handle_timeout`], so tests drive them with a fake clock.
+//!
+//! Contract: after every `handle_*` call, drain `poll_output` until it returns `None`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Map, Value};
+
+use crate::config::Config;
+use crate::media::webrtc::{
+    MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerStats, WebrtcFactory,
+};
+use crate::plugin::{MediaHandler, Plugin, PluginCtx, PluginMessage, PluginResult};
+
+mod admin;
+mod error;
+mod ids;
+mod request;
+
+pub use error::{code, ApiError};
+pub use ids::{ConnId, HandleId, PeerId, SessionId};
+pub use request::{parse_request, Jsep, JsepKind, ParseError, Request, Target, TransportKind};
+
+/// Version reported by `info`: Janus 1.1.2's API, which janus.js 1.x speaks.
+const VERSION: u32 = 1102;
+const VERSION_STRING: &str = "1.1.2";
+/// How long a `timeout` event waits for the long poll that will carry it.
+const FAREWELL_KEEP: Duration = Duration::from_secs(60);
+
+/// Where a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// Transport kind.
+    pub transport: TransportKind,
+    /// The WebSocket connection, `None` for HTTP.
+    pub conn: Option<ConnId>,
+}
+
+impl Origin {
+    /// An HTTP request.
+    pub const HTTP: Origin = Origin {
+        transport: TransportKind::Http,
+        conn: None,
+    };
+
+    /// A request on WebSocket connection `conn`.
+    pub fn websocket(conn: ConnId) -> Origin {
+        Origin {
+            transport: TransportKind::Websocket,
+            conn: Some(conn),
+        }
+    }
+}
+
+/// Something the driver must do after a call into the core.
+#[derive(Debug)]
+pub enum Output {
+    /// Send `msg` on WebSocket connection `conn`.
+    Deliver {
+        /// The connection.
+        conn: ConnId,
+        /// The event.
+        msg: Value,
+    },
+    /// Events were queued for an HTTP-owned session: wake its long polls.
+    Wake(SessionId),
+    /// A command for the media engine.
+    Media(MediaCommand),
+    /// The admin API changed the log level (0 = none … 7 = trace, as Janus).
+    SetLogLevel(u8),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Http,
+    Websocket(ConnId),
+    /// Its WebSocket closed; waiting for a claim until the reclaim timeout.
+    Orphan(Instant),
+}
+
+struct Session {
+    owner: Owner,
+    created: Instant,
+    last_activity: Instant,
+    handles: BTreeSet<HandleId>,
+    /// Events waiting for a long poll (HTTP-owned or orphaned sessions).
+    queue: VecDeque<Value>,
+}
+
+struct Pc {
+    peer: PeerId,
+    stats: Arc<PeerStats>,
+    connected: bool,
+}
+
+struct Handle {
+    session: SessionId,
+    plugin: usize,
+    opaque_id: Option<String>,
+    created: Instant,
+    pc: Option<Pc>,
+    /// Trickled candidates that arrived before the offer created the PeerConnection.
+    pending_candidates: Vec<str0m::Candidate>,
+    trickle_completed: bool,
+}
+
+enum Deferred {
+    ClosePc(HandleId, &'static str),
+    Detach(HandleId),
+}
+
+/// Everything a plugin callback may touch: the core's state minus the plugins.
+pub struct Core {
+    config: Config,
+    sessions: HashMap<SessionId, Session>,
+    handles: HashMap<HandleId, Handle>,
+    tokens: BTreeMap<String, BTreeSet<String>>,
+    accepting: bool,
+    session_timeout: Option<Duration>,
+    outputs: VecDeque<Output>,
+    farewells: HashMap<SessionId, (Instant, Value)>,
+    webrtc: Arc<WebrtcFactory>,
+    media_counters: Arc<MediaCounters>,
+    deferred: Vec<Deferred>,
+    next_peer: u64,
+    log_level: u8,
+    started: Instant,
+}
+
+/// The API core: sessions, handles, plugins.
+pub struct Gateway {
+    core: Core,
+    plugins: Vec<Box<dyn Plugin>>,
+}
+
+impl Gateway {
+    /// A gateway with the given plugins. `now` is the start time (for uptime).
+    pub fn new(
+        config: Config,
+        plugins: Vec<Box<dyn Plugin>>,
+        webrtc: Arc<WebrtcFactory>,
+        media_counters: Arc<MediaCounters>,
+        now: Instant,
+    ) -> Gateway {
+        let session_timeout = config.session_timeout();
+        let accepting = config.general.accept_new_sessions;
+        Gateway {
+            core: Core {
+                config,
+                sessions: HashMap::new(),
+                handles: HashMap::new(),
+                tokens: BTreeMap::new(),
+                accepting,
+                session_timeout,
+                outputs: VecDeque::new(),
+                farewells: HashMap::new(),
+                webrtc,
+                media_counters,
+                deferred: Vec::new(),
+                next_peer: 1,
+                log_level: 4,
+                started: now,
+            },
+            plugins,
+        }
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.core.outputs.pop_front()
+    }
+
+    /// Number of live sessions.
+    pub fn session_count(&self) -> usize {
+        self.core.sessions.len()
+    }
+
+    /// Number of live handles.
+    pub fn handle_count(&self) -> usize {
+        self.core.handles.len()
+    }
+
+    /// A request to the main API. Over HTTP, `url_target` is read from the path.
+    pub fn handle_request(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        url_target: Option<Target>,
+        body: &[u8],
+    ) -> Value {
+        let req = match parse_request(body, origin.transport, url_target) {
+            Ok(r) => r,
+            Err(e) => return error_reply(None, e.transaction.as_deref(), &e.error),
+        };
+        let session = req.target.session;
+        let reply = self.dispatch(now, origin, &req);
+        self.run_deferred(now);
+        match reply {
+            Ok(v) => v,
+            Err(e) => error_reply(session, Some(&req.transaction), &e),
+        }
+    }
+
+    fn dispatch(&mut self, now: Instant, origin: Origin, req: &Request) -> Result<Value, ApiError> {
+        let tx = req.transaction.as_str();
+        let Some(sid) = req.target.session else {
+            return match req.janus.as_str() {
+                "ping" => Ok(json!({"janus": "pong", "transaction": tx})),
+                "info" => Ok(self.server_info(tx)),
+                "create" => self.create(now, origin, req),
+                other => Err(ApiError::path(other)),
+            };
+        };
+        self.core.check_auth(&req.body)?;
+        let session = self
+            .core
+            .sessions
+            .get_mut(&sid)
+            .ok_or_else(|| no_session(sid))?;
+        session.last_activity = now;
+        if let Some(hid) = req.target.handle {
+            match self.core.handles.get(&hid) {
+                Some(h) if h.session == sid => {}
+                _ => return Err(no_handle(hid)),
+            }
+            return match req.janus.as_str() {
+                "message" => self.message(now, sid, hid, req),
+                "trickle" => self.trickle(sid, hid, req),
+                "hangup" => {
+                    self.core.hangup(now, &mut self.plugins, hid, "Janus API");
+                    Ok(success(sid, tx))
+                }
+                "detach" => {
+                    self.detach(now, hid);
+                    Ok(success(sid, tx))
+                }
+                "create" | "info" | "ping" | "attach" | "destroy" | "keepalive" | "claim" => {
+                    Err(ApiError::path(&req.janus))
+                }
+                other => Err(ApiError::unknown_request(other)),
+            };
+        }
+        match req.janus.as_str() {
+            "keepalive" => Ok(json!({"janus": "ack", "session_id": sid.0, "transaction": tx})),
+            "attach" => self.attach(now, sid, req),
+            "destroy" => {
+                self.destroy_session(now, sid);
+                Ok(success(sid, tx))
+            }
+            "claim" => {
+                let new_owner = match origin.conn {
+                    Some(c) => Owner::Websocket(c),
+                    None => Owner::Http,
+                };
+                let session = self
+                    .core
+                    .sessions
+                    .get_mut(&sid)
+                    .ok_or_else(|| no_session(sid))?;
+                session.owner = new_owner;
+                // Events queued while orphaned go to the claimer.
+                if let Owner::Websocket(conn) = new_owner {
+                    for msg in session.queue.drain(..) {
+                        self.core.outputs.push_back(Output::Deliver { conn, msg });
+                    }
+                } else if !session.queue.is_empty() {
+                    self.core.outputs.push_back(Output::Wake(sid));
+                }
+                Ok(success(sid, tx))
+            }
+            "create" | "info" | "ping" | "message" | "trickle" | "hangup" | "detach" => {
+                Err(ApiError::path(&req.janus))
+            }
+            other => Err(ApiError::unknown_request(other)),
+        }
+    }
+
+    fn create(&mut self, now: Instant, origin: Origin, req: &Request) -> Result<Value, ApiError> {
+        self.core.check_auth(&req.body)?;
+        if !self.core.accepting {
+            return Err(ApiError::new(
+                code::NOT_ACCEPTING_SESSIONS,
+                "Not accepting new sessions",
+            ));
+        }
+        let id = match req.body.get("id") {
+            None | Some(Value::Null) => loop {
+                let id = SessionId(ids::random_id());
+                if !self.core.sessions.contains_key(&id) {
+                    break id;
+                }
+            },
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 && n < (1 << 53) => {
+                    if self.core.sessions.contains_key(&SessionId(n)) {
+                        return Err(ApiError::new(
+                            code::SESSION_CONFLICT,
+                            format!("Session ID {n} already in use"),
+                        ));
+                    }
+                    SessionId(n)
+                }
+                _ => return Err(ApiError::bad_type("id", "a positive integer")),
+            },
+        };
+        let owner = match origin.conn {
+            Some(c) => Owner::Websocket(c),
+            None => Owner::Http,
+        };
+        self.core.sessions.insert(
+            id,
+            Session {
+                owner,
+                created: now,
+                last_activity: now,
+                handles: BTreeSet::new(),
+                queue: VecDeque::new(),
+            },
+        );
+        tracing::info!(session = %id, transport = ?origin.transport, "session created");
+        Ok(json!({"janus": "success", "transaction": req.transaction, "data": {"id": id.0}}))
+    }
+
+    fn attach(&mut self, now: Instant, sid: SessionId, req: &Request) -> Result<Value, ApiError> {
+        let name = match req.body.get("plugin") {
+            None => return Err(ApiError::missing("plugin")),
+            Some(Value::String(s)) => s.as_str(),
+            Some(_) => return Err(ApiError::bad_type("plugin", "a string")),
+        };
+        let index = self
+            .plugins
+            .iter()
+            .position(|p| p.info().package == name)
+            .ok_or_else(|| {
+                ApiError::new(code::PLUGIN_NOT_FOUND, format!("No such plugin '{name}'"))
+            })?;
+        self.core.check_token_plugin(&req.body, name)?;
+        let opaque_id = match req.body.get("opaque_id") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(ApiError::bad_type("opaque_id", "a string")),
+        };
+        let hid = loop {
+            let id = HandleId(ids::random_id());
+            if !self.core.handles.contains_key(&id) {
+                break id;
+            }
+        };
+        let package = self.plugins[index].info().package;
+        let mut ctx = PluginCtx {
+            core: &mut self.core,
+            plugin: package,
+            now,
+        };
+        self.plugins[index]
+            .create_session(&mut ctx, hid)
+            .map_err(|e| ApiError::new(code::PLUGIN_ATTACH, e.reason))?;
+        self.core.handles.insert(
+            hid,
+            Handle {
+                session: sid,
+                plugin: index,
+                opaque_id,
+                created: now,
+                pc: None,
+                pending_candidates: Vec::new(),
+                trickle_completed: false,
+            },
+        );
+        if let Some(s) = self.core.sessions.get_mut(&sid) {
+            s.handles.insert(hid);
+        }
+        tracing::info!(session = %sid, handle = %hid, plugin = name, "handle attached");
+        Ok(
+            json!({"janus": "success", "session_id": sid.0, "transaction": req.transaction, "data": {"id": hid.0}}),
+        )
+    }
+
+    fn message(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        hid: HandleId,
+        req: &Request,
+    ) -> Result<Value, ApiError> {
+        let body = match req.body.get("body") {
+            None => return Err(ApiError::missing("body")),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => return Err(ApiError::bad_type("body", "an object")),
+        };
+        let jsep = match req.body.get("jsep") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(Jsep::parse(v)?),
+        };
+        let index = self.core.handles[&hid].plugin;
+        let package = self.plugins[index].info().package;
+        let mut ctx = PluginCtx {
+            core: &mut self.core,
+            plugin: package,
+            now,
+        };
+        let msg = PluginMessage {
+            handle: hid,
+            transaction: req.transaction.clone(),
+            body,
+            jsep,
+        };
+        match self.plugins[index].handle_message(&mut ctx, msg) {
+            PluginResult::Ok(data) => Ok(json!({
+                "janus": "success", "session_id": sid.0, "transaction": req.transaction,
+                "sender": hid.0, "plugindata": {"plugin": package, "data": data},
+            })),
+            PluginResult::OkWait(hint) => {
+                let mut v =
+                    json!({"janus": "ack", "session_id": sid.0, "transaction": req.transaction});
+                if let Some(h) = hint {
+                    v["hint"] = Value::String(h);
+                }
+                Ok(v)
+            }
+            PluginResult::Error(text) => Err(ApiError::new(code::PLUGIN_MESSAGE, text)),
+        }
+    }
+
+    fn trickle(&mut self, sid: SessionId, hid: HandleId, req: &Request) -> Result<Value, ApiError> {
+        let candidates: Vec<&Value> = match (req.body.get("candidate"), req.body.get("candidates"))
+        {
+            (Some(c), _) => vec![c],
+            (None, Some(Value::Array(list))) => list.iter().collect(),
+            (None, Some(_)) => return Err(ApiError::bad_type("candidates", "an array")),
+            (None, None) => return Err(ApiError::missing("candidate")),
+        };
+        for c in candidates {
+            self.core.trickle_one(hid, c)?;
+        }
+        Ok(json!({"janus": "ack", "session_id": sid.0, "transaction": req.transaction}))
+    }
+
+    fn detach(&mut self, now: Instant, hid: HandleId) {
+        let Some(h) = self.core.handles.get(&hid) else {
+            return;
+        };
+        let (sid, index) = (h.session, h.plugin);
+        self.core.hangup(now, &mut self.plugins, hid, "Detach");
+        let package = self.plugins[index].info().package;
+        let mut ctx = PluginCtx {
+            core: &mut self.core,
+            plugin: package,
+            now,
+        };
+        self.plugins[index].destroy_session(&mut ctx, hid);
+        self.core.handles.remove(&hid);
+        if let Some(s) = self.core.sessions.get_mut(&sid) {
+            s.handles.remove(&hid);
+        }
+        self.core.deliver(
+            sid,
+            json!({"janus": "detached", "session_id": sid.0, "sender": hid.0}),
+        );
+        tracing::info!(session = %sid, handle = %hid, "handle detached");
+    }
+
+    fn destroy_session(&mut self, now: Instant, sid: SessionId) {
+        let handles: Vec<HandleId> = match self.core.sessions.get(&sid) {
+            Some(s) => s.handles.iter().copied().collect(),
+            None => return,
+        };
+        for hid in handles {
+            self.detach(now, hid);
+        }
+        self.core.sessions.remove(&sid);
+        tracing::info!(session = %sid, "session destroyed");
+    }
+
+    fn run_deferred(&mut self, now: Instant) {
+        while let Some(d) = self.core.deferred.pop() {
+            match d {
+                Deferred::ClosePc(hid, reason) => {
+                    self.core.hangup(now, &mut self.plugins, hid, reason)
+                }
+                Deferred::Detach(hid) => self.detach(now, hid),
+            }
+        }
+    }
+
+    /// Time passed: time out idle sessions and orphans whose reclaim time is over.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let reclaim = Duration::from_secs(self.core.config.general.reclaim_session_timeout);
+        let mut expired = Vec::new();
+        for (id, s) in &self.core.sessions {
+            let idle = self
+                .core
+                .session_timeout
+                .is_some_and(|t| now.saturating_duration_since(s.last_activity) >= t);
+            let unclaimed = matches!(s.owner, Owner::Orphan(since) if now.saturating_duration_since(since) >= reclaim);
+            if idle || unclaimed {
+                expired.push((*id, idle));
+            }
+        }
+        for (sid, idle) in expired {
+            if idle {
+                tracing::info!(session = %sid, "session timed out");
+                let msg = json!({"janus": "timeout", "session_id": sid.0});
+                match self.core.sessions.get(&sid).map(|s| s.owner) {
+                    Some(Owner::Websocket(conn)) => {
+                        self.core.outputs.push_back(Output::Deliver { conn, msg })
+                    }
+                    _ => {
+                        self.core.farewells.insert(sid, (now, msg));
+                        self.core.outputs.push_back(Output::Wake(sid));
+                    }
+                }
+            }
+            self.destroy_session(now, sid);
+        }
+        self.core
+            .farewells
+            .retain(|_, (at, _)| now.saturating_duration_since(*at) < FAREWELL_KEEP);
+        self.run_deferred(now);
+    }
+
+    /// A WebSocket closed: its sessions end now, or after the reclaim timeout.
+    pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
+        let owned: Vec<SessionId> = self
+            .core
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.owner == Owner::Websocket(conn))
+            .map(|(id, _)| *id)
+            .collect();
+        for sid in owned {
+            if self.core.config.general.reclaim_session_timeout == 0 {
+                self.destroy_session(now, sid);
+            } else if let Some(s) = self.core.sessions.get_mut(&sid) {
+                s.owner = Owner::Orphan(now);
+            }
+        }
+        self.run_deferred(now);
+    }
+
+    /// A long poll for `sid`: up to `max` queued events, or `Err` (HTTP 404/403).
+    /// Credentials come from the query string, as a request body would carry them.
+    pub fn take_events(
+        &mut self,
+        now: Instant,
+        sid: SessionId,
+        credentials: &Map<String, Value>,
+        max: usize,
+    ) -> Result<Vec<Value>, LongPollError> {
+        if self.core.check_auth(credentials).is_err() {
+            return Err(LongPollError::Unauthorized);
+        }
+        let Some(session) = self.core.sessions.get_mut(&sid) else {
+            return match self.core.farewells.remove(&sid) {
+                Some((_, msg)) => Ok(vec![msg]),
+                None => Err(LongPollError::NoSuchSession),
+            };
+        };
+        if matches!(session.owner, Owner::Websocket(_)) {
+            return Err(LongPollError::NoSuchSession);
+        }
+        session.last_activity = now;
+        let n = max.max(1).min(session.queue.len());
+        Ok(session.queue.drain(..n).collect())
+    }
+
+    /// An event from the media engine.
+    pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        match ev {
+            MediaEvent::Connected { peer, handle } => {
+                let Some(h) = self.core.handles.get_mut(&handle) else {
+                    return;
+                };
+                let Some(pc) = h.pc.as_mut().filter(|pc| pc.peer == peer) else {
+                    return;
+                };
+                pc.connected = true;
+                let (sid, index) = (h.session, h.plugin);
+                self.core.deliver(
+                    sid,
+                    json!({"janus": "webrtcup", "session_id": sid.0, "sender": handle.0}),
+                );
+                let package = self.plugins[index].info().package;
+                let mut ctx = PluginCtx {
+                    core: &mut self.core,
+                    plugin: package,
+                    now,
+                };
+                self.plugins[index].setup_media(&mut ctx, handle);
+            }
+            MediaEvent::Receiving {
+                peer,
+                handle,
+                mid,
+                kind,
+                receiving,
+            } => {
+                let Some(h) = self.core.handles.get(&handle) else {
+                    return;
+                };
+                if h.pc.as_ref().is_some_and(|pc| pc.peer == peer) {
+                    let sid = h.session;
+                    self.core.deliver(
+                        sid,
+                        json!({"janus": "media", "session_id": sid.0, "sender": handle.0,
+                               "mid": mid, "type": kind, "receiving": receiving}),
+                    );
+                }
+            }
+            MediaEvent::Closed {
+                peer,
+                handle,
+                reason,
+            } => {
+                let current = self
+                    .core
+                    .handles
+                    .get(&handle)
+                    .and_then(|h| h.pc.as_ref())
+                    .is_some_and(|pc| pc.peer == peer);
+                if current {
+                    self.core
+                        .hangup_with(now, &mut self.plugins, handle, &reason, false);
+                }
+            }
+        }
+        self.run_deferred(now);
+    }
+
+    fn server_info(&self, tx: &str) -> Value {
+        let mut plugins = Map::new();
+        for p in &self.plugins {
+            let i = p.info();
+            plugins.insert(
+                i.package.into(),
+                json!({"name": i.name, "author": "Cardea", "description": i.description,
+                       "version_string": i.version_string, "version": i.version}),
+            );
+        }
+        let g = &self.core.config.general;
+        let transport = |name: &str, desc: &str| {
+            json!({"name": name, "author": "Cardea", "description": desc,
+                   "version_string": env!("CARGO_PKG_VERSION"), "version": 1})
+        };
+        json!({
+            "janus": "server_info", "transaction": tx,
+            "name": "Cardea (Janus API)", "version": VERSION, "version_string": VERSION_STRING,
+            "author": "Cardea", "cardea-version": env!("CARGO_PKG_VERSION"),
+            "server-name": g.server_name, "data_channels": false, "ipv6": false, "ice-lite": false,
+            "ice-tcp": false, "full-trickle": false, "session-timeout": g.session_timeout,
+            "reclaim-session-timeout": g.reclaim_session_timeout, "candidates-timeout": 45,
+            "api_secret": !g.api_secret.is_empty(), "auth_token": g.token_auth,
+            "event_handlers": false, "opaqueid_in_api": false,
+            "transports": {
+                "janus.transport.http": transport("JANUS REST (HTTP/HTTPS) transport plugin", "HTTP REST and long poll"),
+                "janus.transport.websockets": transport("JANUS WebSockets transport plugin", "WebSocket, subprotocol janus-protocol"),
+            },
+            "events": {}, "loggers": {},
+            "plugins": plugins,
+        })
+    }
+}
+
+/// Why a long poll is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LongPollError {
+    /// Unknown session, or one owned by a WebSocket: HTTP 404.
+    NoSuchSession,
+    /// Missing or wrong credentials: HTTP 403, empty body.
+    Unauthorized,
+}
+
+impl Core {
+    fn check_auth(&self, body: &Map<String, Value>) -> Result<(), ApiError> {
+        let g = &self.config.general;
+        let secret_set = !g.api_secret.is_empty();
+        if !secret_set && !g.token_auth {
+            return Ok(());
+        }
+        let secret_ok = secret_set
+            && body.get("apisecret").and_then(Value::as_str) == Some(g.api_secret.as_str());
+        let token_ok = g.token_auth
+            && body
+                .get("token")
+                .and_then(Value::as_str)
+                .is_some_and(|t| self.tokens.contains_key(t));
+        if secret_ok || token_ok {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    /// With token auth, a token limited to some plugins may attach only to those (405).
+    fn check_token_plugin(&self, body: &Map<String, Value>, plugin: &str) -> Result<(), ApiError> {
+        if !self.config.general.token_auth {
+            return Ok(());
+        }
+        let g = &self.config.general;
+        if !g.api_secret.is_empty()
+            && body.get("apisecret").and_then(Value::as_str) == Some(g.api_secret.as_str())
+        {
+            return Ok(());
+        }
+        let allowed = body
+            .get("token")
+            .and_then(Value::as_str)
+            .and_then(|t| self.tokens.get(t))
+            .is_some_and(|plugins| plugins.contains(plugin));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                code::UNAUTHORIZED_PLUGIN,
+                format!("Provided token can't access plugin '{plugin}'"),
+            ))
+        }
+    }
+
+    /// Sends an event to whoever owns the session.
+    fn deliver(&mut self, sid: SessionId, msg: Value) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        match s.owner {
+            Owner::Websocket(conn) => self.outputs.push_back(Output::Deliver { conn, msg }),
+            Owner::Http => {
+                s.queue.push_back(msg);
+                self.outputs.push_back(Output::Wake(sid));
+            }
+            Owner::Orphan(_) => s.queue.push_back(msg),
+        }
+    }
+
+    pub(crate) fn push_plugin_event(
+        &mut self,
+        plugin: &str,
+        hid: HandleId,
+        transaction: Option<&str>,
+        data: Value,
+        jsep: Option<Value>,
+    ) {
+        let Some(h) = self.handles.get(&hid) else {
+            return;
+        };
+        let sid = h.session;
+        let mut msg = json!({"janus": "event", "session_id": sid.0, "sender": hid.0,
+                             "plugindata": {"plugin": plugin, "data": data}});
+        if let Some(t) = transaction {
+            msg["transaction"] = Value::String(t.into());
+        }
+        if let Some(j) = jsep {
+            msg["jsep"] = j;
+        }
+        self.deliver(sid, msg);
+    }
+
+    pub(crate) fn has_pc(&self, hid: HandleId) -> bool {
+        self.handles.get(&hid).is_some_and(|h| h.pc.is_some())
+    }
+
+    pub(crate) fn accept_offer(
+        &mut self,
+        now: Instant,
+        hid: HandleId,
+        offer: &Jsep,
+        media: Box<dyn MediaHandler>,
+    ) -> Result<Jsep, ApiError> {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return Err(no_handle(hid));
+        };
+        if h.pc.is_some() {
+            return Err(ApiError::new(
+                code::WEBRTC_STATE,
+                "Renegotiation of an existing PeerConnection is not supported yet",
+            ));
+        }
+        let (rtc, answer) = self
+            .webrtc
+            .accept_offer(now, &offer.sdp)
+            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, e.to_string()))?;
+        let peer = PeerId(self.next_peer);
+        self.next_peer += 1;
+        let stats = Arc::new(PeerStats::default());
+        h.pc = Some(Pc {
+            peer,
+            stats: stats.clone(),
+            connected: false,
+        });
+        let remote_candidates = std::mem::take(&mut h.pending_candidates);
+        self.outputs
+            .push_back(Output::Media(MediaCommand::AddPeer(Box::new(NewPeer {
+                id: peer,
+                session: h.session,
+                handle: hid,
+                rtc,
+                handler: media,
+                stats,
+                remote_candidates,
+            }))));
+        Ok(Jsep {
+            kind: JsepKind::Answer,
+            sdp: answer,
+            trickle: false,
+            restart: false,
+        })
+    }
+
+    fn trickle_one(&mut self, hid: HandleId, c: &Value) -> Result<(), ApiError> {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return Err(no_handle(hid));
+        };
+        let obj = match c {
+            Value::Null => {
+                h.trickle_completed = true;
+                return Ok(());
+            }
+            Value::Object(o) => o,
+            _ => return Err(ApiError::bad_type("candidate", "an object")),
+        };
+        if obj.get("completed").and_then(Value::as_bool) == Some(true) {
+            h.trickle_completed = true;
+            return Ok(());
+        }
+        let line = match obj.get("candidate") {
+            None => return Err(ApiError::missing("candidate")),
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(ApiError::bad_type("candidate", "a string")),
+        };
+        if line.is_empty() {
+            h.trickle_completed = true;
+            return Ok(());
+        }
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        let candidate = match str0m::Candidate::from_sdp_string(line) {
+            Ok(c) => c,
+            Err(e) => {
+                // Janus acks candidates it cannot use (mDNS names, TCP) and carries on.
+                tracing::debug!(handle = %hid, error = %e, "ignoring unusable candidate");
+                return Ok(());
+            }
+        };
+        match &h.pc {
+            Some(pc) => self
+                .outputs
+                .push_back(Output::Media(MediaCommand::RemoteCandidate {
+                    peer: pc.peer,
+                    candidate,
+                })),
+            None => h.pending_candidates.push(candidate),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn defer_close_pc(&mut self, hid: HandleId, reason: &'static str) {
+        self.deferred.push(Deferred::ClosePc(hid, reason));
+    }
+
+    pub(crate) fn defer_detach(&mut self, hid: HandleId) {
+        self.deferred.push(Deferred::Detach(hid));
+    }
+
+    fn hangup(
+        &mut self,
+        now: Instant,
+        plugins: &mut [Box<dyn Plugin>],
+        hid: HandleId,
+        reason: &str,
+    ) {
+        self.hangup_with(now, plugins, hid, reason, true)
+    }
+
+    /// Ends the handle's PeerConnection: `hangup` event if there was one, then the
+    /// plugin's `hangup_media` (always, as Janus does for a hangup request).
+    fn hangup_with(
+        &mut self,
+        now: Instant,
+        plugins: &mut [Box<dyn Plugin>],
+        hid: HandleId,
+        reason: &str,
+        tell_engine: bool,
+    ) {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return;
+        };
+        let (sid, index) = (h.session, h.plugin);
+        h.pending_candidates.clear();
+        h.trickle_completed = false;
+        if let Some(pc) = h.pc.take() {
+            if tell_engine {
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::ClosePeer {
+                        peer: pc.peer,
+                        reason: reason.into(),
+                    }));
+            }
+            self.deliver(
+                sid,
+                json!({"janus": "hangup", "session_id": sid.0, "sender": hid.0, "reason": reason}),
+            );
+        }
+        let package = plugins[index].info().package;
+        let mut ctx = PluginCtx {
+            core: self,
+            plugin: package,
+            now,
+        };
+        plugins[index].hangup_media(&mut ctx, hid);
+    }
+}
+
+fn success(sid: SessionId, tx: &str) -> Value {
+    json!({"janus": "success", "session_id": sid.0, "transaction": tx})
+}
+
+fn no_session(sid: SessionId) -> ApiError {
+    ApiError::new(code::SESSION_NOT_FOUND, format!("No such session {sid}"))
+}
+
+fn no_handle(hid: HandleId) -> ApiError {
+    ApiError::new(
+        code::HANDLE_NOT_FOUND,
+        format!("No such handle {hid} in session"),
+    )
+}
+
+/// `{"janus":"error",...}` with the session and transaction when known.
+pub fn error_reply(session: Option<SessionId>, transaction: Option<&str>, e: &ApiError) -> Value {
+    let mut v = json!({"janus": "error", "error": {"code": e.code, "reason": e.reason}});
+    if let Some(s) = session {
+        v["session_id"] = json!(s.0);
+    }
+    if let Some(t) = transaction {
+        v["transaction"] = json!(t);
+    }
+    v
+}

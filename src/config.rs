@@ -1,0 +1,318 @@
+//! Typed configuration, read from TOML.
+//!
+//! Every section denies unknown keys so a typo is an error that names the key, not
+//! a silently ignored setting. `Config::default()` is the documented default, and
+//! the shipped `conf/cardea.toml` must parse to exactly that (a test checks it).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole gateway configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Janus API core: sessions, secrets, tokens.
+    pub general: GeneralConfig,
+    /// HTTP REST + long-poll transport (main and admin API) and the built-in web page.
+    pub http: HttpConfig,
+    /// WebSocket transport (main and admin API).
+    pub websocket: WebsocketConfig,
+    /// The WebRTC media layer: the one UDP socket and the candidates advertised.
+    pub media: MediaConfig,
+    /// Built-in web page.
+    pub web: WebConfig,
+}
+
+/// `[general]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeneralConfig {
+    /// Name reported by `info` and used in logs.
+    pub server_name: String,
+    /// Seconds of inactivity after which a session is timed out and freed (0 = never).
+    pub session_timeout: u64,
+    /// Seconds a session outlives its closed WebSocket, waiting for a `claim` (0 = destroyed at once).
+    pub reclaim_session_timeout: u64,
+    /// When non-empty, every request must carry `"apisecret"` with this value.
+    pub api_secret: String,
+    /// When true, requests must carry a `"token"` added through the admin API.
+    pub token_auth: bool,
+    /// Secret for the admin API; empty means the admin API needs none.
+    pub admin_secret: String,
+    /// Whether new sessions are accepted at start (admin `accept_new_sessions` toggles it).
+    pub accept_new_sessions: bool,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Serve the main API (and the web page) over HTTP.
+    pub enabled: bool,
+    /// Address of the main HTTP listener (API at `base_path`, web page at `/`).
+    pub bind: SocketAddr,
+    /// Path of the main API.
+    pub base_path: String,
+    /// Serve the admin API over HTTP.
+    pub admin_enabled: bool,
+    /// Address of the admin HTTP listener.
+    pub admin_bind: SocketAddr,
+    /// Path of the admin API.
+    pub admin_base_path: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Seconds a long poll is held when no event is pending.
+    pub long_poll_seconds: u64,
+    /// `Access-Control-Allow-Origin` value.
+    pub allow_origin: String,
+}
+
+/// `[websocket]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebsocketConfig {
+    /// Serve the main API over WebSocket (subprotocol `janus-protocol`).
+    pub enabled: bool,
+    /// Address of the main WebSocket listener.
+    pub bind: SocketAddr,
+    /// Serve the admin API over WebSocket (subprotocol `janus-admin-protocol`).
+    pub admin_enabled: bool,
+    /// Address of the admin WebSocket listener.
+    pub admin_bind: SocketAddr,
+}
+
+/// `[media]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Address of the single UDP socket that serves every WebRTC peer.
+    pub udp_bind: SocketAddr,
+    /// Addresses offered as host candidates. Empty: every interface address found at start.
+    pub host_addresses: Vec<IpAddr>,
+    /// Offer 127.0.0.1 as a candidate too (Janus never does; useful for localhost demos and tests).
+    pub include_loopback: bool,
+    /// Address advertised to peers in front of a NAT or Docker port mapping; empty for none.
+    pub public_address: String,
+    /// Send a REMB to a publisher at most this many bits per second when a plugin sets none.
+    pub default_remb_bitrate: u64,
+}
+
+/// `[web]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve the demo page at `/` of the main HTTP listener.
+    pub enabled: bool,
+    /// Where `npm install` put janus.js and its adapter (the setup command does this).
+    pub node_modules: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            general: GeneralConfig::default(),
+            http: HttpConfig::default(),
+            websocket: WebsocketConfig::default(),
+            media: MediaConfig::default(),
+            web: WebConfig::default(),
+        }
+    }
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        GeneralConfig {
+            server_name: "Cardea".into(),
+            session_timeout: 60,
+            reclaim_session_timeout: 0,
+            api_secret: String::new(),
+            token_auth: false,
+            admin_secret: "janusoverlord".into(),
+            accept_new_sessions: true,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: true,
+            bind: ([0, 0, 0, 0], 8088).into(),
+            base_path: "/janus".into(),
+            admin_enabled: true,
+            admin_bind: ([127, 0, 0, 1], 7088).into(),
+            admin_base_path: "/admin".into(),
+            max_body_bytes: 64 * 1024,
+            long_poll_seconds: 30,
+            allow_origin: "*".into(),
+        }
+    }
+}
+
+impl Default for WebsocketConfig {
+    fn default() -> Self {
+        WebsocketConfig {
+            enabled: true,
+            bind: ([0, 0, 0, 0], 8188).into(),
+            admin_enabled: true,
+            admin_bind: ([127, 0, 0, 1], 7188).into(),
+        }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            udp_bind: ([0, 0, 0, 0], 10000).into(),
+            host_addresses: Vec::new(),
+            include_loopback: true,
+            public_address: String::new(),
+            default_remb_bitrate: 0,
+        }
+    }
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            enabled: true,
+            node_modules: PathBuf::from("web/node_modules"),
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TOML is malformed, a key is unknown or a value has the wrong type; the message names the key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml said, with the key and line.
+        message: String,
+    },
+    /// A value parses but cannot work.
+    #[error("{path}: `{key}`: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// Dotted key, e.g. `http.base_path`.
+        key: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message: message.to_owned(),
+        };
+        for (key, base) in [
+            ("http.base_path", &self.http.base_path),
+            ("http.admin_base_path", &self.http.admin_base_path),
+        ] {
+            if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') {
+                return Err(invalid(key, "must start with '/' and not end with '/'"));
+            }
+        }
+        if self.http.base_path == self.http.admin_base_path
+            && self.http.bind == self.http.admin_bind
+        {
+            return Err(invalid(
+                "http.admin_base_path",
+                "must differ from http.base_path when both share a listener",
+            ));
+        }
+        if self.http.max_body_bytes < 1024 {
+            return Err(invalid("http.max_body_bytes", "must be at least 1024"));
+        }
+        if self.http.long_poll_seconds == 0 || self.http.long_poll_seconds > 300 {
+            return Err(invalid("http.long_poll_seconds", "must be 1..=300"));
+        }
+        if !self.media.public_address.is_empty()
+            && self.media.public_address.parse::<IpAddr>().is_err()
+        {
+            return Err(invalid("media.public_address", "must be an IP address"));
+        }
+        Ok(())
+    }
+
+    /// The session inactivity timeout, `None` when disabled.
+    pub fn session_timeout(&self) -> Option<Duration> {
+        (self.general.session_timeout > 0)
+            .then(|| Duration::from_secs(self.general.session_timeout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_file_equals_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/cardea.toml");
+        let shipped = Config::load(&path).expect("shipped config parses");
+        assert_eq!(shipped, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err =
+            Config::parse("[http]\nbindd = \"0.0.0.0:1\"\n", Path::new("x.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bindd"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_section_is_named() {
+        let err = Config::parse("[htpp]\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("htpp"), "{err}");
+    }
+
+    #[test]
+    fn bad_value_is_named() {
+        let err =
+            Config::parse("[http]\nbase_path = \"janus\"\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("http.base_path"), "{err}");
+        let err = Config::parse(
+            "[general]\nsession_timeout = \"soon\"\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("session_timeout"), "{err}");
+    }
+}

@@ -1,0 +1,37 @@
+//! Cardea: a gateway that speaks the Janus Gateway API and bridges SIP, RTSP cameras
+//! and plain RTP into WebRTC sessions in ordinary browsers.
+//!
+//! # Architecture map
+//!
+//! ```text
+//!  browser (janus.js) ──HTTP/long poll, WebSocket──▶ transport/ ──▶ api::Gateway (sans-IO)
+//!                                                         ▲            │ plugin calls
+//!                                                         │ events     ▼
+//!                                                         │       plugin/ (echotest; streaming, sip next)
+//!                                                         │            │ accept_offer → str0m Rtc
+//!  browser ◀──── one UDP socket ────▶ media/webrtc/driver ◀─commands───┘
+//!                                     media/webrtc/engine (sans-IO, every peer's Rtc)
+//!                                          │ frames ▲ relay
+//!                                          ▼        │
+//!                                     plugin MediaHandler (per handle, lock-free)
+//! ```
+//!
+//! * [`config`]: typed TOML, `deny_unknown_fields`, defaults equal `conf/cardea.toml`.
+//! * [`api`]: the Janus API core: sessions, handles, transactions, auth, admin API,
+//!   error codes. No sockets, no clock: `now` comes in, outputs are polled.
+//! * [`plugin`]: the plugin boundary (Janus's `plugin.h` as traits) and the plugins.
+//! * [`media`]: the WebRTC layer over str0m, one UDP socket for every peer,
+//!   demultiplexed by ICE ufrag then source address.
+//! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners and the
+//!   demo page; the only async code on the control side.
+//! * [`clock`]: the one place the control side reads time.
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod media;
+pub mod plugin;
+pub mod transport;
+
+pub use config::Config;
+pub use transport::{start, Running, StartOptions};

@@ -1,0 +1,126 @@
+//! `cardea`: load the configuration, run until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
+use tracing_subscriber::{reload, EnvFilter};
+
+use cardea::{Config, StartOptions};
+
+/// Cardea: SIP, RTSP cameras and RTP feeds to WebRTC browsers, over the Janus API.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Configuration file (TOML). Without it, the built-in defaults (= conf/cardea.toml).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration and exit: non-zero, naming the bad key, if it is wrong.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn level_filter(level: u8) -> LevelFilter {
+    match level {
+        0 => LevelFilter::OFF,
+        1..=2 => LevelFilter::ERROR,
+        3 => LevelFilter::WARN,
+        4 => LevelFilter::INFO,
+        5..=6 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match &cli.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("cardea: invalid configuration: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => Config::default(),
+    };
+    if cli.check_config {
+        println!(
+            "configuration OK{}",
+            cli.config
+                .as_ref()
+                .map(|p| format!(": {}", p.display()))
+                .unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    match run(config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cardea: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    // RUST_LOG overrides; the admin API's set_log_level adjusts the global ceiling.
+    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (ceiling, handle) = reload::Layer::new(LevelFilter::TRACE);
+    tracing_subscriber::registry()
+        .with(ceiling)
+        .with(env)
+        .with(tracing_subscriber::fmt::layer())
+        .init();
+    let log_control = Box::new(move |level: u8| {
+        let _ = handle.modify(|f| *f = level_filter(level));
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let mut running = cardea::start(
+            config,
+            StartOptions {
+                log_control: Some(log_control),
+                ..StartOptions::default()
+            },
+        )
+        .await?;
+        if let Some(http) = running.http {
+            tracing::info!("demo page: http://{}/", display_addr(http));
+        }
+        tokio::select! {
+            _ = shutdown_signal() => tracing::info!("shutting down"),
+            _ = running.wait() => tracing::error!("a listener stopped"),
+        }
+        running.shutdown().await;
+        Ok(())
+    })
+}
+
+fn display_addr(addr: std::net::SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,4 @@
+//! Media: everything that carries packets. Today the WebRTC layer; the fan-out
+//! router for streaming and the SIP media bridge join it in later issues.
+
+pub mod webrtc;

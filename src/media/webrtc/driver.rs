@@ -1,0 +1,75 @@
+//! The thin driver of the media engine: the one UDP socket, the timer and the command
+//! channel. Wait for one input, hand it to the engine, drain what it produced.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+use super::engine::{Engine, LocalAddrs};
+use super::{MediaCommand, MediaCounters, MediaEvent};
+
+/// Largest datagram read; WebRTC keeps under ~1200 bytes, this leaves room for jumbo garbage.
+const RECV_BUF: usize = 2048;
+
+/// Runs the media engine on `socket` until `shutdown` flips or the command channel closes.
+pub async fn run(
+    socket: UdpSocket,
+    local: LocalAddrs,
+    counters: Arc<MediaCounters>,
+    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut engine = Engine::new(local, counters);
+    let mut buf = vec![0u8; RECV_BUF];
+    let send_to = |socket: &UdpSocket, dst: SocketAddr, data: &[u8]| {
+        // UDP: a full socket buffer drops the datagram, as the network would.
+        if let Err(e) = socket.try_send_to(data, dst) {
+            tracing::trace!(%dst, error = %e, "send failed");
+        }
+    };
+    loop {
+        #[allow(clippy::disallowed_methods)] // the driver owns the clock
+        let now = Instant::now();
+        let deadline = engine
+            .next_timeout()
+            .unwrap_or(now + Duration::from_secs(1))
+            .max(now);
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, source)) => {
+                    #[allow(clippy::disallowed_methods)] // the driver owns the clock
+                    let now = Instant::now();
+                    engine.handle_datagram(now, source, &buf[..n], &mut |d, b| send_to(&socket, d, b));
+                    // Drain what else is already queued before looking at timers.
+                    for _ in 0..64 {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, source)) => engine.handle_datagram(now, source, &buf[..n], &mut |d, b| send_to(&socket, d, b)),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "UDP receive error"),
+            },
+            cmd = commands.recv() => match cmd {
+                #[allow(clippy::disallowed_methods)] // the driver owns the clock
+                Some(cmd) => engine.handle_command(Instant::now(), cmd, &mut |d, b| send_to(&socket, d, b)),
+                None => break,
+            },
+            _ = tokio::time::sleep_until(deadline.into()) => {
+                #[allow(clippy::disallowed_methods)] // the driver owns the clock
+                let now = Instant::now();
+                engine.handle_timeout(now, &mut |d, b| send_to(&socket, d, b));
+            }
+            _ = shutdown.changed() => break,
+        }
+        while let Some(ev) = engine.poll_event() {
+            if events.send(ev).is_err() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,431 @@
+//! The media engine: every peer's str0m instance behind one UDP socket.
+//!
+//! Sans-IO: time comes in as `now`, datagrams go out through the `send` callback the
+//! driver passes, events are drained with [`Engine::poll_event`]. Contract: after each
+//! `handle_*` call, drain `poll_event` and sleep until [`Engine::next_timeout`].
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::media::{MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, IceConnectionState, Input, Output};
+
+use super::demux::{classify, Datagram};
+use super::{MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats};
+use crate::api::{HandleId, PeerId};
+use crate::plugin::{MediaHandler, MediaOut};
+
+/// How often a handler's `tick` runs.
+const TICK: Duration = Duration::from_millis(100);
+/// Media not seen for this long on a mid that was receiving: `media` event with `receiving: false`.
+const NO_MEDIA: Duration = Duration::from_secs(1);
+
+struct Peer {
+    id: PeerId,
+    handle: HandleId,
+    rtc: str0m::Rtc,
+    ufrag: String,
+    handler: Box<dyn MediaHandler>,
+    stats: Arc<PeerStats>,
+    rtc_timeout: Instant,
+    next_tick: Instant,
+    /// Mids media arrived on, with the last arrival and whether we reported `receiving: true`.
+    receiving: HashMap<Mid, (Instant, bool)>,
+    addrs: HashSet<SocketAddr>,
+}
+
+/// The local address a datagram from `source` arrived on. The socket may be bound to
+/// the unspecified address, so this is derived: loopback for loopback peers, else the
+/// first host address of the same family.
+#[derive(Debug, Clone)]
+pub struct LocalAddrs {
+    port: u16,
+    v4: IpAddr,
+    v6: IpAddr,
+}
+
+impl LocalAddrs {
+    /// From the socket's port and the host addresses offered as candidates.
+    pub fn new(port: u16, addrs: &[IpAddr]) -> Self {
+        let pick = |v4: bool, fallback: IpAddr| {
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
+                .copied()
+                .unwrap_or(fallback)
+        };
+        LocalAddrs {
+            port,
+            v4: pick(true, IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            v6: pick(false, IpAddr::V6(Ipv6Addr::LOCALHOST)),
+        }
+    }
+
+    fn for_source(&self, source: SocketAddr) -> SocketAddr {
+        let ip = match source.ip() {
+            IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V4(_) => self.v4,
+            IpAddr::V6(_) => self.v6,
+        };
+        SocketAddr::new(ip, self.port)
+    }
+}
+
+/// Every peer, routed by ICE ufrag then source address.
+pub struct Engine {
+    peers: HashMap<PeerId, Peer>,
+    by_ufrag: HashMap<String, PeerId>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    local: LocalAddrs,
+    counters: Arc<MediaCounters>,
+    events: VecDeque<MediaEvent>,
+}
+
+impl Engine {
+    /// A new engine with no peers.
+    pub fn new(local: LocalAddrs, counters: Arc<MediaCounters>) -> Engine {
+        Engine {
+            peers: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            by_addr: HashMap::new(),
+            local,
+            counters,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The next event for the control side.
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        self.peers
+            .values()
+            .map(|p| p.rtc_timeout.min(p.next_tick))
+            .min()
+    }
+
+    /// Number of peers served.
+    pub fn len(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Whether no peer is served.
+    pub fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
+    /// A command from the control side.
+    pub fn handle_command(
+        &mut self,
+        now: Instant,
+        cmd: MediaCommand,
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
+        match cmd {
+            MediaCommand::AddPeer(new) => self.add_peer(now, *new, send),
+            MediaCommand::RemoteCandidate { peer, candidate } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.addrs.insert(candidate.addr());
+                    p.rtc.add_remote_candidate(candidate);
+                    self.drive(now, peer, send);
+                }
+            }
+            MediaCommand::ClosePeer { peer, reason } => {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    tracing::debug!(%peer, %reason, "closing peer");
+                    p.rtc.disconnect();
+                    self.remove(peer, reason);
+                }
+            }
+        }
+    }
+
+    fn add_peer(&mut self, now: Instant, new: NewPeer, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let NewPeer {
+            id,
+            session,
+            handle,
+            mut rtc,
+            handler,
+            stats,
+            remote_candidates,
+        } = new;
+        let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        let mut addrs = HashSet::new();
+        for c in remote_candidates {
+            addrs.insert(c.addr());
+            rtc.add_remote_candidate(c);
+        }
+        tracing::debug!(%session, %handle, peer = %id, %ufrag, "peer added");
+        stats.set_state(PeerState::Checking);
+        self.by_ufrag.insert(ufrag.clone(), id);
+        self.peers.insert(
+            id,
+            Peer {
+                id,
+                handle,
+                rtc,
+                ufrag,
+                handler,
+                stats,
+                rtc_timeout: now,
+                next_tick: now + TICK,
+                receiving: HashMap::new(),
+                addrs,
+            },
+        );
+        self.counters
+            .peers
+            .store(self.peers.len() as u64, Ordering::Relaxed);
+        self.drive(now, id, send);
+    }
+
+    /// One datagram read from the socket.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        bytes: &[u8],
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
+        self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+        let class = classify(bytes);
+        let id = match class {
+            Datagram::Garbage => {
+                self.counters
+                    .dropped_garbage
+                    .fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            Datagram::Stun {
+                local_ufrag: Some(ufrag),
+            } => self.by_ufrag.get(ufrag).copied(),
+            Datagram::Stun { local_ufrag: None } | Datagram::Dtls | Datagram::Rtp => {
+                self.by_addr.get(&source).copied().or_else(|| {
+                    // Not learned yet (a STUN response racing the peer's first request):
+                    // the candidates the peer told us about identify it.
+                    self.peers
+                        .values()
+                        .find(|p| p.addrs.contains(&source))
+                        .map(|p| p.id)
+                })
+            }
+        };
+        let Some(id) = id else {
+            self.counters
+                .dropped_unknown_peer
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let Ok(contents) = bytes.try_into() else {
+            self.counters
+                .dropped_garbage
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local.for_source(source),
+                contents,
+            },
+        );
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        peer.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+        peer.stats
+            .bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        if let Err(e) = peer.rtc.handle_input(input) {
+            self.counters
+                .dropped_rejected
+                .fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(peer = %id, %source, error = %e, "datagram rejected");
+        } else if matches!(
+            class,
+            Datagram::Stun {
+                local_ufrag: Some(_)
+            }
+        ) {
+            if let Some(old) = self.by_addr.insert(source, id) {
+                if old != id {
+                    tracing::debug!(%source, from = %old, to = %id, "address moved to another peer");
+                }
+            }
+        }
+        self.drive(now, id, send);
+    }
+
+    /// Time passed: drive every peer whose timer is due.
+    pub fn handle_timeout(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let due: Vec<PeerId> = self
+            .peers
+            .values()
+            .filter(|p| p.rtc_timeout.min(p.next_tick) <= now)
+            .map(|p| p.id)
+            .collect();
+        for id in due {
+            if let Some(p) = self.peers.get_mut(&id) {
+                if p.rtc_timeout <= now {
+                    if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                        tracing::debug!(peer = %id, error = %e, "timeout input failed");
+                    }
+                }
+                if p.next_tick <= now {
+                    p.next_tick = now + TICK;
+                    if p.stats.state() == PeerState::Connected {
+                        let mut out = MediaOut { rtc: &mut p.rtc };
+                        p.handler.tick(&mut out, now);
+                    }
+                    check_receiving(p, now, &mut self.events);
+                }
+            }
+            self.drive(now, id, send);
+        }
+    }
+
+    /// Polls one peer until str0m has nothing more than a timeout.
+    fn drive(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let mut closed: Option<String> = None;
+        loop {
+            if !p.rtc.is_alive() {
+                closed.get_or_insert_with(|| "DTLS alert".into());
+                break;
+            }
+            match p.rtc.poll_output() {
+                Ok(Output::Timeout(t)) => {
+                    p.rtc_timeout = t.max(now);
+                    break;
+                }
+                Ok(Output::Transmit(t)) => {
+                    p.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+                    p.stats
+                        .bytes_out
+                        .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                    send(t.destination, &t.contents);
+                }
+                Ok(Output::Event(e)) => {
+                    if let Some(reason) = handle_event(p, now, e, &mut self.events) {
+                        closed = Some(reason);
+                    }
+                }
+                Err(e) => {
+                    closed = Some(format!("WebRTC error: {e}"));
+                    break;
+                }
+            }
+        }
+        if let Some(reason) = closed {
+            self.remove(id, reason);
+        }
+    }
+
+    fn remove(&mut self, id: PeerId, reason: String) {
+        let Some(p) = self.peers.remove(&id) else {
+            return;
+        };
+        p.stats.set_state(PeerState::Closed);
+        self.by_ufrag.remove(&p.ufrag);
+        self.by_addr.retain(|_, v| *v != id);
+        self.counters
+            .peers
+            .store(self.peers.len() as u64, Ordering::Relaxed);
+        self.events.push_back(MediaEvent::Closed {
+            peer: id,
+            handle: p.handle,
+            reason,
+        });
+    }
+}
+
+/// Handles one str0m event; returns a reason when the peer must be closed.
+fn handle_event(
+    p: &mut Peer,
+    now: Instant,
+    e: Event,
+    events: &mut VecDeque<MediaEvent>,
+) -> Option<String> {
+    match e {
+        Event::IceConnectionStateChange(s) => match s {
+            IceConnectionState::Checking | IceConnectionState::New => {
+                p.stats.set_state(PeerState::Checking)
+            }
+            IceConnectionState::Connected | IceConnectionState::Completed => {
+                if p.stats.state() != PeerState::Connected {
+                    p.stats.set_state(PeerState::IceConnected);
+                }
+            }
+            IceConnectionState::Disconnected => {
+                p.stats.set_state(PeerState::Disconnected);
+                return Some("ICE failed".into());
+            }
+        },
+        Event::Connected => {
+            p.stats.set_state(PeerState::Connected);
+            events.push_back(MediaEvent::Connected {
+                peer: p.id,
+                handle: p.handle,
+            });
+        }
+        Event::MediaData(data) => {
+            let entry = p.receiving.entry(data.mid).or_insert((now, false));
+            entry.0 = now;
+            if !entry.1 {
+                entry.1 = true;
+                let kind = if data.params.spec().codec.is_audio() {
+                    "audio"
+                } else {
+                    "video"
+                };
+                events.push_back(MediaEvent::Receiving {
+                    peer: p.id,
+                    handle: p.handle,
+                    mid: data.mid.to_string(),
+                    kind,
+                    receiving: true,
+                });
+            }
+            let mut out = MediaOut { rtc: &mut p.rtc };
+            p.handler.incoming_media(&mut out, &data);
+        }
+        Event::KeyframeRequest(req) => {
+            let mut out = MediaOut { rtc: &mut p.rtc };
+            p.handler.keyframe_request(&mut out, &req);
+        }
+        _ => {}
+    }
+    None
+}
+
+fn check_receiving(p: &mut Peer, now: Instant, events: &mut VecDeque<MediaEvent>) {
+    for (mid, (last, reported)) in p.receiving.iter_mut() {
+        if *reported && now.duration_since(*last) >= NO_MEDIA {
+            *reported = false;
+            let kind = match p.rtc.media(*mid).map(|m| m.kind()) {
+                Some(MediaKind::Audio) => "audio",
+                _ => "video",
+            };
+            events.push_back(MediaEvent::Receiving {
+                peer: p.id,
+                handle: p.handle,
+                mid: mid.to_string(),
+                kind,
+                receiving: false,
+            });
+        }
+    }
+}

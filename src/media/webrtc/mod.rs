@@ -1,0 +1,312 @@
+//! The WebRTC media layer over str0m: one UDP socket serves every peer.
+//!
+//! * [`demux`] classifies datagrams (RFC 7983) and reads the STUN USERNAME, sans-IO.
+//! * [`engine::Engine`] owns every peer's `str0m::Rtc`, routes datagrams to them by
+//!   ICE ufrag then source address, and turns str0m events into [`MediaEvent`]s.
+//! * [`driver`] is the only code touching the socket and the clock.
+//!
+//! The control side ([`crate::api`]) creates a peer with [`WebrtcFactory::accept_offer`]
+//! (str0m is sans-IO, so this is plain computation), then moves it to the engine
+//! with [`MediaCommand::AddPeer`].
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::config::DtlsCert;
+use str0m::{Candidate, Rtc, RtcConfig};
+
+use crate::api::{HandleId, PeerId, SessionId};
+use crate::config::MediaConfig;
+use crate::plugin::MediaHandler;
+
+pub mod demux;
+pub mod driver;
+pub mod engine;
+
+/// Why a PeerConnection could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// str0m could not parse the SDP.
+    #[error("SDP error: {0}")]
+    Sdp(String),
+    /// str0m refused the offer (e.g. no codec in common).
+    #[error("cannot accept offer: {0}")]
+    Offer(String),
+}
+
+/// A command from the control side to the media engine.
+pub enum MediaCommand {
+    /// Start serving a new PeerConnection.
+    AddPeer(Box<NewPeer>),
+    /// A remote ICE candidate (trickled).
+    RemoteCandidate {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// The candidate.
+        candidate: Candidate,
+    },
+    /// Close a PeerConnection; the engine answers [`MediaEvent::Closed`].
+    ClosePeer {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// Why, for logs.
+        reason: String,
+    },
+}
+
+impl std::fmt::Debug for MediaCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MediaCommand::AddPeer(p) => write!(f, "AddPeer({})", p.id),
+            MediaCommand::RemoteCandidate { peer, candidate } => {
+                write!(f, "RemoteCandidate({peer}, {})", candidate.addr())
+            }
+            MediaCommand::ClosePeer { peer, reason } => write!(f, "ClosePeer({peer}, {reason})"),
+        }
+    }
+}
+
+/// Everything the engine needs for a new PeerConnection.
+pub struct NewPeer {
+    /// Its id.
+    pub id: PeerId,
+    /// The session it belongs to (for logs).
+    pub session: SessionId,
+    /// The handle it belongs to.
+    pub handle: HandleId,
+    /// The str0m instance, offer already accepted.
+    pub rtc: Rtc,
+    /// The plugin's media half.
+    pub handler: Box<dyn MediaHandler>,
+    /// Counters shared with the control side (admin `handle_info`).
+    pub stats: std::sync::Arc<PeerStats>,
+    /// Candidates trickled before the PeerConnection existed.
+    pub remote_candidates: Vec<Candidate>,
+}
+
+/// What the engine tells the control side.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaEvent {
+    /// ICE and DTLS are up: Janus's `webrtcup`.
+    Connected {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// Its handle.
+        handle: HandleId,
+    },
+    /// Media started (or stopped) arriving on a mid: Janus's `media` event.
+    Receiving {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// Its handle.
+        handle: HandleId,
+        /// The mid.
+        mid: String,
+        /// "audio" or "video".
+        kind: &'static str,
+        /// Whether media is flowing.
+        receiving: bool,
+    },
+    /// The PeerConnection is gone: Janus's `hangup`.
+    Closed {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// Its handle.
+        handle: HandleId,
+        /// Why, e.g. "ICE failed".
+        reason: String,
+    },
+}
+
+/// ICE/DTLS state as shown by admin `handle_info`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PeerState {
+    /// Created, no connectivity yet.
+    New = 0,
+    /// ICE checking.
+    Checking = 1,
+    /// ICE connected, DTLS not done.
+    IceConnected = 2,
+    /// DTLS done, media can flow.
+    Connected = 3,
+    /// ICE lost the peer.
+    Disconnected = 4,
+    /// Closed.
+    Closed = 5,
+}
+
+/// Per-peer counters, written by the media engine, read by the admin API. Lock-free.
+#[derive(Debug)]
+pub struct PeerStats {
+    /// Datagrams received from the peer.
+    pub packets_in: AtomicU64,
+    /// Bytes received from the peer.
+    pub bytes_in: AtomicU64,
+    /// Datagrams sent to the peer.
+    pub packets_out: AtomicU64,
+    /// Bytes sent to the peer.
+    pub bytes_out: AtomicU64,
+    state: AtomicU8,
+}
+
+impl Default for PeerStats {
+    fn default() -> Self {
+        PeerStats {
+            packets_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            packets_out: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            state: AtomicU8::new(PeerState::New as u8),
+        }
+    }
+}
+
+impl PeerStats {
+    /// Current state.
+    pub fn state(&self) -> PeerState {
+        match self.state.load(Ordering::Relaxed) {
+            0 => PeerState::New,
+            1 => PeerState::Checking,
+            2 => PeerState::IceConnected,
+            3 => PeerState::Connected,
+            4 => PeerState::Disconnected,
+            _ => PeerState::Closed,
+        }
+    }
+
+    pub(crate) fn set_state(&self, s: PeerState) {
+        self.state.store(s as u8, Ordering::Relaxed);
+    }
+
+    /// (ICE state, DTLS state) as Janus names them.
+    pub fn state_names(&self) -> (&'static str, &'static str) {
+        match self.state() {
+            PeerState::New => ("new", "created"),
+            PeerState::Checking => ("checking", "created"),
+            PeerState::IceConnected => ("connected", "trying"),
+            PeerState::Connected => ("connected", "connected"),
+            PeerState::Disconnected => ("disconnected", "connected"),
+            PeerState::Closed => ("closed", "closed"),
+        }
+    }
+}
+
+/// Engine-wide counters: what the one socket saw and dropped.
+#[derive(Debug, Default)]
+pub struct MediaCounters {
+    /// Datagrams read from the socket.
+    pub datagrams_in: AtomicU64,
+    /// Datagrams that were none of STUN, DTLS, RTP/RTCP, or malformed STUN.
+    pub dropped_garbage: AtomicU64,
+    /// Well-formed datagrams for no known peer (unknown ufrag or source address).
+    pub dropped_unknown_peer: AtomicU64,
+    /// Datagrams a peer refused (bad DTLS record, SRTP failure reported by str0m).
+    pub dropped_rejected: AtomicU64,
+    /// Peers currently served.
+    pub peers: AtomicU64,
+}
+
+impl MediaCounters {
+    /// The counters as JSON for the admin API.
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "datagrams_in": r(&self.datagrams_in),
+            "dropped_garbage": r(&self.dropped_garbage),
+            "dropped_unknown_peer": r(&self.dropped_unknown_peer),
+            "dropped_rejected": r(&self.dropped_rejected),
+            "peers": r(&self.peers),
+        })
+    }
+}
+
+/// Builds str0m instances with the gateway's candidates and its one DTLS certificate.
+pub struct WebrtcFactory {
+    config: RtcConfig,
+    candidates: Vec<Candidate>,
+}
+
+impl WebrtcFactory {
+    /// `port` is the UDP socket's actual port; `addrs` the host addresses to offer.
+    pub fn new(cfg: &MediaConfig, port: u16, addrs: &[IpAddr]) -> WebrtcFactory {
+        let provider = str0m::crypto::from_feature_flags();
+        // Generating an ECDSA key pair cannot fail with aws-lc-rs short of memory exhaustion.
+        let cert: DtlsCert = provider
+            .dtls_provider
+            .generate_certificate()
+            .expect("DTLS certificate generation");
+        let config = RtcConfig::new()
+            .set_crypto_provider(std::sync::Arc::new(provider))
+            .set_dtls_cert(cert);
+        let mut candidates = Vec::new();
+        for ip in addrs {
+            if let Ok(c) = Candidate::host(SocketAddr::new(*ip, port), "udp") {
+                candidates.push(c);
+            }
+        }
+        if let Ok(public) = cfg.public_address.parse::<IpAddr>() {
+            let base = addrs
+                .iter()
+                .find(|a| !a.is_loopback() && a.is_ipv4() == public.is_ipv4())
+                .copied()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+            if let Ok(c) = Candidate::server_reflexive(
+                SocketAddr::new(public, port),
+                SocketAddr::new(base, port),
+                "udp",
+            ) {
+                candidates.push(c);
+            }
+        }
+        WebrtcFactory { config, candidates }
+    }
+
+    /// Creates a str0m instance that has accepted `offer`; returns it and the SDP answer.
+    pub fn accept_offer(&self, now: Instant, offer: &str) -> Result<(Rtc, String), MediaError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let mut rtc = self.config.clone().build(now);
+        for c in &self.candidates {
+            rtc.add_local_candidate(c.clone());
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| MediaError::Offer(e.to_string()))?;
+        Ok((rtc, answer.to_sdp_string()))
+    }
+
+    /// The candidates offered, for logs and `info`.
+    pub fn candidates(&self) -> &[Candidate] {
+        &self.candidates
+    }
+}
+
+/// Host addresses to offer: the configured ones, or every interface address; plus loopback if asked.
+pub fn host_addresses(cfg: &MediaConfig) -> Vec<IpAddr> {
+    let mut addrs: Vec<IpAddr> = if cfg.host_addresses.is_empty() {
+        if !cfg.udp_bind.ip().is_unspecified() {
+            vec![cfg.udp_bind.ip()]
+        } else {
+            if_addrs::get_if_addrs()
+                .map(|v| {
+                    v.into_iter()
+                        .map(|i| i.ip())
+                        .filter(|ip| !ip.is_loopback() && ip.is_ipv4())
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    } else {
+        cfg.host_addresses.clone()
+    };
+    if cfg.include_loopback && !addrs.iter().any(|a| a.is_loopback()) {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        if cfg.udp_bind.ip().is_unspecified() || cfg.udp_bind.ip() == lo {
+            addrs.push(lo);
+        }
+    }
+    addrs
+}

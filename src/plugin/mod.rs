@@ -1,0 +1,182 @@
+//! The plugin boundary, mirroring Janus's `plugin.h` as two halves.
+//!
+//! * [`Plugin`] is what the core calls on the control path (`create_session`,
+//!   `handle_message`, `setup_media`, `hangup_media`, `destroy_session`,
+//!   `query_session`), always under the core's lock and never on the media path.
+//! * [`PluginCtx`] is what a plugin may call back on the control path
+//!   (`push_event`, `accept_offer`, `close_pc`, `end_session`).
+//! * [`MediaHandler`] is the media half of one handle: the media driver calls it
+//!   for every incoming frame (`incoming_rtp`) and keyframe request, and it answers
+//!   through [`MediaOut`] (`relay_rtp`, `send_pli`, `send_remb`). It runs on the
+//!   media task with no lock; the two halves share state through atomics.
+
+use std::time::Instant;
+
+use serde_json::Value;
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::Rtc;
+
+use crate::api::{ApiError, HandleId, Jsep};
+
+pub mod echotest;
+
+/// What a plugin answers to a message, as Janus's `janus_plugin_result`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginResult {
+    /// Synchronous answer: goes back as `success` with `plugindata`.
+    Ok(Value),
+    /// Asynchronous: `ack` now (with an optional hint), an event later via [`PluginCtx::push_event`].
+    OkWait(Option<String>),
+    /// A severe failure: the core answers error 462 with this text.
+    Error(String),
+}
+
+/// Name, version and description of a plugin, listed by `info`.
+#[derive(Debug, Clone)]
+pub struct PluginInfo {
+    /// Package name, e.g. `janus.plugin.echotest`.
+    pub package: &'static str,
+    /// Human name.
+    pub name: &'static str,
+    /// Short description.
+    pub description: &'static str,
+    /// Numeric version.
+    pub version: u32,
+    /// Version string.
+    pub version_string: &'static str,
+}
+
+/// A `message` request handed to a plugin.
+#[derive(Debug, Clone)]
+pub struct PluginMessage {
+    /// The handle it is for.
+    pub handle: HandleId,
+    /// Its transaction, to put on the asynchronous answer.
+    pub transaction: String,
+    /// The `body` object.
+    pub body: serde_json::Map<String, Value>,
+    /// The validated `jsep`, if any.
+    pub jsep: Option<Jsep>,
+}
+
+/// What the core calls. One instance serves every handle attached to the plugin.
+pub trait Plugin: Send {
+    /// Identity, for `info` and `attach`.
+    fn info(&self) -> PluginInfo;
+    /// A handle attached.
+    fn create_session(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId)
+        -> Result<(), ApiError>;
+    /// A `message` arrived for a handle.
+    fn handle_message(&mut self, ctx: &mut PluginCtx<'_>, msg: PluginMessage) -> PluginResult;
+    /// An admin `message_plugin` request; `None` when the plugin takes none.
+    fn handle_admin_message(&mut self, _ctx: &mut PluginCtx<'_>, _body: &Value) -> Option<Value> {
+        None
+    }
+    /// The handle's PeerConnection is up (ICE and DTLS done).
+    fn setup_media(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId) {}
+    /// The handle's PeerConnection is gone (hangup request, ICE failure, DTLS alert).
+    fn hangup_media(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId) {}
+    /// The handle is detached or its session destroyed.
+    fn destroy_session(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId);
+    /// Plugin-specific state for the admin `handle_info`.
+    fn query_session(&self, handle: HandleId) -> Value;
+}
+
+/// What a plugin may call back on the control path. Built by the core for each call.
+pub struct PluginCtx<'a> {
+    pub(crate) core: &'a mut crate::api::Core,
+    pub(crate) plugin: &'static str,
+    /// The time of the request or event being handled.
+    pub now: Instant,
+}
+
+impl PluginCtx<'_> {
+    /// Sends an `event` to the handle's session, with the transaction it answers (if any) and optional JSEP.
+    pub fn push_event(
+        &mut self,
+        handle: HandleId,
+        transaction: Option<&str>,
+        data: Value,
+        jsep: Option<Value>,
+    ) {
+        self.core
+            .push_plugin_event(self.plugin, handle, transaction, data, jsep);
+    }
+
+    /// Creates the handle's PeerConnection from the peer's offer and returns the SDP answer.
+    /// Candidates trickled before this are applied to it.
+    pub fn accept_offer(
+        &mut self,
+        handle: HandleId,
+        offer: &Jsep,
+        media: Box<dyn MediaHandler>,
+    ) -> Result<Jsep, ApiError> {
+        self.core.accept_offer(self.now, handle, offer, media)
+    }
+
+    /// Whether the handle has a PeerConnection.
+    pub fn has_pc(&self, handle: HandleId) -> bool {
+        self.core.has_pc(handle)
+    }
+
+    /// Closes the handle's PeerConnection; `hangup_media` follows.
+    pub fn close_pc(&mut self, handle: HandleId) {
+        self.core.defer_close_pc(handle, "Close PC");
+    }
+
+    /// Detaches the handle, as if the client had sent `detach`.
+    pub fn end_session(&mut self, handle: HandleId) {
+        self.core.defer_detach(handle);
+    }
+}
+
+/// The media half of one handle, called by the media driver. Must not block.
+pub trait MediaHandler: Send {
+    /// A frame arrived from the peer (Janus's `incoming_rtp`).
+    fn incoming_media(&mut self, out: &mut MediaOut<'_>, data: &MediaData);
+    /// The peer asked for a keyframe on media we send it (PLI or FIR).
+    fn keyframe_request(&mut self, _out: &mut MediaOut<'_>, _req: &KeyframeRequest) {}
+    /// Called about every 100 ms while the PeerConnection is up, for periodic feedback such as REMB.
+    fn tick(&mut self, _out: &mut MediaOut<'_>, _now: Instant) {}
+}
+
+/// What a [`MediaHandler`] may do to its own PeerConnection.
+pub struct MediaOut<'a> {
+    pub(crate) rtc: &'a mut Rtc,
+}
+
+impl MediaOut<'_> {
+    /// Sends a frame on `mid` with the codec matching `data` (Janus's `relay_rtp`).
+    /// Returns false when `mid` cannot send it (no such mid, codec not negotiated).
+    pub fn relay(&mut self, mid: Mid, data: &MediaData) -> bool {
+        let Some(writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        let Some(pt) = writer.match_params(data.params) else {
+            return false;
+        };
+        writer
+            .write(pt, data.network_time, data.time, &data.data[..])
+            .is_ok()
+    }
+
+    /// Asks the peer for a keyframe on media it sends us on `mid` (Janus's `send_pli`).
+    pub fn request_keyframe(&mut self, mid: Mid, kind: KeyframeRequestKind) {
+        if let Some(mut writer) = self.rtc.writer(mid) {
+            // Fails only when `mid` receives nothing yet: then there is nothing to refresh.
+            let _ = writer.request_keyframe(None, kind);
+        }
+    }
+
+    /// Caps what the peer sends us on `mid` with a REMB (Janus's `send_remb`).
+    pub fn send_remb(&mut self, mid: Mid, bits_per_second: u64) {
+        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_remb(str0m::bwe::Bitrate::bps(bits_per_second));
+        }
+    }
+
+    /// The kind of the media on `mid`.
+    pub fn kind(&self, mid: Mid) -> Option<MediaKind> {
+        self.rtc.media(mid).map(|m| m.kind())
+    }
+}

@@ -1,0 +1,314 @@
+//! HTTP REST + long-poll transport, main and admin API, with CORS.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use serde_json::{json, Map, Value};
+
+use super::Hub;
+use crate::api::{code, error_reply, ApiError, HandleId, LongPollError, Origin, SessionId, Target};
+
+/// Most events one long poll returns, whatever `maxev` asks.
+const MAX_EVENTS: usize = 100;
+
+/// The main API at `http.base_path`.
+pub fn main_router(hub: Arc<Hub>) -> Router {
+    let base = hub.config.http.base_path.clone();
+    Router::new()
+        .route(&base, post(main_root).get(info_root))
+        .route(
+            &format!("{base}/{{session}}"),
+            post(main_session).get(long_poll),
+        )
+        .route(&format!("{base}/{{session}}/{{handle}}"), post(main_handle))
+        .layer(middleware::from_fn_with_state(hub.clone(), cors))
+        .with_state(hub)
+}
+
+/// The admin API at `http.admin_base_path`.
+pub fn admin_router(hub: Arc<Hub>) -> Router {
+    let base = hub.config.http.admin_base_path.clone();
+    Router::new()
+        .route(&base, post(admin_root).get(admin_info))
+        .route(&format!("{base}/{{session}}"), post(admin_session))
+        .route(
+            &format!("{base}/{{session}}/{{handle}}"),
+            post(admin_handle),
+        )
+        .layer(middleware::from_fn_with_state(hub.clone(), cors))
+        .with_state(hub)
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        v.to_string(),
+    )
+        .into_response()
+}
+
+/// Reads the body up to the configured cap; over it, HTTP 413 with a Janus error.
+async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, Response> {
+    let limit = hub.config.http.max_body_bytes;
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
+        let e = ApiError::new(
+            code::TRANSPORT_SPECIFIC,
+            format!("Request body too large (limit is {limit} bytes)"),
+        );
+        json_response(StatusCode::PAYLOAD_TOO_LARGE, &error_reply(None, None, &e))
+    })
+}
+
+fn parse_session(s: &str) -> Result<SessionId, Response> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(SessionId(n)),
+        _ => Err(json_response(
+            StatusCode::OK,
+            &error_reply(
+                None,
+                None,
+                &ApiError::new(code::SESSION_NOT_FOUND, format!("Invalid session {s}")),
+            ),
+        )),
+    }
+}
+
+fn parse_handle(s: &str) -> Result<HandleId, Response> {
+    match s.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(HandleId(n)),
+        _ => Err(json_response(
+            StatusCode::OK,
+            &error_reply(
+                None,
+                None,
+                &ApiError::new(code::HANDLE_NOT_FOUND, format!("Invalid handle {s}")),
+            ),
+        )),
+    }
+}
+
+async fn request(hub: Arc<Hub>, admin: bool, target: Target, body: Body) -> Response {
+    let bytes = match read_body(&hub, body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let reply = hub.with_gateway(|g, now| {
+        if admin {
+            g.handle_admin_request(now, Origin::HTTP, Some(target), &bytes)
+        } else {
+            g.handle_request(now, Origin::HTTP, Some(target), &bytes)
+        }
+    });
+    json_response(StatusCode::OK, &reply)
+}
+
+async fn main_root(State(hub): State<Arc<Hub>>, body: Body) -> Response {
+    request(hub, false, Target::default(), body).await
+}
+
+async fn main_session(State(hub): State<Arc<Hub>>, Path(s): Path<String>, body: Body) -> Response {
+    match parse_session(&s) {
+        Ok(sid) => {
+            request(
+                hub,
+                false,
+                Target {
+                    session: Some(sid),
+                    handle: None,
+                },
+                body,
+            )
+            .await
+        }
+        Err(r) => r,
+    }
+}
+
+async fn main_handle(
+    State(hub): State<Arc<Hub>>,
+    Path((s, h)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let (sid, hid) = match (parse_session(&s), parse_handle(&h)) {
+        (Ok(s), Ok(h)) => (s, h),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    request(
+        hub,
+        false,
+        Target {
+            session: Some(sid),
+            handle: Some(hid),
+        },
+        body,
+    )
+    .await
+}
+
+async fn admin_root(State(hub): State<Arc<Hub>>, body: Body) -> Response {
+    request(hub, true, Target::default(), body).await
+}
+
+async fn admin_session(State(hub): State<Arc<Hub>>, Path(s): Path<String>, body: Body) -> Response {
+    match parse_session(&s) {
+        Ok(sid) => {
+            request(
+                hub,
+                true,
+                Target {
+                    session: Some(sid),
+                    handle: None,
+                },
+                body,
+            )
+            .await
+        }
+        Err(r) => r,
+    }
+}
+
+async fn admin_handle(
+    State(hub): State<Arc<Hub>>,
+    Path((s, h)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    let (sid, hid) = match (parse_session(&s), parse_handle(&h)) {
+        (Ok(s), Ok(h)) => (s, h),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    request(
+        hub,
+        true,
+        Target {
+            session: Some(sid),
+            handle: Some(hid),
+        },
+        body,
+    )
+    .await
+}
+
+fn info_reply(hub: &Hub, admin: bool) -> Response {
+    let body = json!({"janus": "info", "transaction": "GET"}).to_string();
+    let mut v = hub.with_gateway(|g, now| {
+        if admin {
+            g.handle_admin_request(now, Origin::HTTP, Some(Target::default()), body.as_bytes())
+        } else {
+            g.handle_request(now, Origin::HTTP, Some(Target::default()), body.as_bytes())
+        }
+    });
+    if let Some(o) = v.as_object_mut() {
+        o.remove("transaction");
+    }
+    json_response(StatusCode::OK, &v)
+}
+
+/// `GET <base>`: Janus answers server info there too.
+async fn info_root(State(hub): State<Arc<Hub>>) -> Response {
+    info_reply(&hub, false)
+}
+
+async fn admin_info(State(hub): State<Arc<Hub>>) -> Response {
+    info_reply(&hub, true)
+}
+
+/// `GET <base>/<session>?maxev=N`: waits up to `long_poll_seconds` for events.
+async fn long_poll(
+    State(hub): State<Arc<Hub>>,
+    Path(s): Path<String>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> Response {
+    if s == "info" {
+        return info_reply(&hub, false);
+    }
+    let Ok(sid) = s.parse::<u64>().map(SessionId) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let mut credentials = Map::new();
+    let mut maxev = 1usize;
+    for (k, v) in query {
+        match k.as_str() {
+            "maxev" => maxev = v.parse().unwrap_or(1).clamp(1, MAX_EVENTS),
+            "apisecret" | "token" => {
+                credentials.insert(k, Value::String(v));
+            }
+            _ => {}
+        }
+    }
+    let batch = maxev > 1;
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(hub.config.http.long_poll_seconds);
+    let notify = hub.waiter(sid);
+    let mut shutdown = hub.shutdown.clone();
+    loop {
+        let notified = notify.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        match hub.with_gateway(|g, now| g.take_events(now, sid, &credentials, maxev)) {
+            Err(LongPollError::NoSuchSession) => return StatusCode::NOT_FOUND.into_response(),
+            Err(LongPollError::Unauthorized) => return StatusCode::FORBIDDEN.into_response(),
+            Ok(events) if !events.is_empty() => {
+                let v = if batch {
+                    Value::Array(events)
+                } else {
+                    events.into_iter().next().unwrap_or(Value::Null)
+                };
+                return json_response(StatusCode::OK, &v);
+            }
+            Ok(_) => {}
+        }
+        tokio::select! {
+            _ = &mut notified => continue,
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = shutdown.changed() => break,
+        }
+    }
+    let keepalive = json!({"janus": "keepalive"});
+    let v = if batch { json!([keepalive]) } else { keepalive };
+    json_response(StatusCode::OK, &v)
+}
+
+/// Adds CORS headers to every reply and answers preflight requests.
+async fn cors(State(hub): State<Arc<Hub>>, req: Request, next: Next) -> Response {
+    let origin = HeaderValue::from_str(&hub.config.http.allow_origin)
+        .unwrap_or(HeaderValue::from_static("*"));
+    let req_headers = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .cloned();
+    let req_method = req
+        .headers()
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .cloned();
+    let mut resp = if req.method() == Method::OPTIONS {
+        StatusCode::OK.into_response()
+    } else {
+        next.run(req).await
+    };
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        req_method.unwrap_or(HeaderValue::from_static("GET, POST, OPTIONS")),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        req_headers.unwrap_or(HeaderValue::from_static("Content-Type")),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    resp
+}

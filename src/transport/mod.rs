@@ -1,0 +1,359 @@
+//! Transports: the only async code on the control side.
+//!
+//! [`Hub`] owns the sans-IO [`Gateway`] behind a mutex that is never held across an
+//! `await`, and routes what the gateway outputs: events to WebSocket connections or
+//! to the long polls waiting on a session, commands to the media engine.
+//! [`start`] binds every listener and the media socket and runs until shut down.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::api::{ConnId, Gateway, Output, SessionId};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::media::webrtc::engine::LocalAddrs;
+use crate::media::webrtc::{self, MediaCommand, MediaCounters, WebrtcFactory};
+use crate::plugin::echotest::EchoTest;
+
+pub mod http;
+pub mod web;
+pub mod ws;
+
+/// A callback applying the admin API's `set_log_level` (0..=7) to the process's logger.
+pub type LogControl = Box<dyn Fn(u8) + Send + Sync>;
+
+/// Shared state of the control side.
+pub struct Hub {
+    gateway: Mutex<Gateway>,
+    clock: Arc<dyn Clock>,
+    media: mpsc::UnboundedSender<MediaCommand>,
+    conns: Mutex<HashMap<ConnId, mpsc::UnboundedSender<String>>>,
+    waiters: Mutex<HashMap<SessionId, Arc<Notify>>>,
+    next_conn: AtomicU64,
+    log_control: Option<LogControl>,
+    pub(crate) config: Config,
+    /// Flips to true on shutdown; long polls and WebSockets watch it.
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+impl Hub {
+    /// Runs `f` on the gateway with the current time, then routes what it output.
+    pub fn with_gateway<R>(&self, f: impl FnOnce(&mut Gateway, Instant) -> R) -> R {
+        // A poisoned lock means a panic in the core: a bug; fail loudly rather than serve bad state.
+        let mut g = self.gateway.lock().expect("gateway lock");
+        let r = f(&mut g, self.clock.now());
+        while let Some(out) = g.poll_output() {
+            self.route(out);
+        }
+        r
+    }
+
+    fn route(&self, out: Output) {
+        match out {
+            Output::Deliver { conn, msg } => {
+                let conns = self.conns.lock().expect("conns lock");
+                if let Some(tx) = conns.get(&conn) {
+                    let _ = tx.send(msg.to_string());
+                }
+            }
+            Output::Wake(sid) => {
+                if let Some(n) = self.waiters.lock().expect("waiters lock").get(&sid) {
+                    n.notify_waiters();
+                }
+            }
+            Output::Media(cmd) => {
+                let _ = self.media.send(cmd);
+            }
+            Output::SetLogLevel(level) => {
+                if let Some(f) = &self.log_control {
+                    f(level);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn register_conn(&self) -> (ConnId, mpsc::UnboundedReceiver<String>) {
+        let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed) + 1);
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.conns.lock().expect("conns lock").insert(id, tx);
+        (id, rx)
+    }
+
+    pub(crate) fn unregister_conn(&self, id: ConnId) {
+        self.conns.lock().expect("conns lock").remove(&id);
+        self.with_gateway(|g, now| g.connection_closed(now, id));
+    }
+
+    pub(crate) fn waiter(&self, sid: SessionId) -> Arc<Notify> {
+        self.waiters
+            .lock()
+            .expect("waiters lock")
+            .entry(sid)
+            .or_default()
+            .clone()
+    }
+
+    fn forget_dead_waiters(&self) {
+        let mut w = self.waiters.lock().expect("waiters lock");
+        w.retain(|_, n| Arc::strong_count(n) > 1);
+    }
+}
+
+/// How to start: the clock, how often timeouts are checked, the logger hook.
+pub struct StartOptions {
+    /// Where time comes from.
+    pub clock: Arc<dyn Clock>,
+    /// How often session timeouts are checked.
+    pub timer_tick: Duration,
+    /// Applies `set_log_level`.
+    pub log_control: Option<LogControl>,
+}
+
+impl Default for StartOptions {
+    fn default() -> Self {
+        StartOptions {
+            clock: Arc::new(crate::clock::SystemClock),
+            timer_tick: Duration::from_secs(1),
+            log_control: None,
+        }
+    }
+}
+
+/// A running gateway: its bound addresses and the way to stop it.
+pub struct Running {
+    /// Main HTTP API (and web page).
+    pub http: Option<SocketAddr>,
+    /// Admin HTTP API.
+    pub admin_http: Option<SocketAddr>,
+    /// Main WebSocket API.
+    pub ws: Option<SocketAddr>,
+    /// Admin WebSocket API.
+    pub admin_ws: Option<SocketAddr>,
+    /// The media UDP socket.
+    pub udp: SocketAddr,
+    /// Shared state, for in-process inspection (tests, benches).
+    pub hub: Arc<Hub>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Running {
+    /// Stops every listener and the media engine, and waits for them.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Resolves when any task ends (they end only on shutdown or a fatal error).
+    pub async fn wait(&mut self) {
+        self.tasks.join_next().await;
+    }
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A listener could not bind.
+    #[error("cannot bind {what} on {addr}: {source}")]
+    Bind {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+async fn bind_tcp(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let l = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })?;
+    let local = l
+        .local_addr()
+        .map_err(|source| StartError::Bind { what, addr, source })?;
+    Ok((l, local))
+}
+
+/// Binds everything in `config` and runs the gateway until [`Running::shutdown`].
+pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartError> {
+    let udp = UdpSocket::bind(config.media.udp_bind)
+        .await
+        .map_err(|source| StartError::Bind {
+            what: "media UDP socket",
+            addr: config.media.udp_bind,
+            source,
+        })?;
+    let udp_addr = udp.local_addr().map_err(|source| StartError::Bind {
+        what: "media UDP socket",
+        addr: config.media.udp_bind,
+        source,
+    })?;
+    let host_addrs = webrtc::host_addresses(&config.media);
+    let factory = Arc::new(WebrtcFactory::new(
+        &config.media,
+        udp_addr.port(),
+        &host_addrs,
+    ));
+    tracing::info!(
+        udp = %udp_addr,
+        candidates = ?factory.candidates().iter().map(|c| c.addr()).collect::<Vec<_>>(),
+        "media socket bound"
+    );
+    let counters = Arc::new(MediaCounters::default());
+    let plugins: Vec<Box<dyn crate::plugin::Plugin>> =
+        vec![Box::new(EchoTest::new(config.media.default_remb_bitrate))];
+    let gateway = Gateway::new(
+        config.clone(),
+        plugins,
+        factory,
+        counters.clone(),
+        opts.clock.now(),
+    );
+    let (media_tx, media_rx) = mpsc::unbounded_channel();
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let hub = Arc::new(Hub {
+        gateway: Mutex::new(gateway),
+        clock: opts.clock.clone(),
+        media: media_tx,
+        conns: Mutex::new(HashMap::new()),
+        waiters: Mutex::new(HashMap::new()),
+        next_conn: AtomicU64::new(0),
+        log_control: opts.log_control,
+        config: config.clone(),
+        shutdown: shutdown_rx.clone(),
+    });
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(webrtc::driver::run(
+        udp,
+        LocalAddrs::new(udp_addr.port(), &host_addrs),
+        counters,
+        media_rx,
+        events_tx,
+        shutdown_rx.clone(),
+    ));
+    {
+        let hub = hub.clone();
+        let mut shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    ev = events_rx.recv() => match ev {
+                        Some(ev) => hub.with_gateway(|g, now| g.handle_media_event(now, ev)),
+                        None => break,
+                    },
+                    _ = shutdown.changed() => break,
+                }
+            }
+        });
+    }
+    {
+        let hub = hub.clone();
+        let mut shutdown = shutdown_rx.clone();
+        let tick = opts.timer_tick;
+        tasks.spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => {
+                        hub.with_gateway(|g, now| g.handle_timeout(now));
+                        hub.forget_dead_waiters();
+                    }
+                    _ = shutdown.changed() => break,
+                }
+            }
+        });
+    }
+
+    let mut running = Running {
+        http: None,
+        admin_http: None,
+        ws: None,
+        admin_ws: None,
+        udp: udp_addr,
+        hub: hub.clone(),
+        shutdown: shutdown_tx,
+        tasks,
+    };
+    let h = &config.http;
+    let shared_http = h.enabled && h.admin_enabled && h.bind == h.admin_bind;
+    if h.enabled {
+        let (l, addr) = bind_tcp("HTTP API", h.bind).await?;
+        let mut router = http::main_router(hub.clone());
+        if shared_http {
+            router = router.merge(http::admin_router(hub.clone()));
+            running.admin_http = Some(addr);
+        }
+        if config.web.enabled {
+            router = router.merge(web::router(hub.clone()));
+        }
+        running.http = Some(addr);
+        tracing::info!(%addr, base = %h.base_path, "HTTP API listening");
+        spawn_serve(&mut running.tasks, l, router, shutdown_rx.clone());
+    }
+    if h.admin_enabled && !shared_http {
+        let (l, addr) = bind_tcp("HTTP admin API", h.admin_bind).await?;
+        running.admin_http = Some(addr);
+        tracing::info!(%addr, base = %h.admin_base_path, "HTTP admin API listening");
+        spawn_serve(
+            &mut running.tasks,
+            l,
+            http::admin_router(hub.clone()),
+            shutdown_rx.clone(),
+        );
+    }
+    let w = &config.websocket;
+    if w.enabled {
+        let (l, addr) = bind_tcp("WebSocket API", w.bind).await?;
+        running.ws = Some(addr);
+        tracing::info!(%addr, "WebSocket API listening (janus-protocol)");
+        spawn_serve(
+            &mut running.tasks,
+            l,
+            ws::router(hub.clone(), false),
+            shutdown_rx.clone(),
+        );
+    }
+    if w.admin_enabled {
+        let (l, addr) = bind_tcp("WebSocket admin API", w.admin_bind).await?;
+        running.admin_ws = Some(addr);
+        tracing::info!(%addr, "WebSocket admin API listening (janus-admin-protocol)");
+        spawn_serve(
+            &mut running.tasks,
+            l,
+            ws::router(hub.clone(), true),
+            shutdown_rx.clone(),
+        );
+    }
+    Ok(running)
+}
+
+fn spawn_serve(
+    tasks: &mut JoinSet<()>,
+    listener: TcpListener,
+    router: axum::Router,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    tasks.spawn(async move {
+        let r = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.changed().await;
+            })
+            .await;
+        if let Err(e) = r {
+            tracing::error!(error = %e, "listener failed");
+        }
+    });
+}

@@ -1,0 +1,67 @@
+//! The built-in demo page at `/`: an echo test on janus.js. janus.js and its
+//! adapter come from the `npm install` the setup command runs, never from the repo.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::Hub;
+
+const INDEX: &str = include_str!("../../web/index.html");
+
+/// `/`, `/settings.js`, `/vendor/janus.js`, `/vendor/adapter.js`.
+pub fn router(hub: Arc<Hub>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/settings.js", get(settings))
+        .route("/vendor/janus.js", get(janus_js))
+        .route("/vendor/adapter.js", get(adapter_js))
+        .with_state(hub)
+}
+
+async fn index() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response()
+}
+
+/// Tells the page where the APIs are, so it works on any port and host.
+async fn settings(State(hub): State<Arc<Hub>>) -> Response {
+    let c = &hub.config;
+    let ws_port = if c.websocket.enabled {
+        c.websocket.bind.port()
+    } else {
+        0
+    };
+    let body = format!(
+        "window.CARDEA = {{ httpPath: {:?}, wsPort: {} }};\n",
+        c.http.base_path, ws_port
+    );
+    ([(header::CONTENT_TYPE, "text/javascript")], body).into_response()
+}
+
+async fn vendor(hub: &Hub, rel: &str) -> Response {
+    let path: PathBuf = hub.config.web.node_modules.join(rel);
+    match tokio::fs::read(&path).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/javascript")], bytes).into_response(),
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            format!(
+                "{}: {e}. Run the README's setup (it installs janus-gateway from npm), or set web.node_modules.",
+                path.display()
+            ),
+        )
+            .into_response(),
+    }
+}
+
+async fn janus_js(State(hub): State<Arc<Hub>>) -> Response {
+    vendor(&hub, "janus-gateway/npm/dist/janus.es.js").await
+}
+
+async fn adapter_js(State(hub): State<Arc<Hub>>) -> Response {
+    vendor(&hub, "webrtc-adapter/out/adapter.js").await
+}
