@@ -44,9 +44,10 @@ try {
           if (r.type === 'codec') codecs.push(r.mimeType);
         });
       }
-      return { webrtcup: !!(c && c.webrtcup), frames, audio, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs };
+      const localSdp = pc && pc.localDescription ? pc.localDescription.sdp : null;
+      return { webrtcup: !!(c && c.webrtcup), frames, audio, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
     });
-    Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs });
+    Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp });
   }
 } catch (e) {
   result.errors.push(String(e));

@@ -448,8 +448,10 @@ impl Gateway {
         let Some(h) = self.core.handles.get(&hid) else {
             return;
         };
-        let (sid, index) = (h.session, h.plugin);
-        self.core.hangup(now, &mut self.plugins, hid, "Detach");
+        let (sid, index, had_pc) = (h.session, h.plugin, h.pc.is_some());
+        if had_pc {
+            self.core.hangup(now, &mut self.plugins, hid, "Detach");
+        }
         let package = self.plugins[index].info().package;
         let mut ctx = PluginCtx {
             core: &mut self.core,
