@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// The whole gateway configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Janus API core: sessions, secrets, tokens.
@@ -108,18 +108,6 @@ pub struct WebConfig {
     pub enabled: bool,
     /// Where `npm install` put janus.js and its adapter (the setup command does this).
     pub node_modules: PathBuf,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            general: GeneralConfig::default(),
-            http: HttpConfig::default(),
-            websocket: WebsocketConfig::default(),
-            media: MediaConfig::default(),
-            web: WebConfig::default(),
-        }
-    }
 }
 
 impl Default for GeneralConfig {

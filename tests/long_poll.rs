@@ -1,4 +1,5 @@
 //! Long poll: batching with maxev, keepalive when idle, 404/403, activity.
+#![allow(clippy::disallowed_methods)] // the test measures how long the server holds a poll
 
 mod common;
 

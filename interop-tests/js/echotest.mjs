@@ -23,7 +23,8 @@ const context = await chromium.launchPersistentContext(profile, {
     '--disable-features=WebRtcHideLocalIpsWithMdns',
   ],
 });
-const result = { url, webrtcup: false, framesDecoded: 0, audioPacketsReceived: 0, errors: [], console: [] };
+const result = { url, webrtcup: false, framesDecoded: 0, audioPacketsReceived: 0, errors: [], console: [], samples: [] };
+const t0 = Date.now();
 try {
   const page = await context.newPage();
   page.on('console', (m) => { if (result.console.length < 200) result.console.push(m.text()); });
@@ -48,6 +49,7 @@ try {
       return { webrtcup: !!(c && c.webrtcup), frames, audio, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
     });
     Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp });
+    result.samples.push({ ms: Date.now() - t0, frames: s.frames, audio: s.audio });
   }
 } catch (e) {
   result.errors.push(String(e));

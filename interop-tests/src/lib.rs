@@ -1,1 +1,122 @@
+//! Helpers for the interop tests: an in-process gateway on loopback, and the real
+//! peers (Chromium running janus.js through playwright-core, aiortc) run as child
+//! processes that print one JSON line of what they saw.
+//!
+//! These tests must run where loopback is the only network (the README's test
+//! command runs them in a fresh network namespace), so no peer can reach beyond it.
 
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use cardea::{Config, Running, StartOptions};
+use serde_json::Value;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("interop-tests sits in the workspace")
+        .to_owned()
+}
+
+/// Panics unless loopback is the only network: the peers here gather every
+/// interface, and traffic must stay on 127.0.0.0/8.
+pub fn require_loopback_only() {
+    let others: Vec<String> = if_addrs::get_if_addrs()
+        .expect("listing interfaces")
+        .into_iter()
+        .filter(|i| !i.is_loopback())
+        .map(|i| format!("{} {}", i.name, i.ip()))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "interop tests must run with loopback as the only network; found {others:?}. \
+         Run them through scripts/test.sh, which uses a fresh network namespace."
+    );
+}
+
+/// Starts a gateway on 127.0.0.1 (every listener on port 0) with the demo page on.
+pub async fn start_gateway() -> Running {
+    require_loopback_only();
+    let mut c = Config::default();
+    let lo = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    c.http.bind = lo(0);
+    c.http.admin_bind = lo(0);
+    c.websocket.bind = lo(0);
+    c.websocket.admin_bind = lo(0);
+    c.media.udp_bind = lo(0);
+    c.media.host_addresses = vec!["127.0.0.1".parse().unwrap()];
+    c.web.node_modules = workspace().join("web/node_modules");
+    cardea::start(c, StartOptions::default())
+        .await
+        .expect("gateway starts")
+}
+
+/// Runs a child that prints one JSON line last; returns that line parsed.
+pub async fn run_json(mut cmd: tokio::process::Command, limit: Duration) -> anyhow::Result<Value> {
+    cmd.kill_on_drop(true);
+    let out = tokio::time::timeout(limit, cmd.output())
+        .await
+        .context("peer did not finish in time")?
+        .context("starting the peer")?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let Some(line) = stdout.lines().rev().find(|l| l.starts_with('{')) else {
+        bail!(
+            "peer printed no result (status {}):\n{stdout}\n{stderr}",
+            out.status
+        );
+    };
+    serde_json::from_str(line).with_context(|| format!("bad result line: {line}\n{stderr}"))
+}
+
+/// Opens the demo page in headless Chromium (janus.js echo test) for `seconds`.
+pub async fn chromium_echotest(
+    running: &Running,
+    transport: &str,
+    seconds: u32,
+) -> anyhow::Result<Value> {
+    let http = running.http.context("HTTP listener")?;
+    let ws = running.ws.context("WebSocket listener")?;
+    let url = format!(
+        "http://{http}/?autostart=1&transport={transport}&server={}",
+        if transport == "ws" {
+            format!("ws://{ws}/")
+        } else {
+            format!("http://{http}/janus")
+        }
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(workspace().join("interop-tests/js/echotest.mjs"))
+        .arg(url)
+        .arg(seconds.to_string());
+    run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+}
+
+/// Runs the aiortc echo peer against the HTTP API for `seconds`.
+pub async fn aiortc_echotest(running: &Running, seconds: u32) -> anyhow::Result<Value> {
+    let http = running.http.context("HTTP listener")?;
+    let python = std::env::var_os("CARDEA_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("interop-tests/.venv/bin/python"));
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg(workspace().join("interop-tests/py/echo_aiortc.py"))
+        .arg(format!("http://{http}/janus"))
+        .arg(seconds.to_string());
+    run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+}
+
+/// The media counters from the admin API's `get_status`.
+pub async fn media_counters(running: &Running) -> Value {
+    running.hub.with_gateway(|g, now| {
+        g.handle_admin_request(
+            now,
+            cardea::api::Origin::HTTP,
+            Some(cardea::api::Target::default()),
+            br#"{"janus":"get_status","transaction":"s","admin_secret":"janusoverlord"}"#,
+        )
+    })["status"]["media"]
+        .clone()
+}

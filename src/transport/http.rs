@@ -70,35 +70,43 @@ async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, Response> {
     })
 }
 
-fn parse_session(s: &str) -> Result<SessionId, Response> {
-    match s.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(SessionId(n)),
-        _ => Err(json_response(
-            StatusCode::OK,
-            &error_reply(
-                None,
-                None,
-                &ApiError::new(code::SESSION_NOT_FOUND, format!("Invalid session {s}")),
-            ),
-        )),
-    }
+/// Reads `<session>[/<handle>]` from the path; a non-number is an unknown id, as in Janus.
+fn url_target(session: &str, handle: Option<&str>) -> Result<Target, ApiError> {
+    let sid = match session.parse::<u64>() {
+        Ok(n) if n > 0 => SessionId(n),
+        _ => {
+            return Err(ApiError::new(
+                code::SESSION_NOT_FOUND,
+                format!("Invalid session {session}"),
+            ))
+        }
+    };
+    let hid = match handle.map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(n)) if n > 0 => Some(HandleId(n)),
+        Some(_) => {
+            return Err(ApiError::new(
+                code::HANDLE_NOT_FOUND,
+                format!("Invalid handle {}", handle.unwrap_or_default()),
+            ))
+        }
+    };
+    Ok(Target {
+        session: Some(sid),
+        handle: hid,
+    })
 }
 
-fn parse_handle(s: &str) -> Result<HandleId, Response> {
-    match s.parse::<u64>() {
-        Ok(n) if n > 0 => Ok(HandleId(n)),
-        _ => Err(json_response(
-            StatusCode::OK,
-            &error_reply(
-                None,
-                None,
-                &ApiError::new(code::HANDLE_NOT_FOUND, format!("Invalid handle {s}")),
-            ),
-        )),
-    }
-}
-
-async fn request(hub: Arc<Hub>, admin: bool, target: Target, body: Body) -> Response {
+async fn request(
+    hub: Arc<Hub>,
+    admin: bool,
+    target: Result<Target, ApiError>,
+    body: Body,
+) -> Response {
+    let target = match target {
+        Ok(t) => t,
+        Err(e) => return json_response(StatusCode::OK, &error_reply(None, None, &e)),
+    };
     let bytes = match read_body(&hub, body).await {
         Ok(b) => b,
         Err(r) => return r,
@@ -114,25 +122,11 @@ async fn request(hub: Arc<Hub>, admin: bool, target: Target, body: Body) -> Resp
 }
 
 async fn main_root(State(hub): State<Arc<Hub>>, body: Body) -> Response {
-    request(hub, false, Target::default(), body).await
+    request(hub, false, Ok(Target::default()), body).await
 }
 
 async fn main_session(State(hub): State<Arc<Hub>>, Path(s): Path<String>, body: Body) -> Response {
-    match parse_session(&s) {
-        Ok(sid) => {
-            request(
-                hub,
-                false,
-                Target {
-                    session: Some(sid),
-                    handle: None,
-                },
-                body,
-            )
-            .await
-        }
-        Err(r) => r,
-    }
+    request(hub, false, url_target(&s, None), body).await
 }
 
 async fn main_handle(
@@ -140,42 +134,15 @@ async fn main_handle(
     Path((s, h)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    let (sid, hid) = match (parse_session(&s), parse_handle(&h)) {
-        (Ok(s), Ok(h)) => (s, h),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    request(
-        hub,
-        false,
-        Target {
-            session: Some(sid),
-            handle: Some(hid),
-        },
-        body,
-    )
-    .await
+    request(hub, false, url_target(&s, Some(&h)), body).await
 }
 
 async fn admin_root(State(hub): State<Arc<Hub>>, body: Body) -> Response {
-    request(hub, true, Target::default(), body).await
+    request(hub, true, Ok(Target::default()), body).await
 }
 
 async fn admin_session(State(hub): State<Arc<Hub>>, Path(s): Path<String>, body: Body) -> Response {
-    match parse_session(&s) {
-        Ok(sid) => {
-            request(
-                hub,
-                true,
-                Target {
-                    session: Some(sid),
-                    handle: None,
-                },
-                body,
-            )
-            .await
-        }
-        Err(r) => r,
-    }
+    request(hub, true, url_target(&s, None), body).await
 }
 
 async fn admin_handle(
@@ -183,20 +150,7 @@ async fn admin_handle(
     Path((s, h)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    let (sid, hid) = match (parse_session(&s), parse_handle(&h)) {
-        (Ok(s), Ok(h)) => (s, h),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    request(
-        hub,
-        true,
-        Target {
-            session: Some(sid),
-            handle: Some(hid),
-        },
-        body,
-    )
-    .await
+    request(hub, true, url_target(&s, Some(&h)), body).await
 }
 
 fn info_reply(hub: &Hub, admin: bool) -> Response {
@@ -247,6 +201,7 @@ async fn long_poll(
         }
     }
     let batch = maxev > 1;
+    #[allow(clippy::disallowed_methods)] // the transport driver owns the wall clock of its holds
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(hub.config.http.long_poll_seconds);
     let notify = hub.waiter(sid);

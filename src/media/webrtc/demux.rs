@@ -43,7 +43,7 @@ fn parse_stun(d: &[u8]) -> Option<Datagram<'_>> {
         return None;
     }
     let len = u16::from_be_bytes([d[2], d[3]]) as usize;
-    if len % 4 != 0 || STUN_HEADER + len != d.len() {
+    if !len.is_multiple_of(4) || STUN_HEADER + len != d.len() {
         return None;
     }
     let mut attrs = &d[STUN_HEADER..];

@@ -1,0 +1,18 @@
+//! Chromium + janus.js (npm janus-gateway) completes the echo test over WebSocket.
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chromium_echotest_over_websocket() {
+    let gw = interop_tests::start_gateway().await;
+    let r = interop_tests::chromium_echotest(&gw, "ws", 10)
+        .await
+        .unwrap();
+    println!(
+        "chromium/ws: {} frames decoded, {} audio packets, codecs {}",
+        r["framesDecoded"], r["audioPacketsReceived"], r["codecs"]
+    );
+    assert_eq!(r["webrtcup"], true, "{r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert!(r["framesDecoded"].as_u64().unwrap() > 60, "{r}");
+    assert!(r["audioPacketsReceived"].as_u64().unwrap() > 100, "{r}");
+    gw.shutdown().await;
+}

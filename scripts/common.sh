@@ -1,0 +1,29 @@
+# Shared by run.sh and test.sh: install what a fresh Debian 12 machine lacks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+# Keep build products outside the checkout so fresh clones (CI) reuse them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cardea-target}"
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+apt_install() {
+    local missing=()
+    for pkg in "$@"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo ">> apt-get install ${missing[*]}"
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+web_deps() {
+    # janus.js and its adapter for the demo page, playwright-core for the browser tests.
+    if [ ! -d web/node_modules/janus-gateway ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+        echo ">> npm ci (web/)"
+        (cd web && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+}
