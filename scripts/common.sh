@@ -20,6 +20,13 @@ apt_install() {
     fi
 }
 
+node_deps() {
+    # The machine image may ship Node.js with its own npm (which Debian's npm package conflicts with).
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        apt_install nodejs npm
+    fi
+}
+
 web_deps() {
     # janus.js and its adapter for the demo page, playwright-core for the browser tests.
     if [ ! -d web/node_modules/janus-gateway ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then

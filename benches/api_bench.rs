@@ -1,0 +1,179 @@
+//! Control-plane figures: idle memory per session+handle, and create+attach+destroy
+//! cycles per second over HTTP and WebSocket. Prints figures; asserts nothing.
+//!
+//! `cargo bench --bench api_bench` (release build). Everything on 127.0.0.1.
+#![allow(clippy::disallowed_methods)] // a bench measures wall time
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cardea::api::{Origin, Target};
+use cardea::{Config, StartOptions};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn config() -> Config {
+    let mut c = Config::default();
+    let lo = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    c.http.bind = lo(0);
+    c.http.admin_bind = lo(0);
+    c.websocket.bind = lo(0);
+    c.websocket.admin_bind = lo(0);
+    c.media.udp_bind = lo(0);
+    c.media.host_addresses = vec!["127.0.0.1".parse().unwrap()];
+    c.web.enabled = false;
+    c
+}
+
+async fn http_cycles(base: String, cycles: usize) {
+    let client = reqwest::Client::new();
+    let post = |url: String, body: Value| {
+        let client = client.clone();
+        async move {
+            client
+                .post(url)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    for _ in 0..cycles {
+        let sid = post(base.clone(), json!({"janus": "create", "transaction": "c"})).await["data"]
+            ["id"]
+            .as_u64()
+            .unwrap();
+        let r = post(
+            format!("{base}/{sid}"),
+            json!({"janus": "attach", "plugin": "janus.plugin.echotest", "transaction": "a"}),
+        )
+        .await;
+        assert_eq!(r["janus"], "success");
+        post(
+            format!("{base}/{sid}"),
+            json!({"janus": "destroy", "transaction": "d"}),
+        )
+        .await;
+    }
+}
+
+async fn ws_cycles(url: String, cycles: usize) {
+    let mut req = url.into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "janus-protocol".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut call = async |v: Value| -> Value {
+        ws.send(Message::Text(v.to_string().into())).await.unwrap();
+        loop {
+            if let Some(Ok(Message::Text(t))) = ws.next().await {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["transaction"].is_string() {
+                    return v;
+                }
+            }
+        }
+    };
+    for _ in 0..cycles {
+        let sid = call(json!({"janus": "create", "transaction": "c"})).await["data"]["id"]
+            .as_u64()
+            .unwrap();
+        call(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest", "transaction": "a"})).await;
+        call(json!({"janus": "destroy", "session_id": sid, "transaction": "d"})).await;
+    }
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let running = cardea::start(config(), StartOptions::default())
+        .await
+        .unwrap();
+
+    // Idle memory: sessions with one echotest handle each, created through the core.
+    const N: usize = 20_000;
+    let before = rss_bytes();
+    running.hub.with_gateway(|g, now| {
+        for i in 0..N {
+            let r = g.handle_request(now, Origin::HTTP, Some(Target::default()), br#"{"janus":"create","transaction":"c"}"#);
+            let sid = r["data"]["id"].as_u64().unwrap();
+            let t = Target { session: Some(cardea::api::SessionId(sid)), handle: None };
+            let body = format!(r#"{{"janus":"attach","plugin":"janus.plugin.echotest","transaction":"a{i}","opaque_id":"bench-{i}"}}"#);
+            g.handle_request(now, Origin::HTTP, Some(t), body.as_bytes());
+        }
+    });
+    let after = rss_bytes();
+    println!(
+        "idle memory: {:.0} bytes per session with one handle ({N} sessions, RSS {:.1} -> {:.1} MiB)",
+        (after.saturating_sub(before)) as f64 / N as f64,
+        before as f64 / 1048576.0,
+        after as f64 / 1048576.0
+    );
+    running.hub.with_gateway(|g, now| {
+        for sid in g.handle_admin_request(
+            now,
+            Origin::HTTP,
+            Some(Target::default()),
+            br#"{"janus":"list_sessions","transaction":"l","admin_secret":"janusoverlord"}"#,
+        )["sessions"]
+            .as_array()
+            .unwrap()
+            .clone()
+        {
+            let t = Target {
+                session: Some(cardea::api::SessionId(sid.as_u64().unwrap())),
+                handle: None,
+            };
+            g.handle_request(
+                now,
+                Origin::HTTP,
+                Some(t),
+                br#"{"janus":"destroy","transaction":"d"}"#,
+            );
+        }
+    });
+
+    let base = format!("http://{}/janus", running.http.unwrap());
+    let ws = format!("ws://{}/", running.ws.unwrap());
+    for (name, clients) in [
+        ("HTTP", 1usize),
+        ("HTTP", 8),
+        ("WebSocket", 1),
+        ("WebSocket", 8),
+    ] {
+        let cycles = 2000 / clients;
+        let t = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            if name == "HTTP" {
+                tasks.push(tokio::spawn(http_cycles(base.clone(), cycles)));
+            } else {
+                tasks.push(tokio::spawn(ws_cycles(ws.clone(), cycles)));
+            }
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let el = t.elapsed().max(Duration::from_micros(1));
+        let requests = (clients * cycles * 3) as f64;
+        println!(
+            "{name:9} {clients} client(s): {:.0} create+attach+destroy cycles/s, {:.0} requests/s",
+            (clients * cycles) as f64 / el.as_secs_f64(),
+            requests / el.as_secs_f64()
+        );
+    }
+    running.shutdown().await;
+}
