@@ -18,13 +18,23 @@ cargo fmt --all --check
 echo ">> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo ">> cargo build (tests)"
-cargo test --workspace --no-run --quiet
+cargo test --workspace --lib --bins --tests --no-run --quiet
 
+# Unit, conformance and interop tests (no doctests: the crates have none that run).
 # The network namespace has only loopback: no test can reach anything else.
+LOG=$(mktemp)
+trap 'rm -f "$LOG"' EXIT
+set +e
+TEST="cargo test --workspace --offline --lib --bins --tests $*"
 if unshare -n true 2>/dev/null; then
-    exec unshare -n bash -c "ip link set lo up && cargo test --workspace --offline $*"
+    unshare -n bash -c "ip link set lo up && $TEST" 2>&1 | tee "$LOG"
 else
     echo "!! cannot create a network namespace (need root or unprivileged user namespaces);" >&2
     echo "!! the interop tests refuse to run on a machine with other networks." >&2
-    exec cargo test --workspace --offline "$@"
+    $TEST 2>&1 | tee "$LOG"
 fi
+status=${PIPESTATUS[0]}
+passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$LOG" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '^test result: .* ([0-9]+) failed' "$LOG" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+echo "all: $passed passed, $failed failed"
+exit "$status"

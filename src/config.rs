@@ -217,7 +217,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+            message: describe(text, &e),
         })?;
         config.validate(path)?;
         Ok(config)
@@ -266,6 +266,24 @@ impl Config {
     }
 }
 
+/// The error with its line and key, but never the offending line itself: it may hold a secret.
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let Some(span) = e.span() else {
+        return e.message().to_owned();
+    };
+    let line_no = text[..span.start.min(text.len())].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split('=')
+        .next()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    match key {
+        Some(k) if line.contains('=') => format!("line {line_no}, key `{k}`: {}", e.message()),
+        _ => format!("line {line_no}: {}", e.message()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,6 +301,26 @@ mod tests {
             Config::parse("[http]\nbindd = \"0.0.0.0:1\"\n", Path::new("x.toml")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("bindd"), "{msg}");
+    }
+
+    #[test]
+    fn errors_never_echo_the_line() {
+        let err = Config::parse(
+            "[general]\nadmin_secret = \"hunter2\nx = 1\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let err = Config::parse(
+            "[general]\napi_secret = [\"hunter2\"]\n",
+            Path::new("x.toml"),
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("api_secret") && !msg.contains("hunter2"),
+            "{msg}"
+        );
     }
 
     #[test]

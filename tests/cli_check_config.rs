@@ -1,0 +1,54 @@
+//! `cardea --check-config` exits non-zero naming the bad key; the shipped file passes.
+
+use std::process::Command;
+
+fn cardea(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cardea"))
+        .args(args)
+        .output()
+        .expect("run cardea");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn shipped_config_checks_ok() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/conf/cardea.toml");
+    let (code, out, _) = cardea(&["--config", conf, "--check-config"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("configuration OK"), "{out}");
+}
+
+#[test]
+fn bad_key_is_named_and_exit_is_non_zero() {
+    let dir = std::env::temp_dir().join(format!("cardea-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[websocket]\nbind = \"127.0.0.1:8188\"\nadmin_bnd = \"127.0.0.1:7188\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = cardea(&["--config", bad.to_str().unwrap(), "--check-config"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("admin_bnd"), "{err}");
+    let wrong_type = dir.join("type.toml");
+    std::fs::write(&wrong_type, "[media]\nudp_bind = 10000\n").unwrap();
+    let (code, _, err) = cardea(&["--config", wrong_type.to_str().unwrap(), "--check-config"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("udp_bind"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_lists_the_options() {
+    let (code, out, _) = cardea(&["--help"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("--config") && out.contains("--check-config"),
+        "{out}"
+    );
+}
