@@ -4,7 +4,6 @@
 //! `cargo bench --bench api_bench` (release build). Everything on 127.0.0.1.
 #![allow(clippy::disallowed_methods)] // a bench measures wall time
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cardea::api::{Origin, Target};
@@ -25,14 +24,7 @@ fn rss_bytes() -> u64 {
 }
 
 fn config() -> Config {
-    let mut c = Config::default();
-    let lo = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    c.http.bind = lo(0);
-    c.http.admin_bind = lo(0);
-    c.websocket.bind = lo(0);
-    c.websocket.admin_bind = lo(0);
-    c.media.udp_bind = lo(0);
-    c.media.host_addresses = vec!["127.0.0.1".parse().unwrap()];
+    let mut c = Config::default().on_loopback_ephemeral_ports();
     c.web.enabled = false;
     c
 }

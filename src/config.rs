@@ -259,6 +259,19 @@ impl Config {
         Ok(())
     }
 
+    /// Every listener and the media socket on 127.0.0.1 with ports the OS picks, and
+    /// 127.0.0.1 as the only host candidate: for tests, benches and embedding.
+    pub fn on_loopback_ephemeral_ports(mut self) -> Config {
+        let lo = SocketAddr::from(([127, 0, 0, 1], 0));
+        self.http.bind = lo;
+        self.http.admin_bind = lo;
+        self.websocket.bind = lo;
+        self.websocket.admin_bind = lo;
+        self.media.udp_bind = lo;
+        self.media.host_addresses = vec![lo.ip()];
+        self
+    }
+
     /// The session inactivity timeout, `None` when disabled.
     pub fn session_timeout(&self) -> Option<Duration> {
         (self.general.session_timeout > 0)

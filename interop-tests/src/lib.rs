@@ -5,7 +5,6 @@
 //! These tests must run where loopback is the only network (the README's test
 //! command runs them in a fresh network namespace), so no peer can reach beyond it.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,14 +39,7 @@ pub fn require_loopback_only() {
 /// Starts a gateway on 127.0.0.1 (every listener on port 0) with the demo page on.
 pub async fn start_gateway() -> Running {
     require_loopback_only();
-    let mut c = Config::default();
-    let lo = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    c.http.bind = lo(0);
-    c.http.admin_bind = lo(0);
-    c.websocket.bind = lo(0);
-    c.websocket.admin_bind = lo(0);
-    c.media.udp_bind = lo(0);
-    c.media.host_addresses = vec!["127.0.0.1".parse().unwrap()];
+    let mut c = Config::default().on_loopback_ephemeral_ports();
     c.web.node_modules = workspace().join("web/node_modules");
     cardea::start(c, StartOptions::default())
         .await
@@ -93,6 +85,15 @@ pub async fn chromium_echotest(
         .arg(url)
         .arg(seconds.to_string());
     run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+}
+
+/// What a user checks after the echo test: webrtcup, no errors, more than 60 video
+/// frames decoded and 100 audio packets of their own media received.
+pub fn assert_browser_echo(r: &Value) {
+    assert_eq!(r["webrtcup"], true, "{r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert!(r["framesDecoded"].as_u64().unwrap_or(0) > 60, "{r}");
+    assert!(r["audioPacketsReceived"].as_u64().unwrap_or(0) > 100, "{r}");
 }
 
 /// Runs the aiortc echo peer against the HTTP API for `seconds`.

@@ -10,9 +10,6 @@ async fn chromium_echotest_over_http_long_poll() {
         "chromium/http: {} frames decoded, {} audio packets, codecs {}",
         r["framesDecoded"], r["audioPacketsReceived"], r["codecs"]
     );
-    assert_eq!(r["webrtcup"], true, "{r}");
-    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
-    assert!(r["framesDecoded"].as_u64().unwrap() > 60, "{r}");
-    assert!(r["audioPacketsReceived"].as_u64().unwrap() > 100, "{r}");
+    interop_tests::assert_browser_echo(&r);
     gw.shutdown().await;
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use super::{
-    code, error_reply, no_handle, no_session, parse_request, ApiError, Gateway, HandleId, Origin,
-    Output, Owner, Request, SessionId, Target,
+    code, no_handle, no_session, ApiError, Gateway, HandleId, Origin, Output, Owner, Request,
+    SessionId, Target,
 };
 use crate::plugin::PluginCtx;
 
@@ -21,16 +21,7 @@ impl Gateway {
         url_target: Option<Target>,
         body: &[u8],
     ) -> Value {
-        let req = match parse_request(body, origin.transport, url_target) {
-            Ok(r) => r,
-            Err(e) => return error_reply(None, e.transaction.as_deref(), &e.error),
-        };
-        let reply = self.admin_dispatch(now, &req);
-        self.run_deferred(now);
-        match reply {
-            Ok(v) => v,
-            Err(e) => error_reply(req.target.session, Some(&req.transaction), &e),
-        }
+        self.answer(now, origin, url_target, body, Self::admin_dispatch)
     }
 
     fn check_admin_secret(&self, body: &Map<String, Value>) -> Result<(), ApiError> {
@@ -42,7 +33,12 @@ impl Gateway {
         }
     }
 
-    fn admin_dispatch(&mut self, now: Instant, req: &Request) -> Result<Value, ApiError> {
+    fn admin_dispatch(
+        &mut self,
+        now: Instant,
+        _origin: Origin,
+        req: &Request,
+    ) -> Result<Value, ApiError> {
         let tx = req.transaction.as_str();
         let verb = req.janus.as_str();
         match verb {

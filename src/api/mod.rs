@@ -196,16 +196,27 @@ impl Gateway {
         url_target: Option<Target>,
         body: &[u8],
     ) -> Value {
+        self.answer(now, origin, url_target, body, Self::dispatch)
+    }
+
+    /// Parses, dispatches, runs what plugins deferred, and shapes the reply or error.
+    fn answer(
+        &mut self,
+        now: Instant,
+        origin: Origin,
+        url_target: Option<Target>,
+        body: &[u8],
+        dispatch: fn(&mut Self, Instant, Origin, &Request) -> Result<Value, ApiError>,
+    ) -> Value {
         let req = match parse_request(body, origin.transport, url_target) {
             Ok(r) => r,
             Err(e) => return error_reply(None, e.transaction.as_deref(), &e.error),
         };
-        let session = req.target.session;
-        let reply = self.dispatch(now, origin, &req);
+        let reply = dispatch(self, now, origin, &req);
         self.run_deferred(now);
         match reply {
             Ok(v) => v,
-            Err(e) => error_reply(session, Some(&req.transaction), &e),
+            Err(e) => error_reply(req.target.session, Some(&req.transaction), &e),
         }
     }
 

@@ -25,14 +25,7 @@ pub struct Gw {
 
 /// A config with every listener on 127.0.0.1 port 0.
 pub fn test_config() -> Config {
-    let mut c = Config::default();
-    let lo = |port| std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    c.http.bind = lo(0);
-    c.http.admin_bind = lo(0);
-    c.websocket.bind = lo(0);
-    c.websocket.admin_bind = lo(0);
-    c.media.udp_bind = lo(0);
-    c.media.host_addresses = vec!["127.0.0.1".parse().unwrap()];
+    let mut c = Config::default().on_loopback_ephemeral_ports();
     c.http.long_poll_seconds = 2;
     c.web.enabled = false;
     c
