@@ -31,6 +31,9 @@ async fn garbage_is_dropped_and_counted_while_echo_flows() {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let mut garbage = 0u64;
         let mut unknown = 0u64;
+        let counted = |c: &serde_json::Value| {
+            c["dropped_garbage"].as_u64().unwrap() + c["dropped_unknown_peer"].as_u64().unwrap()
+        };
         for i in 0..1500u32 {
             let b = i.to_be_bytes();
             let datagrams: Vec<Vec<u8>> = vec![
@@ -64,11 +67,20 @@ async fn garbage_is_dropped_and_counted_while_echo_flows() {
                 sock.send_to(&d, udp).await.unwrap();
                 unknown += 1;
             }
-            // Paced (about 9 datagrams a millisecond) so the kernel's receive buffer,
-            // not the gateway, is never what drops them.
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            // Wait for the gateway to have counted what was sent, so the kernel's socket
+            // buffer never overflows and every datagram is accounted for.
+            let mut waited = 0;
+            while counted(&interop_tests::media_counters(&gw).await) - counted(&before)
+                < garbage + unknown
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                waited += 1;
+                assert!(
+                    waited < 5000,
+                    "the gateway stopped counting dropped datagrams"
+                );
+            }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
         let after = interop_tests::media_counters(&gw).await;
         let delta = |k: &str| after[k].as_u64().unwrap() - before[k].as_u64().unwrap();
         (
