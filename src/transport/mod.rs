@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -346,6 +347,13 @@ fn spawn_serve(
     router: axum::Router,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // Small JSON messages each way: Nagle's algorithm would hold replies back for the
+    // peer's delayed ACK (tens of milliseconds per WebSocket round trip).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     tasks.spawn(async move {
         let r = axum::serve(listener, router)
             .with_graceful_shutdown(async move {
