@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::{
     code, no_handle, no_session, ApiError, Gateway, HandleId, Origin, Output, Owner, Request,
-    SessionId, Target,
+    Target,
 };
 use crate::plugin::PluginCtx;
 
@@ -298,11 +298,6 @@ impl Gateway {
             "pending_candidates": h.pending_candidates.len(),
             "webrtc": webrtc,
         })
-    }
-
-    /// A session id given in an admin `destroy_session`-like path, for the transport.
-    pub fn has_session(&self, sid: SessionId) -> bool {
-        self.core.sessions.contains_key(&sid)
     }
 }
 

@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use serde_json::Value;
-use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, Mid};
 use str0m::Rtc;
 
 use crate::api::{ApiError, HandleId, Jsep};
@@ -173,10 +173,5 @@ impl MediaOut<'_> {
         if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
             rx.request_remb(str0m::bwe::Bitrate::bps(bits_per_second));
         }
-    }
-
-    /// The kind of the media on `mid`.
-    pub fn kind(&self, mid: Mid) -> Option<MediaKind> {
-        self.rtc.media(mid).map(|m| m.kind())
     }
 }
