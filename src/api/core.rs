@@ -1,0 +1,258 @@
+//! The core's own state changes that plugins reach through `PluginCtx`: auth checks,
+//! event delivery to a session's owner, PeerConnection setup from an offer, trickle,
+//! and hangup.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Map, Value};
+
+use super::{
+    code, no_handle, ApiError, Core, Deferred, HandleId, Jsep, JsepKind, Output, Owner, Pc, PeerId,
+    SessionId,
+};
+use crate::media::webrtc::{MediaCommand, NewPeer, PeerStats};
+use crate::plugin::{MediaHandler, Plugin, PluginCtx};
+
+impl Core {
+    pub(super) fn check_auth(&self, body: &Map<String, Value>) -> Result<(), ApiError> {
+        let g = &self.config.general;
+        let secret_set = !g.api_secret.is_empty();
+        if !secret_set && !g.token_auth {
+            return Ok(());
+        }
+        let secret_ok = secret_set
+            && body.get("apisecret").and_then(Value::as_str) == Some(g.api_secret.as_str());
+        let token_ok = g.token_auth
+            && body
+                .get("token")
+                .and_then(Value::as_str)
+                .is_some_and(|t| self.tokens.contains_key(t));
+        if secret_ok || token_ok {
+            Ok(())
+        } else {
+            Err(ApiError::unauthorized())
+        }
+    }
+
+    /// With token auth, a token limited to some plugins may attach only to those (405).
+    pub(super) fn check_token_plugin(
+        &self,
+        body: &Map<String, Value>,
+        plugin: &str,
+    ) -> Result<(), ApiError> {
+        if !self.config.general.token_auth {
+            return Ok(());
+        }
+        let g = &self.config.general;
+        if !g.api_secret.is_empty()
+            && body.get("apisecret").and_then(Value::as_str) == Some(g.api_secret.as_str())
+        {
+            return Ok(());
+        }
+        let allowed = body
+            .get("token")
+            .and_then(Value::as_str)
+            .and_then(|t| self.tokens.get(t))
+            .is_some_and(|plugins| plugins.contains(plugin));
+        if allowed {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                code::UNAUTHORIZED_PLUGIN,
+                format!("Provided token can't access plugin '{plugin}'"),
+            ))
+        }
+    }
+
+    /// Sends an event to whoever owns the session.
+    pub(super) fn deliver(&mut self, sid: SessionId, msg: Value) {
+        let Some(s) = self.sessions.get_mut(&sid) else {
+            return;
+        };
+        match s.owner {
+            Owner::Websocket(conn) => self.outputs.push_back(Output::Deliver { conn, msg }),
+            Owner::Http => {
+                s.queue.push_back(msg);
+                self.outputs.push_back(Output::Wake(sid));
+            }
+            Owner::Orphan(_) => s.queue.push_back(msg),
+        }
+    }
+
+    pub(crate) fn push_plugin_event(
+        &mut self,
+        plugin: &str,
+        hid: HandleId,
+        transaction: Option<&str>,
+        data: Value,
+        jsep: Option<Value>,
+    ) {
+        let Some(h) = self.handles.get(&hid) else {
+            return;
+        };
+        let sid = h.session;
+        let mut msg = json!({"janus": "event", "session_id": sid.0, "sender": hid.0,
+                             "plugindata": {"plugin": plugin, "data": data}});
+        if let Some(t) = transaction {
+            msg["transaction"] = Value::String(t.into());
+        }
+        if let Some(j) = jsep {
+            msg["jsep"] = j;
+        }
+        self.deliver(sid, msg);
+    }
+
+    pub(crate) fn has_pc(&self, hid: HandleId) -> bool {
+        self.handles.get(&hid).is_some_and(|h| h.pc.is_some())
+    }
+
+    pub(crate) fn accept_offer(
+        &mut self,
+        now: Instant,
+        hid: HandleId,
+        offer: &Jsep,
+        media: Box<dyn MediaHandler>,
+    ) -> Result<Jsep, ApiError> {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return Err(no_handle(hid));
+        };
+        if h.pc.is_some() {
+            return Err(ApiError::new(
+                code::WEBRTC_STATE,
+                "Renegotiation of an existing PeerConnection is not supported yet",
+            ));
+        }
+        let (rtc, answer) = self
+            .webrtc
+            .accept_offer(now, &offer.sdp)
+            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, e.to_string()))?;
+        let peer = PeerId(self.next_peer);
+        self.next_peer += 1;
+        let stats = Arc::new(PeerStats::default());
+        h.pc = Some(Pc {
+            peer,
+            stats: stats.clone(),
+            connected: false,
+        });
+        let remote_candidates = std::mem::take(&mut h.pending_candidates);
+        self.outputs
+            .push_back(Output::Media(MediaCommand::AddPeer(Box::new(NewPeer {
+                id: peer,
+                session: h.session,
+                handle: hid,
+                rtc,
+                handler: media,
+                stats,
+                remote_candidates,
+            }))));
+        Ok(Jsep {
+            kind: JsepKind::Answer,
+            sdp: answer,
+            trickle: false,
+            restart: false,
+        })
+    }
+
+    pub(super) fn trickle_one(&mut self, hid: HandleId, c: &Value) -> Result<(), ApiError> {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return Err(no_handle(hid));
+        };
+        let obj = match c {
+            Value::Null => {
+                h.trickle_completed = true;
+                return Ok(());
+            }
+            Value::Object(o) => o,
+            _ => return Err(ApiError::bad_type("candidate", "an object")),
+        };
+        if obj.get("completed").and_then(Value::as_bool) == Some(true) {
+            h.trickle_completed = true;
+            return Ok(());
+        }
+        let line = match obj.get("candidate") {
+            None => return Err(ApiError::missing("candidate")),
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(ApiError::bad_type("candidate", "a string")),
+        };
+        if line.is_empty() {
+            h.trickle_completed = true;
+            return Ok(());
+        }
+        let line = line.strip_prefix("a=").unwrap_or(line);
+        let candidate = match str0m::Candidate::from_sdp_string(line) {
+            Ok(c) => c,
+            Err(e) => {
+                // Janus acks candidates it cannot use (mDNS names, TCP) and carries on.
+                tracing::debug!(handle = %hid, error = %e, "ignoring unusable candidate");
+                return Ok(());
+            }
+        };
+        match &h.pc {
+            Some(pc) => self
+                .outputs
+                .push_back(Output::Media(MediaCommand::RemoteCandidate {
+                    peer: pc.peer,
+                    candidate,
+                })),
+            None => h.pending_candidates.push(candidate),
+        }
+        Ok(())
+    }
+
+    pub(crate) fn defer_close_pc(&mut self, hid: HandleId, reason: &'static str) {
+        self.deferred.push(Deferred::ClosePc(hid, reason));
+    }
+
+    pub(crate) fn defer_detach(&mut self, hid: HandleId) {
+        self.deferred.push(Deferred::Detach(hid));
+    }
+
+    pub(super) fn hangup(
+        &mut self,
+        now: Instant,
+        plugins: &mut [Box<dyn Plugin>],
+        hid: HandleId,
+        reason: &str,
+    ) {
+        self.hangup_with(now, plugins, hid, reason, true)
+    }
+
+    /// Ends the handle's PeerConnection: `hangup` event if there was one, then the
+    /// plugin's `hangup_media` (always, as Janus does for a hangup request).
+    pub(super) fn hangup_with(
+        &mut self,
+        now: Instant,
+        plugins: &mut [Box<dyn Plugin>],
+        hid: HandleId,
+        reason: &str,
+        tell_engine: bool,
+    ) {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return;
+        };
+        let (sid, index) = (h.session, h.plugin);
+        h.pending_candidates.clear();
+        h.trickle_completed = false;
+        if let Some(pc) = h.pc.take() {
+            if tell_engine {
+                self.outputs
+                    .push_back(Output::Media(MediaCommand::ClosePeer {
+                        peer: pc.peer,
+                        reason: reason.into(),
+                    }));
+            }
+            self.deliver(
+                sid,
+                json!({"janus": "hangup", "session_id": sid.0, "sender": hid.0, "reason": reason}),
+            );
+        }
+        let package = plugins[index].info().package;
+        let mut ctx = PluginCtx {
+            core: self,
+            plugin: package,
+            now,
+        };
+        plugins[index].hangup_media(&mut ctx, hid);
+    }
+}
