@@ -87,13 +87,32 @@ pub fn parse_request(
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(ApiError::bad_type("transaction", "a string").into()),
     };
+    let with_tx = |error| ParseError {
+        error,
+        transaction: Some(transaction.clone()),
+    };
     let target = match url_target {
-        Some(t) => t,
+        Some(t) => {
+            // Ids in the body must agree with the path, as Janus's HTTP transport checks.
+            let session = optional_id(&body, "session_id").map_err(with_tx)?;
+            let handle = optional_id(&body, "handle_id").map_err(with_tx)?;
+            if session.is_some_and(|s| Some(SessionId(s)) != t.session) {
+                return Err(ApiError::new(
+                    code::INVALID_REQUEST_PATH,
+                    "Conflicting session ID (payload and path)",
+                )
+                .into());
+            }
+            if handle.is_some_and(|h| Some(HandleId(h)) != t.handle) {
+                return Err(ApiError::new(
+                    code::INVALID_REQUEST_PATH,
+                    "Conflicting handle ID (payload and path)",
+                )
+                .into());
+            }
+            t
+        }
         None => {
-            let with_tx = |error| ParseError {
-                error,
-                transaction: Some(transaction.clone()),
-            };
             let session = optional_id(&body, "session_id").map_err(with_tx)?;
             let handle = optional_id(&body, "handle_id").map_err(with_tx)?;
             if handle.is_some() && session.is_none() {
@@ -259,6 +278,30 @@ mod tests {
             TransportKind::Websocket,
         );
         assert_eq!((e.error.code, e.transaction.as_deref()), (467, Some("x")));
+    }
+
+    #[test]
+    fn body_ids_must_match_the_http_path() {
+        let path = Target {
+            session: Some(SessionId(5)),
+            handle: None,
+        };
+        let p = |b: &str| parse_request(b.as_bytes(), TransportKind::Http, Some(path));
+        assert!(p(r#"{"janus":"keepalive","transaction":"x","session_id":5}"#).is_ok());
+        assert_eq!(
+            p(r#"{"janus":"keepalive","transaction":"x","session_id":6}"#)
+                .unwrap_err()
+                .error
+                .code,
+            457
+        );
+        assert_eq!(
+            p(r#"{"janus":"keepalive","transaction":"x","handle_id":6}"#)
+                .unwrap_err()
+                .error
+                .code,
+            457
+        );
     }
 
     #[test]
