@@ -24,6 +24,27 @@ pub struct Config {
     pub media: MediaConfig,
     /// Built-in web page.
     pub web: WebConfig,
+    /// `janus.plugin.streaming`.
+    pub streaming: StreamingConfig,
+}
+
+/// `[streaming]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StreamingConfig {
+    /// When non-empty, `create` must carry this `admin_key`.
+    pub admin_key: String,
+    /// Address RTP mountpoint ports are bound on.
+    pub rtp_bind_ip: IpAddr,
+}
+
+impl Default for StreamingConfig {
+    fn default() -> Self {
+        StreamingConfig {
+            admin_key: String::new(),
+            rtp_bind_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        }
+    }
 }
 
 /// `[general]`
@@ -269,6 +290,7 @@ impl Config {
         self.websocket.admin_bind = lo;
         self.media.udp_bind = lo;
         self.media.host_addresses = vec![lo.ip()];
+        self.streaming.rtp_bind_ip = lo.ip();
         self
     }
 

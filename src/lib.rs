@@ -29,6 +29,7 @@
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod ingest;
 pub mod media;
 pub mod plugin;
 pub mod transport;

@@ -41,6 +41,7 @@ fn engine() -> &'static Mutex<(Engine, Instant, SocketAddr)> {
             handler: Box::new(Sink),
             stats: Arc::new(PeerStats::default()),
             remote_candidates: vec![candidate],
+            subscriptions: vec![],
         };
         engine.handle_command(now, MediaCommand::AddPeer(Box::new(peer)), &mut |_, _| {});
         Mutex::new((engine, now, source))

@@ -81,9 +81,35 @@ pub async fn chromium_echotest(
         }
     );
     let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(workspace().join("interop-tests/js/echotest.mjs"))
+    cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
         .arg(url)
-        .arg(seconds.to_string());
+        .arg(seconds.to_string())
+        .arg("echo");
+    run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+}
+
+/// Opens the demo page's streams view in headless Chromium, watching mountpoint `id`.
+pub async fn chromium_watch(
+    running: &Running,
+    transport: &str,
+    id: u64,
+    seconds: u32,
+) -> anyhow::Result<Value> {
+    let http = running.http.context("HTTP listener")?;
+    let ws = running.ws.context("WebSocket listener")?;
+    let url = format!(
+        "http://{http}/?watch={id}&transport={transport}&server={}",
+        if transport == "ws" {
+            format!("ws://{ws}/")
+        } else {
+            format!("http://{http}/janus")
+        }
+    );
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg("viewer");
     run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
 }
 
@@ -107,6 +133,72 @@ pub async fn aiortc_echotest(running: &Running, seconds: u32) -> anyhow::Result<
         .arg(format!("http://{http}/janus"))
         .arg(seconds.to_string());
     run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+}
+
+/// Sends one Janus request through the in-process gateway (as over HTTP).
+pub fn janus(running: &Running, target: cardea::api::Target, body: Value) -> Value {
+    running.hub.with_gateway(|g, now| {
+        g.handle_request(
+            now,
+            cardea::api::Origin::HTTP,
+            Some(target),
+            body.to_string().as_bytes(),
+        )
+    })
+}
+
+/// Creates an RTP mountpoint through the streaming plugin; returns the `created`
+/// answer's `stream` (with the bound ports).
+pub fn create_rtp_mountpoint(running: &Running, id: u64, media: Value) -> Value {
+    use cardea::api::{HandleId, SessionId, Target};
+    let root = Target::default();
+    let sid = janus(
+        running,
+        root,
+        serde_json::json!({"janus": "create", "transaction": "c"}),
+    )["data"]["id"]
+        .as_u64()
+        .expect("session");
+    let at_session = Target {
+        session: Some(SessionId(sid)),
+        handle: None,
+    };
+    let hid = janus(running, at_session, serde_json::json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}))["data"]["id"]
+        .as_u64()
+        .expect("handle");
+    let at_handle = Target {
+        session: Some(SessionId(sid)),
+        handle: Some(HandleId(hid)),
+    };
+    let r = janus(
+        running,
+        at_handle,
+        serde_json::json!({"janus": "message", "transaction": "m",
+        "body": {"request": "create", "type": "rtp", "id": id, "description": "test feed", "media": media}}),
+    );
+    let data = &r["plugindata"]["data"];
+    assert_eq!(data["streaming"], "created", "{r}");
+    data["stream"].clone()
+}
+
+/// The port a created mountpoint bound for `mid`.
+pub fn port_of(stream: &Value, mid: &str) -> u16 {
+    stream["ports"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["mid"] == mid))
+        .and_then(|p| p["port"].as_u64())
+        .expect("a port for the mid") as u16
+}
+
+/// A GStreamer pipeline (gst-launch-1.0) that lives as long as the returned child.
+pub fn gst_launch(pipeline: &str) -> tokio::process::Child {
+    tokio::process::Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("gst-launch-1.0 (scripts/test.sh installs it)")
 }
 
 /// The media counters from the admin API's `get_status`.

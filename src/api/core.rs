@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
+use str0m::media::Mid;
+
 use super::{
     code, no_handle, ApiError, Core, Deferred, HandleId, Jsep, JsepKind, Output, Owner, Pc, PeerId,
-    SessionId,
+    PendingOffer, SessionId, SourceId,
 };
-use crate::media::webrtc::{MediaCommand, NewPeer, PeerStats};
+use crate::media::webrtc::{MediaCommand, NewPeer, OfferTrack, PeerStats};
 use crate::plugin::{MediaHandler, Plugin, PluginCtx};
 
 impl Core {
@@ -145,6 +147,7 @@ impl Core {
                 handler: media,
                 stats,
                 remote_candidates,
+                subscriptions: Vec::new(),
             }))));
         Ok(Jsep {
             kind: JsepKind::Answer,
@@ -152,6 +155,104 @@ impl Core {
             trickle: false,
             restart: false,
         })
+    }
+
+    pub(crate) fn create_offer(
+        &mut self,
+        now: Instant,
+        hid: HandleId,
+        tracks: &[OfferTrack],
+    ) -> Result<(Jsep, Vec<Mid>), ApiError> {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return Err(no_handle(hid));
+        };
+        if h.pc.is_some() {
+            return Err(ApiError::new(
+                code::WEBRTC_STATE,
+                "Renegotiation of an existing PeerConnection is not supported yet",
+            ));
+        }
+        let (rtc, offer, pending, mids) = self
+            .webrtc
+            .create_offer(now, tracks)
+            .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
+        let peer = PeerId(self.next_peer);
+        self.next_peer += 1;
+        h.pc = Some(Pc {
+            peer,
+            stats: Arc::new(PeerStats::default()),
+            connected: false,
+        });
+        h.pending_offer = Some(PendingOffer { rtc, pending });
+        let jsep = Jsep {
+            kind: JsepKind::Offer,
+            sdp: offer,
+            trickle: false,
+            restart: false,
+        };
+        Ok((jsep, mids))
+    }
+
+    pub(crate) fn accept_answer(
+        &mut self,
+        hid: HandleId,
+        answer: &Jsep,
+        media: Box<dyn MediaHandler>,
+        subscriptions: Vec<SourceId>,
+    ) -> Result<(), ApiError> {
+        let Some(h) = self.handles.get_mut(&hid) else {
+            return Err(no_handle(hid));
+        };
+        if answer.kind != JsepKind::Answer {
+            return Err(ApiError::new(
+                code::JSEP_UNKNOWN_TYPE,
+                "Expected an SDP answer",
+            ));
+        }
+        let (Some(PendingOffer { mut rtc, pending }), Some(pc)) = (h.pending_offer.take(), &h.pc)
+        else {
+            return Err(ApiError::new(
+                code::UNEXPECTED_ANSWER,
+                "Unexpected ANSWER (did we offer?)",
+            ));
+        };
+        let sdp = str0m::change::SdpAnswer::from_sdp_string(&answer.sdp)
+            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
+        rtc.sdp_api()
+            .accept_answer(pending, sdp)
+            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
+        let remote_candidates = std::mem::take(&mut h.pending_candidates);
+        self.outputs
+            .push_back(Output::Media(MediaCommand::AddPeer(Box::new(NewPeer {
+                id: pc.peer,
+                session: h.session,
+                handle: hid,
+                rtc,
+                handler: media,
+                stats: pc.stats.clone(),
+                remote_candidates,
+                subscriptions,
+            }))));
+        Ok(())
+    }
+
+    pub(crate) fn start_rtp_source(
+        &mut self,
+        ports: Vec<crate::ingest::rtp::RtpPort>,
+        counters: Arc<crate::ingest::rtp::SourceCounters>,
+    ) -> SourceId {
+        let id = SourceId(self.next_source);
+        self.next_source += 1;
+        self.outputs.push_back(Output::StartRtpSource {
+            id,
+            ports,
+            counters,
+        });
+        id
+    }
+
+    pub(crate) fn stop_source(&mut self, id: SourceId) {
+        self.outputs.push_back(Output::StopSource(id));
     }
 
     pub(super) fn trickle_one(&mut self, hid: HandleId, c: &Value) -> Result<(), ApiError> {
@@ -233,6 +334,7 @@ impl Core {
         };
         let (sid, index) = (h.session, h.plugin);
         h.pending_candidates.clear();
+        h.pending_offer = None;
         h.trickle_completed = false;
         if let Some(pc) = h.pc.take() {
             if tell_engine {

@@ -42,6 +42,10 @@ id_type!(
     ConnId
 );
 id_type!(
+    /// One media source (a mountpoint's ingest), fanned out to its viewers.
+    SourceId
+);
+id_type!(
     /// One PeerConnection; a handle gets a new one after each hangup, so stale media events can be told apart.
     PeerId
 );

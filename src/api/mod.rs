@@ -25,7 +25,7 @@ mod ids;
 mod request;
 
 pub use error::{code, ApiError};
-pub use ids::{ConnId, HandleId, PeerId, SessionId};
+pub use ids::{ConnId, HandleId, PeerId, SessionId, SourceId};
 pub use request::{parse_request, Jsep, JsepKind, ParseError, Request, Target, TransportKind};
 
 /// Version reported by `info`: Janus 1.1.2's API, which janus.js 1.x speaks.
@@ -75,6 +75,17 @@ pub enum Output {
     Media(MediaCommand),
     /// The admin API changed the log level (0 = none … 7 = trace, as Janus).
     SetLogLevel(u8),
+    /// Start reading a plain-RTP source from these bound ports.
+    StartRtpSource {
+        /// The source's id.
+        id: SourceId,
+        /// The ports, bound.
+        ports: Vec<crate::ingest::rtp::RtpPort>,
+        /// Counters the plugin reads.
+        counters: Arc<crate::ingest::rtp::SourceCounters>,
+    },
+    /// Stop a source.
+    StopSource(SourceId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,8 +111,15 @@ struct Pc {
     connected: bool,
 }
 
+/// A server-side offer waiting for the peer's answer.
+struct PendingOffer {
+    rtc: str0m::Rtc,
+    pending: str0m::change::SdpPendingOffer,
+}
+
 struct Handle {
     session: SessionId,
+    pending_offer: Option<PendingOffer>,
     plugin: usize,
     opaque_id: Option<String>,
     created: Instant,
@@ -130,6 +148,7 @@ pub struct Core {
     media_counters: Arc<MediaCounters>,
     deferred: Vec<Deferred>,
     next_peer: u64,
+    next_source: u64,
     log_level: u8,
     started: Instant,
 }
@@ -165,6 +184,7 @@ impl Gateway {
                 media_counters,
                 deferred: Vec::new(),
                 next_peer: 1,
+                next_source: 1,
                 log_level: 4,
                 started: now,
             },
@@ -381,6 +401,7 @@ impl Gateway {
                 opaque_id,
                 created: now,
                 pc: None,
+                pending_offer: None,
                 pending_candidates: Vec::new(),
                 trickle_completed: false,
             },

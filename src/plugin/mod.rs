@@ -19,6 +19,7 @@ use str0m::Rtc;
 use crate::api::{ApiError, HandleId, Jsep};
 
 pub mod echotest;
+pub mod streaming;
 
 /// What a plugin answers to a message, as Janus's `janus_plugin_result`.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,6 +115,44 @@ impl PluginCtx<'_> {
         self.core.accept_offer(self.now, handle, offer, media)
     }
 
+    /// Creates the handle's PeerConnection with a server-side offer of `tracks`
+    /// (send-only, each with the source's codec and payload type); returns the offer
+    /// and the mid given to each track. The peer starts when [`Self::accept_answer`] gets the answer.
+    pub fn create_offer(
+        &mut self,
+        handle: HandleId,
+        tracks: &[crate::media::webrtc::OfferTrack],
+    ) -> Result<(Jsep, Vec<Mid>), ApiError> {
+        self.core.create_offer(self.now, handle, tracks)
+    }
+
+    /// Completes a server-side offer with the peer's answer and starts the
+    /// PeerConnection, fed by `subscriptions`.
+    pub fn accept_answer(
+        &mut self,
+        handle: HandleId,
+        answer: &Jsep,
+        media: Box<dyn MediaHandler>,
+        subscriptions: Vec<crate::api::SourceId>,
+    ) -> Result<(), ApiError> {
+        self.core
+            .accept_answer(handle, answer, media, subscriptions)
+    }
+
+    /// Starts reading a plain-RTP source from already bound ports; returns its id.
+    pub fn start_rtp_source(
+        &mut self,
+        ports: Vec<crate::ingest::rtp::RtpPort>,
+        counters: std::sync::Arc<crate::ingest::rtp::SourceCounters>,
+    ) -> crate::api::SourceId {
+        self.core.start_rtp_source(ports, counters)
+    }
+
+    /// Stops a source started with [`Self::start_rtp_source`].
+    pub fn stop_source(&mut self, source: crate::api::SourceId) {
+        self.core.stop_source(source)
+    }
+
     /// Whether the handle has a PeerConnection.
     pub fn has_pc(&self, handle: HandleId) -> bool {
         self.core.has_pc(handle)
@@ -136,6 +175,13 @@ pub trait MediaHandler: Send {
     fn incoming_media(&mut self, out: &mut MediaOut<'_>, data: &MediaData);
     /// The peer asked for a keyframe on media we send it (PLI or FIR).
     fn keyframe_request(&mut self, _out: &mut MediaOut<'_>, _req: &KeyframeRequest) {}
+    /// A packet from a source this peer subscribes to (Janus's `relay_rtp` from a mountpoint).
+    fn source_packet(
+        &mut self,
+        _out: &mut MediaOut<'_>,
+        _packet: &crate::media::webrtc::SourcePacket,
+    ) {
+    }
     /// Called about every 100 ms while the PeerConnection is up, for periodic feedback such as REMB.
     fn tick(&mut self, _out: &mut MediaOut<'_>, _now: Instant) {}
 }
@@ -158,6 +204,31 @@ impl MediaOut<'_> {
         writer
             .write(pt, data.network_time, data.time, &data.data[..])
             .is_ok()
+    }
+
+    /// Sends one RTP packet on `mid` (RTP-mode peers only): sequence number and
+    /// timestamp as given, payload shared with every other viewer.
+    #[allow(clippy::too_many_arguments)] // the RTP header fields, one each
+    pub fn write_rtp(
+        &mut self,
+        mid: Mid,
+        pt: u8,
+        seq: u64,
+        timestamp: u32,
+        wallclock: Instant,
+        marker: bool,
+        payload: &std::sync::Arc<[u8]>,
+    ) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return false;
+        };
+        tx.write_rtp(
+            str0m::rtp::RtpWrite::new(pt.into(), seq.into(), timestamp, wallclock, payload.clone())
+                .marker(marker)
+                .nackable(true),
+        );
+        true
     }
 
     /// Asks the peer for a keyframe on media it sends us on `mid` (Janus's `send_pli`).

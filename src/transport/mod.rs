@@ -16,12 +16,13 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::api::{ConnId, Gateway, Output, SessionId};
+use crate::api::{ConnId, Gateway, Output, SessionId, SourceId};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::media::webrtc::engine::LocalAddrs;
 use crate::media::webrtc::{self, MediaCommand, MediaCounters, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
+use crate::plugin::streaming::Streaming;
 
 pub mod http;
 pub mod web;
@@ -37,6 +38,7 @@ pub struct Hub {
     media: mpsc::UnboundedSender<MediaCommand>,
     conns: Mutex<HashMap<ConnId, mpsc::UnboundedSender<String>>>,
     waiters: Mutex<HashMap<SessionId, Arc<Notify>>>,
+    sources: Mutex<HashMap<SourceId, tokio::task::AbortHandle>>,
     next_conn: AtomicU64,
     log_control: Option<LogControl>,
     pub(crate) config: Config,
@@ -71,6 +73,27 @@ impl Hub {
             }
             Output::Media(cmd) => {
                 let _ = self.media.send(cmd);
+            }
+            Output::StartRtpSource {
+                id,
+                ports,
+                counters,
+            } => {
+                let task = tokio::spawn(crate::ingest::rtp::run(
+                    id,
+                    ports,
+                    counters,
+                    self.media.clone(),
+                ));
+                self.sources
+                    .lock()
+                    .expect("sources lock")
+                    .insert(id, task.abort_handle());
+            }
+            Output::StopSource(id) => {
+                if let Some(task) = self.sources.lock().expect("sources lock").remove(&id) {
+                    task.abort();
+                }
             }
             Output::SetLogLevel(level) => {
                 if let Some(f) = &self.log_control {
@@ -212,8 +235,13 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         "media socket bound"
     );
     let counters = Arc::new(MediaCounters::default());
-    let plugins: Vec<Box<dyn crate::plugin::Plugin>> =
-        vec![Box::new(EchoTest::new(config.media.default_remb_bitrate))];
+    let plugins: Vec<Box<dyn crate::plugin::Plugin>> = vec![
+        Box::new(EchoTest::new(config.media.default_remb_bitrate)),
+        Box::new(Streaming::new(
+            (!config.streaming.admin_key.is_empty()).then(|| config.streaming.admin_key.clone()),
+            config.streaming.rtp_bind_ip,
+        )),
+    ];
     let gateway = Gateway::new(
         config.clone(),
         plugins,
@@ -230,6 +258,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         media: media_tx,
         conns: Mutex::new(HashMap::new()),
         waiters: Mutex::new(HashMap::new()),
+        sources: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(0),
         log_control: opts.log_control,
         config: config.clone(),

@@ -15,8 +15,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output};
 
 use super::demux::{classify, Datagram};
-use super::{MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats};
-use crate::api::{HandleId, PeerId};
+use super::{MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats, SourcePacket};
+use crate::api::{HandleId, PeerId, SourceId};
 use crate::plugin::{MediaHandler, MediaOut};
 
 /// How often a handler's `tick` runs.
@@ -79,6 +79,8 @@ impl LocalAddrs {
 /// Every peer, routed by ICE ufrag then source address.
 pub struct Engine {
     peers: HashMap<PeerId, Peer>,
+    /// The fan-out table: which peers each source's packets go to.
+    subscribers: HashMap<SourceId, Vec<PeerId>>,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
     local: LocalAddrs,
@@ -91,6 +93,7 @@ impl Engine {
     pub fn new(local: LocalAddrs, counters: Arc<MediaCounters>) -> Engine {
         Engine {
             peers: HashMap::new(),
+            subscribers: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             local,
@@ -138,6 +141,7 @@ impl Engine {
                     self.drive(now, peer, send);
                 }
             }
+            MediaCommand::SourcePacket(packet) => self.fan_out(now, &packet, send),
             MediaCommand::ClosePeer { peer, reason } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     tracing::debug!(%peer, %reason, "closing peer");
@@ -157,7 +161,11 @@ impl Engine {
             handler,
             stats,
             remote_candidates,
+            subscriptions,
         } = new;
+        for s in subscriptions {
+            self.subscribers.entry(s).or_default().push(id);
+        }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let mut addrs = HashSet::new();
         for c in remote_candidates {
@@ -186,6 +194,42 @@ impl Engine {
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
         self.drive(now, id, send);
+    }
+
+    /// A source packet to every subscribed peer. The payload is shared, not copied,
+    /// and nothing is allocated per packet.
+    fn fan_out(
+        &mut self,
+        now: Instant,
+        packet: &SourcePacket,
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
+        let Engine {
+            peers,
+            subscribers,
+            events,
+            ..
+        } = self;
+        let Some(ids) = subscribers.get(&packet.source) else {
+            return;
+        };
+        let mut closed = Vec::new();
+        for id in ids {
+            let Some(p) = peers.get_mut(id) else {
+                continue;
+            };
+            if p.stats.state() != PeerState::Connected {
+                continue;
+            }
+            let mut out = MediaOut { rtc: &mut p.rtc };
+            p.handler.source_packet(&mut out, packet);
+            if let Some(reason) = drive_peer(p, now, send, events) {
+                closed.push((*id, reason));
+            }
+        }
+        for (id, reason) in closed {
+            self.remove(id, reason);
+        }
     }
 
     /// One datagram read from the socket.
@@ -300,36 +344,7 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        let mut closed: Option<String> = None;
-        loop {
-            if !p.rtc.is_alive() {
-                closed.get_or_insert_with(|| "DTLS alert".into());
-                break;
-            }
-            match p.rtc.poll_output() {
-                Ok(Output::Timeout(t)) => {
-                    p.rtc_timeout = t.max(now);
-                    break;
-                }
-                Ok(Output::Transmit(t)) => {
-                    p.stats.packets_out.fetch_add(1, Ordering::Relaxed);
-                    p.stats
-                        .bytes_out
-                        .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
-                    send(t.destination, &t.contents);
-                }
-                Ok(Output::Event(e)) => {
-                    if let Some(reason) = handle_event(p, now, e, &mut self.events) {
-                        closed = Some(reason);
-                    }
-                }
-                Err(e) => {
-                    closed = Some(format!("WebRTC error: {e}"));
-                    break;
-                }
-            }
-        }
-        if let Some(reason) = closed {
+        if let Some(reason) = drive_peer(p, now, send, &mut self.events) {
             self.remove(id, reason);
         }
     }
@@ -341,6 +356,10 @@ impl Engine {
         p.stats.set_state(PeerState::Closed);
         self.by_ufrag.remove(&p.ufrag);
         self.by_addr.retain(|_, v| *v != id);
+        self.subscribers.retain(|_, peers| {
+            peers.retain(|p| *p != id);
+            !peers.is_empty()
+        });
         self.counters
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
@@ -350,6 +369,46 @@ impl Engine {
             reason,
         });
     }
+}
+
+/// Polls one peer until str0m has nothing more than a timeout; returns a reason
+/// when the peer must be closed.
+fn drive_peer(
+    p: &mut Peer,
+    now: Instant,
+    send: &mut dyn FnMut(SocketAddr, &[u8]),
+    events: &mut VecDeque<MediaEvent>,
+) -> Option<String> {
+    let mut closed: Option<String> = None;
+    loop {
+        if !p.rtc.is_alive() {
+            closed.get_or_insert_with(|| "DTLS alert".into());
+            break;
+        }
+        match p.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                p.rtc_timeout = t.max(now);
+                break;
+            }
+            Ok(Output::Transmit(t)) => {
+                p.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+                p.stats
+                    .bytes_out
+                    .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                send(t.destination, &t.contents);
+            }
+            Ok(Output::Event(e)) => {
+                if let Some(reason) = handle_event(p, now, e, events) {
+                    closed = Some(reason);
+                }
+            }
+            Err(e) => {
+                closed = Some(format!("WebRTC error: {e}"));
+                break;
+            }
+        }
+    }
+    closed
 }
 
 /// Handles one str0m event; returns a reason when the peer must be closed.

@@ -17,7 +17,7 @@ use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::{Candidate, Rtc, RtcConfig};
 
-use crate::api::{HandleId, PeerId, SessionId};
+use crate::api::{HandleId, PeerId, SessionId, SourceId};
 use crate::config::MediaConfig;
 use crate::plugin::MediaHandler;
 
@@ -47,6 +47,8 @@ pub enum MediaCommand {
         /// The candidate.
         candidate: Candidate,
     },
+    /// A packet from a media source, for every peer subscribed to it.
+    SourcePacket(std::sync::Arc<SourcePacket>),
     /// Close a PeerConnection; the engine answers [`MediaEvent::Closed`].
     ClosePeer {
         /// The PeerConnection.
@@ -64,6 +66,7 @@ impl std::fmt::Debug for MediaCommand {
                 write!(f, "RemoteCandidate({peer}, {})", candidate.addr())
             }
             MediaCommand::ClosePeer { peer, reason } => write!(f, "ClosePeer({peer}, {reason})"),
+            MediaCommand::SourcePacket(p) => write!(f, "SourcePacket({}, {})", p.source, p.track),
         }
     }
 }
@@ -84,6 +87,43 @@ pub struct NewPeer {
     pub stats: std::sync::Arc<PeerStats>,
     /// Candidates trickled before the PeerConnection existed.
     pub remote_candidates: Vec<Candidate>,
+    /// Media sources whose packets go to this peer's handler.
+    pub subscriptions: Vec<SourceId>,
+}
+
+/// One packet from a media source (plain RTP today), shared by every viewer: the
+/// payload is reference-counted, never copied per viewer.
+#[derive(Debug)]
+pub struct SourcePacket {
+    /// The source.
+    pub source: SourceId,
+    /// Which of the source's tracks.
+    pub track: u8,
+    /// Its RTP header as received.
+    pub header: crate::ingest::rtp::RtpHeader,
+    /// The RTP payload.
+    pub payload: std::sync::Arc<[u8]>,
+    /// When it arrived.
+    pub arrival: Instant,
+}
+
+/// A track the gateway offers to a viewer (server-side offer).
+#[derive(Debug, Clone)]
+pub struct OfferTrack {
+    /// Audio or video.
+    pub kind: str0m::media::MediaKind,
+    /// The codec, as the source sends it.
+    pub codec: str0m::format::Codec,
+    /// The payload type, as the source sends it (kept end to end).
+    pub pt: u8,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Audio channels.
+    pub channels: Option<u8>,
+    /// Codec parameters (H.264 profile and packetization mode, Opus FEC...).
+    pub format: str0m::format::FormatParams,
+    /// Stream id for a=msid.
+    pub msid: String,
 }
 
 /// What the engine tells the control side.
@@ -276,6 +316,57 @@ impl WebrtcFactory {
             .accept_offer(offer)
             .map_err(|e| MediaError::Offer(e.to_string()))?;
         Ok((rtc, answer.to_sdp_string()))
+    }
+
+    /// Creates a str0m instance in RTP mode that offers `tracks` send-only, each with
+    /// exactly the source's codec and payload type; returns it, the offer, the pending
+    /// offer to complete with the answer, and the mid of each track.
+    pub fn create_offer(
+        &self,
+        now: Instant,
+        tracks: &[OfferTrack],
+    ) -> Result<
+        (
+            Rtc,
+            String,
+            str0m::change::SdpPendingOffer,
+            Vec<str0m::media::Mid>,
+        ),
+        MediaError,
+    > {
+        let mut config = self.config.clone().set_rtp_mode(true).clear_codecs();
+        for t in tracks {
+            config.codec_config().add_config(
+                t.pt.into(),
+                None,
+                t.codec,
+                str0m::media::Frequency::new(t.clock_rate)
+                    .ok_or_else(|| MediaError::Offer(format!("bad clock rate {}", t.clock_rate)))?,
+                t.channels,
+                t.format,
+            );
+        }
+        let mut rtc = config.build(now);
+        for c in &self.candidates {
+            rtc.add_local_candidate(c.clone());
+        }
+        let mut change = rtc.sdp_api();
+        let mids: Vec<_> = tracks
+            .iter()
+            .map(|t| {
+                change.add_media(
+                    t.kind,
+                    str0m::media::Direction::SendOnly,
+                    Some(t.msid.clone()),
+                    None,
+                    None,
+                )
+            })
+            .collect();
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| MediaError::Offer("nothing to offer".into()))?;
+        Ok((rtc, offer.to_sdp_string(), pending, mids))
     }
 
     /// The candidates offered, for logs and `info`.

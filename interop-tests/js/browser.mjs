@@ -1,6 +1,8 @@
-// Drives Cardea's demo page (janus.js echo test) in headless Chromium with a fake
-// camera and microphone, and prints one JSON line: what the browser saw.
-// Usage: node echotest.mjs <page-url> <seconds>
+// Drives Cardea's demo page in headless Chromium with a fake camera and microphone,
+// and prints one JSON line: what the browser saw.
+// Usage: node browser.mjs <page-url> <seconds> [echo|viewer]
+//   echo:   the echo test (window.cardea), started by ?autostart=1
+//   viewer: the streams view (window.cardea.viewer), started by ?watch=<id>
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 const require = createRequire(join(dirname(fileURLToPath(import.meta.url)), '../../web/package.json'));
 const { chromium } = require('playwright-core');
 
-const [url, secondsArg] = process.argv.slice(2);
+const [url, secondsArg, modeArg] = process.argv.slice(2);
+const mode = modeArg || 'echo';
 const seconds = Number(secondsArg || 10);
 const profile = mkdtempSync(join(tmpdir(), 'cardea-chromium-'));
 const context = await chromium.launchPersistentContext(profile, {
@@ -33,22 +36,22 @@ try {
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
     await page.waitForTimeout(500);
-    const s = await page.evaluate(async () => {
-      const c = window.cardea;
+    const s = await page.evaluate(async (mode) => {
+      const c = window.cardea && (mode === 'viewer' ? window.cardea.viewer : window.cardea);
       const pc = c && c.handle && c.handle.webrtcStuff && c.handle.webrtcStuff.pc;
-      let frames = 0, audio = 0, codecs = [];
+      let frames = 0, audio = 0, codecs = [], width = 0, height = 0, firstFrameMs = null;
       if (pc) {
         const report = await pc.getStats();
         report.forEach((r) => {
-          if (r.type === 'inbound-rtp' && r.kind === 'video') frames += r.framesDecoded || 0;
+          if (r.type === 'inbound-rtp' && r.kind === 'video') { frames += r.framesDecoded || 0; width = r.frameWidth || width; height = r.frameHeight || height; }
           if (r.type === 'inbound-rtp' && r.kind === 'audio') audio += r.packetsReceived || 0;
           if (r.type === 'codec') codecs.push(r.mimeType);
         });
       }
       const localSdp = pc && pc.localDescription ? pc.localDescription.sdp : null;
-      return { webrtcup: !!(c && c.webrtcup), frames, audio, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
-    });
-    Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp });
+      return { webrtcup: !!(c && c.webrtcup), started: !!(c && c.started), frames, audio, width, height, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
+    }, mode);
+    Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, width: s.width, height: s.height });
     result.samples.push({ ms: Date.now() - t0, frames: s.frames, audio: s.audio });
   }
 } catch (e) {

@@ -1,0 +1,4 @@
+//! Ingest: where media enters the gateway from outside WebRTC. Today plain RTP over
+//! UDP (`rtp`); RTSP cameras and the SIP user agent join it.
+
+pub mod rtp;

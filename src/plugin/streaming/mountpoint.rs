@@ -1,0 +1,307 @@
+//! A mountpoint: its media, its source and how it is described to clients.
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::MediaKind;
+
+use super::err;
+use crate::api::{HandleId, SourceId};
+use crate::ingest::rtp::{RtpPort, SourceCounters};
+use crate::media::webrtc::OfferTrack;
+
+/// What a codec name in a `create` request means.
+#[derive(Debug, Clone)]
+pub(super) struct CodecSpec {
+    pub(super) name: &'static str,
+    pub(super) codec: Codec,
+    pub(super) clock_rate: u32,
+    pub(super) channels: Option<u8>,
+    pub(super) format: FormatParams,
+    pub(super) kind: MediaKind,
+}
+
+/// Maps Janus's codec names to str0m's; `fmtp` refines H.264's profile.
+pub(super) fn codec_spec(name: &str, fmtp: Option<&str>) -> Option<CodecSpec> {
+    let video = |name, codec| CodecSpec {
+        name,
+        codec,
+        clock_rate: 90_000,
+        channels: None,
+        format: FormatParams::default(),
+        kind: MediaKind::Video,
+    };
+    let audio = |name, codec, clock_rate, channels| CodecSpec {
+        name,
+        codec,
+        clock_rate,
+        channels,
+        format: FormatParams::default(),
+        kind: MediaKind::Audio,
+    };
+    let mut spec = match name.to_ascii_lowercase().as_str() {
+        "vp8" => video("vp8", Codec::Vp8),
+        "vp9" => video("vp9", Codec::Vp9),
+        "h264" => video("h264", Codec::H264),
+        "av1" => video("av1", Codec::Av1),
+        "h265" => video("h265", Codec::H265),
+        "opus" => audio("opus", Codec::Opus, 48_000, Some(2)),
+        "pcmu" => audio("pcmu", Codec::PCMU, 8_000, None),
+        "pcma" => audio("pcma", Codec::PCMA, 8_000, None),
+        "g722" => audio("g722", Codec::G722, 8_000, None),
+        _ => return None,
+    };
+    match spec.codec {
+        Codec::H264 => {
+            spec.format.packetization_mode = Some(1);
+            spec.format.level_asymmetry_allowed = Some(true);
+            spec.format.profile_level_id = Some(0x42e01f);
+            for kv in fmtp.unwrap_or("").split(';') {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                match k.trim() {
+                    "profile-level-id" => {
+                        if let Ok(p) = u32::from_str_radix(v.trim(), 16) {
+                            spec.format.profile_level_id = Some(p);
+                        }
+                    }
+                    "packetization-mode" => spec.format.packetization_mode = v.trim().parse().ok(),
+                    _ => {}
+                }
+            }
+        }
+        Codec::Opus => {
+            spec.format.min_p_time = Some(10);
+            spec.format.use_inband_fec = Some(true);
+        }
+        _ => {}
+    }
+    Some(spec)
+}
+
+/// One medium of a mountpoint.
+#[derive(Debug, Clone)]
+pub(super) struct MountMedia {
+    pub(super) mid: String,
+    pub(super) msid: String,
+    pub(super) label: String,
+    pub(super) port: u16,
+    pub(super) pt: u8,
+    pub(super) codec: CodecSpec,
+}
+
+impl MountMedia {
+    pub(super) fn offer_track(&self, mountpoint: u64) -> OfferTrack {
+        OfferTrack {
+            kind: self.codec.kind,
+            codec: self.codec.codec,
+            pt: self.pt,
+            clock_rate: self.codec.clock_rate,
+            channels: self.codec.channels,
+            format: self.codec.format,
+            msid: format!("janus{mountpoint}"),
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self.codec.kind {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+}
+
+/// A mountpoint fed by a plain-RTP source.
+pub(super) struct Mountpoint {
+    pub(super) id: u64,
+    pub(super) name: String,
+    pub(super) description: String,
+    pub(super) metadata: Option<String>,
+    pub(super) secret: Option<String>,
+    pub(super) pin: Option<String>,
+    pub(super) is_private: bool,
+    pub(super) enabled: Arc<AtomicBool>,
+    pub(super) media: Vec<MountMedia>,
+    pub(super) source: SourceId,
+    pub(super) counters: Arc<SourceCounters>,
+    pub(super) viewers: BTreeSet<HandleId>,
+}
+
+/// A refusal with the streaming plugin's code.
+pub(super) type Refusal = (u16, String);
+
+fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Refusal> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element ({key} should be a string)"),
+        )),
+    }
+}
+
+impl Mountpoint {
+    /// Validates a `create` body's media and binds their ports on `bind_ip`.
+    pub(super) fn parse_media(
+        body: &Map<String, Value>,
+        bind_ip: IpAddr,
+    ) -> Result<(Vec<MountMedia>, Vec<RtpPort>), Refusal> {
+        let list = match body.get("media") {
+            None => {
+                return Err((
+                    err::MISSING_ELEMENT,
+                    "Missing mandatory element (media)".into(),
+                ))
+            }
+            Some(Value::Array(l)) if !l.is_empty() => l,
+            Some(_) => {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    "Invalid element (media should be a non-empty array)".into(),
+                ))
+            }
+        };
+        let mut media = Vec::new();
+        let mut ports = Vec::new();
+        for (i, m) in list.iter().enumerate() {
+            let m = m.as_object().ok_or((
+                err::INVALID_ELEMENT,
+                "Invalid element (media items should be objects)".to_owned(),
+            ))?;
+            let kind = str_field(m, "type")?.ok_or((
+                err::MISSING_ELEMENT,
+                "Missing mandatory element (type)".to_owned(),
+            ))?;
+            let mid = str_field(m, "mid")?.ok_or((
+                err::MISSING_ELEMENT,
+                "Missing mandatory element (mid)".to_owned(),
+            ))?;
+            if media.iter().any(|x: &MountMedia| x.mid == mid) {
+                return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
+            }
+            let codec_name = str_field(m, "codec")?.ok_or((
+                err::MISSING_ELEMENT,
+                "Missing mandatory element (codec)".to_owned(),
+            ))?;
+            let codec = codec_spec(codec_name, str_field(m, "fmtp")?).ok_or((
+                err::INVALID_ELEMENT,
+                format!("Unsupported codec '{codec_name}'"),
+            ))?;
+            let expected = if kind == "audio" {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            };
+            if !matches!(kind, "audio" | "video") || codec.kind != expected {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    format!("Invalid media type '{kind}' for codec '{codec_name}'"),
+                ));
+            }
+            let pt = match m.get("pt") {
+                None => {
+                    return Err((
+                        err::MISSING_ELEMENT,
+                        "Missing mandatory element (pt)".into(),
+                    ))
+                }
+                Some(v) => match v.as_u64() {
+                    Some(pt) if pt < 128 => pt as u8,
+                    _ => {
+                        return Err((
+                            err::INVALID_ELEMENT,
+                            "Invalid element (pt should be 0-127)".into(),
+                        ))
+                    }
+                },
+            };
+            let port = match m.get("port") {
+                None => 0,
+                Some(v) => v.as_u64().filter(|p| *p <= u16::MAX as u64).ok_or((
+                    err::INVALID_ELEMENT,
+                    "Invalid element (port should be 0-65535)".to_owned(),
+                ))? as u16,
+            };
+            let socket = UdpSocket::bind(SocketAddr::new(bind_ip, port)).map_err(|e| {
+                (
+                    err::CANT_CREATE,
+                    format!("Can't bind port {port} for mid '{mid}': {e}"),
+                )
+            })?;
+            let bound = socket
+                .local_addr()
+                .map_err(|e| (err::CANT_CREATE, e.to_string()))?
+                .port();
+            ports.push(RtpPort {
+                track: i as u8,
+                pt,
+                socket,
+            });
+            media.push(MountMedia {
+                mid: mid.to_owned(),
+                msid: str_field(m, "msid")?.unwrap_or(mid).to_owned(),
+                label: str_field(m, "label")?.unwrap_or(mid).to_owned(),
+                port: bound,
+                pt,
+                codec,
+            });
+        }
+        Ok((media, ports))
+    }
+
+    /// An entry of `list`.
+    pub(super) fn list_entry(&self) -> Value {
+        json!({
+            "id": self.id, "type": "live", "description": self.description,
+            "metadata": self.metadata, "enabled": self.enabled.load(Ordering::Relaxed),
+            "media": self.media.iter().map(|m| json!({
+                "mid": m.mid, "label": m.label, "msid": m.msid, "type": m.kind_name(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+
+    /// `info`; secrets and ports only with the secret.
+    pub(super) fn info(&self, with_secret: bool) -> Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut v = json!({
+            "id": self.id, "name": self.name, "description": self.description,
+            "metadata": self.metadata, "enabled": self.enabled.load(Relaxed),
+            "viewers": self.viewers.len(), "type": "live",
+            "source": {"packets": self.counters.packets.load(Relaxed),
+                       "bytes": self.counters.bytes.load(Relaxed),
+                       "dropped": self.counters.dropped.load(Relaxed)},
+            "media": self.media.iter().enumerate().map(|(i, m)| {
+                let mut e = json!({
+                    "mid": m.mid, "mindex": i, "type": m.kind_name(), "label": m.label,
+                    "msid": m.msid, "pt": m.pt, "codec": m.codec.name,
+                    "rtpmap": format!("{}/{}", m.codec.name, m.codec.clock_rate),
+                });
+                if with_secret {
+                    e["port"] = json!(m.port);
+                }
+                e
+            }).collect::<Vec<_>>(),
+        });
+        if with_secret {
+            v["secret"] = json!(self.secret);
+            v["pin"] = json!(self.pin);
+            v["is_private"] = json!(self.is_private);
+        }
+        v
+    }
+
+    /// The `stream` object of a `created` answer.
+    pub(super) fn created(&self) -> Value {
+        json!({
+            "id": self.id, "type": "live", "description": self.description,
+            "is_private": self.is_private,
+            "ports": self.media.iter().map(|m| json!({
+                "type": m.kind_name(), "mid": m.mid, "msid": m.msid, "port": m.port,
+            })).collect::<Vec<_>>(),
+        })
+    }
+}

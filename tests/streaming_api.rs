@@ -1,0 +1,193 @@
+//! janus.plugin.streaming's requests and error codes, as janus-api.md §0/§3 state.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+struct Streaming<'a> {
+    gw: &'a Gw,
+    sid: u64,
+    hid: u64,
+}
+
+impl Streaming<'_> {
+    async fn attach(gw: &Gw) -> Streaming<'_> {
+        let sid = gw.create_session().await;
+        let r = gw
+            .post(
+                &format!("/{sid}"),
+                json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}),
+            )
+            .await;
+        let hid = r["data"]["id"].as_u64().unwrap();
+        Streaming { gw, sid, hid }
+    }
+
+    /// A synchronous request: the plugin's answer from `success` + `plugindata`.
+    async fn sync(&self, body: Value) -> Value {
+        let r = self
+            .gw
+            .post(
+                &format!("/{}/{}", self.sid, self.hid),
+                json!({"janus": "message", "transaction": "s", "body": body}),
+            )
+            .await;
+        assert_eq!(r["janus"], "success", "{r}");
+        assert_eq!(r["plugindata"]["plugin"], "janus.plugin.streaming");
+        r["plugindata"]["data"].clone()
+    }
+
+    /// An asynchronous request: `ack`, then the event with the same transaction.
+    async fn with_event(&self, body: Value) -> Value {
+        let r = self
+            .gw
+            .post(
+                &format!("/{}/{}", self.sid, self.hid),
+                json!({"janus": "message", "transaction": "w", "body": body}),
+            )
+            .await;
+        assert_eq!(r["janus"], "ack", "{r}");
+        let (_, ev) = self.gw.poll(self.sid, 1).await;
+        assert_eq!(ev["transaction"], "w", "{ev}");
+        ev
+    }
+}
+
+fn rtp_media() -> Value {
+    json!([{"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"},
+           {"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"}])
+}
+
+#[tokio::test]
+async fn create_list_info_destroy() {
+    let gw = start(|_| {}).await;
+    let s = Streaming::attach(&gw).await;
+    let r = s.sync(json!({"request": "create", "type": "rtp", "id": 5, "name": "lab", "description": "lab feed",
+                          "secret": "mpsecret", "media": rtp_media()})).await;
+    assert_eq!(r["streaming"], "created");
+    assert_eq!(r["created"], "lab");
+    assert_eq!(r["stream"]["id"], 5);
+    assert_eq!(r["stream"]["type"], "live");
+    let ports = r["stream"]["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2);
+    assert!(ports.iter().all(|p| p["port"].as_u64().unwrap() > 0), "{r}");
+
+    let r = s.sync(json!({"request": "list"})).await;
+    assert_eq!(r["streaming"], "list");
+    assert_eq!(r["list"][0]["id"], 5);
+    assert_eq!(r["list"][0]["description"], "lab feed");
+    assert_eq!(r["list"][0]["media"].as_array().unwrap().len(), 2);
+
+    let r = s.sync(json!({"request": "info", "id": 5})).await;
+    assert_eq!(r["info"]["name"], "lab");
+    assert!(
+        r["info"].get("secret").is_none(),
+        "secret only with the secret: {r}"
+    );
+    assert!(r["info"]["media"][0].get("port").is_none());
+    let r = s
+        .sync(json!({"request": "info", "id": 5, "secret": "mpsecret"}))
+        .await;
+    assert_eq!(r["info"]["secret"], "mpsecret");
+    assert!(r["info"]["media"][1]["port"].as_u64().unwrap() > 0);
+    assert_eq!(r["info"]["media"][1]["codec"], "vp8");
+
+    assert_eq!(
+        s.sync(json!({"request": "destroy", "id": 5})).await["error_code"],
+        457
+    );
+    let r = s
+        .sync(json!({"request": "destroy", "id": 5, "secret": "mpsecret"}))
+        .await;
+    assert_eq!(r, json!({"streaming": "destroyed", "destroyed": 5}));
+    assert_eq!(s.sync(json!({"request": "list"})).await["list"], json!([]));
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn error_codes() {
+    let gw = start(|c| c.streaming.admin_key = "adm".into()).await;
+    let s = Streaming::attach(&gw).await;
+    let code = |v: Value| v["error_code"].as_u64().unwrap();
+    assert_eq!(code(s.sync(json!({"request": "nope"})).await), 452);
+    assert_eq!(code(s.sync(json!({})).await), 453);
+    assert_eq!(
+        code(
+            s.sync(json!({"request": "create", "type": "rtp", "media": rtp_media()}))
+                .await
+        ),
+        453
+    );
+    assert_eq!(code(s.sync(json!({"request": "create", "admin_key": "bad", "type": "rtp", "media": rtp_media()})).await), 457);
+    let ok = s.sync(json!({"request": "create", "admin_key": "adm", "type": "rtp", "id": 9, "media": rtp_media()})).await;
+    assert_eq!(ok["streaming"], "created", "{ok}");
+    assert_eq!(code(s.sync(json!({"request": "create", "admin_key": "adm", "type": "rtp", "id": 9, "media": rtp_media()})).await), 456);
+    assert_eq!(code(s.sync(json!({"request": "create", "admin_key": "adm", "type": "rtp", "media": [{"type": "video", "mid": "v", "pt": 96, "codec": "mpeg2"}]})).await), 454);
+    assert_eq!(
+        code(
+            s.sync(json!({"request": "create", "admin_key": "adm", "type": "rtp"}))
+                .await
+        ),
+        453
+    );
+    assert_eq!(
+        code(s.sync(json!({"request": "info", "id": 999})).await),
+        455
+    );
+    assert_eq!(
+        code(s.sync(json!({"request": "destroy", "id": 999})).await),
+        455
+    );
+    assert_eq!(
+        code(s.sync(json!({"request": "info", "id": "x"})).await),
+        454
+    );
+    // watch of an unknown id: ack, then the event with 455.
+    let ev = s.with_event(json!({"request": "watch", "id": 999})).await;
+    assert_eq!(ev["plugindata"]["data"]["error_code"], 455, "{ev}");
+    // start/pause without a watch: wrong state.
+    let ev = s.with_event(json!({"request": "pause"})).await;
+    assert_eq!(ev["plugindata"]["data"]["error_code"], 460, "{ev}");
+    let ev = s.with_event(json!({"request": "stop"})).await;
+    assert_eq!(ev["plugindata"]["data"]["result"]["status"], "idle", "{ev}");
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn watch_offers_the_mountpoint_codecs_and_admin_can_list() {
+    let gw = start(|_| {}).await;
+    let s = Streaming::attach(&gw).await;
+    s.sync(
+        json!({"request": "create", "type": "rtp", "id": 3, "pin": "1234", "media": rtp_media()}),
+    )
+    .await;
+    let ev = s
+        .with_event(json!({"request": "watch", "id": 3, "pin": "0000"}))
+        .await;
+    assert_eq!(ev["plugindata"]["data"]["error_code"], 457, "{ev}");
+    let ev = s
+        .with_event(json!({"request": "watch", "id": 3, "pin": "1234"}))
+        .await;
+    assert_eq!(
+        ev["plugindata"]["data"]["result"]["status"], "preparing",
+        "{ev}"
+    );
+    assert_eq!(ev["jsep"]["type"], "offer");
+    let sdp = ev["jsep"]["sdp"].as_str().unwrap();
+    assert!(sdp.contains("a=rtpmap:111 opus/48000/2"), "{sdp}");
+    assert!(sdp.contains("a=rtpmap:96 VP8/90000"), "{sdp}");
+    assert!(sdp.contains("a=sendonly"), "{sdp}");
+    // Only the chosen subset is offered.
+    let s2 = Streaming::attach(&gw).await;
+    let ev = s2
+        .with_event(json!({"request": "watch", "id": 3, "pin": "1234", "media": ["v"]}))
+        .await;
+    let sdp = ev["jsep"]["sdp"].as_str().unwrap();
+    assert!(!sdp.contains("m=audio") && sdp.contains("m=video"), "{sdp}");
+    // The admin API reaches the plugin's synchronous requests.
+    let r = gw.admin_post("", json!({"janus": "message_plugin", "plugin": "janus.plugin.streaming",
+                                      "request": {"request": "info", "id": 3}, "admin_secret": "janusoverlord", "transaction": "m"})).await;
+    assert_eq!(r["response"]["info"]["viewers"], 2, "{r}");
+    gw.running.shutdown().await;
+}
