@@ -5,3 +5,4 @@
 #![warn(missing_docs)]
 
 pub mod g711;
+pub mod keyframe;

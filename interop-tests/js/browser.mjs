@@ -33,6 +33,14 @@ try {
   page.on('console', (m) => { if (result.console.length < 200) result.console.push(m.text()); });
   page.on('pageerror', (e) => result.errors.push('pageerror: ' + e.message));
   await page.goto(url);
+  if (process.env.WATCH_ON_STDIN) {
+    // The test picks the moment: it writes the mountpoint id on stdin.
+    await page.waitForFunction(() => window.cardea && window.cardea.viewer && window.cardea.viewer.watch);
+    console.log('ready');
+    const id = await new Promise((resolve) => process.stdin.once('data', (d) => resolve(String(d).trim())));
+    process.stdin.destroy();
+    await page.evaluate((id) => window.cardea.viewer.watch(id), id);
+  }
   const deadline = Date.now() + seconds * 1000;
   while (Date.now() < deadline) {
     await page.waitForTimeout(500);
@@ -49,9 +57,9 @@ try {
         });
       }
       const localSdp = pc && pc.localDescription ? pc.localDescription.sdp : null;
-      return { webrtcup: !!(c && c.webrtcup), started: !!(c && c.started), frames, audio, width, height, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
+      return { firstFrameMs: c ? c.firstFrameMs : null, webrtcup: !!(c && c.webrtcup), started: !!(c && c.started), frames, audio, width, height, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
     }, mode);
-    Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, width: s.width, height: s.height });
+    Object.assign(result, { webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, firstFrameMs: s.firstFrameMs, width: s.width, height: s.height });
     result.samples.push({ ms: Date.now() - t0, frames: s.frames, audio: s.audio });
   }
 } catch (e) {

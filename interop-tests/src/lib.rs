@@ -113,6 +113,55 @@ pub async fn chromium_watch(
     run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
 }
 
+/// Like [`chromium_watch`], but the page loads first and `watch` is sent only when
+/// `go` resolves, so a test can pick the moment (say, just after a keyframe).
+pub async fn chromium_watch_when(
+    running: &Running,
+    id: u64,
+    seconds: u32,
+    go: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Value> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let http = running.http.context("HTTP listener")?;
+    let url = format!("http://{http}/?transport=http&server=http://{http}/janus");
+    let mut child = tokio::process::Command::new("node")
+        .arg(workspace().join("interop-tests/js/browser.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg("viewer")
+        .env("WATCH_ON_STDIN", "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .context("page not ready in 60 s")??;
+    if ready.as_deref() != Some("ready") {
+        bail!("unexpected first line from the browser: {ready:?}");
+    }
+    go.await;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    stdin.write_all(format!("{id}\n").as_bytes()).await?;
+    drop(stdin);
+    let mut last = None;
+    let read = async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with('{') {
+                last = Some(line);
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(seconds as u64 + 60), read)
+        .await
+        .context("browser did not finish")??;
+    let line = last.context("no result line from the browser")?;
+    Ok(serde_json::from_str(&line)?)
+}
+
 /// What a user checks after the echo test: webrtcup, no errors, more than 60 video
 /// frames decoded and 100 audio packets of their own media received.
 pub fn assert_browser_echo(r: &Value) {

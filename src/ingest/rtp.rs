@@ -109,6 +109,8 @@ pub struct RtpPort {
     pub track: u8,
     /// Expected payload type; others are dropped and counted.
     pub pt: u8,
+    /// The video codec, when its keyframes can be recognised (for the GOP cache).
+    pub keyframes: Option<cardea_codecs::keyframe::VideoCodec>,
     /// The bound socket.
     pub socket: std::net::UdpSocket,
 }
@@ -135,7 +137,7 @@ pub async fn run(
                 continue;
             }
         };
-        let (track, pt) = (port.track, port.pt);
+        let (track, pt, keyframes) = (port.track, port.pt, port.keyframes);
         tasks.spawn(async move {
             let mut buf = vec![0u8; 2048];
             loop {
@@ -167,6 +169,8 @@ pub async fn run(
                     source,
                     track,
                     header: h,
+                    keyframe: keyframes
+                        .map(|c| cardea_codecs::keyframe::starts_keyframe(c, payload)),
                     payload: Arc::from(payload),
                     arrival,
                 };

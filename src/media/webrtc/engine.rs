@@ -17,6 +17,7 @@ use str0m::{Event, IceConnectionState, Input, Output};
 use super::demux::{classify, Datagram};
 use super::{MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats, SourcePacket};
 use crate::api::{HandleId, PeerId, SourceId};
+use crate::media::gop::GopCache;
 use crate::plugin::{MediaHandler, MediaOut};
 
 /// How often a handler's `tick` runs.
@@ -36,6 +37,10 @@ struct Peer {
     /// Mids media arrived on, with the last arrival and whether we reported `receiving: true`.
     receiving: HashMap<Mid, (Instant, bool)>,
     addrs: HashSet<SocketAddr>,
+    /// Sources this peer views.
+    subscriptions: Vec<SourceId>,
+    /// Just connected: the sources' GOP caches must be replayed to it.
+    replay: bool,
 }
 
 /// The local address a datagram from `source` arrived on. The socket may be bound to
@@ -81,6 +86,8 @@ pub struct Engine {
     peers: HashMap<PeerId, Peer>,
     /// The fan-out table: which peers each source's packets go to.
     subscribers: HashMap<SourceId, Vec<PeerId>>,
+    /// Each source's packets since its last keyframe, for viewers that join.
+    gop: HashMap<SourceId, GopCache>,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
     local: LocalAddrs,
@@ -94,6 +101,7 @@ impl Engine {
         Engine {
             peers: HashMap::new(),
             subscribers: HashMap::new(),
+            gop: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             local,
@@ -141,7 +149,13 @@ impl Engine {
                     self.drive(now, peer, send);
                 }
             }
-            MediaCommand::SourcePacket(packet) => self.fan_out(now, &packet, send),
+            MediaCommand::SourcePacket(packet) => {
+                match self.gop.get_mut(&packet.source) {
+                    Some(cache) => cache.push(&packet),
+                    None => self.gop.entry(packet.source).or_default().push(&packet),
+                }
+                self.fan_out(now, &packet, send)
+            }
             MediaCommand::ClosePeer { peer, reason } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     tracing::debug!(%peer, %reason, "closing peer");
@@ -163,8 +177,8 @@ impl Engine {
             remote_candidates,
             subscriptions,
         } = new;
-        for s in subscriptions {
-            self.subscribers.entry(s).or_default().push(id);
+        for s in &subscriptions {
+            self.subscribers.entry(*s).or_default().push(id);
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let mut addrs = HashSet::new();
@@ -188,6 +202,8 @@ impl Engine {
                 next_tick: now + TICK,
                 receiving: HashMap::new(),
                 addrs,
+                subscriptions,
+                replay: false,
             },
         );
         self.counters
@@ -346,6 +362,37 @@ impl Engine {
         };
         if let Some(reason) = drive_peer(p, now, send, &mut self.events) {
             self.remove(id, reason);
+            return;
+        }
+        if p.replay {
+            p.replay = false;
+            self.replay_gop(now, id, send);
+        }
+    }
+
+    /// Sends a just-connected viewer what its sources cached since their last
+    /// keyframe, so its first frame does not wait for the next keyframe.
+    fn replay_gop(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let Engine {
+            peers, gop, events, ..
+        } = self;
+        let Some(p) = peers.get_mut(&id) else {
+            return;
+        };
+        let mut replayed = 0usize;
+        for source in &p.subscriptions {
+            let Some(cache) = gop.get(source) else {
+                continue;
+            };
+            for packet in cache.packets() {
+                let mut out = MediaOut { rtc: &mut p.rtc };
+                p.handler.source_packet(&mut out, packet);
+                replayed += 1;
+            }
+        }
+        tracing::debug!(peer = %id, packets = replayed, "GOP cache replayed");
+        if let Some(reason) = drive_peer(p, now, send, events) {
+            self.remove(id, reason);
         }
     }
 
@@ -435,6 +482,7 @@ fn handle_event(
         },
         Event::Connected => {
             p.stats.set_state(PeerState::Connected);
+            p.replay = !p.subscriptions.is_empty();
             events.push_back(MediaEvent::Connected {
                 peer: p.id,
                 handle: p.handle,

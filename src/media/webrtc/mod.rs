@@ -103,6 +103,9 @@ pub struct SourcePacket {
     pub header: crate::ingest::rtp::RtpHeader,
     /// The RTP payload.
     pub payload: std::sync::Arc<[u8]>,
+    /// For video whose keyframes we can recognise: whether this packet starts one.
+    /// `None` for audio and for codecs we cannot read.
+    pub keyframe: Option<bool>,
     /// When it arrived.
     pub arrival: Instant,
 }

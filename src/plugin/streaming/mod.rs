@@ -342,6 +342,7 @@ impl Streaming {
                                     mid,
                                     pt: m.pt,
                                     rewriter: Rewriter::default(),
+                                    wait_keyframe: m.codec.kind == str0m::media::MediaKind::Video,
                                 })
                             })
                             .collect(),

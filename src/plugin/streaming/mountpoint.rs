@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use cardea_codecs::keyframe::VideoCodec;
 use serde_json::{json, Map, Value};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::MediaKind;
@@ -239,6 +240,11 @@ impl Mountpoint {
             ports.push(RtpPort {
                 track: i as u8,
                 pt,
+                keyframes: match codec.codec {
+                    Codec::Vp8 => Some(VideoCodec::Vp8),
+                    Codec::H264 => Some(VideoCodec::H264),
+                    _ => None,
+                },
                 socket,
             });
             media.push(MountMedia {

@@ -79,6 +79,9 @@ pub(super) struct ViewerTrack {
     pub(super) mid: Mid,
     pub(super) pt: u8,
     pub(super) rewriter: Rewriter,
+    /// Video starts on a keyframe: nothing before one is sent (the GOP cache
+    /// usually supplies one at once).
+    pub(super) wait_keyframe: bool,
 }
 
 /// The viewer's media half.
@@ -98,6 +101,12 @@ impl MediaHandler for ViewerMedia {
         let Some(Some(t)) = self.tracks.get_mut(p.track as usize) else {
             return;
         };
+        if t.wait_keyframe {
+            match p.keyframe {
+                Some(true) | None => t.wait_keyframe = false,
+                Some(false) => return,
+            }
+        }
         let h = &p.header;
         if let Some((seq, ts)) = t.rewriter.rewrite(h.ssrc, h.seq, h.timestamp) {
             out.write_rtp(t.mid, t.pt, seq, ts, p.arrival, h.marker, &p.payload);

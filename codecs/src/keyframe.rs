@@ -1,0 +1,137 @@
+//! Does an RTP payload start a keyframe? For GOP caching and for waiting on a
+//! keyframe before a new viewer's first packet. Input is hostile: never panics.
+
+/// Codecs whose keyframes can be recognised from the RTP payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// VP8 (RFC 7741).
+    Vp8,
+    /// H.264 (RFC 6184), packetization mode 0 or 1.
+    H264,
+}
+
+/// Whether `payload` is the first packet of a keyframe (for H.264: carries an IDR
+/// slice or the SPS that precedes one).
+pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
+    match codec {
+        VideoCodec::Vp8 => vp8_starts_keyframe(payload),
+        VideoCodec::H264 => h264_starts_keyframe(payload),
+    }
+}
+
+/// RFC 7741 §4.2: payload descriptor, then the VP8 frame header whose bit 0 is 0 for a key frame.
+fn vp8_starts_keyframe(p: &[u8]) -> bool {
+    let Some(&first) = p.first() else {
+        return false;
+    };
+    let start_of_partition = first & 0x10 != 0;
+    let partition_id = first & 0x07;
+    if !start_of_partition || partition_id != 0 {
+        return false;
+    }
+    let mut i = 1;
+    if first & 0x80 != 0 {
+        // X: extension byte with I, L, T, K flags.
+        let Some(&x) = p.get(i) else {
+            return false;
+        };
+        i += 1;
+        if x & 0x80 != 0 {
+            // I: PictureID, one or two bytes (M bit).
+            let Some(&pid) = p.get(i) else {
+                return false;
+            };
+            i += if pid & 0x80 != 0 { 2 } else { 1 };
+        }
+        if x & 0x40 != 0 {
+            i += 1; // L: TL0PICIDX
+        }
+        if x & 0x30 != 0 {
+            i += 1; // T or K: TID/Y/KEYIDX
+        }
+    }
+    p.get(i).is_some_and(|h| h & 0x01 == 0)
+}
+
+/// RFC 6184: single NAL unit (IDR = 5, SPS = 7), STAP-A (24) containing one, or the
+/// first fragment of an FU-A (28) of one.
+fn h264_starts_keyframe(p: &[u8]) -> bool {
+    let is_key = |nal_type: u8| nal_type == 5 || nal_type == 7;
+    let Some(&first) = p.first() else {
+        return false;
+    };
+    match first & 0x1f {
+        24 => {
+            let mut rest = &p[1..];
+            while rest.len() >= 3 {
+                let size = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                let Some(nal) = rest.get(2..2 + size) else {
+                    return false;
+                };
+                if nal.first().is_some_and(|h| is_key(h & 0x1f)) {
+                    return true;
+                }
+                rest = &rest[2 + size..];
+            }
+            false
+        }
+        28 => p
+            .get(1)
+            .is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x1f)),
+        t => is_key(t),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_from_gstreamer() {
+        // Payload of the first packet rtpvp8pay sent (descriptor 0x10, keyframe header 0x9d...).
+        let key = [0x10, 0x10, 0x60, 0x00, 0x9d, 0x01, 0x2a];
+        // That capture has X=0 and S=1; the byte after the descriptor is the frame tag.
+        assert!(!starts_keyframe(VideoCodec::Vp8, &[0x10, 0x11]));
+        assert!(starts_keyframe(VideoCodec::Vp8, &key));
+        // With X, I (two-byte picture id), L and T.
+        assert!(starts_keyframe(
+            VideoCodec::Vp8,
+            &[0x90, 0xe0, 0x80, 0x01, 0x05, 0x20, 0x50]
+        ));
+        assert!(!starts_keyframe(
+            VideoCodec::Vp8,
+            &[0x90, 0xe0, 0x80, 0x01, 0x05, 0x20, 0x51]
+        ));
+        // Not the start of partition 0.
+        assert!(!starts_keyframe(VideoCodec::Vp8, &[0x00, 0x10]));
+        assert!(!starts_keyframe(VideoCodec::Vp8, &[0x11, 0x10]));
+        for cut in 0..4 {
+            let _ = starts_keyframe(VideoCodec::Vp8, &[0x90, 0xe0, 0x80][..cut]);
+        }
+    }
+
+    #[test]
+    fn h264_forms() {
+        assert!(starts_keyframe(VideoCodec::H264, &[0x67, 0x42]));
+        assert!(starts_keyframe(VideoCodec::H264, &[0x65, 0x88]));
+        assert!(!starts_keyframe(VideoCodec::H264, &[0x41, 0x9a]));
+        // STAP-A with SPS and PPS.
+        assert!(starts_keyframe(
+            VideoCodec::H264,
+            &[0x18, 0x00, 0x02, 0x67, 0x42, 0x00, 0x02, 0x68, 0xce]
+        ));
+        assert!(!starts_keyframe(
+            VideoCodec::H264,
+            &[0x18, 0x00, 0x02, 0x41, 0x42]
+        ));
+        // STAP-A with a size past the end.
+        assert!(!starts_keyframe(
+            VideoCodec::H264,
+            &[0x18, 0x00, 0x09, 0x67]
+        ));
+        // FU-A: start of an IDR fragment, and a middle one.
+        assert!(starts_keyframe(VideoCodec::H264, &[0x7c, 0x85, 0x88]));
+        assert!(!starts_keyframe(VideoCodec::H264, &[0x7c, 0x05, 0x88]));
+        assert!(!starts_keyframe(VideoCodec::H264, &[]));
+    }
+}
