@@ -36,6 +36,54 @@ pub struct StreamingConfig {
     pub admin_key: String,
     /// Address RTP mountpoint ports are bound on.
     pub rtp_bind_ip: IpAddr,
+    /// Mountpoints created at start, as `create` requests would.
+    pub mountpoints: Vec<MountpointConfig>,
+}
+
+/// `[[streaming.mountpoints]]`: the fields of a `create` request.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountpointConfig {
+    /// Numeric id.
+    pub id: u64,
+    /// `demo` (built-in test pattern and tone) or `rtp`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Human description.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// Secret needed to see ports, edit or destroy it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret: String,
+    /// PIN needed to watch it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pin: String,
+    /// Hidden from `list`.
+    #[serde(default)]
+    pub is_private: bool,
+    /// For `rtp`: the media and their ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub media: Vec<MountMediaConfig>,
+}
+
+/// One medium of an `rtp` mountpoint in the configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountMediaConfig {
+    /// `audio` or `video`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Its mid.
+    pub mid: String,
+    /// UDP port the source sends to.
+    pub port: u16,
+    /// Payload type the source uses.
+    pub pt: u8,
+    /// `opus`, `pcmu`, `pcma`, `g722`, `vp8`, `vp9`, `h264`, `av1`, `h265`.
+    pub codec: String,
+    /// Codec parameters (H.264 profile-level-id, packetization-mode).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub fmtp: String,
 }
 
 impl Default for StreamingConfig {
@@ -43,6 +91,15 @@ impl Default for StreamingConfig {
         StreamingConfig {
             admin_key: String::new(),
             rtp_bind_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            mountpoints: vec![MountpointConfig {
+                id: 1,
+                kind: "demo".into(),
+                description: "Cardea demo: test pattern (H.264) and tone (PCMU)".into(),
+                secret: String::new(),
+                pin: String::new(),
+                is_private: false,
+                media: Vec::new(),
+            }],
         }
     }
 }

@@ -19,6 +19,34 @@ pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
     }
 }
 
+/// Marks where keyframes start in one RTP stream: only the first keyframe packet
+/// of an access unit counts (an H.264 SPS, PPS and IDR share one RTP timestamp, and
+/// the cache must start at the SPS, not restart at the IDR).
+#[derive(Debug, Clone)]
+pub struct KeyframeStarts {
+    codec: VideoCodec,
+    last_start: Option<u32>,
+}
+
+impl KeyframeStarts {
+    /// For a stream of `codec`.
+    pub fn new(codec: VideoCodec) -> Self {
+        KeyframeStarts {
+            codec,
+            last_start: None,
+        }
+    }
+
+    /// Whether this packet (payload and RTP timestamp) starts a keyframe.
+    pub fn is_start(&mut self, payload: &[u8], timestamp: u32) -> bool {
+        if self.last_start == Some(timestamp) || !starts_keyframe(self.codec, payload) {
+            return false;
+        }
+        self.last_start = Some(timestamp);
+        true
+    }
+}
+
 /// RFC 7741 §4.2: payload descriptor, then the VP8 frame header whose bit 0 is 0 for a key frame.
 fn vp8_starts_keyframe(p: &[u8]) -> bool {
     let Some(&first) = p.first() else {
@@ -108,6 +136,16 @@ mod tests {
         for cut in 0..4 {
             let _ = starts_keyframe(VideoCodec::Vp8, &[0x90, 0xe0, 0x80][..cut]);
         }
+    }
+
+    #[test]
+    fn one_start_per_access_unit() {
+        let mut k = KeyframeStarts::new(VideoCodec::H264);
+        assert!(k.is_start(&[0x67, 0x42], 9000)); // SPS
+        assert!(!k.is_start(&[0x68, 0xce], 9000)); // PPS
+        assert!(!k.is_start(&[0x7c, 0x85, 0x88], 9000)); // IDR, same access unit
+        assert!(!k.is_start(&[0x41, 0x9a], 12000));
+        assert!(k.is_start(&[0x7c, 0x85, 0x88], 15000)); // IDR without SPS: a start
     }
 
     #[test]

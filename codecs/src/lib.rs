@@ -5,4 +5,5 @@
 #![warn(missing_docs)]
 
 pub mod g711;
+pub mod h264;
 pub mod keyframe;

@@ -251,6 +251,17 @@ impl Core {
         id
     }
 
+    pub(crate) fn start_demo_source(
+        &mut self,
+        viewers: Arc<std::sync::atomic::AtomicUsize>,
+    ) -> SourceId {
+        let id = SourceId(self.next_source);
+        self.next_source += 1;
+        self.outputs
+            .push_back(Output::StartDemoSource { id, viewers });
+        id
+    }
+
     pub(crate) fn stop_source(&mut self, id: SourceId) {
         self.outputs.push_back(Output::StopSource(id));
     }

@@ -84,6 +84,13 @@ pub enum Output {
         /// Counters the plugin reads.
         counters: Arc<crate::ingest::rtp::SourceCounters>,
     },
+    /// Start the built-in demo source; it encodes while `viewers` is non-zero.
+    StartDemoSource {
+        /// The source's id.
+        id: SourceId,
+        /// How many viewers watch it.
+        viewers: Arc<std::sync::atomic::AtomicUsize>,
+    },
     /// Stop a source.
     StopSource(SourceId),
 }
@@ -521,6 +528,19 @@ impl Gateway {
                 }
                 Deferred::Detach(hid) => self.detach(now, hid),
             }
+        }
+    }
+
+    /// Lets every plugin set itself up (e.g. mountpoints declared in the configuration).
+    pub fn init_plugins(&mut self, now: Instant) {
+        for i in 0..self.plugins.len() {
+            let package = self.plugins[i].info().package;
+            let mut ctx = PluginCtx {
+                core: &mut self.core,
+                plugin: package,
+                now,
+            };
+            self.plugins[i].init(&mut ctx);
         }
     }
 

@@ -1,4 +1,5 @@
 //! Ingest: where media enters the gateway from outside WebRTC. Today plain RTP over
 //! UDP (`rtp`); RTSP cameras and the SIP user agent join it.
 
+pub mod demo;
 pub mod rtp;

@@ -137,7 +137,10 @@ pub async fn run(
                 continue;
             }
         };
-        let (track, pt, keyframes) = (port.track, port.pt, port.keyframes);
+        let (track, pt) = (port.track, port.pt);
+        let mut keyframes = port
+            .keyframes
+            .map(cardea_codecs::keyframe::KeyframeStarts::new);
         tasks.spawn(async move {
             let mut buf = vec![0u8; 2048];
             loop {
@@ -169,8 +172,7 @@ pub async fn run(
                     source,
                     track,
                     header: h,
-                    keyframe: keyframes
-                        .map(|c| cardea_codecs::keyframe::starts_keyframe(c, payload)),
+                    keyframe: keyframes.as_mut().map(|k| k.is_start(payload, h.timestamp)),
                     payload: Arc::from(payload),
                     arrival,
                 };

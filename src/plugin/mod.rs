@@ -64,6 +64,8 @@ pub struct PluginMessage {
 pub trait Plugin: Send {
     /// Identity, for `info` and `attach`.
     fn info(&self) -> PluginInfo;
+    /// Called once at start, before any request.
+    fn init(&mut self, _ctx: &mut PluginCtx<'_>) {}
     /// A handle attached.
     fn create_session(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId)
         -> Result<(), ApiError>;
@@ -148,7 +150,16 @@ impl PluginCtx<'_> {
         self.core.start_rtp_source(ports, counters)
     }
 
-    /// Stops a source started with [`Self::start_rtp_source`].
+    /// Starts the built-in demo source (test pattern and tone); it encodes only while
+    /// `viewers` is non-zero.
+    pub fn start_demo_source(
+        &mut self,
+        viewers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ) -> crate::api::SourceId {
+        self.core.start_demo_source(viewers)
+    }
+
+    /// Stops a source started with [`Self::start_rtp_source`] or [`Self::start_demo_source`].
     pub fn stop_source(&mut self, source: crate::api::SourceId) {
         self.core.stop_source(source)
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,14 @@ pub mod http;
 pub mod web;
 pub mod ws;
 
+/// How a running source is stopped.
+enum SourceTask {
+    /// An async ingest task.
+    Task(tokio::task::AbortHandle),
+    /// A thread (CPU-bound, e.g. an encoder) watching a stop flag.
+    Thread(Arc<AtomicBool>),
+}
+
 /// A callback applying the admin API's `set_log_level` (0..=7) to the process's logger.
 pub type LogControl = Box<dyn Fn(u8) + Send + Sync>;
 
@@ -38,7 +46,7 @@ pub struct Hub {
     media: mpsc::UnboundedSender<MediaCommand>,
     conns: Mutex<HashMap<ConnId, mpsc::UnboundedSender<String>>>,
     waiters: Mutex<HashMap<SessionId, Arc<Notify>>>,
-    sources: Mutex<HashMap<SourceId, tokio::task::AbortHandle>>,
+    sources: Mutex<HashMap<SourceId, SourceTask>>,
     next_conn: AtomicU64,
     log_control: Option<LogControl>,
     pub(crate) config: Config,
@@ -88,11 +96,31 @@ impl Hub {
                 self.sources
                     .lock()
                     .expect("sources lock")
-                    .insert(id, task.abort_handle());
+                    .insert(id, SourceTask::Task(task.abort_handle()));
+            }
+            Output::StartDemoSource { id, viewers } => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let (flag, media) = (stop.clone(), self.media.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("demo-source-{id}"))
+                    .spawn(move || crate::ingest::demo::run(id, viewers, flag, media));
+                match spawned {
+                    Ok(_) => {
+                        self.sources
+                            .lock()
+                            .expect("sources lock")
+                            .insert(id, SourceTask::Thread(stop));
+                    }
+                    Err(e) => {
+                        tracing::error!(source = %id, error = %e, "cannot start the demo source")
+                    }
+                }
             }
             Output::StopSource(id) => {
-                if let Some(task) = self.sources.lock().expect("sources lock").remove(&id) {
-                    task.abort();
+                match self.sources.lock().expect("sources lock").remove(&id) {
+                    Some(SourceTask::Task(task)) => task.abort(),
+                    Some(SourceTask::Thread(stop)) => stop.store(true, Ordering::Relaxed),
+                    None => {}
                 }
             }
             Output::SetLogLevel(level) => {
@@ -172,6 +200,12 @@ impl Running {
     /// Stops every listener and the media engine, and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
+        for (_, task) in self.hub.sources.lock().expect("sources lock").drain() {
+            match task {
+                SourceTask::Task(t) => t.abort(),
+                SourceTask::Thread(stop) => stop.store(true, Ordering::Relaxed),
+            }
+        }
         while self.tasks.join_next().await.is_some() {}
     }
 
@@ -240,6 +274,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         Box::new(Streaming::new(
             (!config.streaming.admin_key.is_empty()).then(|| config.streaming.admin_key.clone()),
             config.streaming.rtp_bind_ip,
+            config.streaming.mountpoints.clone(),
         )),
     ];
     let gateway = Gateway::new(
@@ -266,6 +301,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     });
 
     let mut tasks = JoinSet::new();
+    hub.with_gateway(|g, now| g.init_plugins(now));
     tasks.spawn(webrtc::driver::run(
         udp,
         LocalAddrs::new(udp_addr.port(), &host_addrs),

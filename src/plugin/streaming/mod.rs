@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -54,6 +54,8 @@ struct Viewer {
 /// The plugin.
 pub struct Streaming {
     mountpoints: BTreeMap<u64, Mountpoint>,
+    /// Declared in the configuration; created by `init`.
+    configured: Vec<crate::config::MountpointConfig>,
     viewers: HashMap<HandleId, Viewer>,
     admin_key: Option<String>,
     bind_ip: IpAddr,
@@ -61,9 +63,15 @@ pub struct Streaming {
 
 impl Streaming {
     /// `admin_key`: required on `create` when set; `bind_ip`: where RTP ports are bound.
-    pub fn new(admin_key: Option<String>, bind_ip: IpAddr) -> Self {
+    /// `configured`: mountpoints to create at start.
+    pub fn new(
+        admin_key: Option<String>,
+        bind_ip: IpAddr,
+        configured: Vec<crate::config::MountpointConfig>,
+    ) -> Self {
         Streaming {
             mountpoints: BTreeMap::new(),
+            configured,
             viewers: HashMap::new(),
             admin_key,
             bind_ip,
@@ -207,10 +215,10 @@ impl Streaming {
             err::MISSING_ELEMENT,
             "Missing mandatory element (type)".to_owned(),
         ))?;
-        if kind != "rtp" {
+        if kind != "rtp" && kind != "demo" {
             return Err((
                 err::INVALID_ELEMENT,
-                format!("Unsupported mountpoint type '{kind}' (rtp only, for now)"),
+                format!("Unsupported mountpoint type '{kind}' (rtp or demo, for now)"),
             ));
         }
         let id = match body.get("id") {
@@ -236,9 +244,17 @@ impl Streaming {
         };
         let name = optional_str(body, "name")?.unwrap_or_else(|| id.to_string());
         let description = optional_str(body, "description")?.unwrap_or_else(|| name.clone());
-        let (media, ports) = Mountpoint::parse_media(body, self.bind_ip)?;
         let counters = Arc::new(SourceCounters::default());
-        let source = ctx.start_rtp_source(ports, counters.clone());
+        let viewer_count = Arc::new(AtomicUsize::new(0));
+        let (media, source) = if kind == "demo" {
+            (
+                Mountpoint::demo_media(),
+                ctx.start_demo_source(viewer_count.clone()),
+            )
+        } else {
+            let (media, ports) = Mountpoint::parse_media(body, self.bind_ip)?;
+            (media, ctx.start_rtp_source(ports, counters.clone()))
+        };
         let mp = Mountpoint {
             id,
             name: name.clone(),
@@ -255,8 +271,9 @@ impl Streaming {
             source,
             counters,
             viewers: Default::default(),
+            viewer_count,
         };
-        tracing::info!(mountpoint = id, %name, ports = ?mp.media.iter().map(|m| m.port).collect::<Vec<_>>(), "RTP mountpoint created");
+        tracing::info!(mountpoint = id, %name, %kind, ports = ?mp.media.iter().map(|m| m.port).collect::<Vec<_>>(), "mountpoint created");
         let reply = json!({"streaming": "created", "created": name, "permanent": false, "stream": mp.created()});
         self.mountpoints.insert(id, mp);
         Ok(reply)
@@ -322,8 +339,7 @@ impl Streaming {
                 self.mountpoints
                     .get_mut(&id)
                     .expect("checked above")
-                    .viewers
-                    .insert(handle);
+                    .add_viewer(handle);
                 Ok((event(json!({"status": "preparing"})), Some(jsep.to_json())))
             }
             "start" => match (viewer.state, &msg.jsep) {
@@ -397,7 +413,7 @@ impl Streaming {
         v.shared.paused.store(false, Ordering::Relaxed);
         if let Some(id) = was {
             if let Some(mp) = self.mountpoints.get_mut(&id) {
-                mp.viewers.remove(&handle);
+                mp.remove_viewer(handle);
             }
         }
         was.is_some()
@@ -412,6 +428,18 @@ impl Plugin for Streaming {
             description: "Relays RTP sources (and, next, RTSP cameras) to WebRTC viewers",
             version: 8,
             version_string: "0.0.8",
+        }
+    }
+
+    fn init(&mut self, ctx: &mut PluginCtx<'_>) {
+        for m in std::mem::take(&mut self.configured) {
+            let body = match serde_json::to_value(&m) {
+                Ok(Value::Object(b)) => b,
+                _ => continue,
+            };
+            if let Err((code, text)) = self.create(ctx, &body) {
+                tracing::error!(mountpoint = m.id, code, %text, "configured mountpoint not created");
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cardea_codecs::keyframe::VideoCodec;
@@ -129,6 +129,8 @@ pub(super) struct Mountpoint {
     pub(super) source: SourceId,
     pub(super) counters: Arc<SourceCounters>,
     pub(super) viewers: BTreeSet<HandleId>,
+    /// `viewers.len()`, for sources that work only while watched.
+    pub(super) viewer_count: Arc<AtomicUsize>,
 }
 
 /// A refusal with the streaming plugin's code.
@@ -146,6 +148,42 @@ fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a s
 }
 
 impl Mountpoint {
+    pub(super) fn add_viewer(&mut self, h: HandleId) {
+        self.viewers.insert(h);
+        self.viewer_count
+            .store(self.viewers.len(), Ordering::Relaxed);
+    }
+
+    pub(super) fn remove_viewer(&mut self, h: HandleId) {
+        self.viewers.remove(&h);
+        self.viewer_count
+            .store(self.viewers.len(), Ordering::Relaxed);
+    }
+
+    /// The built-in demo source's media: PCMU tone and H.264 test pattern.
+    pub(super) fn demo_media() -> Vec<MountMedia> {
+        use crate::ingest::demo;
+        let spec = |name| codec_spec(name, None).expect("built-in codec names");
+        vec![
+            MountMedia {
+                mid: "a".into(),
+                msid: "a".into(),
+                label: "tone".into(),
+                port: 0,
+                pt: demo::AUDIO_PT,
+                codec: spec("pcmu"),
+            },
+            MountMedia {
+                mid: "v".into(),
+                msid: "v".into(),
+                label: format!("test pattern {}x{}", demo::WIDTH, demo::HEIGHT),
+                port: 0,
+                pt: demo::VIDEO_PT,
+                codec: spec("h264"),
+            },
+        ]
+    }
+
     /// Validates a `create` body's media and binds their ports on `bind_ip`.
     pub(super) fn parse_media(
         body: &Map<String, Value>,
