@@ -64,53 +64,55 @@ pub async fn run_json(mut cmd: tokio::process::Command, limit: Duration) -> anyh
     serde_json::from_str(line).with_context(|| format!("bad result line: {line}\n{stderr}"))
 }
 
-/// Opens the demo page in headless Chromium (janus.js echo test) for `seconds`.
+/// Opens the demo page in headless Chromium with `query` (plus the transport and
+/// server), `mode` naming the page state to report ("echo" or "viewer").
+async fn chromium_page(
+    running: &Running,
+    query: &str,
+    transport: &str,
+    mode: &str,
+    seconds: u32,
+) -> anyhow::Result<Value> {
+    let http = running.http.context("HTTP listener")?;
+    let ws = running.ws.context("WebSocket listener")?;
+    let server = if transport == "ws" {
+        format!("ws://{ws}/")
+    } else {
+        format!("http://{http}/janus")
+    };
+    let url = format!("http://{http}/?{query}&transport={transport}&server={server}");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg(mode);
+    run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+}
+
+/// Runs the page's echo test (janus.js, fake camera and microphone) for `seconds`.
 pub async fn chromium_echotest(
     running: &Running,
     transport: &str,
     seconds: u32,
 ) -> anyhow::Result<Value> {
-    let http = running.http.context("HTTP listener")?;
-    let ws = running.ws.context("WebSocket listener")?;
-    let url = format!(
-        "http://{http}/?autostart=1&transport={transport}&server={}",
-        if transport == "ws" {
-            format!("ws://{ws}/")
-        } else {
-            format!("http://{http}/janus")
-        }
-    );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
-        .arg(url)
-        .arg(seconds.to_string())
-        .arg("echo");
-    run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+    chromium_page(running, "autostart=1", transport, "echo", seconds).await
 }
 
-/// Opens the demo page's streams view in headless Chromium, watching mountpoint `id`.
+/// Watches mountpoint `id` in the page's streams view for `seconds`.
 pub async fn chromium_watch(
     running: &Running,
     transport: &str,
     id: u64,
     seconds: u32,
 ) -> anyhow::Result<Value> {
-    let http = running.http.context("HTTP listener")?;
-    let ws = running.ws.context("WebSocket listener")?;
-    let url = format!(
-        "http://{http}/?watch={id}&transport={transport}&server={}",
-        if transport == "ws" {
-            format!("ws://{ws}/")
-        } else {
-            format!("http://{http}/janus")
-        }
-    );
-    let mut cmd = tokio::process::Command::new("node");
-    cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
-        .arg(url)
-        .arg(seconds.to_string())
-        .arg("viewer");
-    run_json(cmd, Duration::from_secs(seconds as u64 + 60)).await
+    chromium_page(
+        running,
+        &format!("watch={id}"),
+        transport,
+        "viewer",
+        seconds,
+    )
+    .await
 }
 
 /// Like [`chromium_watch`], but the page loads first and `watch` is sent only when

@@ -10,7 +10,6 @@ use super::{
     code, no_handle, no_session, ApiError, Gateway, HandleId, Origin, Output, Owner, Request,
     Target,
 };
-use crate::plugin::PluginCtx;
 
 impl Gateway {
     /// A request to the admin API. Over HTTP, `url_target` is read from the path.
@@ -194,20 +193,8 @@ impl Gateway {
                     Some(_) => return Err(ApiError::bad_type("request", "an object")),
                     None => return Err(ApiError::missing("request")),
                 };
-                let index = self
-                    .plugins
-                    .iter()
-                    .position(|p| p.info().package == name)
-                    .ok_or_else(|| {
-                        ApiError::new(code::PLUGIN_NOT_FOUND, format!("No such plugin '{name}'"))
-                    })?;
-                let package = self.plugins[index].info().package;
-                let mut ctx = PluginCtx {
-                    core: &mut self.core,
-                    plugin: package,
-                    now,
-                };
-                match self.plugins[index].handle_admin_message(&mut ctx, &request) {
+                let index = self.plugin_index(name)?;
+                match self.call_plugin(index, now, |p, ctx| p.handle_admin_message(ctx, &request)) {
                     Some(response) => {
                         Ok(json!({"janus": "success", "transaction": tx, "response": response}))
                     }
@@ -245,12 +232,7 @@ impl Gateway {
             let name = p
                 .as_str()
                 .ok_or_else(|| ApiError::bad_type("plugins", "an array of strings"))?;
-            if !self.plugins.iter().any(|x| x.info().package == name) {
-                return Err(ApiError::new(
-                    code::PLUGIN_NOT_FOUND,
-                    format!("No such plugin '{name}'"),
-                ));
-            }
+            self.plugin_index(name)?;
             out.insert(name.to_owned());
         }
         Ok(out)

@@ -109,6 +109,18 @@ impl Core {
         self.handles.get(&hid).is_some_and(|h| h.pc.is_some())
     }
 
+    /// The handle exists and has no PeerConnection yet (renegotiation comes later).
+    fn ensure_no_pc(&self, hid: HandleId) -> Result<(), ApiError> {
+        let h = self.handles.get(&hid).ok_or_else(|| no_handle(hid))?;
+        if h.pc.is_some() {
+            return Err(ApiError::new(
+                code::WEBRTC_STATE,
+                "Renegotiation of an existing PeerConnection is not supported yet",
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn accept_offer(
         &mut self,
         now: Instant,
@@ -116,15 +128,7 @@ impl Core {
         offer: &Jsep,
         media: Box<dyn MediaHandler>,
     ) -> Result<Jsep, ApiError> {
-        let Some(h) = self.handles.get_mut(&hid) else {
-            return Err(no_handle(hid));
-        };
-        if h.pc.is_some() {
-            return Err(ApiError::new(
-                code::WEBRTC_STATE,
-                "Renegotiation of an existing PeerConnection is not supported yet",
-            ));
-        }
+        self.ensure_no_pc(hid)?;
         let (rtc, answer) = self
             .webrtc
             .accept_offer(now, &offer.sdp)
@@ -132,6 +136,7 @@ impl Core {
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
         let stats = Arc::new(PeerStats::default());
+        let h = self.handles.get_mut(&hid).ok_or_else(|| no_handle(hid))?;
         h.pc = Some(Pc {
             peer,
             stats: stats.clone(),
@@ -163,21 +168,14 @@ impl Core {
         hid: HandleId,
         tracks: &[OfferTrack],
     ) -> Result<(Jsep, Vec<Mid>), ApiError> {
-        let Some(h) = self.handles.get_mut(&hid) else {
-            return Err(no_handle(hid));
-        };
-        if h.pc.is_some() {
-            return Err(ApiError::new(
-                code::WEBRTC_STATE,
-                "Renegotiation of an existing PeerConnection is not supported yet",
-            ));
-        }
+        self.ensure_no_pc(hid)?;
         let (rtc, offer, pending, mids) = self
             .webrtc
             .create_offer(now, tracks)
             .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
+        let h = self.handles.get_mut(&hid).ok_or_else(|| no_handle(hid))?;
         h.pc = Some(Pc {
             peer,
             stats: Arc::new(PeerStats::default()),

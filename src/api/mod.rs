@@ -372,13 +372,7 @@ impl Gateway {
             Some(Value::String(s)) => s.as_str(),
             Some(_) => return Err(ApiError::bad_type("plugin", "a string")),
         };
-        let index = self
-            .plugins
-            .iter()
-            .position(|p| p.info().package == name)
-            .ok_or_else(|| {
-                ApiError::new(code::PLUGIN_NOT_FOUND, format!("No such plugin '{name}'"))
-            })?;
+        let index = self.plugin_index(name)?;
         self.core.check_token_plugin(&req.body, name)?;
         let opaque_id = match req.body.get("opaque_id") {
             None | Some(Value::Null) => None,
@@ -391,14 +385,7 @@ impl Gateway {
                 break id;
             }
         };
-        let package = self.plugins[index].info().package;
-        let mut ctx = PluginCtx {
-            core: &mut self.core,
-            plugin: package,
-            now,
-        };
-        self.plugins[index]
-            .create_session(&mut ctx, hid)
+        self.call_plugin(index, now, |p, ctx| p.create_session(ctx, hid))
             .map_err(|e| ApiError::new(code::PLUGIN_ATTACH, e.reason))?;
         self.core.handles.insert(
             hid,
@@ -440,18 +427,13 @@ impl Gateway {
         };
         let index = self.core.handles[&hid].plugin;
         let package = self.plugins[index].info().package;
-        let mut ctx = PluginCtx {
-            core: &mut self.core,
-            plugin: package,
-            now,
-        };
         let msg = PluginMessage {
             handle: hid,
             transaction: req.transaction.clone(),
             body,
             jsep,
         };
-        match self.plugins[index].handle_message(&mut ctx, msg) {
+        match self.call_plugin(index, now, |p, ctx| p.handle_message(ctx, msg)) {
             PluginResult::Ok(data) => Ok(json!({
                 "janus": "success", "session_id": sid.0, "transaction": req.transaction,
                 "sender": hid.0, "plugindata": {"plugin": package, "data": data},
@@ -490,13 +472,7 @@ impl Gateway {
         if had_pc {
             self.core.hangup(now, &mut self.plugins, hid, "Detach");
         }
-        let package = self.plugins[index].info().package;
-        let mut ctx = PluginCtx {
-            core: &mut self.core,
-            plugin: package,
-            now,
-        };
-        self.plugins[index].destroy_session(&mut ctx, hid);
+        self.call_plugin(index, now, |p, ctx| p.destroy_session(ctx, hid));
         self.core.handles.remove(&hid);
         if let Some(s) = self.core.sessions.get_mut(&sid) {
             s.handles.remove(&hid);
@@ -531,16 +507,36 @@ impl Gateway {
         }
     }
 
+    /// Runs `f` on plugin `index` with a context for its callbacks.
+    fn call_plugin<R>(
+        &mut self,
+        index: usize,
+        now: Instant,
+        f: impl FnOnce(&mut dyn Plugin, &mut PluginCtx<'_>) -> R,
+    ) -> R {
+        let plugin = &mut self.plugins[index];
+        let mut ctx = PluginCtx {
+            core: &mut self.core,
+            plugin: plugin.info().package,
+            now,
+        };
+        f(plugin.as_mut(), &mut ctx)
+    }
+
+    /// The plugin with this package name, or 460.
+    fn plugin_index(&self, name: &str) -> Result<usize, ApiError> {
+        self.plugins
+            .iter()
+            .position(|p| p.info().package == name)
+            .ok_or_else(|| {
+                ApiError::new(code::PLUGIN_NOT_FOUND, format!("No such plugin '{name}'"))
+            })
+    }
+
     /// Lets every plugin set itself up (e.g. mountpoints declared in the configuration).
     pub fn init_plugins(&mut self, now: Instant) {
         for i in 0..self.plugins.len() {
-            let package = self.plugins[i].info().package;
-            let mut ctx = PluginCtx {
-                core: &mut self.core,
-                plugin: package,
-                now,
-            };
-            self.plugins[i].init(&mut ctx);
+            self.call_plugin(i, now, |p, ctx| p.init(ctx));
         }
     }
 
@@ -641,13 +637,7 @@ impl Gateway {
                     sid,
                     json!({"janus": "webrtcup", "session_id": sid.0, "sender": handle.0}),
                 );
-                let package = self.plugins[index].info().package;
-                let mut ctx = PluginCtx {
-                    core: &mut self.core,
-                    plugin: package,
-                    now,
-                };
-                self.plugins[index].setup_media(&mut ctx, handle);
+                self.call_plugin(index, now, |p, ctx| p.setup_media(ctx, handle));
             }
             MediaEvent::Receiving {
                 peer,
