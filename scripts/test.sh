@@ -4,7 +4,8 @@
 # the latter in a fresh network namespace where loopback is the only network.
 source "$(dirname "$0")/common.sh"
 apt_install build-essential pkg-config chromium iproute2 util-linux python3-venv \
-    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+    gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
+    python3-gi gir1.2-gst-rtsp-server-1.0
 node_deps
 web_deps
 PY_VENV="$ROOT/interop-tests/.venv"

@@ -252,6 +252,68 @@ pub fn gst_launch(pipeline: &str) -> tokio::process::Child {
         .expect("gst-launch-1.0 (scripts/test.sh installs it)")
 }
 
+/// A gst-rtsp-server camera (interop-tests/py/rtsp_camera.py, system python3 with
+/// python3-gi) on `port`; resolves once it listens.
+pub async fn rtsp_camera(port: u16, extra: &[&str]) -> anyhow::Result<tokio::process::Child> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new("/usr/bin/python3")
+        .arg(workspace().join("interop-tests/py/rtsp_camera.py"))
+        .arg(port.to_string())
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the RTSP camera")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await??;
+    if first.as_deref() != Some("ready") {
+        bail!("camera did not start: {first:?}");
+    }
+    Ok(child)
+}
+
+/// A TCP port that was free a moment ago, for servers the tests start.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Sends a synchronous request to the streaming plugin; returns its answer.
+pub fn streaming_request(running: &Running, body: Value) -> Value {
+    use cardea::api::{HandleId, SessionId, Target};
+    let sid = janus(
+        running,
+        Target::default(),
+        serde_json::json!({"janus": "create", "transaction": "c"}),
+    )["data"]["id"]
+        .as_u64()
+        .expect("session");
+    let at_session = Target {
+        session: Some(SessionId(sid)),
+        handle: None,
+    };
+    let hid = janus(running, at_session, serde_json::json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}))["data"]["id"]
+        .as_u64()
+        .expect("handle");
+    let at_handle = Target {
+        session: Some(SessionId(sid)),
+        handle: Some(HandleId(hid)),
+    };
+    let r = janus(
+        running,
+        at_handle,
+        serde_json::json!({"janus": "message", "transaction": "m", "body": body}),
+    );
+    janus(
+        running,
+        at_session,
+        serde_json::json!({"janus": "destroy", "transaction": "d"}),
+    );
+    r["plugindata"]["data"].clone()
+}
+
 /// The media counters from the admin API's `get_status`.
 pub async fn media_counters(running: &Running) -> Value {
     running.hub.with_gateway(|g, now| {

@@ -260,6 +260,21 @@ impl Core {
         id
     }
 
+    pub(crate) fn start_rtsp_source(
+        &mut self,
+        spec: crate::ingest::rtsp::RtspSpec,
+        status: Arc<crate::ingest::rtsp::RtspStatus>,
+    ) -> SourceId {
+        let id = SourceId(self.next_source);
+        self.next_source += 1;
+        self.outputs.push_back(Output::StartRtspSource {
+            id,
+            spec: Box::new(spec),
+            status,
+        });
+        id
+    }
+
     pub(crate) fn stop_source(&mut self, id: SourceId) {
         self.outputs.push_back(Output::StopSource(id));
     }

@@ -91,6 +91,15 @@ pub enum Output {
         /// How many viewers watch it.
         viewers: Arc<std::sync::atomic::AtomicUsize>,
     },
+    /// Start pulling an RTSP camera.
+    StartRtspSource {
+        /// The source's id.
+        id: SourceId,
+        /// What to pull.
+        spec: Box<crate::ingest::rtsp::RtspSpec>,
+        /// Connection state the plugin reads.
+        status: Arc<crate::ingest::rtsp::RtspStatus>,
+    },
     /// Stop a source.
     StopSource(SourceId),
 }

@@ -159,6 +159,15 @@ impl PluginCtx<'_> {
         self.core.start_demo_source(viewers)
     }
 
+    /// Starts pulling an RTSP camera (reconnecting with backoff); returns its id.
+    pub fn start_rtsp_source(
+        &mut self,
+        spec: crate::ingest::rtsp::RtspSpec,
+        status: std::sync::Arc<crate::ingest::rtsp::RtspStatus>,
+    ) -> crate::api::SourceId {
+        self.core.start_rtsp_source(spec, status)
+    }
+
     /// Stops a source started with [`Self::start_rtp_source`] or [`Self::start_demo_source`].
     pub fn stop_source(&mut self, source: crate::api::SourceId) {
         self.core.stop_source(source)

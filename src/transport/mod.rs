@@ -98,6 +98,18 @@ impl Hub {
                     .expect("sources lock")
                     .insert(id, SourceTask::Task(task.abort_handle()));
             }
+            Output::StartRtspSource { id, spec, status } => {
+                let task = tokio::spawn(crate::ingest::rtsp::run(
+                    id,
+                    *spec,
+                    status,
+                    self.media.clone(),
+                ));
+                self.sources
+                    .lock()
+                    .expect("sources lock")
+                    .insert(id, SourceTask::Task(task.abort_handle()));
+            }
             Output::StartDemoSource { id, viewers } => {
                 let stop = Arc::new(AtomicBool::new(false));
                 let (flag, media) = (stop.clone(), self.media.clone());

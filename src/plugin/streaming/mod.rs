@@ -215,10 +215,10 @@ impl Streaming {
             err::MISSING_ELEMENT,
             "Missing mandatory element (type)".to_owned(),
         ))?;
-        if kind != "rtp" && kind != "demo" {
+        if !matches!(kind.as_str(), "rtp" | "rtsp" | "demo") {
             return Err((
                 err::INVALID_ELEMENT,
-                format!("Unsupported mountpoint type '{kind}' (rtp or demo, for now)"),
+                format!("Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"),
             ));
         }
         let id = match body.get("id") {
@@ -246,11 +246,17 @@ impl Streaming {
         let description = optional_str(body, "description")?.unwrap_or_else(|| name.clone());
         let counters = Arc::new(SourceCounters::default());
         let viewer_count = Arc::new(AtomicUsize::new(0));
+        let mut rtsp = None;
         let (media, source) = if kind == "demo" {
             (
                 Mountpoint::demo_media(),
                 ctx.start_demo_source(viewer_count.clone()),
             )
+        } else if kind == "rtsp" {
+            let (media, spec) = Mountpoint::parse_rtsp(body)?;
+            let status = Arc::new(crate::ingest::rtsp::RtspStatus::default());
+            rtsp = Some(status.clone());
+            (media, ctx.start_rtsp_source(spec, status))
         } else {
             let (media, ports) = Mountpoint::parse_media(body, self.bind_ip)?;
             (media, ctx.start_rtp_source(ports, counters.clone()))
@@ -272,6 +278,7 @@ impl Streaming {
             counters,
             viewers: Default::default(),
             viewer_count,
+            rtsp,
         };
         tracing::info!(mountpoint = id, %name, %kind, ports = ?mp.media.iter().map(|m| m.port).collect::<Vec<_>>(), "mountpoint created");
         let reply = json!({"streaming": "created", "created": name, "permanent": false, "stream": mp.created()});

@@ -13,6 +13,7 @@ use str0m::media::MediaKind;
 use super::err;
 use crate::api::{HandleId, SourceId};
 use crate::ingest::rtp::{RtpPort, SourceCounters};
+use crate::ingest::rtsp::{RtspSpec, RtspStatus, RtspTrack};
 use crate::media::webrtc::OfferTrack;
 
 /// What a codec name in a `create` request means.
@@ -131,6 +132,8 @@ pub(super) struct Mountpoint {
     pub(super) viewers: BTreeSet<HandleId>,
     /// `viewers.len()`, for sources that work only while watched.
     pub(super) viewer_count: Arc<AtomicUsize>,
+    /// For RTSP mountpoints: the camera connection's state.
+    pub(super) rtsp: Option<Arc<RtspStatus>>,
 }
 
 /// A refusal with the streaming plugin's code.
@@ -158,6 +161,130 @@ impl Mountpoint {
         self.viewers.remove(&h);
         self.viewer_count
             .store(self.viewers.len(), Ordering::Relaxed);
+    }
+
+    /// Validates an `rtsp` create body (Janus's parameters, plus Cardea's
+    /// `rtsp_transport`: `tcp`, the default, or `udp`).
+    pub(super) fn parse_rtsp(
+        body: &Map<String, Value>,
+    ) -> Result<(Vec<MountMedia>, RtspSpec), Refusal> {
+        let url = str_field(body, "url")?.ok_or((
+            err::MISSING_ELEMENT,
+            "Missing mandatory element (url)".to_owned(),
+        ))?;
+        let parsed = url::Url::parse(url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "rtsp" | "rtsps"))
+            .ok_or((
+                err::INVALID_ELEMENT,
+                "Invalid element (url should be rtsp://...)".to_owned(),
+            ))?;
+        let mut user = str_field(body, "rtsp_user")?.map(str::to_owned);
+        let mut pass = str_field(body, "rtsp_pwd")?.map(str::to_owned);
+        if user.is_none() && !parsed.username().is_empty() {
+            user = Some(parsed.username().to_owned());
+            pass = parsed.password().map(str::to_owned);
+        }
+        let flag = |k: &str, default: bool| body.get(k).and_then(Value::as_bool).unwrap_or(default);
+        let pt = |k: &str, default: u8| -> Result<u8, Refusal> {
+            match body.get(k) {
+                None => Ok(default),
+                Some(v) => v.as_u64().filter(|p| *p < 128).map(|p| p as u8).ok_or((
+                    err::INVALID_ELEMENT,
+                    format!("Invalid element ({k} should be 0-127)"),
+                )),
+            }
+        };
+        let mut media = Vec::new();
+        let mut tracks = Vec::new();
+        if flag("video", true) {
+            let name = str_field(body, "videocodec")?.unwrap_or("h264");
+            if !name.eq_ignore_ascii_case("h264") {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    format!("Unsupported RTSP video codec '{name}' (h264 for now)"),
+                ));
+            }
+            let codec = codec_spec(name, str_field(body, "videofmtp")?).expect("h264 is known");
+            let pt = pt("videopt", 96)?;
+            tracks.push(RtspTrack {
+                media: "video",
+                encoding: "h264".into(),
+                pt,
+            });
+            media.push(MountMedia {
+                mid: "v".into(),
+                msid: "v".into(),
+                label: "video".into(),
+                port: 0,
+                pt,
+                codec,
+            });
+        }
+        if flag("audio", false) {
+            let name = str_field(body, "audiocodec")?.ok_or((
+                err::MISSING_ELEMENT,
+                "Missing mandatory element (audiocodec)".to_owned(),
+            ))?;
+            let codec = codec_spec(name, None)
+                .filter(|c| {
+                    c.kind == MediaKind::Audio && matches!(c.name, "pcma" | "pcmu" | "opus")
+                })
+                .ok_or((
+                    err::INVALID_ELEMENT,
+                    format!("Unsupported RTSP audio codec '{name}' (pcma, pcmu or opus for now)"),
+                ))?;
+            let default_pt = match codec.name {
+                "pcmu" => 0,
+                "pcma" => 8,
+                _ => 111,
+            };
+            let pt = pt("audiopt", default_pt)?;
+            tracks.push(RtspTrack {
+                media: "audio",
+                encoding: codec.name.into(),
+                pt,
+            });
+            media.push(MountMedia {
+                mid: "a".into(),
+                msid: "a".into(),
+                label: "audio".into(),
+                port: 0,
+                pt,
+                codec,
+            });
+        }
+        if tracks.is_empty() {
+            return Err((
+                err::INVALID_ELEMENT,
+                "Neither audio nor video requested".into(),
+            ));
+        }
+        let tcp = match str_field(body, "rtsp_transport")?.unwrap_or("tcp") {
+            "tcp" => true,
+            "udp" => false,
+            other => {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    format!("Invalid element (rtsp_transport '{other}': tcp or udp)"),
+                ))
+            }
+        };
+        let delay = body
+            .get("rtsp_reconnect_delay")
+            .and_then(Value::as_f64)
+            .unwrap_or(5.0);
+        let mut clean = parsed.clone();
+        let _ = clean.set_username("");
+        let _ = clean.set_password(None);
+        let spec = RtspSpec {
+            url: clean.to_string(),
+            credentials: user.map(|u| (u, pass.unwrap_or_default())),
+            tcp,
+            reconnect_delay: std::time::Duration::from_secs_f64(delay.clamp(0.1, 300.0)),
+            tracks,
+        };
+        Ok((media, spec))
     }
 
     /// The built-in demo source's media: PCMU tone and H.264 test pattern.
@@ -315,6 +442,11 @@ impl Mountpoint {
             "id": self.id, "name": self.name, "description": self.description,
             "metadata": self.metadata, "enabled": self.enabled.load(Relaxed),
             "viewers": self.viewers.len(), "type": "live",
+            "rtsp": self.rtsp.as_ref().map(|s| json!({
+                "connected": s.connected.load(Relaxed),
+                "reconnects": s.reconnects.load(Relaxed),
+                "last_error": s.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+            })),
             "source": {"packets": self.counters.packets.load(Relaxed),
                        "bytes": self.counters.bytes.load(Relaxed),
                        "dropped": self.counters.dropped.load(Relaxed)},
