@@ -39,6 +39,7 @@ try {
     console.log('ready');
     const id = await new Promise((resolve) => process.stdin.once('data', (d) => resolve(String(d).trim())));
     process.stdin.destroy();
+    result.watchSentMs = Date.now() - t0;
     await page.evaluate((id) => window.cardea.viewer.watch(id), id);
   }
   const deadline = Date.now() + seconds * 1000;

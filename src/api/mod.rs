@@ -633,6 +633,11 @@ impl Gateway {
     /// An event from the media engine.
     pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
+            MediaEvent::SourceState { source, connected } => {
+                for i in 0..self.plugins.len() {
+                    self.call_plugin(i, now, |p, ctx| p.source_state(ctx, source, connected));
+                }
+            }
             MediaEvent::Connected { peer, handle } => {
                 let Some(h) = self.core.handles.get_mut(&handle) else {
                     return;

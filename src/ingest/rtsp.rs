@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::api::SourceId;
 use crate::ingest::rtp::RtpHeader;
-use crate::media::webrtc::{MediaCommand, SourcePacket};
+use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
 
 const MAX_PAYLOAD: usize = 1200;
 /// A camera that sends nothing for this long is taken as gone.
@@ -95,12 +95,38 @@ pub async fn run(
     spec: RtspSpec,
     status: Arc<RtspStatus>,
     engine: mpsc::UnboundedSender<MediaCommand>,
+    events: mpsc::UnboundedSender<MediaEvent>,
 ) {
+    let mut lost = false;
     let mut backoff = spec.reconnect_delay.max(Duration::from_millis(200));
     let mut seqs = vec![rand::random::<u16>(); spec.tracks.len()];
     loop {
         let mut played = false;
-        let result = session(source, &spec, &status, &engine, &mut seqs, &mut played).await;
+        let on_play = || {
+            if lost {
+                let _ = events.send(MediaEvent::SourceState {
+                    source,
+                    connected: true,
+                });
+            }
+        };
+        let result = session(
+            source,
+            &spec,
+            &status,
+            &engine,
+            &mut seqs,
+            &mut played,
+            on_play,
+        )
+        .await;
+        if played || !lost {
+            lost = true;
+            let _ = events.send(MediaEvent::SourceState {
+                source,
+                connected: false,
+            });
+        }
         status.connected.store(false, Ordering::Relaxed);
         if engine.is_closed() {
             return;
@@ -141,6 +167,7 @@ async fn session(
     engine: &mpsc::UnboundedSender<MediaCommand>,
     seqs: &mut [u16],
     played: &mut bool,
+    on_play: impl FnOnce(),
 ) -> Result<(), String> {
     let url = url::Url::parse(&spec.url).map_err(|e| format!("bad URL: {e}"))?;
     let creds = spec.credentials.as_ref().map(|(u, p)| Credentials {
@@ -191,6 +218,7 @@ async fn session(
         .demuxed()
         .map_err(|e| describe_error(spec, e))?;
     status.connected.store(true, Ordering::Relaxed);
+    on_play();
     tracing::info!(%source, url = %redact(&spec.url), tracks = by_stream.len(), "RTSP source playing");
     let ssrc = rand::random::<u32>();
     let mut scratch = Vec::with_capacity(MAX_PAYLOAD);

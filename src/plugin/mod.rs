@@ -75,6 +75,14 @@ pub trait Plugin: Send {
     fn handle_admin_message(&mut self, _ctx: &mut PluginCtx<'_>, _body: &Value) -> Option<Value> {
         None
     }
+    /// A source lost (`false`) or regained (`true`) its input, e.g. an RTSP camera.
+    fn source_state(
+        &mut self,
+        _ctx: &mut PluginCtx<'_>,
+        _source: crate::api::SourceId,
+        _connected: bool,
+    ) {
+    }
     /// The handle's PeerConnection is up (ICE and DTLS done).
     fn setup_media(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId) {}
     /// The handle's PeerConnection is gone (hangup request, ICE failure, DTLS alert).

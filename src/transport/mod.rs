@@ -20,7 +20,7 @@ use crate::api::{ConnId, Gateway, Output, SessionId, SourceId};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::media::webrtc::engine::LocalAddrs;
-use crate::media::webrtc::{self, MediaCommand, MediaCounters, WebrtcFactory};
+use crate::media::webrtc::{self, MediaCommand, MediaCounters, MediaEvent, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
 
@@ -44,6 +44,8 @@ pub struct Hub {
     gateway: Mutex<Gateway>,
     clock: Arc<dyn Clock>,
     media: mpsc::UnboundedSender<MediaCommand>,
+    /// Where sources report their state (same channel as the media engine's events).
+    events: mpsc::UnboundedSender<MediaEvent>,
     conns: Mutex<HashMap<ConnId, mpsc::UnboundedSender<String>>>,
     waiters: Mutex<HashMap<SessionId, Arc<Notify>>>,
     sources: Mutex<HashMap<SourceId, SourceTask>>,
@@ -104,6 +106,7 @@ impl Hub {
                     *spec,
                     status,
                     self.media.clone(),
+                    self.events.clone(),
                 ));
                 self.sources
                     .lock()
@@ -303,6 +306,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         gateway: Mutex::new(gateway),
         clock: opts.clock.clone(),
         media: media_tx,
+        events: events_tx.clone(),
         conns: Mutex::new(HashMap::new()),
         waiters: Mutex::new(HashMap::new()),
         sources: Mutex::new(HashMap::new()),

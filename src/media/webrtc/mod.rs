@@ -132,6 +132,13 @@ pub struct OfferTrack {
 /// What the engine tells the control side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
+    /// A source lost or regained its input (an RTSP camera went away or came back).
+    SourceState {
+        /// The source.
+        source: SourceId,
+        /// Whether it is delivering media again.
+        connected: bool,
+    },
     /// ICE and DTLS are up: Janus's `webrtcup`.
     Connected {
         /// The PeerConnection.

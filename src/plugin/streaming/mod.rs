@@ -519,6 +519,34 @@ impl Plugin for Streaming {
         })
     }
 
+    fn source_state(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        source: crate::api::SourceId,
+        connected: bool,
+    ) {
+        let Some(mp) = self.mountpoints.values().find(|m| m.source == source) else {
+            return;
+        };
+        if mp.rtsp.is_none() {
+            return;
+        }
+        let name = if connected {
+            "rtsp-reconnected"
+        } else {
+            "rtsp-disconnected"
+        };
+        tracing::info!(
+            mountpoint = mp.id,
+            event = name,
+            viewers = mp.viewers.len(),
+            "camera state"
+        );
+        for h in &mp.viewers {
+            ctx.push_event(*h, None, json!({"event": name, "id": mp.id}), None);
+        }
+    }
+
     fn setup_media(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {
         if self
             .viewers
