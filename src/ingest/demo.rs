@@ -7,15 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cardea_codecs::g711::linear_to_ulaw;
-use cardea_codecs::h264::{annex_b_nal_units, packetize_nal};
-use cardea_codecs::keyframe::{KeyframeStarts, VideoCodec};
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod};
 use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
 use tokio::sync::mpsc;
 
 use crate::api::SourceId;
-use crate::ingest::rtp::RtpHeader;
+use crate::ingest::packetizer::TrackPacketizer;
 use crate::media::webrtc::{MediaCommand, SourcePacket};
 
 /// Picture size of the demo stream.
@@ -27,7 +25,6 @@ const FPS: u32 = 30;
 pub const VIDEO_PT: u8 = 96;
 /// G.711 µ-law's static payload type.
 pub const AUDIO_PT: u8 = 0;
-const MAX_PAYLOAD: usize = 1200;
 
 /// Track indices within the demo source.
 pub const AUDIO_TRACK: u8 = 0;
@@ -83,9 +80,8 @@ pub fn run(
         vec![0u8; WIDTH * HEIGHT / 4],
     );
     let ssrc = rand::random::<u32>();
-    let (mut vseq, mut aseq) = (rand::random::<u16>(), rand::random::<u16>());
-    let mut scratch = Vec::with_capacity(MAX_PAYLOAD);
-    let mut keyframes = KeyframeStarts::new(VideoCodec::H264);
+    let mut audio = TrackPacketizer::new(source, AUDIO_TRACK, AUDIO_PT, ssrc ^ 1);
+    let mut video = TrackPacketizer::new(source, VIDEO_TRACK, VIDEO_PT, ssrc);
     let mut frame = 0u32;
     let mut samples = 0u64;
     let mut watching = false;
@@ -93,17 +89,7 @@ pub fn run(
     let start = Instant::now();
     let mut next_frame = start;
     let mut next_audio = start;
-    let send = |header: RtpHeader, track, payload: &[u8], keyframe, arrival| {
-        let p = SourcePacket {
-            source,
-            track,
-            header,
-            payload: Arc::from(payload),
-            keyframe,
-            arrival,
-        };
-        engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok()
-    };
+    let mut emit = |p: SourcePacket| engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok();
     while !stop.load(Ordering::Relaxed) {
         if viewers.load(Ordering::Relaxed) == 0 {
             watching = false;
@@ -127,19 +113,9 @@ pub fn run(
                 *out =
                     linear_to_ulaw((f32::sin(2.0 * std::f32::consts::PI * f * t) * 6000.0) as i16);
             }
-            let header = RtpHeader {
-                pt: AUDIO_PT,
-                marker: false,
-                seq: aseq,
-                timestamp: samples as u32,
-                ssrc: ssrc ^ 1,
-                payload_offset: 12,
-                payload_end: 12 + pcm.len(),
-            };
-            if !send(header, AUDIO_TRACK, &pcm, None, now) {
+            if !audio.whole(&pcm, samples as u32, now, &mut emit) {
                 return;
             }
-            aseq = aseq.wrapping_add(1);
             samples += 160;
             next_audio += Duration::from_millis(20);
         }
@@ -154,26 +130,7 @@ pub fn run(
                 }
             };
             let ts = frame.wrapping_mul(90_000 / FPS);
-            let nals: Vec<&[u8]> = annex_b_nal_units(&bitstream).collect();
-            let mut ok = true;
-            for (i, nal) in nals.iter().enumerate() {
-                let last_nal = i + 1 == nals.len();
-                packetize_nal(nal, MAX_PAYLOAD, &mut scratch, &mut |payload, last| {
-                    let header = RtpHeader {
-                        pt: VIDEO_PT,
-                        marker: last_nal && last,
-                        seq: vseq,
-                        timestamp: ts,
-                        ssrc,
-                        payload_offset: 12,
-                        payload_end: 12 + payload.len(),
-                    };
-                    vseq = vseq.wrapping_add(1);
-                    let key = Some(keyframes.is_start(payload, ts));
-                    ok &= send(header, VIDEO_TRACK, payload, key, now);
-                });
-            }
-            if !ok {
+            if !video.h264_access_unit(&bitstream, ts, now, &mut emit) {
                 return;
             }
             frame = frame.wrapping_add(1);

@@ -2,5 +2,6 @@
 //! UDP (`rtp`); RTSP cameras and the SIP user agent join it.
 
 pub mod demo;
+pub mod packetizer;
 pub mod rtp;
 pub mod rtsp;

@@ -6,8 +6,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cardea_codecs::h264::{annex_b_nal_units, packetize_nal};
-use cardea_codecs::keyframe::{KeyframeStarts, VideoCodec};
 use futures_util::StreamExt;
 use retina::client::{
     Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
@@ -17,10 +15,9 @@ use retina::codec::{CodecItem, FrameFormat};
 use tokio::sync::mpsc;
 
 use crate::api::SourceId;
-use crate::ingest::rtp::RtpHeader;
+use crate::ingest::packetizer::TrackPacketizer;
 use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
 
-const MAX_PAYLOAD: usize = 1200;
 /// A camera that sends nothing for this long is taken as gone.
 const SILENCE: Duration = Duration::from_secs(10);
 /// Longest wait between reconnection attempts.
@@ -99,7 +96,12 @@ pub async fn run(
 ) {
     let mut lost = false;
     let mut backoff = spec.reconnect_delay.max(Duration::from_millis(200));
-    let mut seqs = vec![rand::random::<u16>(); spec.tracks.len()];
+    let mut packetizers: Vec<TrackPacketizer> = spec
+        .tracks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| TrackPacketizer::new(source, i as u8, t.pt, 0))
+        .collect();
     loop {
         let mut played = false;
         let on_play = || {
@@ -115,7 +117,7 @@ pub async fn run(
             &spec,
             &status,
             &engine,
-            &mut seqs,
+            &mut packetizers,
             &mut played,
             on_play,
         )
@@ -165,7 +167,7 @@ async fn session(
     spec: &RtspSpec,
     status: &RtspStatus,
     engine: &mpsc::UnboundedSender<MediaCommand>,
-    seqs: &mut [u16],
+    packetizers: &mut [TrackPacketizer],
     played: &mut bool,
     on_play: impl FnOnce(),
 ) -> Result<(), String> {
@@ -220,9 +222,11 @@ async fn session(
     status.connected.store(true, Ordering::Relaxed);
     on_play();
     tracing::info!(%source, url = %redact(&spec.url), tracks = by_stream.len(), "RTSP source playing");
+    // A new SSRC per session: viewers see the restart and keep one continuous stream.
     let ssrc = rand::random::<u32>();
-    let mut scratch = Vec::with_capacity(MAX_PAYLOAD);
-    let mut keyframes = KeyframeStarts::new(VideoCodec::H264);
+    for (i, p) in packetizers.iter_mut().enumerate() {
+        p.set_ssrc(ssrc.wrapping_add(i as u32));
+    }
     loop {
         let item = match tokio::time::timeout(SILENCE, playing.next()).await {
             Err(_) => return Err(format!("no media for {} s", SILENCE.as_secs())),
@@ -241,45 +245,13 @@ async fn session(
         let Some(&(_, track)) = by_stream.iter().find(|(i, _)| *i == stream_id) else {
             continue;
         };
-        let pt = spec.tracks[track].pt;
-        let ts = ts as u32;
-        let mut send = |payload: &[u8], marker: bool, keyframe: Option<bool>| {
-            let seq = &mut seqs[track];
-            let header = RtpHeader {
-                pt,
-                marker,
-                seq: *seq,
-                timestamp: ts,
-                ssrc: ssrc.wrapping_add(track as u32),
-                payload_offset: 12,
-                payload_end: 12 + payload.len(),
-            };
-            *seq = seq.wrapping_add(1);
-            let packet = SourcePacket {
-                source,
-                track: track as u8,
-                header,
-                payload: Arc::from(payload),
-                keyframe,
-                arrival: now,
-            };
-            engine
-                .send(MediaCommand::SourcePacket(Arc::new(packet)))
-                .is_ok()
-        };
+        let mut emit =
+            |p: SourcePacket| engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok();
+        let packetizer = &mut packetizers[track];
         let ok = if video {
-            let nals: Vec<&[u8]> = annex_b_nal_units(data).collect();
-            let mut ok = true;
-            for (n, nal) in nals.iter().enumerate() {
-                let last_nal = n + 1 == nals.len();
-                packetize_nal(nal, MAX_PAYLOAD, &mut scratch, &mut |payload, last| {
-                    let key = Some(keyframes.is_start(payload, ts));
-                    ok &= send(payload, last_nal && last, key);
-                });
-            }
-            ok
+            packetizer.h264_access_unit(data, ts as u32, now, &mut emit)
         } else {
-            send(data, false, None)
+            packetizer.whole(data, ts as u32, now, &mut emit)
         };
         if !ok {
             return Ok(());

@@ -1,0 +1,110 @@
+//! Encoded frames to source packets, for sources that deliver frames rather than RTP
+//! (RTSP via retina, the demo encoder): sequence numbers, RTP timestamps, H.264
+//! packetization with keyframe starts marked, marker bits.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use cardea_codecs::h264::{annex_b_nal_units, packetize_nal};
+use cardea_codecs::keyframe::{KeyframeStarts, VideoCodec};
+
+use crate::api::SourceId;
+use crate::ingest::rtp::RtpHeader;
+use crate::media::webrtc::SourcePacket;
+
+/// Largest RTP payload produced; leaves room for SRTP and header extensions.
+pub const MAX_PAYLOAD: usize = 1200;
+
+/// One track of a frame-based source.
+pub struct TrackPacketizer {
+    source: SourceId,
+    track: u8,
+    pt: u8,
+    ssrc: u32,
+    seq: u16,
+    keyframes: KeyframeStarts,
+    scratch: Vec<u8>,
+}
+
+impl TrackPacketizer {
+    /// A track sending payload type `pt` with this SSRC, starting at a random sequence number.
+    pub fn new(source: SourceId, track: u8, pt: u8, ssrc: u32) -> Self {
+        TrackPacketizer {
+            source,
+            track,
+            pt,
+            ssrc,
+            seq: rand::random(),
+            keyframes: KeyframeStarts::new(VideoCodec::H264),
+            scratch: Vec::with_capacity(MAX_PAYLOAD),
+        }
+    }
+
+    /// A new stream (the camera reconnected): new SSRC, sequence numbers go on.
+    pub fn set_ssrc(&mut self, ssrc: u32) {
+        self.ssrc = ssrc;
+    }
+
+    fn packet(
+        &mut self,
+        payload: &[u8],
+        ts: u32,
+        marker: bool,
+        keyframe: Option<bool>,
+        arrival: Instant,
+    ) -> SourcePacket {
+        let header = RtpHeader {
+            pt: self.pt,
+            marker,
+            seq: self.seq,
+            timestamp: ts,
+            ssrc: self.ssrc,
+            payload_offset: 12,
+            payload_end: 12 + payload.len(),
+        };
+        self.seq = self.seq.wrapping_add(1);
+        SourcePacket {
+            source: self.source,
+            track: self.track,
+            header,
+            payload: Arc::from(payload),
+            keyframe,
+            arrival,
+        }
+    }
+
+    /// One H.264 access unit in Annex B; `emit` returns false to stop.
+    pub fn h264_access_unit(
+        &mut self,
+        annex_b: &[u8],
+        ts: u32,
+        arrival: Instant,
+        emit: &mut dyn FnMut(SourcePacket) -> bool,
+    ) -> bool {
+        let nals: Vec<&[u8]> = annex_b_nal_units(annex_b).collect();
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let mut ok = true;
+        for (n, nal) in nals.iter().enumerate() {
+            let last_nal = n + 1 == nals.len();
+            packetize_nal(nal, MAX_PAYLOAD, &mut scratch, &mut |payload, last| {
+                let key = Some(self.keyframes.is_start(payload, ts));
+                let p = self.packet(payload, ts, last_nal && last, key, arrival);
+                ok &= emit(p);
+            });
+        }
+        self.scratch = scratch;
+        ok
+    }
+
+    /// A frame sent whole in one packet (G.711, Opus).
+    pub fn whole(
+        &mut self,
+        payload: &[u8],
+        ts: u32,
+        arrival: Instant,
+        emit: &mut dyn FnMut(SourcePacket) -> bool,
+    ) -> bool {
+        let p = self.packet(payload, ts, false, None, arrival);
+        emit(p)
+    }
+}
