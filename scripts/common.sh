@@ -20,6 +20,14 @@ apt_install() {
     fi
 }
 
+build_deps() {
+    # C toolchain; clang + libclang + libav*-dev for ffmpeg-next's bindings (AAC decoding);
+    # cmake for the bundled libopus.
+    apt_install build-essential pkg-config clang libclang-dev cmake \
+        libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libswscale-dev \
+        libavfilter-dev libavdevice-dev
+}
+
 node_deps() {
     # The machine image may ship Node.js with its own npm (which Debian's npm package conflicts with).
     if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

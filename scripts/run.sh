@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the gateway with the shipped configuration; open http://localhost:8088/ for the echo test.
+# Runs the gateway with the shipped configuration; open http://localhost:8088/ (demo stream, echo test).
 source "$(dirname "$0")/common.sh"
-apt_install build-essential pkg-config
+build_deps
 node_deps
 web_deps
 exec cargo run --release --bin cardea -- --config conf/cardea.toml "$@"

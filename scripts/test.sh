@@ -3,9 +3,10 @@
 # tests, and the interop tests against real peers (Chromium + janus.js, aiortc),
 # the latter in a fresh network namespace where loopback is the only network.
 source "$(dirname "$0")/common.sh"
-apt_install build-essential pkg-config chromium iproute2 util-linux python3-venv \
+build_deps
+apt_install chromium iproute2 util-linux python3-venv \
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
-    python3-gi gir1.2-gst-rtsp-server-1.0
+    gstreamer1.0-libav python3-gi gir1.2-gst-rtsp-server-1.0
 node_deps
 web_deps
 PY_VENV="$ROOT/interop-tests/.venv"

@@ -1,9 +1,10 @@
 //! Cardea's media translation pieces, free of async and networking.
 //!
-//! Today: G.711 (µ-law and A-law, ITU-T G.711). Packetizers, Opus and the
-//! ffmpeg-backed transcoders join in the streaming and SIP issues.
+//! G.711 (µ-law and A-law), H.264 RTP packetization, keyframe detection (VP8, H.264),
+//! and AAC → Opus (libavcodec + libopus). The SIP bridge's Opus ↔ G.711 comes next.
 #![warn(missing_docs)]
 
+pub mod aac;
 pub mod g711;
 pub mod h264;
 pub mod keyframe;

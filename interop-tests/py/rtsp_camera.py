@@ -1,6 +1,6 @@
-"""A camera for the tests: gst-rtsp-server serving H.264 + PCMA (or AAC) on 127.0.0.1.
+"""A camera for the tests: gst-rtsp-server serving H.264 + PCMA or AAC on 127.0.0.1.
 
-Usage: rtsp_camera.py <port> [--user U --password P] [--gop N] [--audio pcma|none]
+Usage: rtsp_camera.py <port> [--user U --password P] [--gop N] [--audio pcma|aac|none]
 Prints "ready" when it listens. Digest authentication when --user is given.
 """
 
@@ -32,7 +32,13 @@ video = (
     "video/x-h264,profile=constrained-baseline ! rtph264pay name=pay0 pt=96 config-interval=-1"
 )
 audio = ""
-if args.audio == "pcma":
+if args.audio == "aac":
+    # RFC 3640 (mpeg4-generic), as most IP cameras send AAC.
+    audio = (
+        " audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
+        "audio/x-raw,rate=44100,channels=1 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+    )
+elif args.audio == "pcma":
     audio = (
         # 20 ms packets, as IP cameras send G.711.
         " audiotestsrc is-live=true wave=sine freq=440 samplesperbuffer=160 ! audioresample ! "

@@ -1,19 +1,21 @@
 //! RTSP cameras (gst-rtsp-server) watched in Chromium through janus.js: H.264 + PCMA
-//! over TCP interleaved and over UDP, and with Digest authentication.
+//! over TCP interleaved and over UDP, and H.264 + AAC (transcoded to Opus) with Digest
+//! authentication.
 
 use serde_json::json;
 
-async fn watch_camera(id: u64, transport: &str, rtsp_transport: &str, auth: bool) {
+async fn watch_camera(id: u64, transport: &str, rtsp_transport: &str, auth: bool, audio: &str) {
     let gw = interop_tests::start_gateway().await;
     let port = interop_tests::free_port();
-    let camera_args: &[&str] = if auth {
-        &["--user", "admin", "--password", "s3cret"]
-    } else {
-        &[]
-    };
-    let _camera = interop_tests::rtsp_camera(port, camera_args).await.unwrap();
+    let mut camera_args = vec!["--audio", audio];
+    if auth {
+        camera_args.extend(["--user", "admin", "--password", "s3cret"]);
+    }
+    let _camera = interop_tests::rtsp_camera(port, &camera_args)
+        .await
+        .unwrap();
     let mut create = json!({"request": "create", "type": "rtsp", "id": id,
-        "url": format!("rtsp://127.0.0.1:{port}/cam"), "video": true, "audio": true, "audiocodec": "pcma",
+        "url": format!("rtsp://127.0.0.1:{port}/cam"), "video": true, "audio": true, "audiocodec": audio,
         "rtsp_transport": rtsp_transport, "rtsp_reconnect_delay": 0.5});
     if auth {
         create["rtsp_user"] = json!("admin");
@@ -47,15 +49,15 @@ async fn watch_camera(id: u64, transport: &str, rtsp_transport: &str, auth: bool
 
 #[tokio::test(flavor = "multi_thread")]
 async fn h264_pcma_tcp_interleaved_over_http() {
-    watch_camera(31, "http", "tcp", false).await;
+    watch_camera(31, "http", "tcp", false, "pcma").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn h264_pcma_udp_over_websocket() {
-    watch_camera(32, "ws", "udp", false).await;
+    watch_camera(32, "ws", "udp", false, "pcma").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn h264_pcma_with_digest_auth() {
-    watch_camera(33, "ws", "tcp", true).await;
+async fn h264_aac_with_digest_auth() {
+    watch_camera(33, "ws", "tcp", true, "aac").await;
 }

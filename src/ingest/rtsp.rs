@@ -32,6 +32,8 @@ pub struct RtspTrack {
     pub encoding: String,
     /// Payload type to give it toward viewers.
     pub pt: u8,
+    /// AAC from the camera, transcoded to Opus for browsers.
+    pub aac_to_opus: bool,
 }
 
 /// What to pull.
@@ -192,10 +194,17 @@ async fn session(
         match found {
             Some(i) => by_stream.push((i, track)),
             None => {
+                let offered: Vec<String> = session
+                    .streams()
+                    .iter()
+                    .map(|s| format!("{} {}", s.media(), s.encoding_name()))
+                    .collect();
                 return Err(format!(
-                    "the camera offers no {} {} stream",
-                    want.media, want.encoding
-                ))
+                    "the camera offers no {} {} stream (it offers: {})",
+                    want.media,
+                    want.encoding,
+                    offered.join(", ")
+                ));
             }
         }
     }
@@ -222,6 +231,14 @@ async fn session(
     status.connected.store(true, Ordering::Relaxed);
     on_play();
     tracing::info!(%source, url = %redact(&spec.url), tracks = by_stream.len(), "RTSP source playing");
+    let mut transcoders = Vec::new();
+    for t in &spec.tracks {
+        transcoders.push(if t.aac_to_opus {
+            Some(cardea_codecs::aac::AacToOpus::new().map_err(|e| format!("AAC decoder: {e}"))?)
+        } else {
+            None
+        });
+    }
     // A new SSRC per session: viewers see the restart and keep one continuous stream.
     let ssrc = rand::random::<u32>();
     for (i, p) in packetizers.iter_mut().enumerate() {
@@ -250,6 +267,15 @@ async fn session(
         let packetizer = &mut packetizers[track];
         let ok = if video {
             packetizer.h264_access_unit(data, ts as u32, now, &mut emit)
+        } else if let Some(t) = transcoders[track].as_mut() {
+            let mut ok = true;
+            let pushed = t.push_adts(data, &mut |opus, ts48| {
+                ok &= packetizer.whole(opus, ts48, now, &mut emit);
+            });
+            if let Err(e) = pushed {
+                tracing::debug!(%source, error = %e, "AAC frame dropped");
+            }
+            ok
         } else {
             packetizer.whole(data, ts as u32, now, &mut emit)
         };

@@ -211,6 +211,7 @@ impl Mountpoint {
                 media: "video",
                 encoding: "h264".into(),
                 pt,
+                aac_to_opus: false,
             });
             media.push(MountMedia {
                 mid: "v".into(),
@@ -226,13 +227,18 @@ impl Mountpoint {
                 err::MISSING_ELEMENT,
                 "Missing mandatory element (audiocodec)".to_owned(),
             ))?;
-            let codec = codec_spec(name, None)
+            // AAC cameras: browsers get Opus, transcoded by the gateway.
+            let aac =
+                name.eq_ignore_ascii_case("aac") || name.eq_ignore_ascii_case("mpeg4-generic");
+            let codec = codec_spec(if aac { "opus" } else { name }, None)
                 .filter(|c| {
                     c.kind == MediaKind::Audio && matches!(c.name, "pcma" | "pcmu" | "opus")
                 })
                 .ok_or((
                     err::INVALID_ELEMENT,
-                    format!("Unsupported RTSP audio codec '{name}' (pcma, pcmu or opus for now)"),
+                    format!(
+                        "Unsupported RTSP audio codec '{name}' (aac, pcma, pcmu or opus for now)"
+                    ),
                 ))?;
             let default_pt = match codec.name {
                 "pcmu" => 0,
@@ -240,10 +246,16 @@ impl Mountpoint {
                 _ => 111,
             };
             let pt = pt("audiopt", default_pt)?;
+            let encoding = if aac {
+                "mpeg4-generic".to_owned()
+            } else {
+                codec.name.to_owned()
+            };
             tracks.push(RtspTrack {
                 media: "audio",
-                encoding: codec.name.into(),
+                encoding,
                 pt,
+                aac_to_opus: aac,
             });
             media.push(MountMedia {
                 mid: "a".into(),
