@@ -4,6 +4,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 # Keep build products outside the checkout so fresh clones (CI) reuse them.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/cardea-target}"
+# Cargo never prunes old artifacts: start over when the cache passes 15 GB.
+if [ -d "$CARGO_TARGET_DIR" ] && [ "$(du -s "$CARGO_TARGET_DIR" | cut -f1)" -gt 15000000 ]; then
+    echo ">> $CARGO_TARGET_DIR is over 15 GB; removing it"
+    rm -rf "$CARGO_TARGET_DIR"
+fi
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
