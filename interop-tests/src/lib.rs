@@ -201,34 +201,11 @@ pub fn janus(running: &Running, target: cardea::api::Target, body: Value) -> Val
 /// Creates an RTP mountpoint through the streaming plugin; returns the `created`
 /// answer's `stream` (with the bound ports).
 pub fn create_rtp_mountpoint(running: &Running, id: u64, media: Value) -> Value {
-    use cardea::api::{HandleId, SessionId, Target};
-    let root = Target::default();
-    let sid = janus(
+    let data = streaming_request(
         running,
-        root,
-        serde_json::json!({"janus": "create", "transaction": "c"}),
-    )["data"]["id"]
-        .as_u64()
-        .expect("session");
-    let at_session = Target {
-        session: Some(SessionId(sid)),
-        handle: None,
-    };
-    let hid = janus(running, at_session, serde_json::json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}))["data"]["id"]
-        .as_u64()
-        .expect("handle");
-    let at_handle = Target {
-        session: Some(SessionId(sid)),
-        handle: Some(HandleId(hid)),
-    };
-    let r = janus(
-        running,
-        at_handle,
-        serde_json::json!({"janus": "message", "transaction": "m",
-        "body": {"request": "create", "type": "rtp", "id": id, "description": "test feed", "media": media}}),
+        serde_json::json!({"request": "create", "type": "rtp", "id": id, "description": "test feed", "media": media}),
     );
-    let data = &r["plugindata"]["data"];
-    assert_eq!(data["streaming"], "created", "{r}");
+    assert_eq!(data["streaming"], "created", "{data}");
     data["stream"].clone()
 }
 
