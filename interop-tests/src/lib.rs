@@ -173,6 +173,20 @@ pub fn assert_browser_echo(r: &Value) {
     assert!(r["audioPacketsReceived"].as_u64().unwrap_or(0) > 100, "{r}");
 }
 
+/// What a user checks when watching a 640x360 stream with sound for 10 s: webrtcup,
+/// no errors, more than 100 frames decoded at the source's size, more than 200 audio packets.
+pub fn assert_stream_watched(r: &Value) {
+    assert_eq!(r["webrtcup"], true, "{r}");
+    assert_eq!(r["errors"], serde_json::json!([]), "{r}");
+    assert!(r["framesDecoded"].as_u64().unwrap_or(0) > 100, "{r}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{r}"
+    );
+    assert!(r["audioPacketsReceived"].as_u64().unwrap_or(0) > 200, "{r}");
+}
+
 /// Runs the aiortc echo peer against the HTTP API for `seconds`.
 pub async fn aiortc_echotest(running: &Running, seconds: u32) -> anyhow::Result<Value> {
     let http = running.http.context("HTTP listener")?;

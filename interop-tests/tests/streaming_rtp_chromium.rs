@@ -29,19 +29,11 @@ async fn watch_feed(id: u64, video_codec: &str, video_enc: &str, transport: &str
         "{video_codec}/{transport}: {} frames decoded at {}x{}, {} audio packets, codecs {}",
         r["framesDecoded"], r["width"], r["height"], r["audioPacketsReceived"], r["codecs"]
     );
-    assert_eq!(r["webrtcup"], true, "{r}");
     assert_eq!(
         r["started"], true,
         "the plugin's 'started' event arrived: {r}"
     );
-    assert_eq!(r["errors"], json!([]), "{r}");
-    assert!(r["framesDecoded"].as_u64().unwrap() > 100, "{r}");
-    assert_eq!(
-        (r["width"].as_u64(), r["height"].as_u64()),
-        (Some(640), Some(360)),
-        "{r}"
-    );
-    assert!(r["audioPacketsReceived"].as_u64().unwrap() > 200, "{r}");
+    interop_tests::assert_stream_watched(&r);
     gw.shutdown().await;
 }
 

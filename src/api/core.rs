@@ -105,10 +105,6 @@ impl Core {
         self.deliver(sid, msg);
     }
 
-    pub(crate) fn has_pc(&self, hid: HandleId) -> bool {
-        self.handles.get(&hid).is_some_and(|h| h.pc.is_some())
-    }
-
     /// The handle exists and has no PeerConnection yet (renegotiation comes later).
     fn ensure_no_pc(&self, hid: HandleId) -> Result<(), ApiError> {
         let h = self.handles.get(&hid).ok_or_else(|| no_handle(hid))?;

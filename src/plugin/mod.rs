@@ -181,11 +181,6 @@ impl PluginCtx<'_> {
         self.core.stop_source(source)
     }
 
-    /// Whether the handle has a PeerConnection.
-    pub fn has_pc(&self, handle: HandleId) -> bool {
-        self.core.has_pc(handle)
-    }
-
     /// Closes the handle's PeerConnection; `hangup_media` follows.
     pub fn close_pc(&mut self, handle: HandleId) {
         self.core.defer_close_pc(handle, "Close PC");

@@ -123,11 +123,6 @@ impl Engine {
             .min()
     }
 
-    /// Number of peers served.
-    pub fn len(&self) -> usize {
-        self.peers.len()
-    }
-
     /// Whether no peer is served.
     pub fn is_empty(&self) -> bool {
         self.peers.is_empty()
