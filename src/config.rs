@@ -40,34 +40,80 @@ pub struct StreamingConfig {
     pub mountpoints: Vec<MountpointConfig>,
 }
 
-/// `[[streaming.mountpoints]]`: the fields of a `create` request.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+/// `[[streaming.mountpoints]]`: the fields of a `create` request (what `permanent: true`
+/// writes back). Each key means what it means in `create`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MountpointConfig {
     /// Numeric id.
     pub id: u64,
-    /// `demo` (built-in test pattern and tone) or `rtp`.
+    /// `demo` (built-in test pattern and tone), `rtp` or `rtsp`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// Name (defaults to the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Human description.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub description: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Free text handed to viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<String>,
     /// Secret needed to see ports, edit or destroy it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub secret: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
     /// PIN needed to watch it.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub pin: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pin: Option<String>,
     /// Hidden from `list`.
-    #[serde(default)]
-    pub is_private: bool,
-    /// For `rtp`: the media and their ports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_private: Option<bool>,
+    /// `rtp`: the media and their ports; `rtsp`: the camera's tracks to take.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<MountMediaConfig>,
+    /// `rtsp`: the camera URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `rtsp`: user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp_user: Option<String>,
+    /// `rtsp`: password (Basic or Digest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp_pwd: Option<String>,
+    /// `rtsp`: `tcp` (interleaved, the default) or `udp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp_transport: Option<String>,
+    /// `rtsp`: seconds before the first reconnection attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtsp_reconnect_delay: Option<f64>,
+    /// `rtsp`: connect only while someone watches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ondemand: Option<bool>,
+    /// `rtsp` without `media`: take the camera's audio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio: Option<bool>,
+    /// `rtsp` without `media`: take the camera's video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<bool>,
+    /// `rtsp`: the audio codec the camera sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiocodec: Option<String>,
+    /// `rtsp`: payload type toward viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audiopt: Option<u8>,
+    /// `rtsp`: the video codec the camera sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub videocodec: Option<String>,
+    /// `rtsp`: payload type toward viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub videopt: Option<u8>,
+    /// `rtsp`: video codec parameters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub videofmtp: Option<String>,
 }
 
-/// One medium of an `rtp` mountpoint in the configuration.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+/// One medium of a mountpoint in the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MountMediaConfig {
     /// `audio` or `video`.
@@ -75,15 +121,26 @@ pub struct MountMediaConfig {
     pub kind: String,
     /// Its mid.
     pub mid: String,
-    /// UDP port the source sends to.
-    pub port: u16,
-    /// Payload type the source uses.
-    pub pt: u8,
-    /// `opus`, `pcmu`, `pcma`, `g722`, `vp8`, `vp9`, `h264`, `av1`, `h265`.
+    /// `rtp`: UDP port the source sends to (0: any free port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `rtp`: UDP port for RTCP with the source (receives its reports, sends it PLIs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rtcpport: Option<u16>,
+    /// Payload type the source uses (`rtp`) or viewers get (`rtsp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pt: Option<u8>,
+    /// `opus`, `pcmu`, `pcma`, `g722`, `vp8`, `vp9`, `h264`, `av1`, `h265`; `aac` for cameras.
     pub codec: String,
-    /// Codec parameters (H.264 profile-level-id, packetization-mode).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub fmtp: String,
+    /// Codec parameters (H.264 profile-level-id, packetization-mode, sprop-parameter-sets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fmtp: Option<String>,
+    /// Stream id shown to viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msid: Option<String>,
+    /// Label shown to viewers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl Default for StreamingConfig {
@@ -94,11 +151,8 @@ impl Default for StreamingConfig {
             mountpoints: vec![MountpointConfig {
                 id: 1,
                 kind: "demo".into(),
-                description: "Cardea demo: test pattern (H.264) and tone (PCMU)".into(),
-                secret: String::new(),
-                pin: String::new(),
-                is_private: false,
-                media: Vec::new(),
+                description: Some("Cardea demo: test pattern (H.264) and tone (PCMU)".into()),
+                ..MountpointConfig::default()
             }],
         }
     }

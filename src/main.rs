@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    match run(config) {
+    match run(config, cli.config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("cardea: {e:#}");
@@ -65,7 +65,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     // RUST_LOG overrides; the admin API's set_log_level adjusts the global ceiling.
     let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (ceiling, handle) = reload::Layer::new(LevelFilter::TRACE);
@@ -86,6 +86,7 @@ fn run(config: Config) -> anyhow::Result<()> {
             config,
             StartOptions {
                 log_control: Some(log_control),
+                config_path,
                 ..StartOptions::default()
             },
         )

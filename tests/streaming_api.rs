@@ -191,3 +191,110 @@ async fn watch_offers_the_mountpoint_codecs_and_admin_can_list() {
     assert_eq!(r["response"]["info"]["viewers"], 2, "{r}");
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn edit_and_permanent_update_the_configuration_file() {
+    let dir = std::env::temp_dir().join(format!("cardea-permanent-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("cardea.toml");
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/cardea.toml");
+    std::fs::copy(&shipped, &path).unwrap();
+    let gw = start_with_file(|_| {}, Some(path.clone())).await;
+    let s = Streaming::attach(&gw).await;
+    let r = s
+        .sync(
+            json!({"request": "create", "type": "rtp", "id": 21, "description": "lab feed",
+                          "secret": "x", "permanent": true, "media": rtp_media()}),
+        )
+        .await;
+    assert_eq!(r["streaming"], "created", "{r}");
+    assert_eq!(r["permanent"], true);
+    let saved = cardea::Config::load(&path).unwrap();
+    let mp = saved
+        .streaming
+        .mountpoints
+        .iter()
+        .find(|m| m.id == 21)
+        .expect("saved");
+    assert_eq!(mp.secret.as_deref(), Some("x"));
+    assert_eq!(mp.media.len(), 2);
+
+    let r = s
+        .sync(json!({"request": "edit", "id": 21, "secret": "wrong", "new_description": "no"}))
+        .await;
+    assert_eq!(r["error_code"], 457, "{r}");
+    let r = s
+        .sync(
+            json!({"request": "edit", "id": 21, "secret": "x", "new_description": "renamed",
+                          "new_is_private": true, "permanent": true}),
+        )
+        .await;
+    assert_eq!(
+        r,
+        json!({"streaming": "edited", "id": 21, "permanent": true})
+    );
+    let list = s.sync(json!({"request": "list"})).await;
+    assert!(!list.to_string().contains("renamed"), "private now: {list}");
+    let info = s
+        .sync(json!({"request": "info", "id": 21, "secret": "x"}))
+        .await;
+    assert_eq!(info["info"]["description"], "renamed");
+    let saved = cardea::Config::load(&path).unwrap();
+    let mp = saved
+        .streaming
+        .mountpoints
+        .iter()
+        .find(|m| m.id == 21)
+        .unwrap();
+    assert_eq!(
+        (mp.description.as_deref(), mp.is_private),
+        (Some("renamed"), Some(true))
+    );
+
+    let r = s
+        .sync(json!({"request": "destroy", "id": 21, "secret": "x", "permanent": true}))
+        .await;
+    assert_eq!(r["streaming"], "destroyed", "{r}");
+    assert_eq!(
+        cardea::Config::load(&path).unwrap(),
+        cardea::Config::default()
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("# A plain-RTP feed"), "comments kept");
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // Without a configuration file, `permanent` is refused and nothing is created.
+    let gw = start(|_| {}).await;
+    let s = Streaming::attach(&gw).await;
+    let r = s
+        .sync(
+            json!({"request": "create", "type": "rtp", "id": 22, "permanent": true,
+                          "media": rtp_media()}),
+        )
+        .await;
+    assert_eq!(r["error_code"], 470, "{r}");
+    let r = s.sync(json!({"request": "info", "id": 22})).await;
+    assert_eq!(r["error_code"], 455, "{r}");
+    // A key `permanent` could not write back is named.
+    let r = s
+        .sync(
+            json!({"request": "create", "type": "rtp", "id": 23, "permanent": true,
+                          "bogus_key": 1, "media": rtp_media()}),
+        )
+        .await;
+    assert_eq!(r["error_code"], 456, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("bogus_key"), "{r}");
+}
+
+#[tokio::test]
+async fn configure_and_switch_need_a_viewer() {
+    let gw = start(|_| {}).await;
+    let s = Streaming::attach(&gw).await;
+    for body in [
+        json!({"request": "configure", "streams": [{"mid": "v", "send": false}]}),
+        json!({"request": "switch", "id": 1}),
+    ] {
+        let ev = s.with_event(body).await;
+        assert_eq!(ev["plugindata"]["data"]["error_code"], 460, "{ev}");
+    }
+}

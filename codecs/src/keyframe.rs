@@ -8,6 +8,12 @@ pub enum VideoCodec {
     Vp8,
     /// H.264 (RFC 6184), packetization mode 0 or 1.
     H264,
+    /// H.265 (RFC 7798).
+    H265,
+    /// VP9 (RFC 9628): a frame start not predicted from earlier frames.
+    Vp9,
+    /// AV1 (AOM RTP spec): the first packet of a coded video sequence.
+    Av1,
 }
 
 /// Whether `payload` is the first packet of a keyframe (for H.264: carries an IDR
@@ -16,6 +22,11 @@ pub fn starts_keyframe(codec: VideoCodec, payload: &[u8]) -> bool {
     match codec {
         VideoCodec::Vp8 => vp8_starts_keyframe(payload),
         VideoCodec::H264 => h264_starts_keyframe(payload),
+        VideoCodec::H265 => h265_starts_keyframe(payload),
+        // B (start of frame) set, P (inter-predicted) clear.
+        VideoCodec::Vp9 => payload.first().is_some_and(|b| b & 0x48 == 0x08),
+        // Aggregation header: N (new coded video sequence) set, Z (continuation) clear.
+        VideoCodec::Av1 => payload.first().is_some_and(|b| b & 0x88 == 0x08),
     }
 }
 
@@ -79,6 +90,35 @@ fn vp8_starts_keyframe(p: &[u8]) -> bool {
         }
     }
     p.get(i).is_some_and(|h| h & 0x01 == 0)
+}
+
+/// RFC 7798: a single NAL unit that is an IRAP picture (16-21) or a VPS/SPS (32, 33),
+/// an aggregation packet (48) holding one, or the first fragment (49) of one.
+fn h265_starts_keyframe(p: &[u8]) -> bool {
+    let is_key = |nal_type: u8| (16..=21).contains(&nal_type) || nal_type == 32 || nal_type == 33;
+    let Some(&first) = p.first() else {
+        return false;
+    };
+    match (first >> 1) & 0x3f {
+        48 => {
+            let mut rest = p.get(2..).unwrap_or_default();
+            while rest.len() >= 3 {
+                let size = u16::from_be_bytes([rest[0], rest[1]]) as usize;
+                let Some(nal) = rest.get(2..2 + size) else {
+                    return false;
+                };
+                if nal.first().is_some_and(|h| is_key((h >> 1) & 0x3f)) {
+                    return true;
+                }
+                rest = &rest[2 + size..];
+            }
+            false
+        }
+        49 => p
+            .get(2)
+            .is_some_and(|fu| fu & 0x80 != 0 && is_key(fu & 0x3f)),
+        t => is_key(t),
+    }
 }
 
 /// RFC 6184: single NAL unit (IDR = 5, SPS = 7), STAP-A (24) containing one, or the
@@ -171,5 +211,30 @@ mod tests {
         assert!(starts_keyframe(VideoCodec::H264, &[0x7c, 0x85, 0x88]));
         assert!(!starts_keyframe(VideoCodec::H264, &[0x7c, 0x05, 0x88]));
         assert!(!starts_keyframe(VideoCodec::H264, &[]));
+    }
+
+    #[test]
+    fn h265_vp9_av1_keyframe_starts() {
+        // H.265 NAL header: type in bits 1-6 of the first byte.
+        assert!(starts_keyframe(VideoCodec::H265, &[32 << 1, 1, 0])); // VPS
+        assert!(starts_keyframe(VideoCodec::H265, &[19 << 1, 1, 0])); // IDR_W_RADL
+        assert!(!starts_keyframe(VideoCodec::H265, &[1 << 1, 1, 0])); // TRAIL_R
+        assert!(starts_keyframe(VideoCodec::H265, &[49 << 1, 1, 0x80 | 19]));
+        assert!(!starts_keyframe(VideoCodec::H265, &[49 << 1, 1, 19]));
+        assert!(starts_keyframe(
+            VideoCodec::H265,
+            &[48 << 1, 1, 0, 2, 32 << 1, 1]
+        ));
+        assert!(!starts_keyframe(
+            VideoCodec::H265,
+            &[48 << 1, 1, 0, 9, 32 << 1]
+        ));
+        assert!(starts_keyframe(VideoCodec::Vp9, &[0x08 | 0x04]));
+        assert!(!starts_keyframe(VideoCodec::Vp9, &[0x48]));
+        assert!(starts_keyframe(VideoCodec::Av1, &[0x18]));
+        assert!(!starts_keyframe(VideoCodec::Av1, &[0x98]));
+        for c in [VideoCodec::H265, VideoCodec::Vp9, VideoCodec::Av1] {
+            assert!(!starts_keyframe(c, &[]));
+        }
     }
 }

@@ -7,4 +7,5 @@
 pub mod aac;
 pub mod g711;
 pub mod h264;
+pub mod h265;
 pub mod keyframe;

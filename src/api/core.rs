@@ -271,6 +271,19 @@ impl Core {
         id
     }
 
+    /// Points the handle's PeerConnection at other sources; false when it has none.
+    pub(crate) fn resubscribe(&mut self, hid: HandleId, subscriptions: Vec<SourceId>) -> bool {
+        let Some(pc) = self.handles.get(&hid).and_then(|h| h.pc.as_ref()) else {
+            return false;
+        };
+        self.outputs
+            .push_back(Output::Media(MediaCommand::Resubscribe {
+                peer: pc.peer,
+                subscriptions,
+            }));
+        true
+    }
+
     pub(crate) fn stop_source(&mut self, id: SourceId) {
         self.outputs.push_back(Output::StopSource(id));
     }

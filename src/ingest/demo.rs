@@ -130,7 +130,7 @@ pub fn run(
                 }
             };
             let ts = frame.wrapping_mul(90_000 / FPS);
-            if !video.h264_access_unit(&bitstream, ts, now, &mut emit) {
+            if !video.access_unit(&bitstream, ts, now, &mut emit) {
                 return;
             }
             frame = frame.wrapping_add(1);

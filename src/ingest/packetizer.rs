@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cardea_codecs::h264::{annex_b_nal_units, packetize_nal};
+use cardea_codecs::h264::annex_b_nal_units;
 use cardea_codecs::keyframe::{KeyframeStarts, VideoCodec};
 
 use crate::api::SourceId;
@@ -22,6 +22,7 @@ pub struct TrackPacketizer {
     pt: u8,
     ssrc: u32,
     seq: u16,
+    video: VideoCodec,
     keyframes: KeyframeStarts,
     scratch: Vec<u8>,
 }
@@ -35,9 +36,17 @@ impl TrackPacketizer {
             pt,
             ssrc,
             seq: rand::random(),
+            video: VideoCodec::H264,
             keyframes: KeyframeStarts::new(VideoCodec::H264),
             scratch: Vec::with_capacity(MAX_PAYLOAD),
         }
+    }
+
+    /// Video in `codec` (H.264, the default, or H.265) for [`Self::access_unit`].
+    pub fn with_video(mut self, codec: VideoCodec) -> Self {
+        self.video = codec;
+        self.keyframes = KeyframeStarts::new(codec);
+        self
     }
 
     /// A new stream (the camera reconnected): new SSRC, sequence numbers go on.
@@ -73,8 +82,8 @@ impl TrackPacketizer {
         }
     }
 
-    /// One H.264 access unit in Annex B; `emit` returns false to stop.
-    pub fn h264_access_unit(
+    /// One H.264 or H.265 access unit in Annex B; `emit` returns false to stop.
+    pub fn access_unit(
         &mut self,
         annex_b: &[u8],
         ts: u32,
@@ -86,7 +95,11 @@ impl TrackPacketizer {
         let mut ok = true;
         for (n, nal) in nals.iter().enumerate() {
             let last_nal = n + 1 == nals.len();
-            packetize_nal(nal, MAX_PAYLOAD, &mut scratch, &mut |payload, last| {
+            let packetize = match self.video {
+                VideoCodec::H265 => cardea_codecs::h265::packetize_nal,
+                _ => cardea_codecs::h264::packetize_nal,
+            };
+            packetize(nal, MAX_PAYLOAD, &mut scratch, &mut |payload, last| {
                 let key = Some(self.keyframes.is_start(payload, ts));
                 let p = self.packet(payload, ts, last_nal && last, key, arrival);
                 ok &= emit(p);

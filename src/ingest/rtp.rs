@@ -1,9 +1,10 @@
 //! Plain RTP over UDP: the RTP header parser (sans-IO, fuzzed) and the thin driver
 //! that reads a mountpoint's ports and hands each packet to the media engine.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -98,8 +99,14 @@ pub struct SourceCounters {
     pub packets: AtomicU64,
     /// Bytes of payload forwarded.
     pub bytes: AtomicU64,
-    /// Datagrams that were not RTP, or not of the configured payload type.
+    /// Datagrams that were not RTP (or RTCP on an RTCP port), or not of the configured payload type.
     pub dropped: AtomicU64,
+    /// Keyframes that started (video tracks whose keyframes can be recognised).
+    pub keyframes: AtomicU64,
+    /// RTCP packets received from the source.
+    pub rtcp_in: AtomicU64,
+    /// Keyframe requests (RTCP PLI) sent to the source.
+    pub plis_sent: AtomicU64,
 }
 
 /// One port of a source: which track it feeds and the payload type it expects.
@@ -113,6 +120,48 @@ pub struct RtpPort {
     pub keyframes: Option<cardea_codecs::keyframe::VideoCodec>,
     /// The bound socket.
     pub socket: std::net::UdpSocket,
+    /// RTCP with the source: its reports tell where keyframe requests (PLI) go.
+    pub rtcp: Option<std::net::UdpSocket>,
+    /// H.264: SPS and PPS (from the fmtp, then in-band) put before keyframes lacking them.
+    pub h264_sets: Option<cardea_codecs::h264::ParameterSetInserter>,
+}
+
+/// The SSRC of the sender of an RTCP compound packet (RFC 3550 §6.4: it starts with
+/// an SR or RR), or `None` when `d` is not one.
+pub fn rtcp_sender_ssrc(d: &[u8]) -> Option<u32> {
+    if d.len() < 8 || d[0] >> 6 != 2 || !matches!(d[1], 200 | 201) {
+        return None;
+    }
+    let words = u16::from_be_bytes([d[2], d[3]]) as usize;
+    if (words + 1) * 4 > d.len() {
+        return None;
+    }
+    Some(u32::from_be_bytes([d[4], d[5], d[6], d[7]]))
+}
+
+/// An RTCP Picture Loss Indication (RFC 4585 §6.3.1) for `media_ssrc`.
+pub fn pli(sender_ssrc: u32, media_ssrc: u32) -> [u8; 12] {
+    let mut p = [0u8; 12];
+    p[0] = 0x80 | 1; // V=2, FMT=1 (PLI)
+    p[1] = 206; // PSFB
+    p[3] = 2; // length: 3 words - 1
+    p[4..8].copy_from_slice(&sender_ssrc.to_be_bytes());
+    p[8..12].copy_from_slice(&media_ssrc.to_be_bytes());
+    p
+}
+
+/// Fewest milliseconds between two keyframe requests for one track: viewers joining
+/// together, or one losing packets, must not make the encoder send keyframe after keyframe.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// A track's RTCP: the socket, where the source's reports come from, and the SSRC
+/// its RTP arrives with.
+struct TrackRtcp {
+    track: u8,
+    socket: UdpSocket,
+    peer: Mutex<Option<SocketAddr>>,
+    ssrc: Mutex<Option<u32>>,
+    last_pli: Mutex<Option<Instant>>,
 }
 
 /// Reads every port of a source until the task is aborted or the engine goes away.
@@ -123,9 +172,30 @@ pub async fn run(
     engine: mpsc::UnboundedSender<MediaCommand>,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
-    for port in ports {
-        let engine = engine.clone();
-        let counters = counters.clone();
+    let mut rtcp_tracks = Vec::new();
+    for mut port in ports {
+        let rtcp = port.rtcp.take().and_then(|s| {
+            let s = s
+                .set_nonblocking(true)
+                .and_then(|()| UdpSocket::from_std(s));
+            if let Err(e) = &s {
+                tracing::error!(%source, error = %e, "cannot use RTCP socket");
+            }
+            s.ok()
+        });
+        let rtcp = rtcp.map(|socket| {
+            Arc::new(TrackRtcp {
+                track: port.track,
+                socket,
+                peer: Mutex::new(None),
+                ssrc: Mutex::new(None),
+                last_pli: Mutex::new(None),
+            })
+        });
+        if let Some(r) = &rtcp {
+            rtcp_tracks.push(r.clone());
+            tasks.spawn(read_rtcp(source, r.clone(), counters.clone()));
+        }
         let socket = match port
             .socket
             .set_nonblocking(true)
@@ -137,55 +207,173 @@ pub async fn run(
                 continue;
             }
         };
-        let (track, pt) = (port.track, port.pt);
-        let mut keyframes = port
-            .keyframes
-            .map(cardea_codecs::keyframe::KeyframeStarts::new);
-        tasks.spawn(async move {
-            let mut buf = vec![0u8; 2048];
-            loop {
-                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
-                    continue;
-                };
-                let d = &buf[..n];
-                let h = match RtpHeader::parse(d) {
-                    Ok(h) if h.pt == pt => h,
-                    Ok(h) => {
-                        counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::trace!(%source, %from, pt = h.pt, "unexpected payload type");
-                        continue;
-                    }
-                    Err(e) => {
-                        counters.dropped.fetch_add(1, Ordering::Relaxed);
-                        tracing::trace!(%source, %from, error = %e, "not RTP");
-                        continue;
-                    }
-                };
-                counters.packets.fetch_add(1, Ordering::Relaxed);
-                let payload = &d[h.payload_offset..h.payload_end];
-                counters
-                    .bytes
-                    .fetch_add(payload.len() as u64, Ordering::Relaxed);
-                #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
-                let arrival = Instant::now();
-                let packet = SourcePacket {
-                    source,
-                    track,
-                    header: h,
-                    keyframe: keyframes.as_mut().map(|k| k.is_start(payload, h.timestamp)),
-                    payload: Arc::from(payload),
-                    arrival,
-                };
-                if engine
-                    .send(MediaCommand::SourcePacket(Arc::new(packet)))
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        });
+        tasks.spawn(read_rtp(
+            source,
+            socket,
+            port.track,
+            port.pt,
+            port.keyframes,
+            port.h264_sets,
+            rtcp,
+            counters.clone(),
+            engine.clone(),
+        ));
+    }
+    if !rtcp_tracks.is_empty() {
+        let (tx, rx) = mpsc::unbounded_channel();
+        if engine
+            .send(MediaCommand::KeyframeRequests { source, tx })
+            .is_ok()
+        {
+            tasks.spawn(send_plis(source, rx, rtcp_tracks, counters.clone()));
+        }
     }
     while tasks.join_next().await.is_some() {}
+}
+
+#[allow(clippy::too_many_arguments)] // one port's settings, each used once
+async fn read_rtp(
+    source: SourceId,
+    socket: UdpSocket,
+    track: u8,
+    pt: u8,
+    keyframes: Option<cardea_codecs::keyframe::VideoCodec>,
+    mut h264_sets: Option<cardea_codecs::h264::ParameterSetInserter>,
+    rtcp: Option<Arc<TrackRtcp>>,
+    counters: Arc<SourceCounters>,
+    engine: mpsc::UnboundedSender<MediaCommand>,
+) {
+    let mut keyframes = keyframes.map(cardea_codecs::keyframe::KeyframeStarts::new);
+    // Packets inserted (parameter sets) so far: later sequence numbers move up.
+    let mut inserted: u16 = 0;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let d = &buf[..n];
+        let mut h = match RtpHeader::parse(d) {
+            Ok(h) if h.pt == pt => h,
+            Ok(h) => {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(%source, %from, pt = h.pt, "unexpected payload type");
+                continue;
+            }
+            Err(e) => {
+                counters.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::trace!(%source, %from, error = %e, "not RTP");
+                continue;
+            }
+        };
+        if let Some(r) = &rtcp {
+            *r.ssrc.lock().expect("rtcp lock") = Some(h.ssrc);
+        }
+        counters.packets.fetch_add(1, Ordering::Relaxed);
+        let payload = &d[h.payload_offset..h.payload_end];
+        counters
+            .bytes
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
+        #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
+        let arrival = Instant::now();
+        let send = |header: RtpHeader, payload: &[u8], keyframe: Option<bool>| {
+            if keyframe == Some(true) {
+                counters.keyframes.fetch_add(1, Ordering::Relaxed);
+            }
+            let packet = SourcePacket {
+                source,
+                track,
+                header,
+                keyframe,
+                payload: Arc::from(payload),
+                arrival,
+            };
+            engine
+                .send(MediaCommand::SourcePacket(Arc::new(packet)))
+                .is_ok()
+        };
+        if let Some(sets) = h264_sets
+            .as_mut()
+            .and_then(|i| i.inspect(payload, h.timestamp))
+        {
+            let header = RtpHeader {
+                seq: h.seq.wrapping_add(inserted),
+                marker: false,
+                ..h
+            };
+            let key = keyframes.as_mut().map(|k| k.is_start(sets, h.timestamp));
+            if !send(header, sets, key) {
+                return;
+            }
+            inserted = inserted.wrapping_add(1);
+        }
+        h.seq = h.seq.wrapping_add(inserted);
+        let key = keyframes.as_mut().map(|k| k.is_start(payload, h.timestamp));
+        if !send(h, payload, key) {
+            return;
+        }
+    }
+}
+
+/// Reads the source's RTCP: the first report (or one from the SSRC its RTP comes
+/// with) tells where keyframe requests go. Nothing else latches the address.
+async fn read_rtcp(source: SourceId, r: Arc<TrackRtcp>, counters: Arc<SourceCounters>) {
+    let mut buf = vec![0u8; 1500];
+    loop {
+        let Ok((n, from)) = r.socket.recv_from(&mut buf).await else {
+            continue;
+        };
+        let Some(sender) = rtcp_sender_ssrc(&buf[..n]) else {
+            counters.dropped.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(%source, %from, "not RTCP");
+            continue;
+        };
+        counters.rtcp_in.fetch_add(1, Ordering::Relaxed);
+        let media = *r.ssrc.lock().expect("rtcp lock");
+        let mut peer = r.peer.lock().expect("rtcp lock");
+        if peer.is_none() || media == Some(sender) {
+            if *peer != Some(from) {
+                tracing::debug!(%source, track = r.track, %from, "RTCP address latched");
+            }
+            *peer = Some(from);
+        }
+    }
+}
+
+/// Sends a PLI to the source for each keyframe request the engine passes on.
+async fn send_plis(
+    source: SourceId,
+    mut requests: mpsc::UnboundedReceiver<u8>,
+    tracks: Vec<Arc<TrackRtcp>>,
+    counters: Arc<SourceCounters>,
+) {
+    let ours = rand::random::<u32>();
+    while let Some(track) = requests.recv().await {
+        let Some(r) = tracks.iter().find(|r| r.track == track) else {
+            continue;
+        };
+        #[allow(clippy::disallowed_methods)] // the driver owns the clock
+        let now = Instant::now();
+        {
+            let mut last = r.last_pli.lock().expect("rtcp lock");
+            if last.is_some_and(|t| now.duration_since(t) < PLI_INTERVAL) {
+                continue;
+            }
+            *last = Some(now);
+        }
+        let peer = *r.peer.lock().expect("rtcp lock");
+        let ssrc = *r.ssrc.lock().expect("rtcp lock");
+        let (Some(peer), Some(ssrc)) = (peer, ssrc) else {
+            tracing::debug!(%source, track, "keyframe wanted, but no RTCP from the source yet");
+            continue;
+        };
+        match r.socket.send_to(&pli(ours, ssrc), peer).await {
+            Ok(_) => {
+                counters.plis_sent.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%source, track, %peer, "PLI sent");
+            }
+            Err(e) => tracing::debug!(%source, track, error = %e, "PLI not sent"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -235,5 +423,22 @@ mod tests {
         for cut in 0..GST_VP8.len() {
             let _ = RtpHeader::parse(&GST_VP8[..cut]);
         }
+    }
+
+    #[test]
+    fn rtcp_reports_and_pli() {
+        // A GStreamer rtpbin sender report head (V=2, SR, length 6 words).
+        let mut sr = [0u8; 28];
+        sr[0] = 0x80;
+        sr[1] = 200;
+        sr[3] = 6;
+        sr[4..8].copy_from_slice(&0x2855_6759u32.to_be_bytes());
+        assert_eq!(rtcp_sender_ssrc(&sr), Some(0x2855_6759));
+        assert_eq!(rtcp_sender_ssrc(&sr[..20]), None, "length past the end");
+        assert_eq!(rtcp_sender_ssrc(&GST_VP8), None, "RTP is not RTCP");
+        assert_eq!(rtcp_sender_ssrc(&[0x80, 206, 0, 2]), None);
+        let p = pli(1, 0x2855_6759);
+        assert_eq!(&p[..4], &[0x81, 206, 0, 2]);
+        assert_eq!(&p[8..], &0x2855_6759u32.to_be_bytes());
     }
 }

@@ -2,7 +2,7 @@
 //! tracks, repacketizes them for WebRTC, and reconnects with backoff when the camera
 //! stops, goes silent or restarts. Credentials never reach a log line.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,13 +22,20 @@ use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
 const SILENCE: Duration = Duration::from_secs(10);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// On-demand cameras: how often the viewer count is looked at, and how long the
+/// camera stays connected after the last viewer left (a viewer switching pages
+/// comes back to a running stream).
+const ONDEMAND_POLL: Duration = Duration::from_millis(100);
+const ONDEMAND_LINGER: Duration = Duration::from_secs(3);
 
 /// One track wanted from the camera.
 #[derive(Debug, Clone)]
 pub struct RtspTrack {
     /// "video" or "audio".
     pub media: &'static str,
-    /// Encoding name as in the camera's SDP (`h264`, `pcma`, `pcmu`, `opus`).
+    /// Encoding name as in the camera's SDP (`h264`, `h265`, `pcma`, `pcmu`, `g722`,
+    /// `opus`, `mpeg4-generic`). The n-th track wanted of a (media, encoding) is the
+    /// camera's n-th stream of that media and encoding.
     pub encoding: String,
     /// Payload type to give it toward viewers.
     pub pt: u8,
@@ -49,6 +56,10 @@ pub struct RtspSpec {
     pub reconnect_delay: Duration,
     /// The tracks, in the mountpoint's order.
     pub tracks: Vec<RtspTrack>,
+    /// Connect only while `viewers` is above zero.
+    pub ondemand: bool,
+    /// The mountpoint's viewer count.
+    pub viewers: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for RtspSpec {
@@ -60,6 +71,7 @@ impl std::fmt::Debug for RtspSpec {
                 &self.credentials.as_ref().map(|_| "<redacted>"),
             )
             .field("tcp", &self.tcp)
+            .field("ondemand", &self.ondemand)
             .field("tracks", &self.tracks)
             .finish()
     }
@@ -102,9 +114,24 @@ pub async fn run(
         .tracks
         .iter()
         .enumerate()
-        .map(|(i, t)| TrackPacketizer::new(source, i as u8, t.pt, 0))
+        .map(|(i, t)| {
+            let p = TrackPacketizer::new(source, i as u8, t.pt, 0);
+            match t.encoding.as_str() {
+                "h265" => p.with_video(cardea_codecs::keyframe::VideoCodec::H265),
+                _ => p,
+            }
+        })
         .collect();
     loop {
+        if spec.ondemand && spec.viewers.load(Ordering::Relaxed) == 0 {
+            tracing::debug!(%source, url = %redact(&spec.url), "on-demand camera idle until watched");
+            while spec.viewers.load(Ordering::Relaxed) == 0 {
+                if engine.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(ONDEMAND_POLL).await;
+            }
+        }
         let mut played = false;
         let on_play = || {
             if lost {
@@ -124,6 +151,12 @@ pub async fn run(
             on_play,
         )
         .await;
+        if matches!(result, Err(SessionEnd::Unwatched)) {
+            // On demand, nobody watching: hung up on purpose, not a camera failure.
+            status.connected.store(false, Ordering::Relaxed);
+            tracing::info!(%source, url = %redact(&spec.url), "on-demand camera disconnected: no viewers");
+            continue;
+        }
         if played || !lost {
             lost = true;
             let _ = events.send(MediaEvent::SourceState {
@@ -137,7 +170,8 @@ pub async fn run(
         }
         let reason = match result {
             Ok(()) => "the camera ended the stream".to_owned(),
-            Err(e) => e,
+            Err(SessionEnd::Unwatched) => unreachable!("handled above"),
+            Err(SessionEnd::Failed(e)) => e,
         };
         tracing::warn!(%source, url = %redact(&spec.url), %reason, retry_in = ?backoff, "RTSP source lost");
         *status.last_error.lock().expect("status lock") = reason;
@@ -164,6 +198,58 @@ fn describe_error(spec: &RtspSpec, e: impl std::fmt::Display) -> String {
     text
 }
 
+/// Why a session ended early.
+enum SessionEnd {
+    /// On demand, and nobody has watched for a while.
+    Unwatched,
+    /// The camera failed; the text is free of credentials.
+    Failed(String),
+}
+
+impl From<String> for SessionEnd {
+    fn from(e: String) -> Self {
+        SessionEnd::Failed(e)
+    }
+}
+
+/// Picks, for each wanted track, the camera stream it is: the n-th track wanted of
+/// a (media, encoding) is the camera's n-th stream of that media and encoding.
+/// Returns (stream index, track index) pairs, or what the camera lacks.
+fn match_tracks(
+    wanted: &[RtspTrack],
+    offered: &[(&str, &str)],
+) -> Result<Vec<(usize, usize)>, String> {
+    let mut taken = vec![false; offered.len()];
+    let mut pairs = Vec::new();
+    for (track, want) in wanted.iter().enumerate() {
+        let found = offered.iter().enumerate().position(|(i, (media, enc))| {
+            !taken[i] && *media == want.media && enc.eq_ignore_ascii_case(&want.encoding)
+        });
+        match found {
+            Some(i) => {
+                taken[i] = true;
+                pairs.push((i, track));
+            }
+            None => {
+                let list: Vec<String> = offered.iter().map(|(m, e)| format!("{m} {e}")).collect();
+                let same = wanted[..track]
+                    .iter()
+                    .filter(|w| w.media == want.media && w.encoding == want.encoding)
+                    .count();
+                return Err(format!(
+                    "the camera offers no {}{} {} stream (it offers: {})",
+                    if same > 0 { "further " } else { "" },
+                    want.media,
+                    want.encoding,
+                    list.join(", ")
+                ));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+#[allow(clippy::disallowed_methods)] // a driver: it times the camera and stamps arrivals
 async fn session(
     source: SourceId,
     spec: &RtspSpec,
@@ -172,7 +258,7 @@ async fn session(
     packetizers: &mut [TrackPacketizer],
     played: &mut bool,
     on_play: impl FnOnce(),
-) -> Result<(), String> {
+) -> Result<(), SessionEnd> {
     let url = url::Url::parse(&spec.url).map_err(|e| format!("bad URL: {e}"))?;
     let creds = spec.credentials.as_ref().map(|(u, p)| Credentials {
         username: u.clone(),
@@ -185,29 +271,12 @@ async fn session(
         .await
         .map_err(|_| "DESCRIBE timed out".to_owned())?
         .map_err(|e| describe_error(spec, e))?;
-    // Match the wanted tracks to the camera's streams by media and encoding.
-    let mut by_stream = Vec::new();
-    for (track, want) in spec.tracks.iter().enumerate() {
-        let found = session.streams().iter().position(|s| {
-            s.media() == want.media && s.encoding_name().eq_ignore_ascii_case(&want.encoding)
-        });
-        match found {
-            Some(i) => by_stream.push((i, track)),
-            None => {
-                let offered: Vec<String> = session
-                    .streams()
-                    .iter()
-                    .map(|s| format!("{} {}", s.media(), s.encoding_name()))
-                    .collect();
-                return Err(format!(
-                    "the camera offers no {} {} stream (it offers: {})",
-                    want.media,
-                    want.encoding,
-                    offered.join(", ")
-                ));
-            }
-        }
-    }
+    let offered: Vec<(&str, &str)> = session
+        .streams()
+        .iter()
+        .map(|s| (s.media(), s.encoding_name()))
+        .collect();
+    let by_stream = match_tracks(&spec.tracks, &offered)?;
     for (i, _) in &by_stream {
         let transport = if spec.tcp {
             Transport::Tcp(TcpTransportOptions::default())
@@ -244,15 +313,33 @@ async fn session(
     for (i, p) in packetizers.iter_mut().enumerate() {
         p.set_ssrc(ssrc.wrapping_add(i as u32));
     }
+    let mut last_watched = tokio::time::Instant::now();
+    let mut silent_since = tokio::time::Instant::now();
     loop {
-        let item = match tokio::time::timeout(SILENCE, playing.next()).await {
-            Err(_) => return Err(format!("no media for {} s", SILENCE.as_secs())),
-            Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => return Err(describe_error(spec, e)),
-            Ok(Some(Ok(item))) => item,
+        let wait = if spec.ondemand {
+            ONDEMAND_POLL
+        } else {
+            SILENCE
         };
+        let item = match tokio::time::timeout(wait, playing.next()).await {
+            Err(_) if silent_since.elapsed() < SILENCE => None,
+            Err(_) => return Err(format!("no media for {} s", SILENCE.as_secs()).into()),
+            Ok(None) => return Ok(()),
+            Ok(Some(Err(e))) => return Err(describe_error(spec, e).into()),
+            Ok(Some(Ok(item))) => Some(item),
+        };
+        if spec.ondemand {
+            if spec.viewers.load(Ordering::Relaxed) > 0 {
+                last_watched = tokio::time::Instant::now();
+            } else if last_watched.elapsed() >= ONDEMAND_LINGER {
+                return Err(SessionEnd::Unwatched);
+            }
+        }
+        let Some(item) = item else {
+            continue;
+        };
+        silent_since = tokio::time::Instant::now();
         *played = true;
-        #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
         let now = Instant::now();
         let (stream_id, data, ts, video) = match &item {
             CodecItem::VideoFrame(f) => (f.stream_id(), f.data(), f.timestamp().timestamp(), true),
@@ -266,7 +353,7 @@ async fn session(
             |p: SourcePacket| engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok();
         let packetizer = &mut packetizers[track];
         let ok = if video {
-            packetizer.h264_access_unit(data, ts as u32, now, &mut emit)
+            packetizer.access_unit(data, ts as u32, now, &mut emit)
         } else if let Some(t) = transcoders[track].as_mut() {
             let mut ok = true;
             let pushed = t.push_adts(data, &mut |opus, ts48| {
@@ -302,8 +389,45 @@ mod tests {
             tcp: true,
             reconnect_delay: Duration::from_secs(1),
             tracks: vec![],
+            ondemand: false,
+            viewers: Arc::default(),
         };
         let shown = format!("{spec:?} {}", describe_error(&spec, "401 for admin:s3cret"));
         assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn every_wanted_track_finds_its_own_camera_stream() {
+        let t = |media, encoding: &str| RtspTrack {
+            media,
+            encoding: encoding.into(),
+            pt: 96,
+            aac_to_opus: false,
+        };
+        // A camera with a main and a sub stream, G.711 and AAC.
+        let offered = [
+            ("video", "H264"),
+            ("video", "H264"),
+            ("audio", "PCMA"),
+            ("audio", "MPEG4-GENERIC"),
+        ];
+        let wanted = [
+            t("audio", "mpeg4-generic"),
+            t("video", "h264"),
+            t("video", "h264"),
+            t("audio", "pcma"),
+        ];
+        assert_eq!(
+            match_tracks(&wanted, &offered).unwrap(),
+            vec![(3, 0), (0, 1), (1, 2), (2, 3)]
+        );
+        let three = [t("video", "h264"), t("video", "h264"), t("video", "h264")];
+        let e = match_tracks(&three, &offered).unwrap_err();
+        assert!(e.contains("no further video h264"), "{e}");
+        let e = match_tracks(&[t("video", "h265")], &offered).unwrap_err();
+        assert!(
+            e.contains("offers: video H264, video H264, audio PCMA"),
+            "{e}"
+        );
     }
 }

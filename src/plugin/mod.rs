@@ -181,6 +181,16 @@ impl PluginCtx<'_> {
         self.core.stop_source(source)
     }
 
+    /// Points the handle's PeerConnection at other sources (or the same again) and
+    /// replays their GOP caches to it; false when the handle has no PeerConnection.
+    pub fn resubscribe(
+        &mut self,
+        handle: HandleId,
+        subscriptions: Vec<crate::api::SourceId>,
+    ) -> bool {
+        self.core.resubscribe(handle, subscriptions)
+    }
+
     /// Closes the handle's PeerConnection; `hangup_media` follows.
     pub fn close_pc(&mut self, handle: HandleId) {
         self.core.defer_close_pc(handle, "Close PC");
@@ -212,9 +222,19 @@ pub trait MediaHandler: Send {
 /// What a [`MediaHandler`] may do to its own PeerConnection.
 pub struct MediaOut<'a> {
     pub(crate) rtc: &'a mut Rtc,
+    /// Tracks of the subscribed sources that need a keyframe (see [`Self::request_source_keyframe`]).
+    pub(crate) source_keyframes: &'a mut Vec<u8>,
 }
 
 impl MediaOut<'_> {
+    /// Asks the sources this peer subscribes to for a keyframe on `track` (an RTCP PLI
+    /// to RTP sources that have an RTCP port; other sources ignore it).
+    pub fn request_source_keyframe(&mut self, track: u8) {
+        if !self.source_keyframes.contains(&track) {
+            self.source_keyframes.push(track);
+        }
+    }
+
     /// Sends a frame on `mid` with the codec matching `data` (Janus's `relay_rtp`).
     /// Returns false when `mid` cannot send it (no such mid, codec not negotiated).
     pub fn relay(&mut self, mid: Mid, data: &MediaData) -> bool {

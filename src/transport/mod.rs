@@ -137,6 +137,7 @@ impl Hub {
                     Some(SourceTask::Thread(stop)) => stop.store(true, Ordering::Relaxed),
                     None => {}
                 }
+                let _ = self.media.send(MediaCommand::DropSource(id));
             }
             Output::SetLogLevel(level) => {
                 if let Some(f) = &self.log_control {
@@ -181,6 +182,8 @@ pub struct StartOptions {
     pub timer_tick: Duration,
     /// Applies `set_log_level`.
     pub log_control: Option<LogControl>,
+    /// The configuration file, which the streaming plugin's `permanent: true` updates.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl Default for StartOptions {
@@ -189,6 +192,7 @@ impl Default for StartOptions {
             clock: Arc::new(crate::clock::SystemClock),
             timer_tick: Duration::from_secs(1),
             log_control: None,
+            config_path: None,
         }
     }
 }
@@ -290,6 +294,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             (!config.streaming.admin_key.is_empty()).then(|| config.streaming.admin_key.clone()),
             config.streaming.rtp_bind_ip,
             config.streaming.mountpoints.clone(),
+            opts.config_path.clone(),
         )),
     ];
     let gateway = Gateway::new(

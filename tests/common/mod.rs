@@ -35,6 +35,15 @@ pub fn test_config() -> Config {
 
 /// Starts a gateway with a manual clock, after `tweak` adjusts the test config.
 pub async fn start(tweak: impl FnOnce(&mut Config)) -> Gw {
+    start_with_file(tweak, None).await
+}
+
+/// As [`start`], telling the gateway `config_path` is its configuration file (where
+/// the streaming plugin's `permanent` writes).
+pub async fn start_with_file(
+    tweak: impl FnOnce(&mut Config),
+    config_path: Option<std::path::PathBuf>,
+) -> Gw {
     let mut config = test_config();
     tweak(&mut config);
     let clock = Arc::new(ManualClock::new());
@@ -44,6 +53,7 @@ pub async fn start(tweak: impl FnOnce(&mut Config)) -> Gw {
             clock: clock.clone() as Arc<dyn Clock>,
             timer_tick: Duration::from_millis(20),
             log_control: None,
+            config_path,
         },
     )
     .await

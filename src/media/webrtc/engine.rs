@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use str0m::media::{MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output};
+use tokio::sync::mpsc;
 
 use super::demux::{classify, Datagram};
 use super::{MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats, SourcePacket};
@@ -41,6 +42,8 @@ struct Peer {
     subscriptions: Vec<SourceId>,
     /// Just connected: the sources' GOP caches must be replayed to it.
     replay: bool,
+    /// Tracks its handler asked its sources for a keyframe on, not yet passed on.
+    source_keyframes: Vec<u8>,
 }
 
 /// The local address a datagram from `source` arrived on. The socket may be bound to
@@ -90,6 +93,8 @@ pub struct Engine {
     gop: HashMap<SourceId, GopCache>,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// Where keyframe requests for each source's tracks go (RTP sources with RTCP).
+    keyframe_tx: HashMap<SourceId, mpsc::UnboundedSender<u8>>,
     local: LocalAddrs,
     counters: Arc<MediaCounters>,
     events: VecDeque<MediaEvent>,
@@ -104,6 +109,7 @@ impl Engine {
             gop: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            keyframe_tx: HashMap::new(),
             local,
             counters,
             events: VecDeque::new(),
@@ -150,6 +156,17 @@ impl Engine {
                     None => self.gop.entry(packet.source).or_default().push(&packet),
                 }
                 self.fan_out(now, &packet, send)
+            }
+            MediaCommand::Resubscribe {
+                peer,
+                subscriptions,
+            } => self.resubscribe(now, peer, subscriptions, send),
+            MediaCommand::KeyframeRequests { source, tx } => {
+                self.keyframe_tx.insert(source, tx);
+            }
+            MediaCommand::DropSource(source) => {
+                self.gop.remove(&source);
+                self.keyframe_tx.remove(&source);
             }
             MediaCommand::ClosePeer { peer, reason } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
@@ -199,12 +216,40 @@ impl Engine {
                 addrs,
                 subscriptions,
                 replay: false,
+                source_keyframes: Vec::new(),
             },
         );
         self.counters
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
         self.drive(now, id, send);
+    }
+
+    /// Points a peer at other sources (or the same ones again) and replays their GOP
+    /// caches to it, so it continues from the latest keyframe.
+    fn resubscribe(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        subscriptions: Vec<SourceId>,
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        for s in &p.subscriptions {
+            if let Some(list) = self.subscribers.get_mut(s) {
+                list.retain(|x| *x != id);
+            }
+        }
+        self.subscribers.retain(|_, peers| !peers.is_empty());
+        for s in &subscriptions {
+            self.subscribers.entry(*s).or_default().push(id);
+        }
+        p.subscriptions = subscriptions;
+        if p.stats.state() == PeerState::Connected {
+            self.replay_gop(now, id, send);
+        }
     }
 
     /// A source packet to every subscribed peer. The payload is shared, not copied,
@@ -219,6 +264,7 @@ impl Engine {
             peers,
             subscribers,
             events,
+            keyframe_tx,
             ..
         } = self;
         let Some(ids) = subscribers.get(&packet.source) else {
@@ -232,11 +278,15 @@ impl Engine {
             if p.stats.state() != PeerState::Connected {
                 continue;
             }
-            let mut out = MediaOut { rtc: &mut p.rtc };
+            let mut out = MediaOut {
+                rtc: &mut p.rtc,
+                source_keyframes: &mut p.source_keyframes,
+            };
             p.handler.source_packet(&mut out, packet);
             if let Some(reason) = drive_peer(p, now, send, events) {
                 closed.push((*id, reason));
             }
+            pass_keyframe_requests(p, keyframe_tx);
         }
         for (id, reason) in closed {
             self.remove(id, reason);
@@ -340,7 +390,10 @@ impl Engine {
                 if p.next_tick <= now {
                     p.next_tick = now + TICK;
                     if p.stats.state() == PeerState::Connected {
-                        let mut out = MediaOut { rtc: &mut p.rtc };
+                        let mut out = MediaOut {
+                            rtc: &mut p.rtc,
+                            source_keyframes: &mut p.source_keyframes,
+                        };
                         p.handler.tick(&mut out, now);
                     }
                     check_receiving(p, now, &mut self.events);
@@ -359,6 +412,7 @@ impl Engine {
             self.remove(id, reason);
             return;
         }
+        pass_keyframe_requests(p, &self.keyframe_tx);
         if p.replay {
             p.replay = false;
             self.replay_gop(now, id, send);
@@ -369,7 +423,11 @@ impl Engine {
     /// keyframe, so its first frame does not wait for the next keyframe.
     fn replay_gop(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
         let Engine {
-            peers, gop, events, ..
+            peers,
+            gop,
+            events,
+            keyframe_tx,
+            ..
         } = self;
         let Some(p) = peers.get_mut(&id) else {
             return;
@@ -380,12 +438,16 @@ impl Engine {
                 continue;
             };
             for packet in cache.packets() {
-                let mut out = MediaOut { rtc: &mut p.rtc };
+                let mut out = MediaOut {
+                    rtc: &mut p.rtc,
+                    source_keyframes: &mut p.source_keyframes,
+                };
                 p.handler.source_packet(&mut out, packet);
                 replayed += 1;
             }
         }
         tracing::debug!(peer = %id, packets = replayed, "GOP cache replayed");
+        pass_keyframe_requests(p, keyframe_tx);
         if let Some(reason) = drive_peer(p, now, send, events) {
             self.remove(id, reason);
         }
@@ -411,6 +473,21 @@ impl Engine {
             reason,
         });
     }
+}
+
+/// Hands the keyframe requests a peer's handler made to its sources' channels.
+fn pass_keyframe_requests(p: &mut Peer, channels: &HashMap<SourceId, mpsc::UnboundedSender<u8>>) {
+    if p.source_keyframes.is_empty() {
+        return;
+    }
+    for source in &p.subscriptions {
+        if let Some(tx) = channels.get(source) {
+            for track in &p.source_keyframes {
+                let _ = tx.send(*track);
+            }
+        }
+    }
+    p.source_keyframes.clear();
 }
 
 /// Polls one peer until str0m has nothing more than a timeout; returns a reason
@@ -501,11 +578,17 @@ fn handle_event(
                     receiving: true,
                 });
             }
-            let mut out = MediaOut { rtc: &mut p.rtc };
+            let mut out = MediaOut {
+                rtc: &mut p.rtc,
+                source_keyframes: &mut p.source_keyframes,
+            };
             p.handler.incoming_media(&mut out, &data);
         }
         Event::KeyframeRequest(req) => {
-            let mut out = MediaOut { rtc: &mut p.rtc };
+            let mut out = MediaOut {
+                rtc: &mut p.rtc,
+                source_keyframes: &mut p.source_keyframes,
+            };
             p.handler.keyframe_request(&mut out, &req);
         }
         _ => {}

@@ -49,6 +49,23 @@ pub enum MediaCommand {
     },
     /// A packet from a media source, for every peer subscribed to it.
     SourcePacket(std::sync::Arc<SourcePacket>),
+    /// Point a peer at other sources (the streaming plugin's `switch`), or at the same
+    /// ones again: either way their GOP caches are replayed to it.
+    Resubscribe {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// The sources it now views.
+        subscriptions: Vec<SourceId>,
+    },
+    /// Where keyframe requests for a source's tracks go (RTP sources with an RTCP port).
+    KeyframeRequests {
+        /// The source.
+        source: SourceId,
+        /// Receives the track index each time a viewer needs a keyframe.
+        tx: tokio::sync::mpsc::UnboundedSender<u8>,
+    },
+    /// A source stopped: its GOP cache and keyframe channel are dropped.
+    DropSource(SourceId),
     /// Close a PeerConnection; the engine answers [`MediaEvent::Closed`].
     ClosePeer {
         /// The PeerConnection.
@@ -67,6 +84,14 @@ impl std::fmt::Debug for MediaCommand {
             }
             MediaCommand::ClosePeer { peer, reason } => write!(f, "ClosePeer({peer}, {reason})"),
             MediaCommand::SourcePacket(p) => write!(f, "SourcePacket({}, {})", p.source, p.track),
+            MediaCommand::Resubscribe {
+                peer,
+                subscriptions,
+            } => write!(f, "Resubscribe({peer}, {subscriptions:?})"),
+            MediaCommand::KeyframeRequests { source, .. } => {
+                write!(f, "KeyframeRequests({source})")
+            }
+            MediaCommand::DropSource(s) => write!(f, "DropSource({s})"),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! `janus.plugin.streaming`: mountpoints fed by sources, watched by WebRTC viewers.
 //!
 //! Requests as Janus's (../shared/janus-api.md §3). Synchronous: list, info, create,
-//! destroy, enable, disable, kick_all. Asynchronous: watch (server offers), start
-//! (with the answer, or to resume), pause, stop. Today's sources: plain RTP.
+//! edit, destroy, enable, disable, kick_all. Asynchronous: watch (server offers),
+//! start (with the answer, or to resume), pause, configure (`send` per mid), switch,
+//! stop. Sources: plain RTP, RTSP cameras, the built-in demo.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -17,10 +19,11 @@ use crate::api::{ApiError, HandleId, JsepKind};
 use crate::ingest::rtp::SourceCounters;
 
 mod mountpoint;
+mod persist;
 mod viewer;
 
 use mountpoint::{Mountpoint, Refusal};
-use viewer::{Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
+use viewer::{track_bit, Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
 
 /// The streaming plugin's error codes.
 pub(crate) mod err {
@@ -30,8 +33,10 @@ pub(crate) mod err {
     pub(crate) const NO_SUCH_MOUNTPOINT: u16 = 455;
     pub(crate) const CANT_CREATE: u16 = 456;
     pub(crate) const UNAUTHORIZED: u16 = 457;
+    pub(crate) const CANT_SWITCH: u16 = 458;
     pub(crate) const INVALID_STATE: u16 = 460;
     pub(crate) const INVALID_SDP: u16 = 461;
+    pub(crate) const UNKNOWN_ERROR: u16 = 470;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +64,19 @@ pub struct Streaming {
     viewers: HashMap<HandleId, Viewer>,
     admin_key: Option<String>,
     bind_ip: IpAddr,
+    /// The configuration file `permanent: true` writes to.
+    config_path: Option<PathBuf>,
 }
 
 impl Streaming {
     /// `admin_key`: required on `create` when set; `bind_ip`: where RTP ports are bound.
-    /// `configured`: mountpoints to create at start.
+    /// `configured`: mountpoints to create at start. `config_path`: the file that
+    /// `permanent: true` updates (none: `permanent` is refused).
     pub fn new(
         admin_key: Option<String>,
         bind_ip: IpAddr,
         configured: Vec<crate::config::MountpointConfig>,
+        config_path: Option<PathBuf>,
     ) -> Self {
         Streaming {
             mountpoints: BTreeMap::new(),
@@ -75,6 +84,7 @@ impl Streaming {
             viewers: HashMap::new(),
             admin_key,
             bind_ip,
+            config_path,
         }
     }
 }
@@ -100,6 +110,17 @@ fn mountpoint_id(body: &Map<String, Value>) -> Result<u64, Refusal> {
     }
 }
 
+fn optional_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, Refusal> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element ({key} should be a boolean)"),
+        )),
+    }
+}
+
 fn optional_str(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Refusal> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -120,14 +141,42 @@ impl Streaming {
     }
 
     /// Checks the mountpoint's secret when it has one.
-    fn authorized(&self, id: u64, body: &Map<String, Value>) -> Result<&Mountpoint, Refusal> {
-        let mp = self.mountpoint(id)?;
+    fn authorized(
+        &mut self,
+        id: u64,
+        body: &Map<String, Value>,
+    ) -> Result<&mut Mountpoint, Refusal> {
+        let mp = self.mountpoints.get_mut(&id).ok_or((
+            err::NO_SUCH_MOUNTPOINT,
+            format!("No such mountpoint/stream {id}"),
+        ))?;
         if let Some(secret) = &mp.secret {
             if body.get("secret").and_then(Value::as_str) != Some(secret) {
                 return Err((err::UNAUTHORIZED, "Unauthorized (wrong secret)".into()));
             }
         }
         Ok(mp)
+    }
+
+    /// Writes (`Some`) or removes (`None`) mountpoint `id` in the configuration file.
+    fn persist(
+        &self,
+        id: u64,
+        config: Option<&crate::config::MountpointConfig>,
+    ) -> Result<(), Refusal> {
+        let path = self.config_path.as_ref().ok_or((
+            err::UNKNOWN_ERROR,
+            "Can't make it permanent: the gateway runs without a configuration file (--config)"
+                .to_owned(),
+        ))?;
+        persist::rewrite(path, id, config).map_err(|e| {
+            (
+                err::UNKNOWN_ERROR,
+                format!("Error saving configuration: {e}"),
+            )
+        })?;
+        tracing::info!(mountpoint = id, path = %path.display(), saved = config.is_some(), "configuration updated");
+        Ok(())
     }
 
     fn sync_request(
@@ -154,6 +203,10 @@ impl Streaming {
             "destroy" => {
                 let id = mountpoint_id(body)?;
                 self.authorized(id, body)?;
+                let permanent = optional_bool(body, "permanent")?.unwrap_or(false);
+                if permanent {
+                    self.persist(id, None)?;
+                }
                 let Some(mp) = self.mountpoints.remove(&id) else {
                     return Err((
                         err::NO_SUCH_MOUNTPOINT,
@@ -175,9 +228,20 @@ impl Streaming {
             "enable" | "disable" => {
                 let id = mountpoint_id(body)?;
                 let mp = self.authorized(id, body)?;
-                mp.enabled.store(request == "enable", Ordering::Relaxed);
+                mp.enabled = request == "enable";
+                let (enabled, viewers) = (mp.enabled, mp.viewers.clone());
+                for h in viewers {
+                    if let Some(v) = self.viewers.get(&h) {
+                        v.shared.disabled.store(!enabled, Ordering::Relaxed);
+                        if enabled {
+                            v.shared.rekey.store(u64::MAX, Ordering::Relaxed);
+                            ctx.resubscribe(h, vec![self.mountpoints[&id].source]);
+                        }
+                    }
+                }
                 Ok(json!({"streaming": "ok"}))
             }
+            "edit" => self.edit(ctx, body),
             "kick_all" => {
                 let id = mountpoint_id(body)?;
                 self.authorized(id, body)?;
@@ -190,6 +254,62 @@ impl Streaming {
             }
             _ => unreachable!("only called for synchronous requests"),
         }
+    }
+
+    /// `edit`: description, metadata, secret, pin and privacy; `permanent` saves them.
+    fn edit(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        body: &Map<String, Value>,
+    ) -> Result<Value, Refusal> {
+        let id = mountpoint_id(body)?;
+        let description = optional_str(body, "new_description")?;
+        let metadata = optional_str(body, "new_metadata")?;
+        let secret = optional_str(body, "new_secret")?;
+        let pin = optional_str(body, "new_pin")?;
+        let is_private = optional_bool(body, "new_is_private")?;
+        let permanent = optional_bool(body, "permanent")?.unwrap_or(false);
+        let edited_event = optional_bool(body, "edited_event")?.unwrap_or(false);
+        let mp = self.authorized(id, body)?;
+        let mut config = mp.config.clone();
+        if let Some(d) = &description {
+            config.description = Some(d.clone());
+        }
+        if let Some(m) = &metadata {
+            config.metadata = Some(m.clone());
+        }
+        // Janus: an empty new secret or pin removes it.
+        if let Some(s) = &secret {
+            config.secret = Some(s.clone()).filter(|s| !s.is_empty());
+        }
+        if let Some(p) = &pin {
+            config.pin = Some(p.clone()).filter(|p| !p.is_empty());
+        }
+        if let Some(p) = is_private {
+            config.is_private = Some(p);
+        }
+        if permanent {
+            self.persist(id, Some(&config))?;
+        }
+        let mp = self.mountpoints.get_mut(&id).expect("authorized above");
+        if let Some(d) = description {
+            mp.description = d;
+        }
+        if metadata.is_some() {
+            mp.metadata = metadata;
+        }
+        mp.secret = config.secret.clone();
+        mp.pin = config.pin.clone();
+        mp.is_private = config.is_private.unwrap_or(false);
+        mp.config = config;
+        if edited_event {
+            let note = json!({"streaming": "edited", "id": id, "metadata": mp.metadata});
+            for h in &mp.viewers {
+                ctx.push_event(*h, None, note.clone(), None);
+            }
+        }
+        tracing::info!(mountpoint = id, permanent, "mountpoint edited");
+        Ok(json!({"streaming": "edited", "id": id, "permanent": permanent}))
     }
 
     fn create(
@@ -242,6 +362,26 @@ impl Streaming {
                 id
             }
         };
+        let permanent = optional_bool(body, "permanent")?.unwrap_or(false);
+        // What `permanent` writes: the request's own fields, each one known.
+        let mut fields = body.clone();
+        for k in ["request", "admin_key", "permanent"] {
+            fields.remove(k);
+        }
+        fields.retain(|_, v| !v.is_null());
+        fields.insert("id".into(), json!(id));
+        let config: crate::config::MountpointConfig =
+            match serde_json::from_value(Value::Object(fields)) {
+                Ok(c) => c,
+                Err(e) if permanent => {
+                    return Err((err::CANT_CREATE, format!("Can't make it permanent: {e}")))
+                }
+                Err(_) => crate::config::MountpointConfig {
+                    id,
+                    kind: kind.clone(),
+                    ..Default::default()
+                },
+            };
         let name = optional_str(body, "name")?.unwrap_or_else(|| id.to_string());
         let description = optional_str(body, "description")?.unwrap_or_else(|| name.clone());
         let counters = Arc::new(SourceCounters::default());
@@ -253,7 +393,8 @@ impl Streaming {
                 ctx.start_demo_source(viewer_count.clone()),
             )
         } else if kind == "rtsp" {
-            let (media, spec) = Mountpoint::parse_rtsp(body)?;
+            let (media, mut spec) = Mountpoint::parse_rtsp(body)?;
+            spec.viewers = viewer_count.clone();
             let status = Arc::new(crate::ingest::rtsp::RtspStatus::default());
             rtsp = Some(status.clone());
             (media, ctx.start_rtsp_source(spec, status))
@@ -268,11 +409,9 @@ impl Streaming {
             metadata: optional_str(body, "metadata")?,
             secret: optional_str(body, "secret")?,
             pin: optional_str(body, "pin")?,
-            is_private: body
-                .get("is_private")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            enabled: Arc::new(AtomicBool::new(true)),
+            is_private: optional_bool(body, "is_private")?.unwrap_or(false),
+            enabled: true,
+            config,
             media,
             source,
             counters,
@@ -280,8 +419,16 @@ impl Streaming {
             viewer_count,
             rtsp,
         };
-        tracing::info!(mountpoint = id, %name, %kind, ports = ?mp.media.iter().map(|m| m.port).collect::<Vec<_>>(), "mountpoint created");
-        let reply = json!({"streaming": "created", "created": name, "permanent": false, "stream": mp.created()});
+        if permanent {
+            if let Err(e) = self.persist(id, Some(&mp.config)) {
+                ctx.stop_source(mp.source);
+                return Err(e);
+            }
+        }
+        tracing::info!(mountpoint = id, %name, %kind, permanent, ports = ?mp.media.iter().map(|m| m.port).collect::<Vec<_>>(), "mountpoint created");
+        // Janus answers `created`; the API notes show `create`: both carry the name.
+        let reply = json!({"streaming": "created", "created": name, "create": name,
+            "permanent": permanent, "stream": mp.created()});
         self.mountpoints.insert(id, mp);
         Ok(reply)
     }
@@ -361,17 +508,19 @@ impl Streaming {
                             .iter()
                             .zip(&mp.media)
                             .map(|(mid, m)| {
+                                let video = m.codec.kind == str0m::media::MediaKind::Video;
                                 mid.map(|mid| ViewerTrack {
                                     mid,
                                     pt: m.pt,
                                     rewriter: Rewriter::default(),
-                                    wait_keyframe: m.codec.kind == str0m::media::MediaKind::Video,
+                                    video,
+                                    wait_keyframe: video,
                                 })
                             })
                             .collect(),
                         shared: viewer.shared.clone(),
-                        enabled: mp.enabled.clone(),
                     };
+                    viewer.shared.disabled.store(!mp.enabled, Ordering::Relaxed);
                     let media: Box<dyn MediaHandler> = Box::new(media);
                     ctx.accept_answer(handle, jsep, media, vec![mp.source])
                         .map_err(|e| (err::INVALID_SDP, e.reason))?;
@@ -399,6 +548,8 @@ impl Streaming {
                 self.viewers.get_mut(&handle).expect("checked above").state = ViewerState::Paused;
                 Ok((event(json!({"status": "pausing"})), None))
             }
+            "configure" => self.configure(ctx, handle, body),
+            "switch" => self.switch(ctx, handle, body),
             "stop" => {
                 if viewer.state == ViewerState::Idle {
                     return Ok((event(json!({"status": "idle"})), None));
@@ -410,6 +561,124 @@ impl Streaming {
         }
     }
 
+    /// `configure`: `streams: [{mid, send}]` stops or resumes sending single tracks.
+    fn configure(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        body: &Map<String, Value>,
+    ) -> Result<(Value, Option<Value>), Refusal> {
+        let viewer = &self.viewers[&handle];
+        let Some(id) = viewer
+            .mountpoint
+            .filter(|_| viewer.state != ViewerState::Idle)
+        else {
+            return Err((err::INVALID_STATE, "Not watching anything".into()));
+        };
+        let mp = self.mountpoint(id)?;
+        let streams = match body.get("streams") {
+            None => &Vec::new(),
+            Some(Value::Array(l)) => l,
+            Some(_) => {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    "Invalid element (streams should be an array)".into(),
+                ))
+            }
+        };
+        let (mut mute, mut unmute) = (0u64, 0u64);
+        for s in streams {
+            let s = s.as_object().ok_or((
+                err::INVALID_ELEMENT,
+                "Invalid element (streams items should be objects)".to_owned(),
+            ))?;
+            let mid = optional_str(s, "mid")?.ok_or((
+                err::MISSING_ELEMENT,
+                "Missing mandatory element (mid)".to_owned(),
+            ))?;
+            let track = (0..mp.media.len())
+                .find(|i| {
+                    mp.media[*i].mid == mid && viewer.mids.get(*i).is_some_and(Option::is_some)
+                })
+                .ok_or((
+                    err::INVALID_ELEMENT,
+                    format!("Invalid element (no such mid '{mid}')"),
+                ))?;
+            match optional_bool(s, "send")? {
+                Some(true) => unmute |= track_bit(track),
+                Some(false) => mute |= track_bit(track),
+                None => {}
+            }
+        }
+        let before = viewer.shared.muted.fetch_or(mute, Ordering::Relaxed) | mute;
+        let resumed = before & unmute;
+        viewer.shared.muted.fetch_and(!unmute, Ordering::Relaxed);
+        if resumed != 0 {
+            // Video resumes on a keyframe: ask the source and replay its GOP cache.
+            viewer.shared.rekey.fetch_or(resumed, Ordering::Relaxed);
+            ctx.resubscribe(handle, vec![mp.source]);
+        }
+        Ok((event(json!({"event": "configured"})), None))
+    }
+
+    /// `switch`: the viewer goes on, in the same PeerConnection, with another
+    /// mountpoint whose media have the same layout (same codecs in the same order).
+    fn switch(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        body: &Map<String, Value>,
+    ) -> Result<(Value, Option<Value>), Refusal> {
+        let viewer = &self.viewers[&handle];
+        let Some(from) = viewer
+            .mountpoint
+            .filter(|_| matches!(viewer.state, ViewerState::Streaming | ViewerState::Paused))
+        else {
+            return Err((err::INVALID_STATE, "Can't switch: not streaming".into()));
+        };
+        let id = mountpoint_id(body)?;
+        let target = self.mountpoint(id)?;
+        if let Some(pin) = &target.pin {
+            if body.get("pin").and_then(Value::as_str) != Some(pin) {
+                return Err((err::UNAUTHORIZED, "Unauthorized (wrong pin)".into()));
+            }
+        }
+        let current = self.mountpoint(from)?;
+        let same_layout = viewer.mids.iter().enumerate().all(|(i, mid)| {
+            mid.is_none()
+                || target
+                    .media
+                    .get(i)
+                    .is_some_and(|t| t.codec.codec == current.media[i].codec.codec)
+        });
+        if !same_layout {
+            return Err((
+                err::CANT_SWITCH,
+                format!(
+                    "Can't switch to mountpoint {id}: its media differ from mountpoint {from}'s"
+                ),
+            ));
+        }
+        let (source, enabled) = (target.source, target.enabled);
+        viewer.shared.disabled.store(!enabled, Ordering::Relaxed);
+        viewer.shared.rekey.store(u64::MAX, Ordering::Relaxed);
+        if from != id {
+            if let Some(mp) = self.mountpoints.get_mut(&from) {
+                mp.remove_viewer(handle);
+            }
+            if let Some(mp) = self.mountpoints.get_mut(&id) {
+                mp.add_viewer(handle);
+            }
+            self.viewers
+                .get_mut(&handle)
+                .expect("checked above")
+                .mountpoint = Some(id);
+        }
+        ctx.resubscribe(handle, vec![source]);
+        tracing::debug!(%handle, from, to = id, "viewer switched");
+        Ok((event(json!({"switched": "ok", "id": id})), None))
+    }
+
     fn leave(&mut self, handle: HandleId) -> bool {
         let Some(v) = self.viewers.get_mut(&handle) else {
             return false;
@@ -418,6 +687,8 @@ impl Streaming {
         v.state = ViewerState::Idle;
         v.mids.clear();
         v.shared.paused.store(false, Ordering::Relaxed);
+        v.shared.muted.store(0, Ordering::Relaxed);
+        v.shared.rekey.store(0, Ordering::Relaxed);
         if let Some(id) = was {
             if let Some(mp) = self.mountpoints.get_mut(&id) {
                 mp.remove_viewer(handle);
@@ -432,7 +703,7 @@ impl Plugin for Streaming {
         PluginInfo {
             package: "janus.plugin.streaming",
             name: "JANUS Streaming plugin",
-            description: "Relays RTP sources (and, next, RTSP cameras) to WebRTC viewers",
+            description: "Relays RTP feeds, RTSP cameras and a demo source to WebRTC viewers",
             version: 8,
             version_string: "0.0.8",
         }
@@ -484,13 +755,13 @@ impl Plugin for Streaming {
             }
         };
         match request.as_str() {
-            "list" | "info" | "create" | "destroy" | "enable" | "disable" | "kick_all" => {
+            "list" | "info" | "create" | "edit" | "destroy" | "enable" | "disable" | "kick_all" => {
                 match self.sync_request(ctx, &request, &msg.body) {
                     Ok(v) => PluginResult::Ok(v),
                     Err((code, text)) => PluginResult::Ok(error(code, text)),
                 }
             }
-            "watch" | "start" | "pause" | "stop" => {
+            "watch" | "start" | "pause" | "configure" | "switch" | "stop" => {
                 let tx = Some(msg.transaction.as_str());
                 match self.async_request(ctx, msg.handle, &request, &msg) {
                     Ok((data, jsep)) => ctx.push_event(msg.handle, tx, data, jsep),
@@ -509,7 +780,7 @@ impl Plugin for Streaming {
         let body = body.as_object()?;
         let request = body.get("request").and_then(Value::as_str).unwrap_or("");
         Some(match request {
-            "list" | "info" | "create" | "destroy" | "enable" | "disable" | "kick_all" => {
+            "list" | "info" | "create" | "edit" | "destroy" | "enable" | "disable" | "kick_all" => {
                 match self.sync_request(ctx, request, body) {
                     Ok(v) => v,
                     Err((code, text)) => error(code, text),

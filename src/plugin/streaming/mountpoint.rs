@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use cardea_codecs::keyframe::VideoCodec;
@@ -91,7 +91,11 @@ pub(super) struct MountMedia {
     pub(super) msid: String,
     pub(super) label: String,
     pub(super) port: u16,
+    /// RTP sources: where the source's RTCP is received and PLIs are sent from.
+    pub(super) rtcp_port: Option<u16>,
     pub(super) pt: u8,
+    /// The fmtp given at creation, shown by `info`.
+    pub(super) fmtp: Option<String>,
     pub(super) codec: CodecSpec,
 }
 
@@ -125,7 +129,9 @@ pub(super) struct Mountpoint {
     pub(super) secret: Option<String>,
     pub(super) pin: Option<String>,
     pub(super) is_private: bool,
-    pub(super) enabled: Arc<AtomicBool>,
+    pub(super) enabled: bool,
+    /// What `permanent: true` writes to the configuration file.
+    pub(super) config: crate::config::MountpointConfig,
     pub(super) media: Vec<MountMedia>,
     pub(super) source: SourceId,
     pub(super) counters: Arc<SourceCounters>,
@@ -135,6 +141,16 @@ pub(super) struct Mountpoint {
     /// For RTSP mountpoints: the camera connection's state.
     pub(super) rtsp: Option<Arc<RtspStatus>>,
 }
+
+/// An RTSP track asked for: type, mid, codec, payload type, fmtp, label.
+type WantedTrack = (
+    String,
+    String,
+    String,
+    Option<u8>,
+    Option<String>,
+    Option<String>,
+);
 
 /// A refusal with the streaming plugin's code.
 pub(super) type Refusal = (u16, String);
@@ -163,8 +179,11 @@ impl Mountpoint {
             .store(self.viewers.len(), Ordering::Relaxed);
     }
 
-    /// Validates an `rtsp` create body (Janus's parameters, plus Cardea's
-    /// `rtsp_transport`: `tcp`, the default, or `udp`).
+    /// Validates an `rtsp` create body: Janus's parameters (`audio`/`video` with
+    /// `audiocodec`/`videocodec`, one track each), or Cardea's `media` list naming
+    /// as many of the camera's tracks as wanted (`[{type, mid, codec, pt}]`, matched
+    /// in order among the camera's tracks of that type and codec); plus `rtsp_transport`
+    /// (`tcp`, the default, or `udp`) and `ondemand`.
     pub(super) fn parse_rtsp(
         body: &Map<String, Value>,
     ) -> Result<(Vec<MountMedia>, RtspSpec), Refusal> {
@@ -186,91 +205,156 @@ impl Mountpoint {
             pass = parsed.password().map(str::to_owned);
         }
         let flag = |k: &str, default: bool| body.get(k).and_then(Value::as_bool).unwrap_or(default);
-        let pt = |k: &str, default: u8| -> Result<u8, Refusal> {
-            match body.get(k) {
-                None => Ok(default),
-                Some(v) => v.as_u64().filter(|p| *p < 128).map(|p| p as u8).ok_or((
-                    err::INVALID_ELEMENT,
-                    format!("Invalid element ({k} should be 0-127)"),
-                )),
+        // (type, mid, codec, pt, fmtp, label) for each wanted track.
+        let mut wanted: Vec<WantedTrack> = Vec::new();
+        let pt_of = |m: &Map<String, Value>, k: &str| -> Result<Option<u8>, Refusal> {
+            match m.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(v) => v
+                    .as_u64()
+                    .filter(|p| *p < 128)
+                    .map(|p| Some(p as u8))
+                    .ok_or((
+                        err::INVALID_ELEMENT,
+                        format!("Invalid element ({k} should be 0-127)"),
+                    )),
             }
         };
-        let mut media = Vec::new();
-        let mut tracks = Vec::new();
-        if flag("video", true) {
-            let name = str_field(body, "videocodec")?.unwrap_or("h264");
-            if !name.eq_ignore_ascii_case("h264") {
+        match body.get("media") {
+            Some(Value::Array(list)) if !list.is_empty() => {
+                for m in list {
+                    let m = m.as_object().ok_or((
+                        err::INVALID_ELEMENT,
+                        "Invalid element (media items should be objects)".to_owned(),
+                    ))?;
+                    let kind = str_field(m, "type")?.ok_or((
+                        err::MISSING_ELEMENT,
+                        "Missing mandatory element (type)".to_owned(),
+                    ))?;
+                    let codec = str_field(m, "codec")?.ok_or((
+                        err::MISSING_ELEMENT,
+                        "Missing mandatory element (codec)".to_owned(),
+                    ))?;
+                    let mid = match str_field(m, "mid")? {
+                        Some(mid) => mid.to_owned(),
+                        None => format!("{}{}", &kind[..1.min(kind.len())], wanted.len()),
+                    };
+                    wanted.push((
+                        kind.to_owned(),
+                        mid,
+                        codec.to_owned(),
+                        pt_of(m, "pt")?,
+                        str_field(m, "fmtp")?.map(str::to_owned),
+                        str_field(m, "label")?.map(str::to_owned),
+                    ));
+                }
+            }
+            None | Some(Value::Null) => {
+                if flag("video", true) {
+                    let codec = str_field(body, "videocodec")?.unwrap_or("h264");
+                    wanted.push((
+                        "video".into(),
+                        "v".into(),
+                        codec.to_owned(),
+                        pt_of(body, "videopt")?,
+                        str_field(body, "videofmtp")?.map(str::to_owned),
+                        None,
+                    ));
+                }
+                if flag("audio", false) {
+                    let codec = str_field(body, "audiocodec")?.ok_or((
+                        err::MISSING_ELEMENT,
+                        "Missing mandatory element (audiocodec)".to_owned(),
+                    ))?;
+                    wanted.push((
+                        "audio".into(),
+                        "a".into(),
+                        codec.to_owned(),
+                        pt_of(body, "audiopt")?,
+                        None,
+                        None,
+                    ));
+                }
+            }
+            Some(_) => {
                 return Err((
                     err::INVALID_ELEMENT,
-                    format!("Unsupported RTSP video codec '{name}' (h264 for now)"),
-                ));
+                    "Invalid element (media should be a non-empty array)".into(),
+                ))
             }
-            let codec = codec_spec(name, str_field(body, "videofmtp")?).expect("h264 is known");
-            let pt = pt("videopt", 96)?;
-            tracks.push(RtspTrack {
-                media: "video",
-                encoding: "h264".into(),
-                pt,
-                aac_to_opus: false,
-            });
-            media.push(MountMedia {
-                mid: "v".into(),
-                msid: "v".into(),
-                label: "video".into(),
-                port: 0,
-                pt,
-                codec,
-            });
         }
-        if flag("audio", false) {
-            let name = str_field(body, "audiocodec")?.ok_or((
-                err::MISSING_ELEMENT,
-                "Missing mandatory element (audiocodec)".to_owned(),
-            ))?;
+        if wanted.is_empty() {
+            return Err((
+                err::INVALID_ELEMENT,
+                "Neither audio nor video requested".into(),
+            ));
+        }
+        let mut media: Vec<MountMedia> = Vec::new();
+        let mut tracks = Vec::new();
+        let mut next_dynamic_pt = 96u8;
+        for (kind, mid, name, pt, fmtp, label) in wanted {
+            if media.iter().any(|m| m.mid == mid) {
+                return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
+            }
+            let lower = name.to_ascii_lowercase();
             // AAC cameras: browsers get Opus, transcoded by the gateway.
-            let aac =
-                name.eq_ignore_ascii_case("aac") || name.eq_ignore_ascii_case("mpeg4-generic");
-            let codec = codec_spec(if aac { "opus" } else { name }, None)
-                .filter(|c| {
-                    c.kind == MediaKind::Audio && matches!(c.name, "pcma" | "pcmu" | "opus")
-                })
-                .ok_or((
-                    err::INVALID_ELEMENT,
-                    format!(
-                        "Unsupported RTSP audio codec '{name}' (aac, pcma, pcmu or opus for now)"
-                    ),
-                ))?;
-            let default_pt = match codec.name {
-                "pcmu" => 0,
-                "pcma" => 8,
-                _ => 111,
+            let aac = matches!(lower.as_str(), "aac" | "mpeg4-generic");
+            let (codec, encoding) = match (kind.as_str(), lower.as_str()) {
+                ("video", "h264" | "h265") => (
+                    codec_spec(&lower, fmtp.as_deref()).expect("known"),
+                    lower.clone(),
+                ),
+                ("audio", "pcma" | "pcmu" | "opus" | "g722") => {
+                    (codec_spec(&lower, None).expect("known"), lower.clone())
+                }
+                ("audio", _) if aac => (
+                    codec_spec("opus", None).expect("known"),
+                    "mpeg4-generic".into(),
+                ),
+                _ => {
+                    return Err((
+                        err::INVALID_ELEMENT,
+                        format!(
+                            "Unsupported RTSP {kind} codec '{name}' (video: h264, h265; \
+                             audio: aac, pcma, pcmu, g722, opus)"
+                        ),
+                    ))
+                }
             };
-            let pt = pt("audiopt", default_pt)?;
-            let encoding = if aac {
-                "mpeg4-generic".to_owned()
-            } else {
-                codec.name.to_owned()
+            let pt = match pt {
+                Some(pt) => pt,
+                None => match codec.name {
+                    "pcmu" => 0,
+                    "pcma" => 8,
+                    "g722" => 9,
+                    _ => {
+                        // A dynamic type not used by another track of this mountpoint.
+                        while media.iter().any(|m| m.pt == next_dynamic_pt) {
+                            next_dynamic_pt += 1;
+                        }
+                        next_dynamic_pt
+                    }
+                },
             };
+            if media.iter().any(|m| m.pt == pt) {
+                return Err((err::INVALID_ELEMENT, format!("Duplicate payload type {pt}")));
+            }
             tracks.push(RtspTrack {
-                media: "audio",
+                media: if kind == "video" { "video" } else { "audio" },
                 encoding,
                 pt,
                 aac_to_opus: aac,
             });
             media.push(MountMedia {
-                mid: "a".into(),
-                msid: "a".into(),
-                label: "audio".into(),
+                label: label.unwrap_or_else(|| kind.clone()),
+                msid: mid.clone(),
+                mid,
                 port: 0,
+                rtcp_port: None,
                 pt,
+                fmtp,
                 codec,
             });
-        }
-        if tracks.is_empty() {
-            return Err((
-                err::INVALID_ELEMENT,
-                "Neither audio nor video requested".into(),
-            ));
         }
         let tcp = match str_field(body, "rtsp_transport")?.unwrap_or("tcp") {
             "tcp" => true,
@@ -294,6 +378,8 @@ impl Mountpoint {
             credentials: user.map(|u| (u, pass.unwrap_or_default())),
             tcp,
             reconnect_delay: std::time::Duration::from_secs_f64(delay.clamp(0.1, 300.0)),
+            ondemand: flag("ondemand", false),
+            viewers: Default::default(),
             tracks,
         };
         Ok((media, spec))
@@ -309,6 +395,8 @@ impl Mountpoint {
                 msid: "a".into(),
                 label: "tone".into(),
                 port: 0,
+                rtcp_port: None,
+                fmtp: None,
                 pt: demo::AUDIO_PT,
                 codec: spec("pcmu"),
             },
@@ -317,6 +405,8 @@ impl Mountpoint {
                 msid: "v".into(),
                 label: format!("test pattern {}x{}", demo::WIDTH, demo::HEIGHT),
                 port: 0,
+                rtcp_port: None,
+                fmtp: None,
                 pt: demo::VIDEO_PT,
                 codec: spec("h264"),
             },
@@ -414,22 +504,57 @@ impl Mountpoint {
                 .local_addr()
                 .map_err(|e| (err::CANT_CREATE, e.to_string()))?
                 .port();
+            let rtcp = match m.get("rtcpport") {
+                None | Some(Value::Null) => None,
+                Some(v) => {
+                    let port = v.as_u64().filter(|p| *p <= u16::MAX as u64).ok_or((
+                        err::INVALID_ELEMENT,
+                        "Invalid element (rtcpport should be 0-65535)".to_owned(),
+                    ))? as u16;
+                    Some(
+                        UdpSocket::bind(SocketAddr::new(bind_ip, port)).map_err(|e| {
+                            (
+                                err::CANT_CREATE,
+                                format!("Can't bind RTCP port {port} for mid '{mid}': {e}"),
+                            )
+                        })?,
+                    )
+                }
+            };
+            let rtcp_port = match &rtcp {
+                Some(s) => Some(
+                    s.local_addr()
+                        .map_err(|e| (err::CANT_CREATE, e.to_string()))?
+                        .port(),
+                ),
+                None => None,
+            };
+            let fmtp = str_field(m, "fmtp")?;
             ports.push(RtpPort {
                 track: i as u8,
                 pt,
                 keyframes: match codec.codec {
                     Codec::Vp8 => Some(VideoCodec::Vp8),
+                    Codec::Vp9 => Some(VideoCodec::Vp9),
                     Codec::H264 => Some(VideoCodec::H264),
+                    Codec::H265 => Some(VideoCodec::H265),
+                    Codec::Av1 => Some(VideoCodec::Av1),
                     _ => None,
                 },
                 socket,
+                rtcp,
+                h264_sets: (codec.codec == Codec::H264).then(|| {
+                    cardea_codecs::h264::ParameterSetInserter::from_fmtp(fmtp.unwrap_or(""))
+                }),
             });
             media.push(MountMedia {
                 mid: mid.to_owned(),
                 msid: str_field(m, "msid")?.unwrap_or(mid).to_owned(),
                 label: str_field(m, "label")?.unwrap_or(mid).to_owned(),
                 port: bound,
+                rtcp_port,
                 pt,
+                fmtp: fmtp.map(str::to_owned),
                 codec,
             });
         }
@@ -440,7 +565,7 @@ impl Mountpoint {
     pub(super) fn list_entry(&self) -> Value {
         json!({
             "id": self.id, "type": "live", "description": self.description,
-            "metadata": self.metadata, "enabled": self.enabled.load(Ordering::Relaxed),
+            "metadata": self.metadata, "enabled": self.enabled,
             "media": self.media.iter().map(|m| json!({
                 "mid": m.mid, "label": m.label, "msid": m.msid, "type": m.kind_name(),
             })).collect::<Vec<_>>(),
@@ -452,7 +577,7 @@ impl Mountpoint {
         use std::sync::atomic::Ordering::Relaxed;
         let mut v = json!({
             "id": self.id, "name": self.name, "description": self.description,
-            "metadata": self.metadata, "enabled": self.enabled.load(Relaxed),
+            "metadata": self.metadata, "enabled": self.enabled,
             "viewers": self.viewers.len(), "type": "live",
             "rtsp": self.rtsp.as_ref().map(|s| json!({
                 "connected": s.connected.load(Relaxed),
@@ -461,15 +586,24 @@ impl Mountpoint {
             })),
             "source": {"packets": self.counters.packets.load(Relaxed),
                        "bytes": self.counters.bytes.load(Relaxed),
-                       "dropped": self.counters.dropped.load(Relaxed)},
+                       "dropped": self.counters.dropped.load(Relaxed),
+                       "keyframes": self.counters.keyframes.load(Relaxed),
+                       "rtcp_in": self.counters.rtcp_in.load(Relaxed),
+                       "plis_sent": self.counters.plis_sent.load(Relaxed)},
             "media": self.media.iter().enumerate().map(|(i, m)| {
                 let mut e = json!({
                     "mid": m.mid, "mindex": i, "type": m.kind_name(), "label": m.label,
                     "msid": m.msid, "pt": m.pt, "codec": m.codec.name,
                     "rtpmap": format!("{}/{}", m.codec.name, m.codec.clock_rate),
                 });
+                if let Some(f) = &m.fmtp {
+                    e["fmtp"] = json!(f);
+                }
                 if with_secret {
                     e["port"] = json!(m.port);
+                    if let Some(p) = m.rtcp_port {
+                        e["rtcpport"] = json!(p);
+                    }
                 }
                 e
             }).collect::<Vec<_>>(),
@@ -482,14 +616,18 @@ impl Mountpoint {
         v
     }
 
-    /// The `stream` object of a `created` answer.
+    /// The `stream` object of a `created` answer (`type` as Janus: live sources are "live").
     pub(super) fn created(&self) -> Value {
         json!({
             "id": self.id, "type": "live", "description": self.description,
             "is_private": self.is_private,
-            "ports": self.media.iter().map(|m| json!({
-                "type": m.kind_name(), "mid": m.mid, "msid": m.msid, "port": m.port,
-            })).collect::<Vec<_>>(),
+            "ports": self.media.iter().map(|m| {
+                let mut e = json!({"type": m.kind_name(), "mid": m.mid, "msid": m.msid, "port": m.port});
+                if let Some(p) = m.rtcp_port {
+                    e["rtcpport"] = json!(p);
+                }
+                e
+            }).collect::<Vec<_>>(),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! sequence numbers and timestamps rewritten so a source restart or SSRC change
 //! looks like one continuous stream to the browser.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use str0m::media::Mid;
@@ -10,10 +10,22 @@ use str0m::media::Mid;
 use crate::media::webrtc::SourcePacket;
 use crate::plugin::{MediaHandler, MediaOut};
 
-/// State shared between the control half (pause, enable) and the media half.
+/// State shared between the control half (pause, configure, switch) and the media half.
 #[derive(Debug, Default)]
 pub(super) struct ViewerShared {
     pub(super) paused: AtomicBool,
+    /// The mountpoint is disabled: nothing is sent.
+    pub(super) disabled: AtomicBool,
+    /// Bit i: track i is not sent (`configure` with `send: false`).
+    pub(super) muted: AtomicU64,
+    /// Bit i: track i must start again from a keyframe (after `switch`, or being
+    /// unmuted); the media half takes the bits and asks the source for one.
+    pub(super) rekey: AtomicU64,
+}
+
+/// The bit of track `i` in [`ViewerShared::muted`] and [`ViewerShared::rekey`].
+pub(super) fn track_bit(i: usize) -> u64 {
+    1u64.checked_shl(i as u32).unwrap_or(0)
 }
 
 /// Rewrites one track's sequence numbers and timestamps (sans-IO, tested below).
@@ -24,6 +36,8 @@ pub(super) struct Rewriter {
     out_seq: u64,
     /// Added to the source timestamp.
     ts_offset: u32,
+    /// Bit i: the packet `i` before the newest one was sent (duplicates are not).
+    sent: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,23 +54,27 @@ const MAX_GAP: i32 = 3000;
 const RESTART_TS_STEP: u32 = 3000;
 
 impl Rewriter {
-    /// Output (extended sequence number, timestamp) for a source packet, or `None` for
-    /// a late duplicate or a packet from before the last one (already sent on).
+    /// Output (extended sequence number, timestamp) for a source packet, or `None`
+    /// for a duplicate or a packet too late to place. A packet that arrives after
+    /// later ones (reordered by the network) keeps its place: it gets the sequence
+    /// number it would have had, and the browser's jitter buffer puts it back in order.
     pub(super) fn rewrite(&mut self, ssrc: u32, seq: u16, ts: u32) -> Option<(u64, u32)> {
         match self.last {
             None => {
                 self.out_seq = 1;
                 self.ts_offset = 0;
+                self.sent = 0;
             }
             Some(last) if last.ssrc == ssrc => {
                 let delta = seq.wrapping_sub(last.seq) as i16 as i32;
                 if delta <= 0 {
-                    return None;
+                    return self.late(-delta, ts);
                 }
                 if delta > MAX_GAP {
                     self.restart(last.out_ts, ts);
                 } else {
                     self.out_seq += (delta - 1) as u64;
+                    self.sent = self.sent.checked_shl((delta - 1) as u32).unwrap_or(0);
                 }
             }
             Some(last) => self.restart(last.out_ts, ts),
@@ -64,12 +82,25 @@ impl Rewriter {
         let out_ts = ts.wrapping_add(self.ts_offset);
         let seq_out = self.out_seq;
         self.out_seq += 1;
+        self.sent = (self.sent << 1) | 1;
         self.last = Some(Last { ssrc, seq, out_ts });
         Some((seq_out, out_ts))
     }
 
+    /// A packet `behind` places before the newest one sent.
+    fn late(&mut self, behind: i32, ts: u32) -> Option<(u64, u32)> {
+        let behind = behind as u32;
+        let newest = self.out_seq - 1;
+        if behind >= 64 || u64::from(behind) >= newest || self.sent & (1 << behind) != 0 {
+            return None;
+        }
+        self.sent |= 1 << behind;
+        Some((newest - u64::from(behind), ts.wrapping_add(self.ts_offset)))
+    }
+
     /// A new stream (camera restart, SSRC change): continue just after the last packet.
     fn restart(&mut self, last_out_ts: u32, ts: u32) {
+        self.sent = 0;
         self.ts_offset = last_out_ts.wrapping_add(RESTART_TS_STEP).wrapping_sub(ts);
     }
 }
@@ -79,6 +110,7 @@ pub(super) struct ViewerTrack {
     pub(super) mid: Mid,
     pub(super) pt: u8,
     pub(super) rewriter: Rewriter,
+    pub(super) video: bool,
     /// Video starts on a keyframe: nothing before one is sent (the GOP cache
     /// usually supplies one at once).
     pub(super) wait_keyframe: bool,
@@ -88,14 +120,37 @@ pub(super) struct ViewerTrack {
 pub(super) struct ViewerMedia {
     pub(super) tracks: Vec<Option<ViewerTrack>>,
     pub(super) shared: Arc<ViewerShared>,
-    pub(super) enabled: Arc<AtomicBool>,
 }
 
 impl MediaHandler for ViewerMedia {
     fn incoming_media(&mut self, _out: &mut MediaOut<'_>, _data: &str0m::media::MediaData) {}
 
+    fn keyframe_request(&mut self, out: &mut MediaOut<'_>, req: &str0m::media::KeyframeRequest) {
+        let track = self
+            .tracks
+            .iter()
+            .position(|t| t.as_ref().is_some_and(|t| t.mid == req.mid));
+        if let Some(i) = track {
+            out.request_source_keyframe(i as u8);
+        }
+    }
+
     fn source_packet(&mut self, out: &mut MediaOut<'_>, p: &SourcePacket) {
-        if self.shared.paused.load(Ordering::Relaxed) || !self.enabled.load(Ordering::Relaxed) {
+        if self.shared.paused.load(Ordering::Relaxed)
+            || self.shared.disabled.load(Ordering::Relaxed)
+        {
+            return;
+        }
+        if self.shared.rekey.load(Ordering::Relaxed) != 0 {
+            let rekey = self.shared.rekey.swap(0, Ordering::Relaxed);
+            for (i, t) in self.tracks.iter_mut().enumerate() {
+                if let Some(t) = t.as_mut().filter(|t| t.video && rekey & track_bit(i) != 0) {
+                    t.wait_keyframe = true;
+                    out.request_source_keyframe(i as u8);
+                }
+            }
+        }
+        if self.shared.muted.load(Ordering::Relaxed) & track_bit(p.track as usize) != 0 {
             return;
         }
         let Some(Some(t)) = self.tracks.get_mut(p.track as usize) else {
@@ -125,9 +180,30 @@ mod tests {
         assert_eq!(r.rewrite(7, 65535, 4000), Some((2, 4000)));
         // Wraps, and a lost packet leaves a gap the browser can NACK.
         assert_eq!(r.rewrite(7, 1, 7000), Some((4, 7000)));
-        // Late and duplicate packets are not sent again.
+        // The lost packet arrives late: it takes the place it left.
+        assert_eq!(r.rewrite(7, 0, 5500), Some((3, 5500)));
+        // Duplicates are not sent again.
         assert_eq!(r.rewrite(7, 0, 5500), None);
         assert_eq!(r.rewrite(7, 1, 7000), None);
+        assert_eq!(r.rewrite(7, 65535, 4000), None);
+        // Before the first packet sent, or too far back: nowhere to put it.
+        assert_eq!(r.rewrite(7, 65533, 0), None);
+        for s in 2..80u16 {
+            r.rewrite(7, s, 7000 + u32::from(s));
+        }
+        assert_eq!(r.rewrite(7, 70, 7070), None, "already sent");
+        assert_eq!(r.rewrite(7, 1, 7000), None, "64 or more behind");
+    }
+
+    #[test]
+    fn reordered_packets_keep_their_order_numbers() {
+        let mut r = Rewriter::default();
+        let arrivals = [10u16, 12, 11, 13, 16, 14, 15, 17];
+        let seqs: Vec<u64> = arrivals
+            .iter()
+            .map(|s| r.rewrite(1, *s, u32::from(*s) * 10).unwrap().0)
+            .collect();
+        assert_eq!(seqs, vec![1, 3, 2, 4, 7, 5, 6, 8]);
     }
 
     #[test]
