@@ -317,3 +317,97 @@ pub async fn media_counters(running: &Running) -> Value {
     })["status"]["media"]
         .clone()
 }
+
+/// An admin API request through the in-process gateway.
+pub fn admin(running: &Running, target: cardea::api::Target, body: Value) -> Value {
+    let mut body = body;
+    body["admin_secret"] = serde_json::json!("janusoverlord");
+    body["transaction"] = serde_json::json!("adm");
+    running.hub.with_gateway(|g, now| {
+        g.handle_admin_request(
+            now,
+            cardea::api::Origin::HTTP,
+            Some(target),
+            body.to_string().as_bytes(),
+        )
+    })
+}
+
+/// The handles (as request targets) of streaming viewers watching mountpoint `id`
+/// right now, found through the admin API as an operator would.
+pub fn viewers_of(running: &Running, id: u64) -> Vec<cardea::api::Target> {
+    use cardea::api::{HandleId, SessionId, Target};
+    let sessions = admin(
+        running,
+        Target::default(),
+        serde_json::json!({"janus": "list_sessions"}),
+    );
+    let mut found = Vec::new();
+    for sid in sessions["sessions"].as_array().into_iter().flatten() {
+        let session = Some(SessionId(sid.as_u64().unwrap_or(0)));
+        let at = Target {
+            session,
+            handle: None,
+        };
+        let handles = admin(running, at, serde_json::json!({"janus": "list_handles"}));
+        for hid in handles["handles"].as_array().into_iter().flatten() {
+            let t = Target {
+                session,
+                handle: Some(HandleId(hid.as_u64().unwrap_or(0))),
+            };
+            let info = admin(running, t, serde_json::json!({"janus": "handle_info"}));
+            if info["info"]["plugin_specific"]["mountpoint"] == serde_json::json!(id) {
+                found.push(t);
+            }
+        }
+    }
+    found
+}
+
+/// Sends a streaming-plugin request on someone else's handle (a browser's), as a
+/// Janus client could; returns the immediate answer (`ack` for asynchronous ones).
+pub fn message_on(running: &Running, target: cardea::api::Target, body: Value) -> Value {
+    janus(
+        running,
+        target,
+        serde_json::json!({"janus": "message", "transaction": "ext", "body": body}),
+    )
+}
+
+/// A VP8 RTP feed through GStreamer's rtpbin (interop-tests/py/rtp_feed.py) that
+/// sends RTCP to `rtcp_port` and makes a keyframe when it receives a PLI; the
+/// returned counter counts the keyframe requests its encoder saw.
+pub async fn rtp_feed_with_rtcp(
+    rtp_port: u16,
+    rtcp_port: u16,
+    width: u32,
+    height: u32,
+) -> anyhow::Result<(
+    tokio::process::Child,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+)> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new("/usr/bin/python3")
+        .arg(workspace().join("interop-tests/py/rtp_feed.py"))
+        .args([rtp_port, rtcp_port].map(|p| p.to_string()))
+        .args([width, height].map(|p| p.to_string()))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting the RTP feed")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await??;
+    if first.as_deref() != Some("ready") {
+        bail!("feed did not start: {first:?}");
+    }
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line == "keyframe requested" {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    });
+    Ok((child, requests))
+}

@@ -107,6 +107,33 @@ pub struct SourceCounters {
     pub rtcp_in: AtomicU64,
     /// Keyframe requests (RTCP PLI) sent to the source.
     pub plis_sent: AtomicU64,
+    /// When the last packet arrived (see [`SourceCounters::age_ms`]); 0: never.
+    last: AtomicU64,
+}
+
+/// Milliseconds from a process-wide origin to `t`, plus one (0 means "never").
+fn stamp(t: Instant) -> u64 {
+    static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let origin = *ORIGIN.get_or_init(|| t);
+    t.saturating_duration_since(origin).as_millis() as u64 + 1
+}
+
+impl SourceCounters {
+    /// Notes a packet of `bytes` payload that arrived at `at`.
+    pub fn arrived(&self, at: Instant, bytes: usize) {
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.last.store(stamp(at), Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the last packet as seen at `now` (Janus's `age_ms`), or
+    /// `None` before the first one.
+    pub fn age_ms(&self, now: Instant) -> Option<u64> {
+        match self.last.load(Ordering::Relaxed) {
+            0 => None,
+            last => Some(stamp(now).saturating_sub(last)),
+        }
+    }
 }
 
 /// One port of a source: which track it feeds and the payload type it expects.
@@ -268,13 +295,10 @@ async fn read_rtp(
         if let Some(r) = &rtcp {
             *r.ssrc.lock().expect("rtcp lock") = Some(h.ssrc);
         }
-        counters.packets.fetch_add(1, Ordering::Relaxed);
         let payload = &d[h.payload_offset..h.payload_end];
-        counters
-            .bytes
-            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
         let arrival = Instant::now();
+        counters.arrived(arrival, payload.len());
         let send = |header: RtpHeader, payload: &[u8], keyframe: Option<bool>| {
             if keyframe == Some(true) {
                 counters.keyframes.fetch_add(1, Ordering::Relaxed);

@@ -60,6 +60,8 @@ pub struct RtspSpec {
     pub ondemand: bool,
     /// The mountpoint's viewer count.
     pub viewers: Arc<AtomicUsize>,
+    /// Frames received, shown by `info`.
+    pub counters: Arc<crate::ingest::rtp::SourceCounters>,
 }
 
 impl std::fmt::Debug for RtspSpec {
@@ -349,6 +351,7 @@ async fn session(
         let Some(&(_, track)) = by_stream.iter().find(|(i, _)| *i == stream_id) else {
             continue;
         };
+        spec.counters.arrived(now, data.len());
         let mut emit =
             |p: SourcePacket| engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok();
         let packetizer = &mut packetizers[track];
@@ -391,6 +394,7 @@ mod tests {
             tracks: vec![],
             ondemand: false,
             viewers: Arc::default(),
+            counters: Arc::default(),
         };
         let shown = format!("{spec:?} {}", describe_error(&spec, "401 for admin:s3cret"));
         assert!(!shown.contains("s3cret"), "{shown}");

@@ -190,14 +190,14 @@ impl Streaming {
                 .mountpoints
                 .values()
                 .filter(|m| !m.is_private)
-                .map(Mountpoint::list_entry)
+                .map(|m| m.list_entry(ctx.now))
                 .collect::<Vec<_>>()})),
             "info" => {
                 let id = mountpoint_id(body)?;
                 let mp = self.mountpoint(id)?;
                 let with_secret = mp.secret.is_none()
                     || body.get("secret").and_then(Value::as_str) == mp.secret.as_deref();
-                Ok(json!({"streaming": "info", "info": mp.info(with_secret)}))
+                Ok(json!({"streaming": "info", "info": mp.info(with_secret, ctx.now)}))
             }
             "create" => self.create(ctx, body),
             "destroy" => {
@@ -387,6 +387,7 @@ impl Streaming {
         let counters = Arc::new(SourceCounters::default());
         let viewer_count = Arc::new(AtomicUsize::new(0));
         let mut rtsp = None;
+        let mut ondemand = false;
         let (media, source) = if kind == "demo" {
             (
                 Mountpoint::demo_media(),
@@ -395,6 +396,8 @@ impl Streaming {
         } else if kind == "rtsp" {
             let (media, mut spec) = Mountpoint::parse_rtsp(body)?;
             spec.viewers = viewer_count.clone();
+            spec.counters = counters.clone();
+            ondemand = spec.ondemand;
             let status = Arc::new(crate::ingest::rtsp::RtspStatus::default());
             rtsp = Some(status.clone());
             (media, ctx.start_rtsp_source(spec, status))
@@ -411,6 +414,8 @@ impl Streaming {
             pin: optional_str(body, "pin")?,
             is_private: optional_bool(body, "is_private")?.unwrap_or(false),
             enabled: true,
+            kind: kind.clone(),
+            ondemand,
             config,
             media,
             source,

@@ -130,6 +130,10 @@ pub(super) struct Mountpoint {
     pub(super) pin: Option<String>,
     pub(super) is_private: bool,
     pub(super) enabled: bool,
+    /// `rtp`, `rtsp` or `demo`.
+    pub(super) kind: String,
+    /// RTSP cameras connected only while watched.
+    pub(super) ondemand: bool,
     /// What `permanent: true` writes to the configuration file.
     pub(super) config: crate::config::MountpointConfig,
     pub(super) media: Vec<MountMedia>,
@@ -380,6 +384,7 @@ impl Mountpoint {
             reconnect_delay: std::time::Duration::from_secs_f64(delay.clamp(0.1, 300.0)),
             ondemand: flag("ondemand", false),
             viewers: Default::default(),
+            counters: Default::default(),
             tracks,
         };
         Ok((media, spec))
@@ -561,23 +566,53 @@ impl Mountpoint {
         Ok((media, ports))
     }
 
+    /// What the source is doing, in a word for people (Cardea's `state` in `list`
+    /// and `info`): `live`, `no media`, `connecting` (a camera being reached or
+    /// retried), `idle` (on demand or demo, until watched), `disabled`.
+    pub(super) fn state(&self, now: std::time::Instant) -> &'static str {
+        use std::sync::atomic::Ordering::Relaxed;
+        let watched = self.viewer_count.load(Relaxed) > 0;
+        if !self.enabled {
+            return "disabled";
+        }
+        if self.kind == "demo" {
+            return if watched { "live" } else { "idle" };
+        }
+        if let Some(rtsp) = &self.rtsp {
+            if !rtsp.connected.load(Relaxed) {
+                return if self.ondemand && !watched {
+                    "idle"
+                } else {
+                    "connecting"
+                };
+            }
+        }
+        match self.counters.age_ms(now) {
+            Some(age) if age < 2000 => "live",
+            _ => "no media",
+        }
+    }
+
     /// An entry of `list`.
-    pub(super) fn list_entry(&self) -> Value {
+    pub(super) fn list_entry(&self, now: std::time::Instant) -> Value {
+        let age = self.counters.age_ms(now);
         json!({
             "id": self.id, "type": "live", "description": self.description,
-            "metadata": self.metadata, "enabled": self.enabled,
+            "metadata": self.metadata, "enabled": self.enabled, "state": self.state(now),
             "media": self.media.iter().map(|m| json!({
                 "mid": m.mid, "label": m.label, "msid": m.msid, "type": m.kind_name(),
+                "age_ms": age,
             })).collect::<Vec<_>>(),
         })
     }
 
     /// `info`; secrets and ports only with the secret.
-    pub(super) fn info(&self, with_secret: bool) -> Value {
+    pub(super) fn info(&self, with_secret: bool, now: std::time::Instant) -> Value {
         use std::sync::atomic::Ordering::Relaxed;
+        let age = self.counters.age_ms(now);
         let mut v = json!({
             "id": self.id, "name": self.name, "description": self.description,
-            "metadata": self.metadata, "enabled": self.enabled,
+            "metadata": self.metadata, "enabled": self.enabled, "state": self.state(now),
             "viewers": self.viewers.len(), "type": "live",
             "rtsp": self.rtsp.as_ref().map(|s| json!({
                 "connected": s.connected.load(Relaxed),
@@ -595,6 +630,7 @@ impl Mountpoint {
                     "mid": m.mid, "mindex": i, "type": m.kind_name(), "label": m.label,
                     "msid": m.msid, "pt": m.pt, "codec": m.codec.name,
                     "rtpmap": format!("{}/{}", m.codec.name, m.codec.clock_rate),
+                    "age_ms": age,
                 });
                 if let Some(f) = &m.fmtp {
                     e["fmtp"] = json!(f);

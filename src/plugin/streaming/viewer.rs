@@ -87,6 +87,12 @@ impl Rewriter {
         Some((seq_out, out_ts))
     }
 
+    /// Whether a packet is older than the newest one sent (same stream).
+    pub(super) fn is_behind(&self, ssrc: u32, seq: u16) -> bool {
+        self.last
+            .is_some_and(|l| l.ssrc == ssrc && (seq.wrapping_sub(l.seq) as i16) <= 0)
+    }
+
     /// A packet `behind` places before the newest one sent.
     fn late(&mut self, behind: i32, ts: u32) -> Option<(u64, u32)> {
         let behind = behind as u32;
@@ -156,13 +162,16 @@ impl MediaHandler for ViewerMedia {
         let Some(Some(t)) = self.tracks.get_mut(p.track as usize) else {
             return;
         };
+        let h = &p.header;
         if t.wait_keyframe {
+            // A keyframe from before what was last sent (a GOP cache replayed to a
+            // viewer that resumes) is stale: wait for a new one.
             match p.keyframe {
-                Some(true) | None => t.wait_keyframe = false,
-                Some(false) => return,
+                Some(true) if !t.rewriter.is_behind(h.ssrc, h.seq) => t.wait_keyframe = false,
+                None => t.wait_keyframe = false,
+                _ => return,
             }
         }
-        let h = &p.header;
         if let Some((seq, ts)) = t.rewriter.rewrite(h.ssrc, h.seq, h.timestamp) {
             out.write_rtp(t.mid, t.pt, seq, ts, p.arrival, h.marker, &p.payload);
         }
