@@ -1,6 +1,8 @@
 """A camera for the tests: gst-rtsp-server serving H.264 + PCMA or AAC on 127.0.0.1.
 
 Usage: rtsp_camera.py <port> [--user U --password P] [--gop N] [--audio pcma|aac|none]
+                      [--substream]
+--substream adds a second H.264 video track at 320x180, as cameras offer a sub stream.
 Prints "ready" when it listens. Digest authentication when --user is given.
 """
 
@@ -20,6 +22,7 @@ parser.add_argument("--user")
 parser.add_argument("--password", default="")
 parser.add_argument("--gop", type=int, default=30)
 parser.add_argument("--audio", default="pcma")
+parser.add_argument("--substream", action="store_true")
 args = parser.parse_args()
 
 Gst.init(None)
@@ -43,6 +46,12 @@ elif args.audio == "pcma":
         # 20 ms packets, as IP cameras send G.711.
         " audiotestsrc is-live=true wave=sine freq=440 samplesperbuffer=160 ! audioresample ! "
         "audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay name=pay1 pt=8 max-ptime=20000000"
+    )
+if args.substream:
+    audio += (
+        " videotestsrc is-live=true pattern=smpte ! video/x-raw,width=320,height=180,framerate=30/1 ! "
+        f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.gop} ! "
+        "video/x-h264,profile=constrained-baseline ! rtph264pay name=pay2 pt=98 config-interval=-1"
     )
 factory = GstRtspServer.RTSPMediaFactory()
 factory.set_launch(f"( {video}{audio} )")

@@ -1,10 +1,12 @@
-//! RTSP cameras (gst-rtsp-server) watched in Chromium through janus.js: H.264 + PCMA
-//! over TCP interleaved and over UDP, and H.264 + AAC (transcoded to Opus) with Digest
-//! authentication.
+//! RTSP cameras (gst-rtsp-server) watched in Chromium through janus.js, each over the
+//! HTTP and the WebSocket transport: H.264 + PCMA over TCP interleaved and over UDP,
+//! H.264 + AAC (transcoded to Opus) with Digest authentication, and a camera with a
+//! sub stream taken whole, on demand.
 
 use serde_json::json;
 
-async fn watch_camera(id: u64, transport: &str, rtsp_transport: &str, auth: bool, audio: &str) {
+/// Watches the camera over HTTP long poll, then over WebSocket.
+async fn watch_camera(id: u64, rtsp_transport: &str, auth: bool, audio: &str) {
     let gw = interop_tests::start_gateway().await;
     let port = interop_tests::free_port();
     let mut camera_args = vec!["--audio", audio];
@@ -23,34 +25,111 @@ async fn watch_camera(id: u64, transport: &str, rtsp_transport: &str, auth: bool
     }
     let r = interop_tests::streaming_request(&gw, create);
     assert_eq!(r["streaming"], "created", "{r}");
-    let r = interop_tests::chromium_watch(&gw, transport, id, 10)
-        .await
-        .unwrap();
-    let info = interop_tests::streaming_request(&gw, json!({"request": "info", "id": id}));
-    println!(
-        "rtsp/{rtsp_transport}{}/{transport}: {} frames decoded at {}x{}, {} audio packets, codecs {}; camera {}",
-        if auth { "+digest" } else { "" },
-        r["framesDecoded"], r["width"], r["height"], r["audioPacketsReceived"], r["codecs"], info["info"]["rtsp"]
-    );
-    interop_tests::assert_stream_watched(&r);
-    assert!(
-        !info.to_string().contains("s3cret"),
-        "no secret in info: {info}"
-    );
+    for transport in ["http", "ws"] {
+        let r = interop_tests::chromium_watch(&gw, transport, id, 10)
+            .await
+            .unwrap();
+        let info = interop_tests::streaming_request(&gw, json!({"request": "info", "id": id}));
+        println!(
+            "rtsp/{rtsp_transport}{}/{transport}: {} frames decoded at {}x{}, {} audio packets, codecs {}; camera {}",
+            if auth { "+digest" } else { "" },
+            r["framesDecoded"], r["width"], r["height"], r["audioPacketsReceived"], r["codecs"], info["info"]["rtsp"]
+        );
+        interop_tests::assert_stream_watched(&r);
+        assert!(
+            !info.to_string().contains("s3cret"),
+            "no secret in info: {info}"
+        );
+    }
     gw.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn h264_pcma_tcp_interleaved_over_http() {
-    watch_camera(31, "http", "tcp", false, "pcma").await;
+async fn h264_pcma_tcp_interleaved() {
+    watch_camera(31, "tcp", false, "pcma").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn h264_pcma_udp_over_websocket() {
-    watch_camera(32, "ws", "udp", false, "pcma").await;
+async fn h264_pcma_udp() {
+    watch_camera(32, "udp", false, "pcma").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn h264_aac_with_digest_auth() {
-    watch_camera(33, "ws", "tcp", true, "aac").await;
+    watch_camera(33, "tcp", true, "aac").await;
+}
+
+/// A camera with a main and a sub stream and G.711 audio, all three taken (Cardea's
+/// `media` list), connected on demand: nothing until someone watches, every track
+/// decoded while Chromium watches, hung up again after the viewer leaves.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_camera_track_on_demand() {
+    let gw = interop_tests::start_gateway().await;
+    let port = interop_tests::free_port();
+    let _camera = interop_tests::rtsp_camera(port, &["--substream"])
+        .await
+        .unwrap();
+    let r = interop_tests::streaming_request(
+        &gw,
+        json!({"request": "create", "type": "rtsp", "id": 34, "ondemand": true,
+               "url": format!("rtsp://127.0.0.1:{port}/cam"), "rtsp_reconnect_delay": 0.5,
+               "media": [{"type": "video", "mid": "v1", "codec": "h264"},
+                         {"type": "video", "mid": "v2", "codec": "h264"},
+                         {"type": "audio", "mid": "a", "codec": "pcma"}]}),
+    );
+    assert_eq!(r["streaming"], "created", "{r}");
+    let state = || {
+        let info = interop_tests::streaming_request(&gw, json!({"request": "info", "id": 34}));
+        (
+            info["info"]["state"].clone(),
+            info["info"]["rtsp"]["connected"].clone(),
+        )
+    };
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(
+        state(),
+        (json!("idle"), json!(false)),
+        "not connected before a viewer"
+    );
+    let r = interop_tests::chromium_watch(&gw, "http", 34, 10)
+        .await
+        .unwrap();
+    println!(
+        "on-demand camera, 3 tracks: video {}, {} audio packets",
+        r["video"], r["audioPacketsReceived"]
+    );
+    assert_eq!(r["webrtcup"], true, "{r}");
+    assert_eq!(r["errors"], json!([]), "{r}");
+    let mut sizes: Vec<(u64, u64, bool)> = r["video"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            let frames = v["frames"].as_u64().unwrap();
+            (
+                v["width"].as_u64().unwrap(),
+                v["height"].as_u64().unwrap(),
+                frames > 100,
+            )
+        })
+        .collect();
+    sizes.sort();
+    assert_eq!(sizes, vec![(320, 180, true), (640, 360, true)], "{r}");
+    assert!(r["audioPacketsReceived"].as_u64().unwrap() > 200, "{r}");
+    // The browser closed: once its PeerConnection times out (ICE) and the linger
+    // passes, the camera is hung up.
+    let mut now = state();
+    for _ in 0..300 {
+        if now == (json!("idle"), json!(false)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        now = state();
+    }
+    assert_eq!(
+        now,
+        (json!("idle"), json!(false)),
+        "disconnected once unwatched"
+    );
+    gw.shutdown().await;
 }

@@ -212,9 +212,27 @@ impl Core {
         };
         let sdp = str0m::change::SdpAnswer::from_sdp_string(&answer.sdp)
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
-        rtc.sdp_api()
-            .accept_answer(pending, sdp)
-            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
+        // str0m asserts on some answers it cannot map (one payload type claimed by
+        // two m-lines): a peer's SDP must not take the gateway down, so a panic here
+        // is an invalid SDP like any other.
+        let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rtc.sdp_api().accept_answer(pending, sdp)
+        }));
+        match accepted {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(ApiError::new(
+                    code::JSEP_INVALID_SDP,
+                    format!("JSEP error: {e}"),
+                ))
+            }
+            Err(_) => {
+                return Err(ApiError::new(
+                    code::JSEP_INVALID_SDP,
+                    "JSEP error: answer refused by the WebRTC stack",
+                ))
+            }
+        }
         let remote_candidates = std::mem::take(&mut h.pending_candidates);
         self.outputs
             .push_back(Output::Media(MediaCommand::AddPeer(Box::new(NewPeer {

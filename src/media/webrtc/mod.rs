@@ -346,10 +346,12 @@ impl WebrtcFactory {
         for c in &self.candidates {
             rtc.add_local_candidate(c.clone());
         }
-        let answer = rtc
-            .sdp_api()
-            .accept_offer(offer)
-            .map_err(|e| MediaError::Offer(e.to_string()))?;
+        // A peer's offer must not take the gateway down: str0m asserts on some.
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rtc.sdp_api().accept_offer(offer)
+        }))
+        .map_err(|_| MediaError::Offer("offer refused by the WebRTC stack".into()))?
+        .map_err(|e| MediaError::Offer(e.to_string()))?;
         Ok((rtc, answer.to_sdp_string()))
     }
 
@@ -370,7 +372,12 @@ impl WebrtcFactory {
         MediaError,
     > {
         let mut config = self.config.clone().set_rtp_mode(true).clear_codecs();
-        for t in tracks {
+        for (i, t) in tracks.iter().enumerate() {
+            // Tracks of one codec share one payload type (see the streaming plugin's
+            // `watch`): configure it once.
+            if tracks[..i].iter().any(|o| o.pt == t.pt) {
+                continue;
+            }
             config.codec_config().add_config(
                 t.pt.into(),
                 None,

@@ -53,6 +53,8 @@ struct Viewer {
     state: ViewerState,
     /// The mid of each of the mountpoint's tracks in this viewer's PeerConnection.
     mids: Vec<Option<Mid>>,
+    /// The payload type of each track in this viewer's PeerConnection.
+    pts: Vec<u8>,
     shared: Arc<ViewerShared>,
 }
 
@@ -480,20 +482,42 @@ impl Streaming {
                         "None of the requested media exist".into(),
                     ));
                 }
-                let tracks: Vec<_> = chosen
-                    .iter()
-                    .map(|i| mp.media[*i].offer_track(id))
-                    .collect();
+                // One payload type per distinct codec: browsers answer a BUNDLE with
+                // one mapping per payload type (two H.264 tracks share one).
+                let mut tracks: Vec<crate::media::webrtc::OfferTrack> = Vec::new();
+                for i in &chosen {
+                    let mut t = mp.media[*i].offer_track(id);
+                    let same = tracks.iter().find(|o| {
+                        (o.codec, o.clock_rate, o.channels, o.format)
+                            == (t.codec, t.clock_rate, t.channels, t.format)
+                    });
+                    if let Some(same) = same {
+                        t.pt = same.pt;
+                    } else if tracks.iter().any(|o| o.pt == t.pt) {
+                        let free = (96..128u8).find(|p| {
+                            !tracks.iter().any(|o| o.pt == *p)
+                                && !mp.media.iter().any(|m| m.pt == *p)
+                        });
+                        t.pt = free.ok_or((
+                            err::INVALID_STATE,
+                            "No payload type left for this mountpoint's media".to_owned(),
+                        ))?;
+                    }
+                    tracks.push(t);
+                }
                 let (jsep, mids) = ctx
                     .create_offer(handle, &tracks)
                     .map_err(|e| (err::INVALID_STATE, e.reason))?;
                 let mut by_track = vec![None; mp.media.len()];
-                for (i, mid) in chosen.iter().zip(mids) {
+                let mut pts = vec![0; mp.media.len()];
+                for ((i, mid), t) in chosen.iter().zip(mids).zip(&tracks) {
                     by_track[*i] = Some(mid);
+                    pts[*i] = t.pt;
                 }
                 let v = self.viewers.get_mut(&handle).expect("checked above");
                 v.mountpoint = Some(id);
                 v.mids = by_track;
+                v.pts = pts;
                 v.state = ViewerState::Offered;
                 self.mountpoints
                     .get_mut(&id)
@@ -512,11 +536,12 @@ impl Streaming {
                             .mids
                             .iter()
                             .zip(&mp.media)
-                            .map(|(mid, m)| {
+                            .zip(&viewer.pts)
+                            .map(|((mid, m), pt)| {
                                 let video = m.codec.kind == str0m::media::MediaKind::Video;
                                 mid.map(|mid| ViewerTrack {
                                     mid,
-                                    pt: m.pt,
+                                    pt: *pt,
                                     rewriter: Rewriter::default(),
                                     video,
                                     wait_keyframe: video,
@@ -737,6 +762,7 @@ impl Plugin for Streaming {
                 mountpoint: None,
                 state: ViewerState::Idle,
                 mids: Vec::new(),
+                pts: Vec::new(),
                 shared: Arc::new(ViewerShared::default()),
             },
         );
