@@ -66,6 +66,10 @@ try {
     }, mode);
     Object.assign(result, { video: s.video, webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, firstFrameMs: s.firstFrameMs, width: s.width, height: s.height });
     result.samples.push({ ms: Date.now() - t0, frames: s.frames, audio: s.audio });
+    // The browser's ICE username fragment over time: an ICE restart changes it.
+    const ufrag = s.localSdp && (s.localSdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+    result.ufrags = result.ufrags || [];
+    if (ufrag && !result.ufrags.includes(ufrag)) result.ufrags.push(ufrag);
   }
 } catch (e) {
   result.errors.push(String(e));

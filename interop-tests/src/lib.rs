@@ -39,6 +39,12 @@ pub fn require_loopback_only() {
 /// Starts a gateway on 127.0.0.1 (every listener on port 0) with the demo page on.
 pub async fn start_gateway() -> Running {
     require_loopback_only();
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
     let mut c = Config::default().on_loopback_ephemeral_ports();
     c.web.node_modules = workspace().join("web/node_modules");
     cardea::start(c, StartOptions::default())

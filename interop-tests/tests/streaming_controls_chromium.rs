@@ -129,3 +129,58 @@ async fn configure_switch_and_keyframe_requests_reach_the_source() {
     );
     gw.shutdown().await;
 }
+
+/// `watch` with `restart: true` during a watch: an ICE restart in the same
+/// PeerConnection. The browser gets `updating` with an offer marked `restart`,
+/// answers with new ICE credentials, and the stream goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn ice_restart_keeps_the_stream() {
+    let gw = interop_tests::start_gateway().await;
+    let driver = async {
+        let mut viewer = None;
+        for _ in 0..100 {
+            viewer = interop_tests::viewers_of(&gw, 1).into_iter().next();
+            if viewer.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let viewer = viewer.expect("the browser watches the demo mountpoint");
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let restart = json!({"request": "watch", "id": 1, "restart": true});
+        assert_eq!(
+            interop_tests::message_on(&gw, viewer, restart)["janus"],
+            "ack"
+        );
+    };
+    let (r, ()) = tokio::join!(interop_tests::chromium_watch(&gw, "http", 1, 12), driver);
+    let r = r.unwrap();
+    println!(
+        "ICE restart: browser ufrags {}, {} frames, events {}, console {}",
+        r["ufrags"], r["framesDecoded"], r["events"], r["console"]
+    );
+    assert_eq!(r["errors"], json!([]), "{r}");
+    let events = r["events"].as_array().unwrap();
+    assert!(
+        events.iter().any(|e| e["result"]["status"] == "updating"),
+        "{events:?}"
+    );
+    let preparing = events
+        .iter()
+        .filter(|e| e["result"]["status"] == "preparing")
+        .count();
+    assert_eq!(preparing, 1, "one PeerConnection: {events:?}");
+    assert_eq!(
+        r["ufrags"].as_array().unwrap().len(),
+        2,
+        "the browser's ICE credentials changed: {r}"
+    );
+    let samples = r["samples"].as_array().unwrap();
+    let last = samples.last().unwrap()["frames"].as_u64().unwrap();
+    let three_s_before = samples[samples.len() - 7]["frames"].as_u64().unwrap();
+    assert!(
+        last > three_s_before + 45,
+        "frames go on after the restart: {samples:?}"
+    );
+    gw.shutdown().await;
+}

@@ -289,6 +289,36 @@ impl Core {
         id
     }
 
+    /// Restarts ICE on the handle's PeerConnection; false when it has none. The offer
+    /// comes back through the plugin's `restart_offer`.
+    pub(crate) fn ice_restart(&mut self, hid: HandleId) -> bool {
+        let Some(pc) = self.handles.get(&hid).and_then(|h| h.pc.as_ref()) else {
+            return false;
+        };
+        self.outputs
+            .push_back(Output::Media(MediaCommand::IceRestart { peer: pc.peer }));
+        true
+    }
+
+    /// The peer's answer to an ICE restart offer.
+    pub(crate) fn restart_answer(&mut self, hid: HandleId, answer: &Jsep) -> Result<(), ApiError> {
+        if answer.kind != JsepKind::Answer {
+            return Err(ApiError::new(
+                code::JSEP_UNKNOWN_TYPE,
+                "Expected an SDP answer",
+            ));
+        }
+        let Some(pc) = self.handles.get(&hid).and_then(|h| h.pc.as_ref()) else {
+            return Err(no_handle(hid));
+        };
+        self.outputs
+            .push_back(Output::Media(MediaCommand::RestartAnswer {
+                peer: pc.peer,
+                sdp: answer.sdp.clone(),
+            }));
+        Ok(())
+    }
+
     /// Points the handle's PeerConnection at other sources; false when it has none.
     pub(crate) fn resubscribe(&mut self, hid: HandleId, subscriptions: Vec<SourceId>) -> bool {
         let Some(pc) = self.handles.get(&hid).and_then(|h| h.pc.as_ref()) else {

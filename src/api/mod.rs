@@ -672,6 +672,21 @@ impl Gateway {
                     );
                 }
             }
+            MediaEvent::RestartOffer { peer, handle, sdp } => {
+                let Some(h) = self.core.handles.get(&handle) else {
+                    return;
+                };
+                if h.pc.as_ref().is_some_and(|pc| pc.peer == peer) {
+                    let index = h.plugin;
+                    let jsep = Jsep {
+                        kind: JsepKind::Offer,
+                        sdp,
+                        trickle: false,
+                        restart: true,
+                    };
+                    self.call_plugin(index, now, |p, ctx| p.restart_offer(ctx, handle, jsep));
+                }
+            }
             MediaEvent::Closed {
                 peer,
                 handle,

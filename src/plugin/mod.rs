@@ -83,6 +83,8 @@ pub trait Plugin: Send {
         _connected: bool,
     ) {
     }
+    /// An ICE restart asked with [`PluginCtx::restart_ice`] produced this offer for the peer.
+    fn restart_offer(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId, _offer: Jsep) {}
     /// The handle's PeerConnection is up (ICE and DTLS done).
     fn setup_media(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId) {}
     /// The handle's PeerConnection is gone (hangup request, ICE failure, DTLS alert).
@@ -189,6 +191,21 @@ impl PluginCtx<'_> {
         subscriptions: Vec<crate::api::SourceId>,
     ) -> bool {
         self.core.resubscribe(handle, subscriptions)
+    }
+
+    /// Restarts ICE on the handle's PeerConnection (Janus's `restart`); the offer
+    /// arrives in [`Plugin::restart_offer`]. False when the handle has none.
+    pub fn restart_ice(&mut self, handle: HandleId) -> bool {
+        self.core.ice_restart(handle)
+    }
+
+    /// Hands the peer's answer to an ICE restart offer to its PeerConnection.
+    pub fn accept_restart_answer(
+        &mut self,
+        handle: HandleId,
+        answer: &Jsep,
+    ) -> Result<(), ApiError> {
+        self.core.restart_answer(handle, answer)
     }
 
     /// Closes the handle's PeerConnection; `hangup_media` follows.

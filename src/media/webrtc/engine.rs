@@ -44,6 +44,10 @@ struct Peer {
     replay: bool,
     /// Tracks its handler asked its sources for a keyframe on, not yet passed on.
     source_keyframes: Vec<u8>,
+    /// An ICE restart offered, waiting for the answer, and the ufrag it replaces.
+    restart: Option<(str0m::change::SdpPendingOffer, String)>,
+    /// DTLS completed once: after an ICE restart, ICE connecting again means connected.
+    dtls_up: bool,
 }
 
 /// The local address a datagram from `source` arrived on. The socket may be bound to
@@ -164,6 +168,8 @@ impl Engine {
             MediaCommand::KeyframeRequests { source, tx } => {
                 self.keyframe_tx.insert(source, tx);
             }
+            MediaCommand::IceRestart { peer } => self.ice_restart(now, peer, send),
+            MediaCommand::RestartAnswer { peer, sdp } => self.restart_answer(now, peer, &sdp, send),
             MediaCommand::DropSource(source) => {
                 self.gop.remove(&source);
                 self.keyframe_tx.remove(&source);
@@ -217,11 +223,70 @@ impl Engine {
                 subscriptions,
                 replay: false,
                 source_keyframes: Vec::new(),
+                restart: None,
+                dtls_up: false,
             },
         );
         self.counters
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
+        self.drive(now, id, send);
+    }
+
+    /// New ICE credentials for a peer (same media, same candidates): the offer goes to
+    /// the control side; the peer answers through [`MediaCommand::RestartAnswer`].
+    fn ice_restart(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let mut api = p.rtc.sdp_api();
+        let creds = api.ice_restart(true);
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        let old = std::mem::replace(&mut p.ufrag, creds.ufrag.clone());
+        // Both credentials route until the answer settles which one the peer uses.
+        self.by_ufrag.insert(creds.ufrag, id);
+        p.restart = Some((pending, old));
+        tracing::debug!(peer = %id, "ICE restart offered");
+        self.events.push_back(MediaEvent::RestartOffer {
+            peer: id,
+            handle: p.handle,
+            sdp: offer.to_sdp_string(),
+        });
+        self.drive(now, id, send);
+    }
+
+    fn restart_answer(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        sdp: &str,
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Some((pending, old)) = p.restart.take() else {
+            tracing::debug!(peer = %id, "restart answer with no restart pending");
+            return;
+        };
+        let accepted = str0m::change::SdpAnswer::from_sdp_string(sdp)
+            .map_err(|e| e.to_string())
+            .and_then(|answer| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    p.rtc.sdp_api().accept_answer(pending, answer)
+                }))
+                .map_err(|_| "answer refused by the WebRTC stack".to_owned())?
+                .map_err(|e| e.to_string())
+            });
+        match accepted {
+            Ok(()) => {
+                self.by_ufrag.remove(&old);
+                tracing::debug!(peer = %id, "ICE restart answered");
+            }
+            Err(e) => tracing::warn!(peer = %id, error = %e, "ICE restart answer refused"),
+        }
         self.drive(now, id, send);
     }
 
@@ -459,6 +524,9 @@ impl Engine {
         };
         p.stats.set_state(PeerState::Closed);
         self.by_ufrag.remove(&p.ufrag);
+        if let Some((_, old)) = &p.restart {
+            self.by_ufrag.remove(old);
+        }
         self.by_addr.retain(|_, v| *v != id);
         self.subscribers.retain(|_, peers| {
             peers.retain(|p| *p != id);
@@ -543,7 +611,10 @@ fn handle_event(
                 p.stats.set_state(PeerState::Checking)
             }
             IceConnectionState::Connected | IceConnectionState::Completed => {
-                if p.stats.state() != PeerState::Connected {
+                if p.dtls_up {
+                    // An ICE restart completed: DTLS and SRTP carry on as they were.
+                    p.stats.set_state(PeerState::Connected);
+                } else if p.stats.state() != PeerState::Connected {
                     p.stats.set_state(PeerState::IceConnected);
                 }
             }
@@ -553,6 +624,7 @@ fn handle_event(
             }
         },
         Event::Connected => {
+            p.dtls_up = true;
             p.stats.set_state(PeerState::Connected);
             p.replay = !p.subscriptions.is_empty();
             events.push_back(MediaEvent::Connected {

@@ -66,6 +66,18 @@ pub enum MediaCommand {
     },
     /// A source stopped: its GOP cache and keyframe channel are dropped.
     DropSource(SourceId),
+    /// Restart ICE on a peer (new credentials): the engine answers [`MediaEvent::RestartOffer`].
+    IceRestart {
+        /// The PeerConnection.
+        peer: PeerId,
+    },
+    /// The peer's answer to the restart offer.
+    RestartAnswer {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// The SDP answer.
+        sdp: String,
+    },
     /// Close a PeerConnection; the engine answers [`MediaEvent::Closed`].
     ClosePeer {
         /// The PeerConnection.
@@ -92,6 +104,8 @@ impl std::fmt::Debug for MediaCommand {
                 write!(f, "KeyframeRequests({source})")
             }
             MediaCommand::DropSource(s) => write!(f, "DropSource({s})"),
+            MediaCommand::IceRestart { peer } => write!(f, "IceRestart({peer})"),
+            MediaCommand::RestartAnswer { peer, .. } => write!(f, "RestartAnswer({peer})"),
         }
     }
 }
@@ -183,6 +197,15 @@ pub enum MediaEvent {
         kind: &'static str,
         /// Whether media is flowing.
         receiving: bool,
+    },
+    /// The offer that restarts ICE on a peer, for its handle's plugin to send.
+    RestartOffer {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// Its handle.
+        handle: HandleId,
+        /// The SDP offer (new ICE credentials, same media).
+        sdp: String,
     },
     /// The PeerConnection is gone: Janus's `hangup`.
     Closed {

@@ -55,6 +55,9 @@ struct Viewer {
     mids: Vec<Option<Mid>>,
     /// The payload type of each track in this viewer's PeerConnection.
     pts: Vec<u8>,
+    /// An ICE restart (`watch` with `restart`): the request's transaction until the
+    /// offer is out, then `None` while its answer is awaited.
+    restart: Option<Option<String>>,
     shared: Arc<ViewerShared>,
 }
 
@@ -526,6 +529,17 @@ impl Streaming {
                 Ok((event(json!({"status": "preparing"})), Some(jsep.to_json())))
             }
             "start" => match (viewer.state, &msg.jsep) {
+                (ViewerState::Streaming | ViewerState::Paused, Some(jsep))
+                    if viewer.restart == Some(None) =>
+                {
+                    ctx.accept_restart_answer(handle, jsep)
+                        .map_err(|e| (err::INVALID_SDP, e.reason))?;
+                    self.viewers
+                        .get_mut(&handle)
+                        .expect("checked above")
+                        .restart = None;
+                    Ok((event(json!({"status": "starting"})), None))
+                }
                 (ViewerState::Offered, Some(jsep)) if jsep.kind == JsepKind::Answer => {
                     let id = viewer
                         .mountpoint
@@ -589,6 +603,45 @@ impl Streaming {
             }
             _ => unreachable!("only called for asynchronous requests"),
         }
+    }
+
+    /// `watch` with `restart: true` on the mountpoint being watched: an ICE restart.
+    /// The offer comes from the media engine (see `restart_offer`) as the answer to
+    /// this request: `updating` with a JSEP offer carrying `restart: true`.
+    fn restart(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        body: &Map<String, Value>,
+        transaction: &str,
+    ) -> Result<(), Refusal> {
+        let viewer = self.viewers.get(&handle).ok_or((
+            err::INVALID_STATE,
+            "No session associated with this handle".to_owned(),
+        ))?;
+        let watching = viewer
+            .mountpoint
+            .filter(|_| matches!(viewer.state, ViewerState::Streaming | ViewerState::Paused));
+        let Some(current) = watching else {
+            return Err((err::INVALID_STATE, "Can't restart: not streaming".into()));
+        };
+        if body.get("id").is_some() && mountpoint_id(body)? != current {
+            return Err((
+                err::INVALID_STATE,
+                "Can't restart: watching another mountpoint (use switch)".into(),
+            ));
+        }
+        if !ctx.restart_ice(handle) {
+            return Err((
+                err::INVALID_STATE,
+                "Can't restart: no PeerConnection".into(),
+            ));
+        }
+        self.viewers
+            .get_mut(&handle)
+            .expect("checked above")
+            .restart = Some(Some(transaction.to_owned()));
+        Ok(())
     }
 
     /// `configure`: `streams: [{mid, send}]` stops or resumes sending single tracks.
@@ -718,6 +771,7 @@ impl Streaming {
         v.mids.clear();
         v.shared.paused.store(false, Ordering::Relaxed);
         v.shared.muted.store(0, Ordering::Relaxed);
+        v.restart = None;
         v.shared.rekey.store(0, Ordering::Relaxed);
         if let Some(id) = was {
             if let Some(mp) = self.mountpoints.get_mut(&id) {
@@ -763,6 +817,7 @@ impl Plugin for Streaming {
                 state: ViewerState::Idle,
                 mids: Vec::new(),
                 pts: Vec::new(),
+                restart: None,
                 shared: Arc::new(ViewerShared::default()),
             },
         );
@@ -791,6 +846,15 @@ impl Plugin for Streaming {
                     Ok(v) => PluginResult::Ok(v),
                     Err((code, text)) => PluginResult::Ok(error(code, text)),
                 }
+            }
+            "watch" if msg.body.get("restart").and_then(Value::as_bool) == Some(true) => {
+                if let Err((code, text)) =
+                    self.restart(ctx, msg.handle, &msg.body, &msg.transaction)
+                {
+                    let tx = Some(msg.transaction.as_str());
+                    ctx.push_event(msg.handle, tx, error(code, text), None);
+                }
+                PluginResult::OkWait(None)
             }
             "watch" | "start" | "pause" | "configure" | "switch" | "stop" => {
                 let tx = Some(msg.transaction.as_str());
@@ -847,6 +911,27 @@ impl Plugin for Streaming {
         for h in &mp.viewers {
             ctx.push_event(*h, None, json!({"event": name, "id": mp.id}), None);
         }
+    }
+
+    fn restart_offer(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        offer: crate::api::Jsep,
+    ) {
+        let Some(v) = self.viewers.get_mut(&handle) else {
+            return;
+        };
+        let Some(Some(tx)) = v.restart.take() else {
+            return;
+        };
+        v.restart = Some(None);
+        ctx.push_event(
+            handle,
+            Some(&tx),
+            event(json!({"status": "updating"})),
+            Some(offer.to_json()),
+        );
     }
 
     fn setup_media(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {
