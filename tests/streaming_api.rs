@@ -298,3 +298,58 @@ async fn configure_and_switch_need_a_viewer() {
         assert_eq!(ev["plugindata"]["data"]["error_code"], 460, "{ev}");
     }
 }
+
+#[tokio::test]
+async fn garbage_to_mountpoint_ports_is_dropped_and_counted() {
+    let gw = start(|c| c.streaming.rtp_bind_ip = "127.0.0.1".parse().unwrap()).await;
+    let s = Streaming::attach(&gw).await;
+    let r = s.sync(json!({"request": "create", "type": "rtp", "id": 31,
+        "media": [{"type": "video", "mid": "v", "port": 0, "rtcpport": 0, "pt": 96, "codec": "vp8"}]})).await;
+    assert_eq!(r["streaming"], "created", "{r}");
+    let port = r["stream"]["ports"][0]["port"].as_u64().unwrap() as u16;
+    let rtcp = r["stream"]["ports"][0]["rtcpport"].as_u64().unwrap() as u16;
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    // The first VP8 packet of a GStreamer feed (as in src/ingest/rtp.rs's fixture).
+    let good: [u8; 26] = [
+        0x80, 0x60, 0x4a, 0x0a, 0x44, 0xa2, 0xe3, 0x00, 0x28, 0x55, 0x67, 0x59, 0x10, 0x10, 0x60,
+        0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00, 0x00, 0x47, 0x08,
+    ];
+    let mut wrong_pt = good;
+    wrong_pt[1] = 0x61;
+    let mut bad_padding = good;
+    bad_padding[0] |= 0x20;
+    bad_padding[25] = 200;
+    let garbage: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0xff; 5],
+        b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        wrong_pt.to_vec(),
+        bad_padding.to_vec(),
+        vec![0x80, 200, 0, 1, 0, 0, 0, 1], // RTCP on the RTP port
+    ];
+    for g in &garbage {
+        sock.send_to(g, ("127.0.0.1", port)).unwrap();
+    }
+    sock.send_to(b"not rtcp at all", ("127.0.0.1", rtcp))
+        .unwrap();
+    sock.send_to(&good, ("127.0.0.1", port)).unwrap();
+    let mut info = Value::Null;
+    for _ in 0..100 {
+        info = s.sync(json!({"request": "info", "id": 31})).await;
+        if info["info"]["source"]["packets"] == 1 && info["info"]["source"]["dropped"] == 7 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let source = &info["info"]["source"];
+    assert_eq!(
+        source["dropped"], 7,
+        "6 bad datagrams on RTP, 1 on RTCP: {info}"
+    );
+    assert_eq!(source["packets"], 1, "the good one went on: {info}");
+    assert_eq!(
+        source["keyframes"], 1,
+        "and it starts a VP8 keyframe: {info}"
+    );
+    assert_eq!(source["rtcp_in"], 0, "{info}");
+}
