@@ -124,6 +124,8 @@ pub async fn run(
             }
         })
         .collect();
+    let mut transcoders: Vec<Option<cardea_codecs::aac::AacToOpus>> =
+        spec.tracks.iter().map(|_| None).collect();
     loop {
         if spec.ondemand && spec.viewers.load(Ordering::Relaxed) == 0 {
             tracing::debug!(%source, url = %redact(&spec.url), "on-demand camera idle until watched");
@@ -149,6 +151,7 @@ pub async fn run(
             &status,
             &engine,
             &mut packetizers,
+            &mut transcoders,
             &mut played,
             on_play,
         )
@@ -258,6 +261,7 @@ async fn session(
     status: &RtspStatus,
     engine: &mpsc::UnboundedSender<MediaCommand>,
     packetizers: &mut [TrackPacketizer],
+    transcoders: &mut [Option<cardea_codecs::aac::AacToOpus>],
     played: &mut bool,
     on_play: impl FnOnce(),
 ) -> Result<(), SessionEnd> {
@@ -302,13 +306,14 @@ async fn session(
     status.connected.store(true, Ordering::Relaxed);
     on_play();
     tracing::info!(%source, url = %redact(&spec.url), tracks = by_stream.len(), "RTSP source playing");
-    let mut transcoders = Vec::new();
-    for t in &spec.tracks {
-        transcoders.push(if t.aac_to_opus {
-            Some(cardea_codecs::aac::AacToOpus::new().map_err(|e| format!("AAC decoder: {e}"))?)
-        } else {
-            None
-        });
+    // One transcoder per track for the camera's lifetime, not per session: libavcodec
+    // (FFmpeg 5.1) was seen to leak decoder state when closed after malformed AAC.
+    for (t, slot) in spec.tracks.iter().zip(transcoders.iter_mut()) {
+        if t.aac_to_opus && slot.is_none() {
+            *slot = Some(
+                cardea_codecs::aac::AacToOpus::new().map_err(|e| format!("AAC decoder: {e}"))?,
+            );
+        }
     }
     // A new SSRC per session: viewers see the restart and keep one continuous stream.
     let ssrc = rand::random::<u32>();
