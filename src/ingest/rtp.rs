@@ -187,8 +187,17 @@ struct TrackRtcp {
     track: u8,
     socket: UdpSocket,
     peer: Mutex<Option<SocketAddr>>,
-    ssrc: Mutex<Option<u32>>,
+    /// The SSRC RTP arrives with, plus 1 << 32 once one has (an atomic: set per packet).
+    ssrc: AtomicU64,
     last_pli: Mutex<Option<Instant>>,
+}
+
+impl TrackRtcp {
+    /// The SSRC the track's RTP arrives with, once some has.
+    fn media_ssrc(&self) -> Option<u32> {
+        let v = self.ssrc.load(Ordering::Relaxed);
+        (v >> 32 != 0).then_some(v as u32)
+    }
 }
 
 /// Reads every port of a source until the task is aborted or the engine goes away.
@@ -215,7 +224,7 @@ pub async fn run(
                 track: port.track,
                 socket,
                 peer: Mutex::new(None),
-                ssrc: Mutex::new(None),
+                ssrc: AtomicU64::new(0),
                 last_pli: Mutex::new(None),
             })
         });
@@ -293,7 +302,7 @@ async fn read_rtp(
             }
         };
         if let Some(r) = &rtcp {
-            *r.ssrc.lock().expect("rtcp lock") = Some(h.ssrc);
+            r.ssrc.store((1 << 32) | u64::from(h.ssrc), Ordering::Relaxed);
         }
         let payload = &d[h.payload_offset..h.payload_end];
         #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
@@ -352,7 +361,7 @@ async fn read_rtcp(source: SourceId, r: Arc<TrackRtcp>, counters: Arc<SourceCoun
             continue;
         };
         counters.rtcp_in.fetch_add(1, Ordering::Relaxed);
-        let media = *r.ssrc.lock().expect("rtcp lock");
+        let media = r.media_ssrc();
         let mut peer = r.peer.lock().expect("rtcp lock");
         if peer.is_none() || media == Some(sender) {
             if *peer != Some(from) {
@@ -385,7 +394,7 @@ async fn send_plis(
             *last = Some(now);
         }
         let peer = *r.peer.lock().expect("rtcp lock");
-        let ssrc = *r.ssrc.lock().expect("rtcp lock");
+        let ssrc = r.media_ssrc();
         let (Some(peer), Some(ssrc)) = (peer, ssrc) else {
             tracing::debug!(%source, track, "keyframe wanted, but no RTCP from the source yet");
             continue;
