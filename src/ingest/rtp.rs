@@ -302,7 +302,8 @@ async fn read_rtp(
             }
         };
         if let Some(r) = &rtcp {
-            r.ssrc.store((1 << 32) | u64::from(h.ssrc), Ordering::Relaxed);
+            r.ssrc
+                .store((1 << 32) | u64::from(h.ssrc), Ordering::Relaxed);
         }
         let payload = &d[h.payload_offset..h.payload_end];
         #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
