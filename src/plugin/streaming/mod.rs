@@ -22,7 +22,7 @@ mod mountpoint;
 mod persist;
 mod viewer;
 
-use mountpoint::{Mountpoint, Refusal};
+use mountpoint::{required_str, str_field, Mountpoint, Refusal};
 use viewer::{track_bit, Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
 
 /// The streaming plugin's error codes.
@@ -127,14 +127,7 @@ fn optional_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, R
 }
 
 fn optional_str(body: &Map<String, Value>, key: &str) -> Result<Option<String>, Refusal> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err((
-            err::INVALID_ELEMENT,
-            format!("Invalid element ({key} should be a string)"),
-        )),
-    }
+    Ok(str_field(body, key)?.map(str::to_owned))
 }
 
 impl Streaming {
@@ -336,10 +329,7 @@ impl Streaming {
                 Some(_) => {}
             }
         }
-        let kind = optional_str(body, "type")?.ok_or((
-            err::MISSING_ELEMENT,
-            "Missing mandatory element (type)".to_owned(),
-        ))?;
+        let kind = required_str(body, "type")?.to_owned();
         if !matches!(kind.as_str(), "rtp" | "rtsp" | "demo") {
             return Err((
                 err::INVALID_ELEMENT,
@@ -675,10 +665,7 @@ impl Streaming {
                 err::INVALID_ELEMENT,
                 "Invalid element (streams items should be objects)".to_owned(),
             ))?;
-            let mid = optional_str(s, "mid")?.ok_or((
-                err::MISSING_ELEMENT,
-                "Missing mandatory element (mid)".to_owned(),
-            ))?;
+            let mid = required_str(s, "mid")?;
             let track = (0..mp.media.len())
                 .find(|i| {
                     mp.media[*i].mid == mid && viewer.mids.get(*i).is_some_and(Option::is_some)

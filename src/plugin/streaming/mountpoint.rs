@@ -159,7 +159,11 @@ type WantedTrack = (
 /// A refusal with the streaming plugin's code.
 pub(super) type Refusal = (u16, String);
 
-fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Refusal> {
+/// An optional string element: absent or null is `None`, another type is 454.
+pub(super) fn str_field<'a>(
+    body: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, Refusal> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -168,6 +172,40 @@ fn str_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a s
             format!("Invalid element ({key} should be a string)"),
         )),
     }
+}
+
+/// A mandatory string element: absent is 453, another type 454.
+pub(super) fn required_str<'a>(
+    body: &'a Map<String, Value>,
+    key: &str,
+) -> Result<&'a str, Refusal> {
+    str_field(body, key)?.ok_or((
+        err::MISSING_ELEMENT,
+        format!("Missing mandatory element ({key})"),
+    ))
+}
+
+/// A port number element's value.
+fn port_value(v: &Value, key: &str) -> Result<u16, Refusal> {
+    v.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or((
+        err::INVALID_ELEMENT,
+        format!("Invalid element ({key} should be 0-65535)"),
+    ))
+}
+
+/// Binds a mountpoint's UDP port (`what`: "" or "RTCP "); returns it and the port bound.
+fn bind_port(ip: IpAddr, port: u16, what: &str, mid: &str) -> Result<(UdpSocket, u16), Refusal> {
+    let socket = UdpSocket::bind(SocketAddr::new(ip, port)).map_err(|e| {
+        (
+            err::CANT_CREATE,
+            format!("Can't bind {what}port {port} for mid '{mid}': {e}"),
+        )
+    })?;
+    let bound = socket
+        .local_addr()
+        .map_err(|e| (err::CANT_CREATE, e.to_string()))?
+        .port();
+    Ok((socket, bound))
 }
 
 impl Mountpoint {
@@ -191,10 +229,7 @@ impl Mountpoint {
     pub(super) fn parse_rtsp(
         body: &Map<String, Value>,
     ) -> Result<(Vec<MountMedia>, RtspSpec), Refusal> {
-        let url = str_field(body, "url")?.ok_or((
-            err::MISSING_ELEMENT,
-            "Missing mandatory element (url)".to_owned(),
-        ))?;
+        let url = required_str(body, "url")?;
         let parsed = url::Url::parse(url)
             .ok()
             .filter(|u| matches!(u.scheme(), "rtsp" | "rtsps"))
@@ -231,14 +266,8 @@ impl Mountpoint {
                         err::INVALID_ELEMENT,
                         "Invalid element (media items should be objects)".to_owned(),
                     ))?;
-                    let kind = str_field(m, "type")?.ok_or((
-                        err::MISSING_ELEMENT,
-                        "Missing mandatory element (type)".to_owned(),
-                    ))?;
-                    let codec = str_field(m, "codec")?.ok_or((
-                        err::MISSING_ELEMENT,
-                        "Missing mandatory element (codec)".to_owned(),
-                    ))?;
+                    let kind = required_str(m, "type")?;
+                    let codec = required_str(m, "codec")?;
                     let mid = match str_field(m, "mid")? {
                         Some(mid) => mid.to_owned(),
                         None => format!("{}{}", &kind[..1.min(kind.len())], wanted.len()),
@@ -266,10 +295,7 @@ impl Mountpoint {
                     ));
                 }
                 if flag("audio", false) {
-                    let codec = str_field(body, "audiocodec")?.ok_or((
-                        err::MISSING_ELEMENT,
-                        "Missing mandatory element (audiocodec)".to_owned(),
-                    ))?;
+                    let codec = required_str(body, "audiocodec")?;
                     wanted.push((
                         "audio".into(),
                         "a".into(),
@@ -445,21 +471,12 @@ impl Mountpoint {
                 err::INVALID_ELEMENT,
                 "Invalid element (media items should be objects)".to_owned(),
             ))?;
-            let kind = str_field(m, "type")?.ok_or((
-                err::MISSING_ELEMENT,
-                "Missing mandatory element (type)".to_owned(),
-            ))?;
-            let mid = str_field(m, "mid")?.ok_or((
-                err::MISSING_ELEMENT,
-                "Missing mandatory element (mid)".to_owned(),
-            ))?;
+            let kind = required_str(m, "type")?;
+            let mid = required_str(m, "mid")?;
             if media.iter().any(|x: &MountMedia| x.mid == mid) {
                 return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
             }
-            let codec_name = str_field(m, "codec")?.ok_or((
-                err::MISSING_ELEMENT,
-                "Missing mandatory element (codec)".to_owned(),
-            ))?;
+            let codec_name = required_str(m, "codec")?;
             let codec = codec_spec(codec_name, str_field(m, "fmtp")?).ok_or((
                 err::INVALID_ELEMENT,
                 format!("Unsupported codec '{codec_name}'"),
@@ -494,45 +511,15 @@ impl Mountpoint {
             };
             let port = match m.get("port") {
                 None => 0,
-                Some(v) => v.as_u64().filter(|p| *p <= u16::MAX as u64).ok_or((
-                    err::INVALID_ELEMENT,
-                    "Invalid element (port should be 0-65535)".to_owned(),
-                ))? as u16,
+                Some(v) => port_value(v, "port")?,
             };
-            let socket = UdpSocket::bind(SocketAddr::new(bind_ip, port)).map_err(|e| {
-                (
-                    err::CANT_CREATE,
-                    format!("Can't bind port {port} for mid '{mid}': {e}"),
-                )
-            })?;
-            let bound = socket
-                .local_addr()
-                .map_err(|e| (err::CANT_CREATE, e.to_string()))?
-                .port();
-            let rtcp = match m.get("rtcpport") {
-                None | Some(Value::Null) => None,
+            let (socket, bound) = bind_port(bind_ip, port, "", mid)?;
+            let (rtcp, rtcp_port) = match m.get("rtcpport") {
+                None | Some(Value::Null) => (None, None),
                 Some(v) => {
-                    let port = v.as_u64().filter(|p| *p <= u16::MAX as u64).ok_or((
-                        err::INVALID_ELEMENT,
-                        "Invalid element (rtcpport should be 0-65535)".to_owned(),
-                    ))? as u16;
-                    Some(
-                        UdpSocket::bind(SocketAddr::new(bind_ip, port)).map_err(|e| {
-                            (
-                                err::CANT_CREATE,
-                                format!("Can't bind RTCP port {port} for mid '{mid}': {e}"),
-                            )
-                        })?,
-                    )
+                    let (s, p) = bind_port(bind_ip, port_value(v, "rtcpport")?, "RTCP ", mid)?;
+                    (Some(s), Some(p))
                 }
-            };
-            let rtcp_port = match &rtcp {
-                Some(s) => Some(
-                    s.local_addr()
-                        .map_err(|e| (err::CANT_CREATE, e.to_string()))?
-                        .port(),
-                ),
-                None => None,
             };
             let fmtp = str_field(m, "fmtp")?;
             ports.push(RtpPort {
