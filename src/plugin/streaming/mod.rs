@@ -55,10 +55,39 @@ struct Viewer {
     mids: Vec<Option<Mid>>,
     /// The payload type of each track in this viewer's PeerConnection.
     pts: Vec<u8>,
-    /// An ICE restart (`watch` with `restart`): the request's transaction until the
-    /// offer is out, then `None` while its answer is awaited.
-    restart: Option<Option<String>>,
+    /// An ICE restart under way (`watch` with `restart`).
+    restart: Option<IceRestart>,
     shared: Arc<ViewerShared>,
+}
+
+/// Where an ICE restart stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum IceRestart {
+    /// Asked by the request with this transaction; the offer is being made.
+    Offering(String),
+    /// The offer went out; the answer comes with `start`.
+    Answering,
+}
+
+impl Viewer {
+    /// The mountpoint watched, while streaming or paused.
+    fn streaming(&self) -> Option<u64> {
+        self.mountpoint
+            .filter(|_| matches!(self.state, ViewerState::Streaming | ViewerState::Paused))
+    }
+}
+
+/// `tracks` (bits) of a viewer start again from a keyframe of `source`: the media
+/// half waits for one and asks the source, and the source's GOP cache is replayed.
+fn restart_from_keyframe(
+    ctx: &mut PluginCtx<'_>,
+    handle: HandleId,
+    shared: &ViewerShared,
+    tracks: u64,
+    source: crate::api::SourceId,
+) {
+    shared.rekey.fetch_or(tracks, Ordering::Relaxed);
+    ctx.resubscribe(handle, vec![source]);
 }
 
 /// The plugin.
@@ -227,13 +256,12 @@ impl Streaming {
                 let id = mountpoint_id(body)?;
                 let mp = self.authorized(id, body)?;
                 mp.enabled = request == "enable";
-                let (enabled, viewers) = (mp.enabled, mp.viewers.clone());
-                for h in viewers {
-                    if let Some(v) = self.viewers.get(&h) {
+                let (enabled, source) = (mp.enabled, mp.source);
+                for h in &self.mountpoints[&id].viewers {
+                    if let Some(v) = self.viewers.get(h) {
                         v.shared.disabled.store(!enabled, Ordering::Relaxed);
                         if enabled {
-                            v.shared.rekey.store(u64::MAX, Ordering::Relaxed);
-                            ctx.resubscribe(h, vec![self.mountpoints[&id].source]);
+                            restart_from_keyframe(ctx, *h, &v.shared, u64::MAX, source);
                         }
                     }
                 }
@@ -520,7 +548,7 @@ impl Streaming {
             }
             "start" => match (viewer.state, &msg.jsep) {
                 (ViewerState::Streaming | ViewerState::Paused, Some(jsep))
-                    if viewer.restart == Some(None) =>
+                    if viewer.restart == Some(IceRestart::Answering) =>
                 {
                     ctx.accept_restart_answer(handle, jsep)
                         .map_err(|e| (err::INVALID_SDP, e.reason))?;
@@ -575,7 +603,7 @@ impl Streaming {
                 _ => Err((err::INVALID_STATE, "Not watching anything".into())),
             },
             "pause" => {
-                if !matches!(viewer.state, ViewerState::Streaming | ViewerState::Paused) {
+                if viewer.streaming().is_none() {
                     return Err((err::INVALID_STATE, "Not streaming".into()));
                 }
                 viewer.shared.paused.store(true, Ordering::Relaxed);
@@ -609,10 +637,7 @@ impl Streaming {
             err::INVALID_STATE,
             "No session associated with this handle".to_owned(),
         ))?;
-        let watching = viewer
-            .mountpoint
-            .filter(|_| matches!(viewer.state, ViewerState::Streaming | ViewerState::Paused));
-        let Some(current) = watching else {
+        let Some(current) = viewer.streaming() else {
             return Err((err::INVALID_STATE, "Can't restart: not streaming".into()));
         };
         if body.get("id").is_some() && mountpoint_id(body)? != current {
@@ -630,7 +655,7 @@ impl Streaming {
         self.viewers
             .get_mut(&handle)
             .expect("checked above")
-            .restart = Some(Some(transaction.to_owned()));
+            .restart = Some(IceRestart::Offering(transaction.to_owned()));
         Ok(())
     }
 
@@ -684,9 +709,7 @@ impl Streaming {
         let resumed = before & unmute;
         viewer.shared.muted.fetch_and(!unmute, Ordering::Relaxed);
         if resumed != 0 {
-            // Video resumes on a keyframe: ask the source and replay its GOP cache.
-            viewer.shared.rekey.fetch_or(resumed, Ordering::Relaxed);
-            ctx.resubscribe(handle, vec![mp.source]);
+            restart_from_keyframe(ctx, handle, &viewer.shared, resumed, mp.source);
         }
         Ok((event(json!({"event": "configured"})), None))
     }
@@ -700,10 +723,7 @@ impl Streaming {
         body: &Map<String, Value>,
     ) -> Result<(Value, Option<Value>), Refusal> {
         let viewer = &self.viewers[&handle];
-        let Some(from) = viewer
-            .mountpoint
-            .filter(|_| matches!(viewer.state, ViewerState::Streaming | ViewerState::Paused))
-        else {
+        let Some(from) = viewer.streaming() else {
             return Err((err::INVALID_STATE, "Can't switch: not streaming".into()));
         };
         let id = mountpoint_id(body)?;
@@ -731,7 +751,7 @@ impl Streaming {
         }
         let (source, enabled) = (target.source, target.enabled);
         viewer.shared.disabled.store(!enabled, Ordering::Relaxed);
-        viewer.shared.rekey.store(u64::MAX, Ordering::Relaxed);
+        restart_from_keyframe(ctx, handle, &viewer.shared, u64::MAX, source);
         if from != id {
             if let Some(mp) = self.mountpoints.get_mut(&from) {
                 mp.remove_viewer(handle);
@@ -744,7 +764,6 @@ impl Streaming {
                 .expect("checked above")
                 .mountpoint = Some(id);
         }
-        ctx.resubscribe(handle, vec![source]);
         tracing::debug!(%handle, from, to = id, "viewer switched");
         Ok((event(json!({"switched": "ok", "id": id})), None))
     }
@@ -909,10 +928,10 @@ impl Plugin for Streaming {
         let Some(v) = self.viewers.get_mut(&handle) else {
             return;
         };
-        let Some(Some(tx)) = v.restart.take() else {
+        let Some(IceRestart::Offering(tx)) = v.restart.clone() else {
             return;
         };
-        v.restart = Some(None);
+        v.restart = Some(IceRestart::Answering);
         ctx.push_event(
             handle,
             Some(&tx),

@@ -556,7 +556,8 @@ impl Mountpoint {
     /// What the source is doing, in a word for people (Cardea's `state` in `list`
     /// and `info`): `live`, `no media`, `connecting` (a camera being reached or
     /// retried), `idle` (on demand or demo, until watched), `disabled`.
-    pub(super) fn state(&self, now: std::time::Instant) -> &'static str {
+    /// `age`: milliseconds since the source's last packet (`None`: never).
+    fn state(&self, age: Option<u64>) -> &'static str {
         use std::sync::atomic::Ordering::Relaxed;
         let watched = self.viewer_count.load(Relaxed) > 0;
         if !self.enabled {
@@ -574,7 +575,7 @@ impl Mountpoint {
                 };
             }
         }
-        match self.counters.age_ms(now) {
+        match age {
             Some(age) if age < 2000 => "live",
             _ => "no media",
         }
@@ -585,7 +586,7 @@ impl Mountpoint {
         let age = self.counters.age_ms(now);
         json!({
             "id": self.id, "type": "live", "description": self.description,
-            "metadata": self.metadata, "enabled": self.enabled, "state": self.state(now),
+            "metadata": self.metadata, "enabled": self.enabled, "state": self.state(age),
             "media": self.media.iter().map(|m| json!({
                 "mid": m.mid, "label": m.label, "msid": m.msid, "type": m.kind_name(),
                 "age_ms": age,
@@ -599,7 +600,7 @@ impl Mountpoint {
         let age = self.counters.age_ms(now);
         let mut v = json!({
             "id": self.id, "name": self.name, "description": self.description,
-            "metadata": self.metadata, "enabled": self.enabled, "state": self.state(now),
+            "metadata": self.metadata, "enabled": self.enabled, "state": self.state(age),
             "viewers": self.viewers.len(), "type": "live",
             "rtsp": self.rtsp.as_ref().map(|s| json!({
                 "connected": s.connected.load(Relaxed),
