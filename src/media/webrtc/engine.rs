@@ -302,12 +302,7 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        for s in &p.subscriptions {
-            if let Some(list) = self.subscribers.get_mut(s) {
-                list.retain(|x| *x != id);
-            }
-        }
-        self.subscribers.retain(|_, peers| !peers.is_empty());
+        unsubscribe(&mut self.subscribers, id, &p.subscriptions);
         for s in &subscriptions {
             self.subscribers.entry(*s).or_default().push(id);
         }
@@ -528,10 +523,7 @@ impl Engine {
             self.by_ufrag.remove(old);
         }
         self.by_addr.retain(|_, v| *v != id);
-        self.subscribers.retain(|_, peers| {
-            peers.retain(|p| *p != id);
-            !peers.is_empty()
-        });
+        unsubscribe(&mut self.subscribers, id, &p.subscriptions);
         self.counters
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
@@ -540,6 +532,18 @@ impl Engine {
             handle: p.handle,
             reason,
         });
+    }
+}
+
+/// Takes peer `id` off the fan-out lists of `sources`.
+fn unsubscribe(subscribers: &mut HashMap<SourceId, Vec<PeerId>>, id: PeerId, sources: &[SourceId]) {
+    for s in sources {
+        if let Some(list) = subscribers.get_mut(s) {
+            list.retain(|x| *x != id);
+            if list.is_empty() {
+                subscribers.remove(s);
+            }
+        }
     }
 }
 
