@@ -370,6 +370,30 @@ pub fn viewers_of(running: &Running, id: u64) -> Vec<cardea::api::Target> {
     found
 }
 
+/// Waits (up to 10 s) for a viewer of mountpoint `id` to appear; returns its handle.
+pub async fn first_viewer_of(running: &Running, id: u64) -> cardea::api::Target {
+    for _ in 0..100 {
+        if let Some(t) = viewers_of(running, id).into_iter().next() {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("nobody watches mountpoint {id}");
+}
+
+/// The browser's frames kept coming at the end: more than 45 decoded over the last
+/// six sample intervals (about 3 s; the sources send 30 fps).
+pub fn assert_frames_go_on(r: &Value) {
+    let samples = r["samples"].as_array().expect("samples");
+    let frames = |s: &Value| s["frames"].as_u64().unwrap_or(0);
+    let last = frames(samples.last().expect("a sample"));
+    let three_s_before = frames(&samples[samples.len().saturating_sub(7)]);
+    assert!(
+        last > three_s_before + 45,
+        "frames stopped coming: {samples:?}"
+    );
+}
+
 /// Sends a streaming-plugin request on someone else's handle (a browser's), as a
 /// Janus client could; returns the immediate answer (`ack` for asynchronous ones).
 pub fn message_on(running: &Running, target: cardea::api::Target, body: Value) -> Value {
