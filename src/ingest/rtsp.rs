@@ -321,16 +321,19 @@ async fn session(
     for (i, p) in packetizers.iter_mut().enumerate() {
         p.set_ssrc(ssrc.wrapping_add(i as u32));
     }
-    let mut last_watched = tokio::time::Instant::now();
-    let mut silent_since = tokio::time::Instant::now();
+    let mut last_watched = Instant::now();
+    let mut silent_since = last_watched;
     loop {
         let wait = if spec.ondemand {
             ONDEMAND_POLL
         } else {
             SILENCE
         };
-        let item = match tokio::time::timeout(wait, playing.next()).await {
-            Err(_) if silent_since.elapsed() < SILENCE => None,
+        let next = tokio::time::timeout(wait, playing.next()).await;
+        // The one clock read of this turn: timers and the frame's arrival time.
+        let now = Instant::now();
+        let item = match next {
+            Err(_) if now.duration_since(silent_since) < SILENCE => None,
             Err(_) => return Err(format!("no media for {} s", SILENCE.as_secs()).into()),
             Ok(None) => return Ok(()),
             Ok(Some(Err(e))) => return Err(describe_error(spec, e).into()),
@@ -338,17 +341,16 @@ async fn session(
         };
         if spec.ondemand {
             if spec.viewers.load(Ordering::Relaxed) > 0 {
-                last_watched = tokio::time::Instant::now();
-            } else if last_watched.elapsed() >= ONDEMAND_LINGER {
+                last_watched = now;
+            } else if now.duration_since(last_watched) >= ONDEMAND_LINGER {
                 return Err(SessionEnd::Unwatched);
             }
         }
         let Some(item) = item else {
             continue;
         };
-        silent_since = tokio::time::Instant::now();
+        silent_since = now;
         *played = true;
-        let now = Instant::now();
         let (stream_id, data, ts, video) = match &item {
             CodecItem::VideoFrame(f) => (f.stream_id(), f.data(), f.timestamp().timestamp(), true),
             CodecItem::AudioFrame(f) => (f.stream_id(), f.data(), f.timestamp().timestamp(), false),
