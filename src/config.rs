@@ -130,7 +130,8 @@ pub struct MountMediaConfig {
     /// Payload type the source uses (`rtp`) or viewers get (`rtsp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pt: Option<u8>,
-    /// `opus`, `pcmu`, `pcma`, `g722`, `vp8`, `vp9`, `h264`, `av1`, `h265`; `aac` for cameras.
+    /// `opus`, `pcmu`, `pcma`, `g722`, `vp8`, `vp9`, `h264`, `av1`, `h265`; `aac` (RFC 3640) and `latm`
+    /// (MP4A-LATM) for cameras.
     pub codec: String,
     /// Codec parameters (H.264 profile-level-id, packetization-mode, sprop-parameter-sets).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,6 @@
 """A camera for the tests: gst-rtsp-server serving H.264 + PCMA or AAC on 127.0.0.1.
 
-Usage: rtsp_camera.py <port> [--user U --password P] [--gop N] [--audio pcma|aac|none]
+Usage: rtsp_camera.py <port> [--user U --password P] [--gop N] [--audio pcma|aac|latm|none]
                       [--substream]
 --substream adds a second H.264 video track at 320x180, as cameras offer a sub stream.
 Prints "ready" when it listens. Digest authentication when --user is given.
@@ -40,6 +40,12 @@ if args.audio == "aac":
     audio = (
         " audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
         "audio/x-raw,rate=44100,channels=1 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97"
+    )
+elif args.audio == "latm":
+    # MP4A-LATM (RFC 6416), as some cameras send AAC; the config is in the SDP (cpresent=0).
+    audio = (
+        " audiotestsrc is-live=true wave=sine freq=440 ! audioconvert ! audioresample ! "
+        "audio/x-raw,rate=44100,channels=1 ! avenc_aac ! rtpmp4apay name=pay1 pt=97"
     )
 elif args.audio == "pcma":
     audio = (

@@ -1,7 +1,8 @@
 //! RTSP cameras (gst-rtsp-server) watched in Chromium through janus.js, each over the
 //! HTTP and the WebSocket transport: H.264 + PCMA over TCP interleaved and over UDP,
-//! H.264 + AAC (transcoded to Opus) with Digest authentication, and a camera with a
-//! sub stream taken whole, on demand.
+//! H.264 + AAC (transcoded to Opus) with Digest authentication, H.264 + MP4A-LATM AAC
+//! (read packet by packet: retina has no LATM depacketizer), and a camera with a sub
+//! stream taken whole, on demand.
 
 use serde_json::json;
 
@@ -57,6 +58,11 @@ async fn h264_pcma_udp() {
 #[tokio::test(flavor = "multi_thread")]
 async fn h264_aac_with_digest_auth() {
     watch_camera(33, "tcp", true, "aac").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn h264_latm_aac() {
+    watch_camera(35, "tcp", false, "latm").await;
 }
 
 /// A camera with a main and a sub stream and G.711 audio, all three taken (Cardea's

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cardea_codecs::h264::annex_b_nal_units;
+use cardea_codecs::h264::{annex_b_nal_units, ParameterSetInserter};
 use cardea_codecs::keyframe::{KeyframeStarts, VideoCodec};
 
 use crate::api::SourceId;
@@ -24,6 +24,8 @@ pub struct TrackPacketizer {
     seq: u16,
     video: VideoCodec,
     keyframes: KeyframeStarts,
+    /// H.264 SPS/PPS put before keyframes that lack them (sources that do not do it).
+    sets: Option<ParameterSetInserter>,
     scratch: Vec<u8>,
 }
 
@@ -38,6 +40,7 @@ impl TrackPacketizer {
             seq: rand::random(),
             video: VideoCodec::H264,
             keyframes: KeyframeStarts::new(VideoCodec::H264),
+            sets: None,
             scratch: Vec::with_capacity(MAX_PAYLOAD),
         }
     }
@@ -47,6 +50,12 @@ impl TrackPacketizer {
         self.video = codec;
         self.keyframes = KeyframeStarts::new(codec);
         self
+    }
+
+    /// H.264 access units get the SPS and PPS (from `sets`, or learned in-band) before
+    /// every keyframe that lacks them; None when the source already does that.
+    pub fn set_parameter_sets(&mut self, sets: Option<ParameterSetInserter>) {
+        self.sets = sets;
     }
 
     /// A new stream (the camera reconnected): new SSRC, sequence numbers go on.
@@ -92,6 +101,7 @@ impl TrackPacketizer {
     ) -> bool {
         let nals: Vec<&[u8]> = annex_b_nal_units(annex_b).collect();
         let mut scratch = std::mem::take(&mut self.scratch);
+        let mut sets = self.sets.take();
         let mut ok = true;
         for (n, nal) in nals.iter().enumerate() {
             let last_nal = n + 1 == nals.len();
@@ -100,12 +110,18 @@ impl TrackPacketizer {
                 _ => cardea_codecs::h264::packetize_nal,
             };
             packetize(nal, MAX_PAYLOAD, &mut scratch, &mut |payload, last| {
+                if let Some(stap) = sets.as_mut().and_then(|s| s.inspect(payload, ts)) {
+                    let key = Some(self.keyframes.is_start(stap, ts));
+                    let p = self.packet(stap, ts, false, key, arrival);
+                    ok &= emit(p);
+                }
                 let key = Some(self.keyframes.is_start(payload, ts));
                 let p = self.packet(payload, ts, last_nal && last, key, arrival);
                 ok &= emit(p);
             });
         }
         self.scratch = scratch;
+        self.sets = sets;
         ok
     }
 

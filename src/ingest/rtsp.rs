@@ -1,18 +1,27 @@
 //! RTSP cameras, pulled with retina: a supervisor that connects, plays the chosen
 //! tracks, repacketizes them for WebRTC, and reconnects with backoff when the camera
 //! stops, goes silent or restarts. Credentials never reach a log line.
+//!
+//! Retina depacketizes every codec it knows into frames. A camera with a track it
+//! does not know (MP4A-LATM audio) is read packet by packet instead, with our own
+//! depacketizers (`cardea_codecs::h26x`, `cardea_codecs::latm`): retina refuses to
+//! demultiplex a session with a stream it cannot depacketize.
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use retina::client::{
-    Credentials, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
-    Transport, UdpTransportOptions,
+    Credentials, Demuxed, PacketItem, PlayOptions, Playing, Session, SessionOptions, SetupOptions,
+    TcpTransportOptions, Transport, UdpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat};
+use retina::rtp::ReceivedPacket;
 use tokio::sync::mpsc;
+
+use cardea_codecs::keyframe::VideoCodec;
 
 use crate::api::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
@@ -34,8 +43,8 @@ pub struct RtspTrack {
     /// "video" or "audio".
     pub media: &'static str,
     /// Encoding name as in the camera's SDP (`h264`, `h265`, `pcma`, `pcmu`, `g722`,
-    /// `opus`, `mpeg4-generic`). The n-th track wanted of a (media, encoding) is the
-    /// camera's n-th stream of that media and encoding.
+    /// `opus`, `mpeg4-generic`, `mp4a-latm`). The n-th track wanted of a (media,
+    /// encoding) is the camera's n-th stream of that media and encoding.
     pub encoding: String,
     /// Payload type to give it toward viewers.
     pub pt: u8,
@@ -119,7 +128,7 @@ pub async fn run(
         .map(|(i, t)| {
             let p = TrackPacketizer::new(source, i as u8, t.pt, 0);
             match t.encoding.as_str() {
-                "h265" => p.with_video(cardea_codecs::keyframe::VideoCodec::H265),
+                "h265" => p.with_video(VideoCodec::H265),
                 _ => p,
             }
         })
@@ -254,6 +263,98 @@ fn match_tracks(
     Ok(pairs)
 }
 
+/// The `a=fmtp` parameters of each stream, found by (media, payload type): the n-th
+/// stream with a pair is the SDP's n-th media section with it (retina keeps the SDP's
+/// order, leaving out sections it cannot parse).
+pub fn stream_fmtps(sdp: &str, streams: &[(&str, u8)]) -> Vec<Option<String>> {
+    // (media, first payload type, fmtp of that payload type) per media section.
+    let mut sections: Vec<(&str, Option<u8>, Option<&str>)> = Vec::new();
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            let mut words = m.split_ascii_whitespace();
+            let media = words.next().unwrap_or("");
+            let pt = words.nth(2).and_then(|p| p.parse().ok());
+            sections.push((media, pt, None));
+        } else if let (Some(a), Some(section)) = (line.strip_prefix("a=fmtp:"), sections.last_mut())
+        {
+            if let Some((pt, params)) = a.split_once(' ') {
+                if pt.parse().ok() == section.1 && section.2.is_none() {
+                    section.2 = Some(params.trim());
+                }
+            }
+        }
+    }
+    let mut used = vec![false; sections.len()];
+    streams
+        .iter()
+        .map(|(media, pt)| {
+            let i = sections
+                .iter()
+                .enumerate()
+                .position(|(i, (m, p, _))| !used[i] && m == media && *p == Some(*pt))?;
+            used[i] = true;
+            sections[i].2.map(str::to_owned)
+        })
+        .collect()
+}
+
+/// How one track of a camera read packet by packet is depacketized.
+enum RawTrack {
+    /// H.264 or H.265 back to access units.
+    Video(cardea_codecs::h26x::Depacketizer),
+    /// MP4A-LATM to ADTS frames for the AAC transcoder.
+    Latm(cardea_codecs::latm::LatmDepacketizer),
+    /// One frame per packet (G.711, G.722, Opus).
+    Whole,
+}
+
+/// What a session reads: retina's frames, or, for a camera with a track retina
+/// cannot depacketize, its RTP packets.
+enum Feed {
+    Frames(Demuxed),
+    Packets(Pin<Box<Session<Playing>>>, Vec<RawTrack>),
+}
+
+enum Item {
+    Frame(CodecItem),
+    Packet(ReceivedPacket),
+}
+
+impl Feed {
+    async fn next(&mut self) -> Option<Result<Item, retina::Error>> {
+        match self {
+            Feed::Frames(d) => d.next().await.map(|r| r.map(Item::Frame)),
+            Feed::Packets(s, _) => loop {
+                match s.next().await? {
+                    Ok(PacketItem::Rtp(p)) => return Some(Ok(Item::Packet(p))),
+                    Ok(_) => continue, // RTCP: retina keeps the session alive itself
+                    Err(e) => return Some(Err(e)),
+                }
+            },
+        }
+    }
+}
+
+/// AAC (ADTS) through the track's Opus transcoder into packets; false to stop.
+fn transcode(
+    source: SourceId,
+    transcoder: &mut cardea_codecs::aac::AacToOpus,
+    adts: &[u8],
+    packetizer: &mut TrackPacketizer,
+    now: Instant,
+    emit: &mut dyn FnMut(SourcePacket) -> bool,
+) -> bool {
+    let mut ok = true;
+    let pushed = transcoder.push_adts(adts, &mut |opus, ts48| {
+        ok &= packetizer.whole(opus, ts48, now, emit);
+    });
+    if let Err(e) = pushed {
+        tracing::debug!(%source, error = %e, "AAC frame dropped");
+    }
+    ok
+}
+
 #[allow(clippy::disallowed_methods)] // a driver: it times the camera and stamps arrivals
 #[allow(clippy::too_many_arguments)] // per-camera state that outlives one session, each used once
 async fn session(
@@ -284,6 +385,44 @@ async fn session(
         .map(|s| (s.media(), s.encoding_name()))
         .collect();
     let by_stream = match_tracks(&spec.tracks, &offered)?;
+    // Retina depacketizes everything but MP4A-LATM; with such a track, read packets.
+    let raw = spec.tracks.iter().any(|t| t.encoding == "mp4a-latm");
+    let mut raw_tracks = Vec::new();
+    if raw {
+        let keys: Vec<(&str, u8)> = session
+            .streams()
+            .iter()
+            .map(|s| (s.media(), s.rtp_payload_type()))
+            .collect();
+        let fmtps = stream_fmtps(&String::from_utf8_lossy(session.sdp()), &keys);
+        for (track, t) in spec.tracks.iter().enumerate() {
+            let (stream, _) = by_stream
+                .iter()
+                .find(|(_, tr)| *tr == track)
+                .expect("every track matched");
+            let fmtp = fmtps[*stream].as_deref().unwrap_or("");
+            let packetizer = &mut packetizers[track];
+            raw_tracks.push(match t.encoding.as_str() {
+                "h264" => {
+                    packetizer.set_parameter_sets(Some(
+                        cardea_codecs::h264::ParameterSetInserter::from_fmtp(fmtp),
+                    ));
+                    RawTrack::Video(cardea_codecs::h26x::Depacketizer::new(VideoCodec::H264))
+                }
+                "h265" => RawTrack::Video(cardea_codecs::h26x::Depacketizer::new(VideoCodec::H265)),
+                "mp4a-latm" => RawTrack::Latm(
+                    cardea_codecs::latm::LatmDepacketizer::from_fmtp(fmtp)
+                        .map_err(|e| format!("audio track {track}: {e}"))?,
+                ),
+                _ => RawTrack::Whole,
+            });
+        }
+    } else {
+        // Retina puts the parameter sets before keyframes itself.
+        for p in packetizers.iter_mut() {
+            p.set_parameter_sets(None);
+        }
+    }
     for (i, _) in &by_stream {
         let transport = if spec.tcp {
             Transport::Tcp(TcpTransportOptions::default())
@@ -298,12 +437,15 @@ async fn session(
             .await
             .map_err(|e| describe_error(spec, e))?;
     }
-    let mut playing = session
+    let playing = session
         .play(PlayOptions::default())
         .await
-        .map_err(|e| describe_error(spec, e))?
-        .demuxed()
         .map_err(|e| describe_error(spec, e))?;
+    let mut feed = if raw {
+        Feed::Packets(Box::pin(playing), raw_tracks)
+    } else {
+        Feed::Frames(playing.demuxed().map_err(|e| describe_error(spec, e))?)
+    };
     status.connected.store(true, Ordering::Relaxed);
     on_play();
     tracing::info!(%source, url = %redact(&spec.url), tracks = by_stream.len(), "RTSP source playing");
@@ -329,7 +471,7 @@ async fn session(
         } else {
             SILENCE
         };
-        let next = tokio::time::timeout(wait, playing.next()).await;
+        let next = tokio::time::timeout(wait, feed.next()).await;
         // The one clock read of this turn: timers and the frame's arrival time.
         let now = Instant::now();
         let item = match next {
@@ -351,31 +493,65 @@ async fn session(
         };
         silent_since = now;
         *played = true;
-        let (stream_id, data, ts, video) = match &item {
-            CodecItem::VideoFrame(f) => (f.stream_id(), f.data(), f.timestamp().timestamp(), true),
-            CodecItem::AudioFrame(f) => (f.stream_id(), f.data(), f.timestamp().timestamp(), false),
-            _ => continue,
-        };
-        let Some(&(_, track)) = by_stream.iter().find(|(i, _)| *i == stream_id) else {
-            continue;
-        };
-        spec.counters.arrived(now, data.len());
         let mut emit =
             |p: SourcePacket| engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok();
-        let packetizer = &mut packetizers[track];
-        let ok = if video {
-            packetizer.access_unit(data, ts as u32, now, &mut emit)
-        } else if let Some(t) = transcoders[track].as_mut() {
-            let mut ok = true;
-            let pushed = t.push_adts(data, &mut |opus, ts48| {
-                ok &= packetizer.whole(opus, ts48, now, &mut emit);
-            });
-            if let Err(e) = pushed {
-                tracing::debug!(%source, error = %e, "AAC frame dropped");
+        let ok = match item {
+            Item::Frame(frame) => {
+                let (stream_id, data, ts, video) = match &frame {
+                    CodecItem::VideoFrame(f) => {
+                        (f.stream_id(), f.data(), f.timestamp().timestamp(), true)
+                    }
+                    CodecItem::AudioFrame(f) => {
+                        (f.stream_id(), f.data(), f.timestamp().timestamp(), false)
+                    }
+                    _ => continue,
+                };
+                let Some(&(_, track)) = by_stream.iter().find(|(i, _)| *i == stream_id) else {
+                    continue;
+                };
+                spec.counters.arrived(now, data.len());
+                let packetizer = &mut packetizers[track];
+                if video {
+                    packetizer.access_unit(data, ts as u32, now, &mut emit)
+                } else if let Some(t) = transcoders[track].as_mut() {
+                    transcode(source, t, data, packetizer, now, &mut emit)
+                } else {
+                    packetizer.whole(data, ts as u32, now, &mut emit)
+                }
             }
-            ok
-        } else {
-            packetizer.whole(data, ts as u32, now, &mut emit)
+            Item::Packet(pkt) => {
+                let Feed::Packets(_, raw_tracks) = &mut feed else {
+                    unreachable!("packets come only from a packet feed");
+                };
+                let Some(&(_, track)) = by_stream.iter().find(|(i, _)| *i == pkt.stream_id())
+                else {
+                    continue;
+                };
+                let payload = pkt.payload();
+                spec.counters.arrived(now, payload.len());
+                let (seq, ts, marker) = (
+                    pkt.sequence_number(),
+                    pkt.timestamp().timestamp() as u32,
+                    pkt.mark(),
+                );
+                let packetizer = &mut packetizers[track];
+                let mut ok = true;
+                match &mut raw_tracks[track] {
+                    RawTrack::Video(d) => d.push(seq, ts, marker, payload, &mut |au, ts| {
+                        ok &= packetizer.access_unit(au, ts, now, &mut emit);
+                    }),
+                    RawTrack::Latm(d) => {
+                        // Every AAC track got its transcoder when the session began.
+                        if let Some(t) = transcoders[track].as_mut() {
+                            d.push(seq, ts, marker, payload, &mut |adts| {
+                                ok &= transcode(source, t, adts, packetizer, now, &mut emit);
+                            })
+                        }
+                    }
+                    RawTrack::Whole => ok = packetizer.whole(payload, ts, now, &mut emit),
+                }
+                ok
+            }
         };
         if !ok {
             return Ok(());
@@ -406,6 +582,27 @@ mod tests {
         };
         let shown = format!("{spec:?} {}", describe_error(&spec, "401 for admin:s3cret"));
         assert!(!shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
+    fn fmtp_of_each_stream_from_the_cameras_sdp() {
+        // gst-rtsp-server's SDP for a main + sub stream and LATM audio (trimmed).
+        let sdp = "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\
+            a=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z0LAHtoC,aM48gA==\r\n\
+            m=audio 0 RTP/AVP 97\r\na=rtpmap:97 MP4A-LATM/44100\r\n\
+            a=fmtp:97 cpresent=0;config=40002410adca00\r\n\
+            m=video 0 RTP/AVP 96\r\na=fmtp:96 packetization-mode=1;sprop-parameter-sets=Z2QAFQ==,aOvjyw==\r\n\
+            m=application 0 RTP/AVP 107\r\n";
+        let streams = [("video", 96), ("audio", 97), ("video", 96), ("audio", 8)];
+        assert_eq!(
+            stream_fmtps(sdp, &streams),
+            vec![
+                Some("packetization-mode=1;sprop-parameter-sets=Z0LAHtoC,aM48gA==".into()),
+                Some("cpresent=0;config=40002410adca00".into()),
+                Some("packetization-mode=1;sprop-parameter-sets=Z2QAFQ==,aOvjyw==".into()),
+                None,
+            ]
+        );
     }
 
     #[test]

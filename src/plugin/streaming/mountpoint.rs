@@ -328,7 +328,11 @@ impl Mountpoint {
             }
             let lower = name.to_ascii_lowercase();
             // AAC cameras: browsers get Opus, transcoded by the gateway.
-            let aac = matches!(lower.as_str(), "aac" | "mpeg4-generic");
+            // AAC as RFC 3640 (`mpeg4-generic`, most cameras) or MP4A-LATM (`latm`).
+            let aac = matches!(
+                lower.as_str(),
+                "aac" | "mpeg4-generic" | "latm" | "mp4a-latm"
+            );
             let (codec, encoding) = match (kind.as_str(), lower.as_str()) {
                 ("video", "h264" | "h265") => (
                     codec_spec(&lower, fmtp.as_deref()).expect("known"),
@@ -339,14 +343,18 @@ impl Mountpoint {
                 }
                 ("audio", _) if aac => (
                     codec_spec("opus", None).expect("known"),
-                    "mpeg4-generic".into(),
+                    if lower.contains("latm") {
+                        "mp4a-latm".into()
+                    } else {
+                        "mpeg4-generic".into()
+                    },
                 ),
                 _ => {
                     return Err((
                         err::INVALID_ELEMENT,
                         format!(
                             "Unsupported RTSP {kind} codec '{name}' (video: h264, h265; \
-                             audio: aac, pcma, pcmu, g722, opus)"
+                             audio: aac, latm, pcma, pcmu, g722, opus)"
                         ),
                     ))
                 }
