@@ -1,7 +1,8 @@
 //! Cardea's media translation pieces, free of async and networking.
 //!
 //! G.711 (µ-law and A-law), H.264/H.265 RTP packetization and depacketization,
-//! keyframe detection, MP4A-LATM depacketization and AAC → Opus (libavcodec + libopus). The SIP bridge's Opus ↔ G.711 comes next.
+//! keyframe detection, MP4A-LATM depacketization, AAC → Opus (libavcodec + libopus)
+//! and the SIP bridge's Opus ↔ G.711.
 #![warn(missing_docs)]
 
 pub mod aac;
@@ -11,3 +12,4 @@ pub mod h265;
 pub mod h26x;
 pub mod keyframe;
 pub mod latm;
+pub mod voice;
