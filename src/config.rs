@@ -26,6 +26,39 @@ pub struct Config {
     pub web: WebConfig,
     /// `janus.plugin.streaming`.
     pub streaming: StreamingConfig,
+    /// `janus.plugin.sip`: the gateway's SIP user agent.
+    pub sip: SipConfig,
+}
+
+/// `[sip]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Run the SIP plugin and its user agent.
+    pub enabled: bool,
+    /// Address of the SIP UDP socket; the PBX must reach it.
+    pub local_ip: IpAddr,
+    /// Its port; 0 picks a free one.
+    pub local_port: u16,
+    /// Address put in Via and Contact instead of `local_ip` (gateway behind NAT).
+    pub advertised_ip: Option<IpAddr>,
+    /// Registration lifetime asked for when `register` gives no `register_ttl`, seconds.
+    pub register_ttl: u32,
+    /// User-Agent header of requests.
+    pub user_agent: String,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            enabled: true,
+            local_ip: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            local_port: 0,
+            advertised_ip: None,
+            register_ttl: 3600,
+            user_agent: "Cardea".into(),
+        }
+    }
 }
 
 /// `[streaming]`

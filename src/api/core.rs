@@ -274,6 +274,10 @@ impl Core {
         id
     }
 
+    pub(crate) fn sip_command(&mut self, cmd: crate::ingest::sip::SipCommand) {
+        self.outputs.push_back(Output::Sip(cmd));
+    }
+
     pub(crate) fn start_rtsp_source(
         &mut self,
         spec: crate::ingest::rtsp::RtspSpec,

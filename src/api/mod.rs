@@ -102,6 +102,8 @@ pub enum Output {
     },
     /// Stop a source.
     StopSource(SourceId),
+    /// A command for the SIP user agent.
+    Sip(crate::ingest::sip::SipCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -633,6 +635,11 @@ impl Gateway {
     /// An event from the media engine.
     pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
+            MediaEvent::Sip(ev) => {
+                for i in 0..self.plugins.len() {
+                    self.call_plugin(i, now, |p, ctx| p.sip_event(ctx, &ev));
+                }
+            }
             MediaEvent::SourceState { source, connected } => {
                 for i in 0..self.plugins.len() {
                     self.call_plugin(i, now, |p, ctx| p.source_state(ctx, source, connected));

@@ -5,3 +5,4 @@ pub mod demo;
 pub mod packetizer;
 pub mod rtp;
 pub mod rtsp;
+pub mod sip;

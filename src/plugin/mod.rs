@@ -19,6 +19,7 @@ use str0m::Rtc;
 use crate::api::{ApiError, HandleId, Jsep};
 
 pub mod echotest;
+pub mod sip;
 pub mod streaming;
 
 /// What a plugin answers to a message, as Janus's `janus_plugin_result`.
@@ -83,6 +84,8 @@ pub trait Plugin: Send {
         _connected: bool,
     ) {
     }
+    /// The SIP user agent reports on something a handle of this plugin asked for.
+    fn sip_event(&mut self, _ctx: &mut PluginCtx<'_>, _ev: &crate::ingest::sip::SipEvent) {}
     /// An ICE restart asked with [`PluginCtx::restart_ice`] produced this offer for the peer.
     fn restart_offer(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId, _offer: Jsep) {}
     /// The handle's PeerConnection is up (ICE and DTLS done).
@@ -206,6 +209,12 @@ impl PluginCtx<'_> {
         answer: &Jsep,
     ) -> Result<(), ApiError> {
         self.core.restart_answer(handle, answer)
+    }
+
+    /// Hands a command to the SIP user agent; its outcome comes back through
+    /// [`Plugin::sip_event`].
+    pub fn sip(&mut self, cmd: crate::ingest::sip::SipCommand) {
+        self.core.sip_command(cmd);
     }
 
     /// Closes the handle's PeerConnection; `hangup_media` follows.

@@ -46,6 +46,8 @@ pub struct Hub {
     media: mpsc::UnboundedSender<MediaCommand>,
     /// Where sources report their state (same channel as the media engine's events).
     events: mpsc::UnboundedSender<MediaEvent>,
+    /// The SIP user agent's commands, when it runs.
+    sip: Option<mpsc::UnboundedSender<crate::ingest::sip::SipCommand>>,
     conns: Mutex<HashMap<ConnId, mpsc::UnboundedSender<String>>>,
     waiters: Mutex<HashMap<SessionId, Arc<Notify>>>,
     sources: Mutex<HashMap<SourceId, SourceTask>>,
@@ -131,6 +133,12 @@ impl Hub {
                     }
                 }
             }
+            Output::Sip(cmd) => match &self.sip {
+                Some(tx) => {
+                    let _ = tx.send(cmd);
+                }
+                None => tracing::warn!(?cmd, "SIP command while the user agent is off"),
+            },
             Output::StopSource(id) => {
                 match self.sources.lock().expect("sources lock").remove(&id) {
                     Some(SourceTask::Task(task)) => task.abort(),
@@ -209,6 +217,8 @@ pub struct Running {
     pub admin_ws: Option<SocketAddr>,
     /// The media UDP socket.
     pub udp: SocketAddr,
+    /// The SIP user agent's UDP socket, when `[sip]` is enabled.
+    pub sip: Option<SocketAddr>,
     /// Shared state, for in-process inspection (tests, benches).
     pub hub: Arc<Hub>,
     shutdown: watch::Sender<bool>,
@@ -247,6 +257,9 @@ pub enum StartError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The SIP user agent could not start.
+    #[error("SIP: {0}")]
+    Sip(String),
 }
 
 async fn bind_tcp(
@@ -288,6 +301,24 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         "media socket bound"
     );
     let counters = Arc::new(MediaCounters::default());
+    let sip_endpoint = if config.sip.enabled {
+        let settings = crate::ingest::sip::driver::SipSettings {
+            bind: SocketAddr::new(config.sip.local_ip, config.sip.local_port),
+            advertised: config
+                .sip
+                .advertised_ip
+                .map(|ip| SocketAddr::new(ip, config.sip.local_port)),
+            user_agent: config.sip.user_agent.clone(),
+        };
+        let ep = crate::ingest::sip::driver::bind(&settings)
+            .await
+            .map_err(StartError::Sip)?;
+        tracing::info!(udp = %ep.local, "SIP user agent bound");
+        Some(ep)
+    } else {
+        None
+    };
+    let sip_addr = sip_endpoint.as_ref().map(|e| e.local);
     let plugins: Vec<Box<dyn crate::plugin::Plugin>> = vec![
         Box::new(EchoTest::new(config.media.default_remb_bitrate)),
         Box::new(Streaming::new(
@@ -295,6 +326,10 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             config.streaming.rtp_bind_ip,
             config.streaming.mountpoints.clone(),
             opts.config_path.clone(),
+        )),
+        Box::new(crate::plugin::sip::Sip::new(
+            sip_endpoint.is_some(),
+            config.sip.register_ttl,
         )),
     ];
     let gateway = Gateway::new(
@@ -307,11 +342,13 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let (media_tx, media_rx) = mpsc::unbounded_channel();
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (sip_tx, sip_rx) = mpsc::unbounded_channel();
     let hub = Arc::new(Hub {
         gateway: Mutex::new(gateway),
         clock: opts.clock.clone(),
         media: media_tx,
         events: events_tx.clone(),
+        sip: sip_endpoint.is_some().then_some(sip_tx),
         conns: Mutex::new(HashMap::new()),
         waiters: Mutex::new(HashMap::new()),
         sources: Mutex::new(HashMap::new()),
@@ -323,6 +360,14 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
 
     let mut tasks = JoinSet::new();
     hub.with_gateway(|g, now| g.init_plugins(now));
+    if let Some(ep) = sip_endpoint {
+        tasks.spawn(crate::ingest::sip::driver::run(
+            ep,
+            sip_rx,
+            events_tx.clone(),
+            shutdown_rx.clone(),
+        ));
+    }
     tasks.spawn(webrtc::driver::run(
         udp,
         LocalAddrs::new(udp_addr.port(), &host_addrs),
@@ -370,6 +415,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         ws: None,
         admin_ws: None,
         udp: udp_addr,
+        sip: sip_addr,
         hub: hub.clone(),
         shutdown: shutdown_tx,
         tasks,

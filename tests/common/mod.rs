@@ -121,10 +121,14 @@ impl Gw {
     }
 
     pub async fn attach(&self, sid: u64) -> u64 {
+        self.attach_plugin(sid, "janus.plugin.echotest").await
+    }
+
+    pub async fn attach_plugin(&self, sid: u64, plugin: &str) -> u64 {
         let r = self
             .post(
                 &format!("/{sid}"),
-                json!({"janus": "attach", "plugin": "janus.plugin.echotest", "transaction": "a"}),
+                json!({"janus": "attach", "plugin": plugin, "transaction": "a"}),
             )
             .await;
         assert_eq!(r["janus"], "success", "{r}");

@@ -171,6 +171,9 @@ pub struct OfferTrack {
 /// What the engine tells the control side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
+    /// The SIP user agent's news (it shares this channel: both are drivers reporting
+    /// to the core).
+    Sip(crate::ingest::sip::SipEvent),
     /// A source lost or regained its input (an RTSP camera went away or came back).
     SourceState {
         /// The source.

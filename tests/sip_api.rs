@@ -1,0 +1,100 @@
+//! janus.plugin.sip's request validation and error codes (janus-api.md §4): every
+//! request is asynchronous, errors come as `{"sip":"event","error_code":N}` with the
+//! request's transaction, and nothing reaches the network when a request is refused.
+//! A registrar is not needed here; tests against kamailio are in interop-tests.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Sends `body` on a SIP handle: `ack`, then the event answering it.
+async fn request(gw: &Gw, sid: u64, hid: u64, body: Value) -> Value {
+    let r = gw
+        .post(
+            &format!("/{sid}/{hid}"),
+            json!({"janus": "message", "transaction": "t", "body": body}),
+        )
+        .await;
+    assert_eq!(r["janus"], "ack", "{r}");
+    let (_, ev) = gw.poll(sid, 1).await;
+    assert_eq!(ev["transaction"], "t", "{ev}");
+    assert_eq!(ev["plugindata"]["plugin"], "janus.plugin.sip", "{ev}");
+    ev["plugindata"]["data"].clone()
+}
+
+#[tokio::test]
+async fn register_is_validated_before_anything_is_sent() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let user = "sip:alice@127.0.0.1:5999";
+    let cases = [
+        (json!({}), 443),
+        (json!({"request": "register", "secret": "x"}), 443),
+        (
+            json!({"request": "register", "username": "alice", "secret": "x"}),
+            446,
+        ),
+        (
+            json!({"request": "register", "username": "sip:@127.0.0.1", "secret": "x"}),
+            446,
+        ),
+        (json!({"request": "register", "username": user}), 443), // no secret
+        (
+            json!({"request": "register", "username": user, "secret": "x", "register_ttl": 0}),
+            444,
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "proxy": "127.0.0.1"}),
+            446,
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "type": "sometimes"}),
+            444,
+        ),
+        // CR/LF in a custom header would let the caller write any header or body.
+        (
+            json!({"request": "register", "username": user, "secret": "x",
+                "headers": {"X-A": "1\r\nContact: <sip:evil@203.0.113.1>"}}),
+            444,
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "headers": {"Bad Name": "1"}}),
+            444,
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "headers": ["X-A: 1"]}),
+            444,
+        ),
+        (json!({"request": "unregister"}), 447),
+        (json!({"request": "fly"}), 442),
+        (json!({"request": 7}), 444),
+    ];
+    for (body, code) in cases {
+        let ev = request(&gw, sid, hid, body.clone()).await;
+        assert_eq!(ev["sip"], "event", "{body}: {ev}");
+        assert_eq!(ev["error_code"], code, "{body}: {ev}");
+        assert!(ev["error"].as_str().is_some_and(|e| !e.is_empty()), "{ev}");
+    }
+    // The handle is still there and usable.
+    let ev = request(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "register", "type": "guest", "username": user}),
+    )
+    .await;
+    assert_eq!(ev["result"]["event"], "registered", "{ev}");
+    assert_eq!(ev["result"]["register_sent"], false, "{ev}");
+    let ev = request(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "register", "type": "guest", "username": user}),
+    )
+    .await;
+    assert_eq!(ev["error_code"], 445, "{ev}");
+    let ev = request(&gw, sid, hid, json!({"request": "unregister"})).await;
+    assert_eq!(ev["result"]["event"], "unregistered", "{ev}");
+}
