@@ -7,7 +7,7 @@
 //!  browser (janus.js) ──HTTP/long poll, WebSocket──▶ transport/ ──▶ api::Gateway (sans-IO)
 //!                                                         ▲            │ plugin calls
 //!                                                         │ events     ▼
-//!                                                         │       plugin/ (echotest; streaming, sip next)
+//!                                                         │       plugin/ (echotest, streaming, sip)  ──commands──▶ ingest/sip (rsipstack)
 //!                                                         │            │ accept_offer → str0m Rtc
 //!  browser ◀──── one UDP socket ────▶ media/webrtc/driver ◀─commands───┘
 //!                                     media/webrtc/engine (sans-IO, every peer's Rtc)
@@ -22,6 +22,9 @@
 //! * [`plugin`]: the plugin boundary (Janus's `plugin.h` as traits) and the plugins.
 //! * [`media`]: the WebRTC layer over str0m, one UDP socket for every peer,
 //!   demultiplexed by ICE ufrag then source address.
+//! * [`ingest`]: where media and signalling enter from outside WebRTC: plain RTP,
+//!   RTSP cameras (retina), the demo source, and the SIP user agent (rsipstack behind
+//!   `ingest::sip`'s own command and event types).
 //! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners and the
 //!   demo page; the only async code on the control side.
 //! * [`clock`]: the one place the control side reads time.

@@ -1,5 +1,6 @@
-//! Ingest: where media enters the gateway from outside WebRTC. Today plain RTP over
-//! UDP (`rtp`); RTSP cameras and the SIP user agent join it.
+//! Ingest: where media and signalling enter the gateway from outside WebRTC: plain RTP
+//! over UDP (`rtp`), RTSP cameras (`rtsp`), the built-in demo source (`demo`) and the
+//! SIP user agent (`sip`).
 
 pub mod demo;
 pub mod packetizer;
