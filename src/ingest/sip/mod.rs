@@ -17,7 +17,7 @@ pub struct Account {
     pub uri: String,
     /// The user part of `uri`.
     pub user: String,
-    /// The host[:port] part of `uri`.
+    /// The `host[:port]` part of `uri`.
     pub domain: String,
     /// Digest password.
     pub secret: Option<String>,
@@ -111,7 +111,7 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Splits `sip:user@host[:port][;params]` into (user, host[:port]).
+/// Splits `sip:user@host[:port][;params]` into `(user, host[:port])`.
 pub fn split_sip_uri(uri: &str) -> Option<(&str, &str)> {
     let rest = uri
         .strip_prefix("sip:")
