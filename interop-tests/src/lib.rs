@@ -281,6 +281,22 @@ pub fn free_port() -> u16 {
 
 /// Sends a synchronous request to the streaming plugin; returns its answer.
 pub fn streaming_request(running: &Running, body: Value) -> Value {
+    let at_handle = attach(running, "janus.plugin.streaming");
+    let r = message_on(running, at_handle, body);
+    let at_session = cardea::api::Target {
+        session: at_handle.session,
+        handle: None,
+    };
+    janus(
+        running,
+        at_session,
+        serde_json::json!({"janus": "destroy", "transaction": "d"}),
+    );
+    r["plugindata"]["data"].clone()
+}
+
+/// Creates a session on the in-process gateway and attaches a handle to `plugin`.
+pub fn attach(running: &Running, plugin: &str) -> cardea::api::Target {
     use cardea::api::{HandleId, SessionId, Target};
     let sid = janus(
         running,
@@ -293,24 +309,17 @@ pub fn streaming_request(running: &Running, body: Value) -> Value {
         session: Some(SessionId(sid)),
         handle: None,
     };
-    let hid = janus(running, at_session, serde_json::json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}))["data"]["id"]
-        .as_u64()
-        .expect("handle");
-    let at_handle = Target {
-        session: Some(SessionId(sid)),
-        handle: Some(HandleId(hid)),
-    };
-    let r = janus(
-        running,
-        at_handle,
-        serde_json::json!({"janus": "message", "transaction": "m", "body": body}),
-    );
-    janus(
+    let hid = janus(
         running,
         at_session,
-        serde_json::json!({"janus": "destroy", "transaction": "d"}),
-    );
-    r["plugindata"]["data"].clone()
+        serde_json::json!({"janus": "attach", "plugin": plugin, "transaction": "a"}),
+    )["data"]["id"]
+        .as_u64()
+        .expect("handle");
+    Target {
+        session: Some(SessionId(sid)),
+        handle: Some(HandleId(hid)),
+    }
 }
 
 /// The media counters from the admin API's `get_status`.

@@ -9,9 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use cardea::api::{HandleId, SessionId, Target};
+use cardea::api::Target;
 use cardea::Running;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// A kamailio on 127.0.0.1:`port`, stopped (with its children) when dropped.
 pub struct Kamailio {
@@ -140,30 +140,9 @@ pub struct SipHandle<'a> {
 impl<'a> SipHandle<'a> {
     /// Creates the session and attaches.
     pub fn attach(running: &'a Running) -> Self {
-        let sid = crate::janus(
-            running,
-            Target::default(),
-            json!({"janus": "create", "transaction": "c"}),
-        )["data"]["id"]
-            .as_u64()
-            .expect("session");
-        let at_session = Target {
-            session: Some(SessionId(sid)),
-            handle: None,
-        };
-        let hid = crate::janus(
-            running,
-            at_session,
-            json!({"janus": "attach", "plugin": "janus.plugin.sip", "transaction": "a"}),
-        )["data"]["id"]
-            .as_u64()
-            .expect("handle");
         SipHandle {
             running,
-            target: Target {
-                session: Some(SessionId(sid)),
-                handle: Some(HandleId(hid)),
-            },
+            target: crate::attach(running, "janus.plugin.sip"),
         }
     }
 
