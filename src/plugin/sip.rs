@@ -124,12 +124,15 @@ impl Sip {
         handle: HandleId,
         body: &Map<String, Value>,
     ) -> Result<Option<Account>, Failure> {
-        let state = self.handles.get(&handle).map(|h| h.registration);
-        if matches!(
-            state,
-            Some(Registration::Registering | Registration::Registered { .. })
-        ) {
-            return Err((err::ALREADY_REGISTERED, "Already registered".into()));
+        match self.handles.get(&handle).map(|h| h.registration) {
+            Some(Registration::Registering | Registration::Registered { .. }) => {
+                return Err((err::ALREADY_REGISTERED, "Already registered".into()))
+            }
+            // Its `unregistered` is still to come and would end the new registration.
+            Some(Registration::Unregistering) => {
+                return Err((err::WRONG_STATE, "Wrong state (still unregistering)".into()))
+            }
+            None => {}
         }
         let kind = optional_str(body, "type")?.unwrap_or("");
         let guest = match kind {
