@@ -167,6 +167,17 @@ impl Streaming {
         ))
     }
 
+    /// The mountpoint a viewer may watch: its pin checked when it has one.
+    fn viewable(&self, id: u64, body: &Map<String, Value>) -> Result<&Mountpoint, Refusal> {
+        let mp = self.mountpoint(id)?;
+        if let Some(pin) = &mp.pin {
+            if body.get("pin").and_then(Value::as_str) != Some(pin) {
+                return Err((err::UNAUTHORIZED, "Unauthorized (wrong pin)".into()));
+            }
+        }
+        Ok(mp)
+    }
+
     /// Checks the mountpoint's secret when it has one.
     fn authorized(
         &mut self,
@@ -480,12 +491,7 @@ impl Streaming {
                     return Err((err::INVALID_STATE, "Already watching a stream".into()));
                 }
                 let id = mountpoint_id(body)?;
-                let mp = self.mountpoint(id)?;
-                if let Some(pin) = &mp.pin {
-                    if body.get("pin").and_then(Value::as_str) != Some(pin) {
-                        return Err((err::UNAUTHORIZED, "Unauthorized (wrong pin)".into()));
-                    }
-                }
+                let mp = self.viewable(id, body)?;
                 let wanted: Option<Vec<&str>> = body
                     .get("media")
                     .and_then(Value::as_array)
@@ -727,12 +733,7 @@ impl Streaming {
             return Err((err::INVALID_STATE, "Can't switch: not streaming".into()));
         };
         let id = mountpoint_id(body)?;
-        let target = self.mountpoint(id)?;
-        if let Some(pin) = &target.pin {
-            if body.get("pin").and_then(Value::as_str) != Some(pin) {
-                return Err((err::UNAUTHORIZED, "Unauthorized (wrong pin)".into()));
-            }
-        }
+        let target = self.viewable(id, body)?;
         let current = self.mountpoint(from)?;
         let same_layout = viewer.mids.iter().enumerate().all(|(i, mid)| {
             mid.is_none()
