@@ -110,13 +110,7 @@ async fn streaming(gw: &Gw, sid: u64, hid: u64, body: Value) -> Value {
 async fn bad_cameras_give_clear_errors_and_retries() {
     let gw = start(|_| {}).await;
     let sid = gw.create_session().await;
-    let r = gw
-        .post(
-            &format!("/{sid}"),
-            json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}),
-        )
-        .await;
-    let hid = r["data"]["id"].as_u64().unwrap();
+    let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
     let cases = [
         (Misbehaviour::MalformedSdp, 51),
         (Misbehaviour::ShortBody, 52),

@@ -14,13 +14,7 @@ struct Streaming<'a> {
 impl Streaming<'_> {
     async fn attach(gw: &Gw) -> Streaming<'_> {
         let sid = gw.create_session().await;
-        let r = gw
-            .post(
-                &format!("/{sid}"),
-                json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}),
-            )
-            .await;
-        let hid = r["data"]["id"].as_u64().unwrap();
+        let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
         Streaming { gw, sid, hid }
     }
 
