@@ -123,11 +123,13 @@ impl Core {
         hid: HandleId,
         offer: &Jsep,
         media: Box<dyn MediaHandler>,
+        voice: Option<crate::media::webrtc::VoiceLeg>,
+        subscriptions: Vec<SourceId>,
     ) -> Result<Jsep, ApiError> {
         self.ensure_no_pc(hid)?;
         let (rtc, answer) = self
             .webrtc
-            .accept_offer(now, &offer.sdp)
+            .accept_offer(now, &offer.sdp, voice)
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, e.to_string()))?;
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
@@ -148,7 +150,7 @@ impl Core {
                 handler: media,
                 stats,
                 remote_candidates,
-                subscriptions: Vec::new(),
+                subscriptions,
             }))));
         Ok(Jsep {
             kind: JsepKind::Answer,
@@ -185,6 +187,43 @@ impl Core {
             restart: false,
         };
         Ok((jsep, mids))
+    }
+
+    /// Like [`Self::create_offer`] for a call's browser leg: one sendrecv audio m-line.
+    pub(crate) fn create_voice_offer(
+        &mut self,
+        now: Instant,
+        hid: HandleId,
+        leg: crate::media::webrtc::VoiceLeg,
+    ) -> Result<(Jsep, Mid), ApiError> {
+        self.ensure_no_pc(hid)?;
+        let (rtc, offer, pending, mid) = self
+            .webrtc
+            .create_voice_offer(now, leg)
+            .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
+        let peer = PeerId(self.next_peer);
+        self.next_peer += 1;
+        let h = self.handles.get_mut(&hid).ok_or_else(|| no_handle(hid))?;
+        h.pc = Some(Pc {
+            peer,
+            stats: Arc::new(PeerStats::default()),
+            connected: false,
+        });
+        h.pending_offer = Some(PendingOffer { rtc, pending });
+        let jsep = Jsep {
+            kind: JsepKind::Offer,
+            sdp: offer,
+            trickle: false,
+            restart: false,
+        };
+        Ok((jsep, mid))
+    }
+
+    /// A source id for a source the plugin feeds itself (a call's audio).
+    pub(crate) fn allocate_source(&mut self) -> SourceId {
+        let id = SourceId(self.next_source);
+        self.next_source += 1;
+        id
     }
 
     pub(crate) fn accept_answer(

@@ -127,7 +127,37 @@ impl PluginCtx<'_> {
         offer: &Jsep,
         media: Box<dyn MediaHandler>,
     ) -> Result<Jsep, ApiError> {
-        self.core.accept_offer(self.now, handle, offer, media)
+        self.core
+            .accept_offer(self.now, handle, offer, media, None, Vec::new())
+    }
+
+    /// Like [`Self::accept_offer`] for a call's browser leg: audio only, with the
+    /// codecs of `leg`, fed by `subscriptions` (the call's audio source).
+    pub fn accept_voice_offer(
+        &mut self,
+        handle: HandleId,
+        offer: &Jsep,
+        media: Box<dyn MediaHandler>,
+        leg: crate::media::webrtc::VoiceLeg,
+        subscriptions: Vec<crate::api::SourceId>,
+    ) -> Result<Jsep, ApiError> {
+        self.core
+            .accept_offer(self.now, handle, offer, media, Some(leg), subscriptions)
+    }
+
+    /// A server-side offer for a call's browser leg (one sendrecv audio m-line);
+    /// returns it and the audio mid. Complete it with [`Self::accept_answer`].
+    pub fn create_voice_offer(
+        &mut self,
+        handle: HandleId,
+        leg: crate::media::webrtc::VoiceLeg,
+    ) -> Result<(Jsep, Mid), ApiError> {
+        self.core.create_voice_offer(self.now, handle, leg)
+    }
+
+    /// A new source id for media the plugin feeds into the engine itself.
+    pub fn allocate_source(&mut self) -> crate::api::SourceId {
+        self.core.allocate_source()
     }
 
     /// Creates the handle's PeerConnection with a server-side offer of `tracks`
@@ -298,6 +328,36 @@ impl MediaOut<'_> {
                 .nackable(true),
         );
         true
+    }
+
+    /// Sends one audio frame on `mid` with the negotiated payload type of `codec`;
+    /// `rtp_time` counts at that codec's clock rate. False when `mid` cannot send it.
+    pub fn write_audio(
+        &mut self,
+        mid: Mid,
+        codec: str0m::format::Codec,
+        wallclock: Instant,
+        rtp_time: u64,
+        payload: &std::sync::Arc<[u8]>,
+    ) -> bool {
+        let Some(writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        let Some((pt, rate)) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| (p.pt(), p.spec().clock_rate))
+        else {
+            return false;
+        };
+        writer
+            .write(
+                pt,
+                wallclock,
+                str0m::media::MediaTime::new(rtp_time, rate),
+                payload.clone(),
+            )
+            .is_ok()
     }
 
     /// Asks the peer for a keyframe on media it sends us on `mid` (Janus's `send_pli`).

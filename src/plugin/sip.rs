@@ -6,18 +6,34 @@
 //! agent (`crate::ingest::sip`), which it drives with commands and hears from
 //! through [`Plugin::sip_event`].
 //!
-//! Done: `register` (digest with `secret`, `authuser`, `proxy`/`outbound_proxy`,
+//! Registration: `register` (digest with `secret`, `authuser`, `proxy`/`outbound_proxy`,
 //! `register_ttl` with automatic refresh, `type: guest`, `send_register: false`,
-//! custom `headers`), `unregister`, `registration_failed` with the SIP code. Calls
-//! and the rest of the requests answer 442 until the media bridge lands.
+//! custom `headers`), `unregister`, `registration_failed` with the SIP code.
+//!
+//! Calls: `call` (with the browser's JSEP offer; `transcode: false` keeps G.711 end
+//! to end), incoming calls (`incomingcall` with our JSEP offer, `missed_call` when
+//! busy), `accept`, `decline`, `send_ringing`, `hangup`, `hold`/`unhold`,
+//! `dtmf_info`, `info`, `message` (in the call), `transfer` (blind REFER). The
+//! browser's own DTMF (telephone-events) reaches the phone as RFC 4733; the
+//! phone's becomes a `dtmf` event. The media half ([`CallMediaHandler`]) passes the
+//! browser's frames to the call's bridge and the bridge's audio to the browser.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
+use str0m::media::{MediaData, Mid};
+use tokio::sync::mpsc;
 
-use super::{Plugin, PluginCtx, PluginInfo, PluginMessage, PluginResult};
-use crate::api::{ApiError, HandleId};
-use crate::ingest::sip::{check_header, split_sip_uri, Account, SipCommand, SipEvent};
+use super::{MediaHandler, MediaOut, Plugin, PluginCtx, PluginInfo, PluginMessage, PluginResult};
+use crate::api::{ApiError, HandleId, Jsep, JsepKind, SourceId};
+use crate::ingest::sip::bridge::{BridgeStats, BrowserCodec, BrowserFrame};
+use crate::ingest::sip::sdp::Direction;
+use crate::ingest::sip::{
+    check_header, split_sip_uri, Account, CallEvent, CallMedia, CallOp, SipCommand, SipEvent,
+};
+use crate::media::webrtc::VoiceLeg;
 
 /// Janus's SIP plugin error codes.
 mod err {
@@ -27,6 +43,7 @@ mod err {
     pub(super) const ALREADY_REGISTERED: u16 = 445;
     pub(super) const INVALID_ADDRESS: u16 = 446;
     pub(super) const WRONG_STATE: u16 = 447;
+    pub(super) const MISSING_SDP: u16 = 448;
     pub(super) const UNKNOWN: u16 = 499;
 }
 
@@ -48,6 +65,43 @@ struct SipHandle {
     user: String,
     /// The full address of record.
     uri: String,
+    /// What calls are placed with (From, credentials, proxy).
+    account: Account,
+    /// Display name for calls.
+    display_name: Option<String>,
+    /// The call going on, if any.
+    call: Option<Call>,
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    /// Outgoing, INVITE sent, no final answer yet.
+    Calling,
+    /// Incoming, offered to the browser.
+    Ringing,
+    /// Incoming, the browser accepted; our 200 is going out.
+    Accepting,
+    /// Answered, media flowing.
+    InCall,
+    /// Hangup or decline asked; the call's end is to come.
+    Ending,
+}
+
+#[derive(Debug)]
+struct Call {
+    state: CallState,
+    call_id: Option<String>,
+    /// The other party's URI.
+    peer: String,
+    /// Our JSEP answer to the browser's offer, sent with `progress` or `accepted`.
+    answer: Option<Value>,
+    /// The audio source feeding the browser.
+    source: SourceId,
+    /// For incoming calls: the audio mid of our offer, and the browser codec.
+    mid: Option<Mid>,
+    browser: BrowserCodec,
+    stats: Arc<BridgeStats>,
 }
 
 /// The plugin.
@@ -197,6 +251,17 @@ impl Sip {
             },
         };
         let headers = headers_of(body)?;
+        let display_name = optional_str(body, "display_name")?.map(str::to_owned);
+        let account = Account {
+            uri: uri.to_owned(),
+            user: user.to_owned(),
+            domain: domain.to_owned(),
+            secret: secret.map(str::to_owned),
+            authuser: authuser.map(str::to_owned),
+            proxy: proxy.map(str::to_owned),
+            ttl,
+            headers,
+        };
         self.handles.insert(
             handle,
             SipHandle {
@@ -207,18 +272,303 @@ impl Sip {
                 },
                 user: user.to_owned(),
                 uri: uri.to_owned(),
+                account: account.clone(),
+                display_name,
+                call: None,
             },
         );
-        Ok(send_register.then(|| Account {
-            uri: uri.to_owned(),
-            user: user.to_owned(),
-            domain: domain.to_owned(),
-            secret: secret.map(str::to_owned),
-            authuser: authuser.map(str::to_owned),
-            proxy: proxy.map(str::to_owned),
-            ttl,
+        Ok(send_register.then_some(account))
+    }
+
+    /// The handle's call, when it is in one of `states`.
+    fn call_in(&mut self, handle: HandleId, states: &[CallState]) -> Result<&mut Call, Failure> {
+        match self.handles.get_mut(&handle).and_then(|h| h.call.as_mut()) {
+            Some(c) if states.contains(&c.state) => Ok(c),
+            Some(c) => Err((
+                err::WRONG_STATE,
+                format!("Wrong state (call is {:?})", c.state).to_lowercase(),
+            )),
+            None => Err((err::WRONG_STATE, "Wrong state (not in a call)".into())),
+        }
+    }
+
+    fn call(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        tx: &str,
+        body: &Map<String, Value>,
+        jsep: Option<&Jsep>,
+    ) -> Result<(), Failure> {
+        let Some(h) = self.handles.get(&handle) else {
+            return Err((err::WRONG_STATE, "Wrong state (register first)".into()));
+        };
+        if h.registration == Registration::Unregistering {
+            return Err((err::WRONG_STATE, "Wrong state (unregistering)".into()));
+        }
+        if h.call.is_some() {
+            return Err((err::WRONG_STATE, "Wrong state (already in a call)".into()));
+        }
+        let uri = optional_str(body, "uri")?
+            .ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
+        if split_sip_uri(uri).is_none() {
+            return Err((
+                err::INVALID_ADDRESS,
+                format!("Invalid user address ({uri})"),
+            ));
+        }
+        let transcode = match body.get("transcode") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    "Invalid element type (transcode should be a boolean)".into(),
+                ))
+            }
+        };
+        if body.get("srtp").and_then(Value::as_str) == Some("sdes_mandatory") {
+            return Err((
+                err::INVALID_ELEMENT,
+                "Invalid element (SDES-SRTP toward SIP is not supported yet)".into(),
+            ));
+        }
+        let headers = headers_of(body)?;
+        let Some(offer) = jsep.filter(|j| j.kind == JsepKind::Offer) else {
+            return Err((
+                err::MISSING_SDP,
+                "Missing SDP (a JSEP offer is needed)".into(),
+            ));
+        };
+        let mid = audio_mid(&offer.sdp).ok_or((
+            err::MISSING_SDP,
+            "Missing SDP (the offer has no audio)".into(),
+        ))?;
+        let (leg, browser) = if transcode {
+            (VoiceLeg::Opus, BrowserCodec::Opus)
+        } else {
+            (VoiceLeg::G711, BrowserCodec::Same)
+        };
+        let source = ctx.allocate_source();
+        let (to_bridge, from_browser) = mpsc::channel(64);
+        let stats = Arc::new(BridgeStats::default());
+        let media = Box::new(CallMediaHandler::new(to_bridge, Some(mid)));
+        let answer = ctx
+            .accept_voice_offer(handle, offer, media, leg, vec![source])
+            .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
+        let uri = uri.to_owned();
+        let h = self.handles.get_mut(&handle).expect("checked above");
+        h.call = Some(Call {
+            state: CallState::Calling,
+            call_id: None,
+            peer: uri.clone(),
+            answer: Some(answer.to_json()),
+            source,
+            mid: Some(mid),
+            browser,
+            stats: stats.clone(),
+        });
+        let _ = tx;
+        ctx.sip(SipCommand::Call {
+            handle,
+            uri,
+            account: h.account.clone(),
+            display_name: h.display_name.clone(),
             headers,
-        }))
+            media: CallMedia {
+                source,
+                from_browser,
+                browser,
+                stats,
+            },
+        });
+        Ok(())
+    }
+
+    fn accept(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        tx: &str,
+        jsep: Option<&Jsep>,
+    ) -> Result<(), Failure> {
+        let call = self.call_in(handle, &[CallState::Ringing])?;
+        let Some(answer) = jsep.filter(|j| j.kind == JsepKind::Answer) else {
+            return Err((
+                err::MISSING_SDP,
+                "Missing SDP (a JSEP answer is needed)".into(),
+            ));
+        };
+        let (to_bridge, from_browser) = mpsc::channel(64);
+        let media = Box::new(CallMediaHandler::new(to_bridge, call.mid));
+        let (source, browser, stats) = (call.source, call.browser, call.stats.clone());
+        ctx.accept_answer(handle, answer, media, vec![source])
+            .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
+        call.state = CallState::Accepting;
+        ctx.push_event(
+            handle,
+            Some(tx),
+            result(json!({"event": "accepting"})),
+            None,
+        );
+        ctx.sip(SipCommand::InCall {
+            handle,
+            op: CallOp::Accept(CallMedia {
+                source,
+                from_browser,
+                browser,
+                stats,
+            }),
+        });
+        Ok(())
+    }
+
+    fn call_event(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId, what: &CallEvent) {
+        let Some(h) = self.handles.get_mut(&handle) else {
+            return;
+        };
+        if let CallEvent::Incoming {
+            call_id,
+            caller,
+            display_name,
+            callee,
+        } = what
+        {
+            if h.call.is_some() {
+                // The user agent thought the handle free: refuse this one.
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::Decline(486),
+                });
+                return;
+            }
+            let (jsep, mid) = match ctx.create_voice_offer(handle, VoiceLeg::Opus) {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::info!(%handle, error = %e.reason, "incoming call refused: no PeerConnection");
+                    ctx.sip(SipCommand::InCall {
+                        handle,
+                        op: CallOp::Decline(480),
+                    });
+                    return;
+                }
+            };
+            h.call = Some(Call {
+                state: CallState::Ringing,
+                call_id: Some(call_id.clone()),
+                peer: caller.clone(),
+                answer: None,
+                source: ctx.allocate_source(),
+                mid: Some(mid),
+                browser: BrowserCodec::Opus,
+                stats: Arc::new(BridgeStats::default()),
+            });
+            tracing::info!(%handle, %caller, "incoming SIP call");
+            let mut data = result(json!({
+                "event": "incomingcall",
+                "username": caller,
+                "displayname": display_name,
+                "callee": callee,
+            }));
+            data["call_id"] = json!(call_id);
+            ctx.push_event(handle, None, data, Some(jsep.to_json()));
+            return;
+        }
+        if let CallEvent::Missed {
+            caller,
+            display_name,
+            callee,
+        } = what
+        {
+            ctx.push_event(
+                handle,
+                None,
+                result(json!({"event": "missed_call", "caller": caller, "displayname": display_name, "callee": callee})),
+                None,
+            );
+            return;
+        }
+        let Some(call) = h.call.as_mut() else {
+            return;
+        };
+        let call_id = call.call_id.clone();
+        let mut jsep = None;
+        let event = match what {
+            CallEvent::Incoming { .. } | CallEvent::Missed { .. } => return,
+            CallEvent::Calling { call_id } => {
+                call.call_id = Some(call_id.clone());
+                json!({"event": "calling", "call_id": call_id})
+            }
+            CallEvent::Progress { code: 180, .. } => json!({"event": "ringing"}),
+            CallEvent::Progress { code: 183, .. } => {
+                jsep = call.answer.take();
+                json!({"event": "progress", "username": call.peer})
+            }
+            CallEvent::Progress { code, reason } => {
+                json!({"event": "proceeding", "code": code, "reason": reason})
+            }
+            CallEvent::Accepted { codec } => {
+                call.state = CallState::InCall;
+                jsep = call.answer.take();
+                json!({"event": "accepted", "username": call.peer, "sip_codec": codec})
+            }
+            CallEvent::Updated { direction } => {
+                json!({"event": "updated", "direction": direction.as_str()})
+            }
+            CallEvent::DirectionSet { direction, code } => {
+                json!({"event": "updated", "direction": direction.as_str(), "code": code})
+            }
+            CallEvent::Dtmf {
+                signal,
+                duration,
+                info,
+            } => json!({
+                "event": "dtmf",
+                "sender": call.peer,
+                "signal": signal.to_string(),
+                "duration": duration,
+                "via": if *info { "info" } else { "rfc4733" },
+            }),
+            CallEvent::Info {
+                content_type,
+                content,
+            } => json!({
+                "event": "info", "sender": call.peer, "type": content_type, "content": content,
+            }),
+            CallEvent::Message {
+                content_type,
+                content,
+            } => json!({
+                "event": "message", "sender": call.peer, "content_type": content_type, "content": content,
+            }),
+            CallEvent::Delivery {
+                what: "message",
+                code,
+                reason,
+            } => {
+                json!({"event": "messagedelivery", "code": code, "reason": reason})
+            }
+            CallEvent::Delivery { what, code, reason } => {
+                json!({"event": "delivery", "request": what, "code": code, "reason": reason})
+            }
+            CallEvent::Transfer {
+                refer_to,
+                referred_by,
+            } => json!({
+                "event": "transfer", "refer_to": refer_to, "referred_by": referred_by,
+            }),
+            CallEvent::Ended { code, reason } => {
+                tracing::info!(%handle, code, %reason, "SIP call ended");
+                h.call = None;
+                ctx.close_pc(handle);
+                json!({"event": "hangup", "code": code, "reason": reason})
+            }
+        };
+        let mut data = result(event);
+        if let Some(id) = call_id {
+            data["call_id"] = json!(id);
+        }
+        ctx.push_event(handle, None, data, jsep);
     }
 
     fn message(
@@ -227,6 +577,7 @@ impl Sip {
         handle: HandleId,
         tx: &str,
         body: &Map<String, Value>,
+        jsep: Option<&Jsep>,
     ) -> Result<(), Failure> {
         let request = match body.get("request") {
             None => return Err((err::MISSING_ELEMENT, "Missing element (request)".into())),
@@ -294,10 +645,216 @@ impl Sip {
                     _ => Err((err::WRONG_STATE, "Wrong state (not registered)".into())),
                 }
             }
-            "call" | "accept" | "decline" | "progress" | "send_ringing" | "hangup" | "hold"
-            | "unhold" | "update" | "dtmf_info" | "info" | "message" | "transfer" | "subscribe"
-            | "unsubscribe" | "recording" | "keyframe" | "rtp_forward" | "stop_rtp_forward"
-            | "listforwarders" | "reset" => Err((
+            "call" => self.call(ctx, handle, tx, body, jsep),
+            "accept" => self.accept(ctx, handle, tx, jsep),
+            "decline" => {
+                let code = match body.get("code") {
+                    None => 486,
+                    Some(v) => match v.as_u64() {
+                        Some(c) if (400..700).contains(&c) => c as u16,
+                        _ => {
+                            return Err((
+                                err::INVALID_ELEMENT,
+                                "Invalid element (code should be a SIP error code, 400..699)"
+                                    .into(),
+                            ))
+                        }
+                    },
+                };
+                let call = self.call_in(handle, &[CallState::Ringing])?;
+                call.state = CallState::Ending;
+                ctx.push_event(
+                    handle,
+                    Some(tx),
+                    result(json!({"event": "declining", "code": code})),
+                    None,
+                );
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::Decline(code),
+                });
+                Ok(())
+            }
+            "send_ringing" => {
+                self.call_in(handle, &[CallState::Ringing])?;
+                ctx.push_event(handle, Some(tx), result(json!({"event": "ringing"})), None);
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::Ringing,
+                });
+                Ok(())
+            }
+            "hangup" => {
+                let call = self.call_in(
+                    handle,
+                    &[
+                        CallState::Calling,
+                        CallState::Accepting,
+                        CallState::InCall,
+                        CallState::Ringing,
+                    ],
+                )?;
+                let op = if call.state == CallState::Ringing {
+                    CallOp::Decline(480)
+                } else {
+                    CallOp::Hangup
+                };
+                call.state = CallState::Ending;
+                ctx.push_event(
+                    handle,
+                    Some(tx),
+                    result(json!({"event": "hangingup"})),
+                    None,
+                );
+                ctx.sip(SipCommand::InCall { handle, op });
+                Ok(())
+            }
+            "hold" | "unhold" => {
+                let direction = if request == "unhold" {
+                    Direction::SendRecv
+                } else {
+                    match optional_str(body, "direction")?.unwrap_or("sendonly") {
+                        "sendonly" => Direction::SendOnly,
+                        "recvonly" => Direction::RecvOnly,
+                        "inactive" => Direction::Inactive,
+                        other => {
+                            return Err((
+                                err::INVALID_ELEMENT,
+                                format!("Invalid element (direction '{other}': sendonly, recvonly or inactive)"),
+                            ))
+                        }
+                    }
+                };
+                self.call_in(handle, &[CallState::InCall])?;
+                let event = if request == "hold" {
+                    "holding"
+                } else {
+                    "resuming"
+                };
+                ctx.push_event(
+                    handle,
+                    Some(tx),
+                    result(json!({"event": event, "direction": direction.as_str()})),
+                    None,
+                );
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::Direction(direction),
+                });
+                Ok(())
+            }
+            "dtmf_info" => {
+                let digit = optional_str(body, "digit")?
+                    .ok_or((err::MISSING_ELEMENT, "Missing element (digit)".into()))?;
+                let mut chars = digit.chars();
+                let (Some(d), None) = (chars.next(), chars.next()) else {
+                    return Err((
+                        err::INVALID_ELEMENT,
+                        "Invalid element (digit should be one of 0-9, *, #, A-D)".into(),
+                    ));
+                };
+                if crate::ingest::sip::bridge::dtmf_code(d).is_none() {
+                    return Err((
+                        err::INVALID_ELEMENT,
+                        "Invalid element (digit should be one of 0-9, *, #, A-D)".into(),
+                    ));
+                }
+                let duration = match body.get("duration") {
+                    None => 160,
+                    Some(v) => match v.as_u64() {
+                        Some(ms) if (40..=6000).contains(&ms) => ms as u32,
+                        _ => {
+                            return Err((
+                                err::INVALID_ELEMENT,
+                                "Invalid element (duration should be 40..6000 ms)".into(),
+                            ))
+                        }
+                    },
+                };
+                self.call_in(handle, &[CallState::InCall])?;
+                ctx.push_event(handle, Some(tx), result(json!({"event": "dtmfsent"})), None);
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::DtmfInfo { digit: d, duration },
+                });
+                Ok(())
+            }
+            "info" | "message" => {
+                let content = optional_str(body, "content")?
+                    .ok_or((err::MISSING_ELEMENT, "Missing element (content)".into()))?
+                    .to_owned();
+                let key = if request == "info" {
+                    "type"
+                } else {
+                    "content_type"
+                };
+                let default = if request == "info" {
+                    "application/octet-stream"
+                } else {
+                    "text/plain"
+                };
+                let content_type = optional_str(body, key)?.unwrap_or(default).to_owned();
+                check_header("Content-Type", &content_type)
+                    .map_err(|e| (err::INVALID_ELEMENT, format!("Invalid element ({e})")))?;
+                if request == "message" && body.contains_key("uri") {
+                    return Err((
+                        err::INVALID_REQUEST,
+                        "Messages outside a call are not supported yet".into(),
+                    ));
+                }
+                self.call_in(handle, &[CallState::InCall])?;
+                let (event, op) = if request == "info" {
+                    (
+                        "infosent",
+                        CallOp::Info {
+                            content_type,
+                            content,
+                        },
+                    )
+                } else {
+                    (
+                        "messagesent",
+                        CallOp::Message {
+                            content_type,
+                            content,
+                        },
+                    )
+                };
+                ctx.push_event(handle, Some(tx), result(json!({"event": event})), None);
+                ctx.sip(SipCommand::InCall { handle, op });
+                Ok(())
+            }
+            "transfer" => {
+                let uri = optional_str(body, "uri")?
+                    .ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
+                if split_sip_uri(uri).is_none() {
+                    return Err((
+                        err::INVALID_ADDRESS,
+                        format!("Invalid user address ({uri})"),
+                    ));
+                }
+                if body.contains_key("replace") {
+                    return Err((
+                        err::INVALID_REQUEST,
+                        "Attended transfer (replace) is not supported yet".into(),
+                    ));
+                }
+                let uri = uri.to_owned();
+                self.call_in(handle, &[CallState::InCall])?;
+                ctx.push_event(
+                    handle,
+                    Some(tx),
+                    result(json!({"event": "transferring"})),
+                    None,
+                );
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::Transfer { uri },
+                });
+                Ok(())
+            }
+            "progress" | "update" | "subscribe" | "unsubscribe" | "recording" | "keyframe"
+            | "rtp_forward" | "stop_rtp_forward" | "listforwarders" | "reset" => Err((
                 err::INVALID_REQUEST,
                 format!("Request '{request}' is not supported yet"),
             )),
@@ -312,7 +869,7 @@ impl Plugin for Sip {
             package: "janus.plugin.sip",
             name: "JANUS SIP plugin",
             description:
-                "Registers web pages to SIP servers (calls through the media bridge to come)",
+                "Registers web pages to SIP servers and bridges their calls (Opus to G.711)",
             version: 8,
             version_string: "0.0.8",
         }
@@ -327,7 +884,13 @@ impl Plugin for Sip {
     }
 
     fn handle_message(&mut self, ctx: &mut PluginCtx<'_>, msg: PluginMessage) -> PluginResult {
-        if let Err((code, text)) = self.message(ctx, msg.handle, &msg.transaction, &msg.body) {
+        if let Err((code, text)) = self.message(
+            ctx,
+            msg.handle,
+            &msg.transaction,
+            &msg.body,
+            msg.jsep.as_ref(),
+        ) {
             ctx.push_event(
                 msg.handle,
                 Some(&msg.transaction),
@@ -381,6 +944,22 @@ impl Plugin for Sip {
                     None,
                 );
             }
+            SipEvent::Call { handle, what } => self.call_event(ctx, *handle, what),
+            SipEvent::OutOfDialogMessage {
+                handle,
+                sender,
+                content_type,
+                content,
+            } => {
+                if self.handles.contains_key(handle) {
+                    ctx.push_event(
+                        *handle,
+                        None,
+                        result(json!({"event": "message", "sender": sender, "content_type": content_type, "content": content})),
+                        None,
+                    );
+                }
+            }
             SipEvent::Unregistered { handle } => {
                 let Some(h) = self.handles.remove(handle) else {
                     return;
@@ -393,6 +972,22 @@ impl Plugin for Sip {
                     ),
                     None,
                 );
+            }
+        }
+    }
+
+    fn hangup_media(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {
+        // The browser's PeerConnection went away: a call on it cannot go on.
+        if let Some(call) = self.handles.get_mut(&handle).and_then(|h| h.call.as_mut()) {
+            if matches!(
+                call.state,
+                CallState::Calling | CallState::Accepting | CallState::InCall
+            ) {
+                call.state = CallState::Ending;
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::Hangup,
+                });
             }
         }
     }
@@ -413,7 +1008,106 @@ impl Plugin for Sip {
                     Registration::Registered { .. } => "registered",
                     Registration::Unregistering => "unregistering",
                 },
+                "call_status": h.call.as_ref().map(|c| format!("{:?}", c.state).to_lowercase()),
+                "callee": h.call.as_ref().map(|c| c.peer.clone()),
+                "call_id": h.call.as_ref().and_then(|c| c.call_id.clone()),
+                "media": h.call.as_ref().map(|c| c.stats.to_json()),
             }),
         }
+    }
+}
+
+/// The `a=mid` of the first audio m-line of an SDP.
+fn audio_mid(sdp: &str) -> Option<Mid> {
+    let mut in_audio = false;
+    for line in sdp.lines() {
+        let line = line.trim_end();
+        if let Some(m) = line.strip_prefix("m=") {
+            if in_audio {
+                return None;
+            }
+            in_audio = m.starts_with("audio ");
+        } else if in_audio {
+            if let Some(mid) = line.strip_prefix("a=mid:") {
+                return Some(Mid::from(mid.trim()));
+            }
+        }
+    }
+    None
+}
+
+/// The media half of a call: the browser's audio and DTMF to the call's bridge,
+/// the bridge's audio to the browser. Never blocks: a full channel drops the frame
+/// (counted).
+struct CallMediaHandler {
+    to_bridge: mpsc::Sender<BrowserFrame>,
+    mid: Option<Mid>,
+    dropped: AtomicU64,
+}
+
+impl CallMediaHandler {
+    fn new(to_bridge: mpsc::Sender<BrowserFrame>, mid: Option<Mid>) -> Self {
+        CallMediaHandler {
+            to_bridge,
+            mid,
+            dropped: AtomicU64::new(0),
+        }
+    }
+
+    fn pass(&self, frame: BrowserFrame) {
+        if self.to_bridge.try_send(frame).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl MediaHandler for CallMediaHandler {
+    fn incoming_media(&mut self, _out: &mut MediaOut<'_>, data: &MediaData) {
+        use str0m::format::Codec;
+        if self.mid.is_none() {
+            self.mid = Some(data.mid);
+        }
+        let ts = data.time.numer() as u32;
+        match data.params.spec().codec {
+            Codec::Opus | Codec::PCMU | Codec::PCMA => {
+                if let Some(f) = BrowserFrame::audio(ts, &data.data) {
+                    self.pass(f);
+                }
+            }
+            Codec::Tele => {
+                if let str0m::format::CodecExtra::Tele(ev) = data.codec_extra {
+                    self.pass(BrowserFrame::Dtmf {
+                        ts,
+                        code: ev.event,
+                        end: ev.end,
+                        duration: ev.duration,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn source_packet(
+        &mut self,
+        out: &mut MediaOut<'_>,
+        packet: &crate::media::webrtc::SourcePacket,
+    ) {
+        use str0m::format::Codec;
+        let Some(mid) = self.mid else {
+            return;
+        };
+        let codec = match packet.header.pt {
+            0 => Codec::PCMU,
+            8 => Codec::PCMA,
+            _ => Codec::Opus,
+        };
+        out.write_audio(
+            mid,
+            codec,
+            packet.arrival,
+            packet.header.timestamp as u64,
+            &packet.payload,
+        );
     }
 }

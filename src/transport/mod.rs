@@ -309,6 +309,8 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
                 .advertised_ip
                 .map(|ip| SocketAddr::new(ip, config.sip.local_port)),
             user_agent: config.sip.user_agent.clone(),
+            media_ip: config.sip.local_ip,
+            sdp_ip: config.sip.advertised_ip.unwrap_or(config.sip.local_ip),
         };
         let ep = crate::ingest::sip::driver::bind(&settings)
             .await
@@ -346,7 +348,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let hub = Arc::new(Hub {
         gateway: Mutex::new(gateway),
         clock: opts.clock.clone(),
-        media: media_tx,
+        media: media_tx.clone(),
         events: events_tx.clone(),
         sip: sip_endpoint.is_some().then_some(sip_tx),
         conns: Mutex::new(HashMap::new()),
@@ -365,6 +367,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             ep,
             sip_rx,
             events_tx.clone(),
+            media_tx.clone(),
             shutdown_rx.clone(),
         ));
     }

@@ -3,14 +3,18 @@
 //! [`SipEvent`]s. Secrets stay inside rsipstack's credential; nothing here logs them.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rsipstack::dialog::authenticate::Credential;
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::registration::{refresh_interval, Registration};
+use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
 use rsipstack::sip::{Header, Method, StatusCode, Uri};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
+use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transport::udp::UdpConnection;
 use rsipstack::transport::TransportLayer;
 use rsipstack::EndpointBuilder;
@@ -18,9 +22,10 @@ use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Account, SipCommand, SipEvent};
+use super::call::{self, CallCtx, SIP_CODECS};
+use super::{sdp, Account, CallEvent, CallOp, SipCommand, SipEvent};
 use crate::api::HandleId;
-use crate::media::webrtc::MediaEvent;
+use crate::media::webrtc::{MediaCommand, MediaEvent};
 
 /// RFC 3261 timer F (64 × T1): how long a REGISTER waits for any final answer.
 /// rsipstack ends the transaction with a 408 then; this guard (2 s later) only
@@ -37,6 +42,10 @@ pub struct SipSettings {
     pub advertised: Option<SocketAddr>,
     /// User-Agent header.
     pub user_agent: String,
+    /// Where calls' RTP sockets bind.
+    pub media_ip: IpAddr,
+    /// The address calls' SDP gives for media (the advertised one behind NAT).
+    pub sdp_ip: IpAddr,
 }
 
 /// The bound endpoint, ready to [`run`].
@@ -45,6 +54,8 @@ pub struct SipEndpoint {
     cancel: CancellationToken,
     /// The UDP address it listens on.
     pub local: SocketAddr,
+    media_ip: IpAddr,
+    sdp_ip: IpAddr,
 }
 
 /// Binds the SIP socket; errors name the address.
@@ -72,6 +83,8 @@ pub async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
         endpoint,
         cancel,
         local,
+        media_ip: settings.media_ip,
+        sdp_ip: settings.sdp_ip,
     })
 }
 
@@ -81,6 +94,56 @@ struct Bound {
     registration: Arc<Mutex<Registration>>,
     server: Uri,
     refresher: JoinHandle<()>,
+    /// The account's user part: incoming INVITEs for it go to this handle.
+    user: String,
+}
+
+/// A handle's call: its task and how to reach it.
+struct CallSlot {
+    ops: mpsc::UnboundedSender<CallOp>,
+    task: JoinHandle<()>,
+}
+
+/// What the driver keeps between commands.
+struct State {
+    inner: EndpointInnerRef,
+    layer: Arc<DialogLayer>,
+    bound: HashMap<HandleId, Bound>,
+    calls: HashMap<HandleId, CallSlot>,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    engine: mpsc::UnboundedSender<MediaCommand>,
+    media_ip: IpAddr,
+    sdp_ip: IpAddr,
+}
+
+impl State {
+    fn ctx(&self, handle: HandleId) -> CallCtx {
+        CallCtx {
+            handle,
+            events: self.events.clone(),
+            engine: self.engine.clone(),
+            media_ip: self.media_ip,
+            sdp_ip: self.sdp_ip,
+        }
+    }
+
+    fn emit(&self, handle: HandleId, what: CallEvent) {
+        let _ = self
+            .events
+            .send(MediaEvent::Sip(SipEvent::Call { handle, what }));
+    }
+
+    /// The handle's call, if one is going on.
+    fn live_call(&mut self, handle: HandleId) -> Option<&CallSlot> {
+        if self
+            .calls
+            .get(&handle)
+            .is_some_and(|c| c.task.is_finished())
+        {
+            self.calls.remove(&handle);
+        }
+        self.calls.get(&handle)
+    }
 }
 
 /// Runs the user agent until shutdown or until the command channel closes.
@@ -88,10 +151,15 @@ pub async fn run(
     sip: SipEndpoint,
     mut commands: mpsc::UnboundedReceiver<SipCommand>,
     events: mpsc::UnboundedSender<MediaEvent>,
+    engine: mpsc::UnboundedSender<MediaCommand>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let SipEndpoint {
-        endpoint, cancel, ..
+        endpoint,
+        cancel,
+        media_ip,
+        sdp_ip,
+        ..
     } = sip;
     let inner = endpoint.inner.clone();
     let mut incoming = match endpoint.incoming_transactions() {
@@ -102,71 +170,231 @@ pub async fn run(
         }
     };
     let serve = tokio::spawn(async move { endpoint.serve().await });
-    let mut bound: HashMap<HandleId, Bound> = HashMap::new();
+    let mut st = State {
+        layer: Arc::new(DialogLayer::new(inner.clone())),
+        inner,
+        bound: HashMap::new(),
+        calls: HashMap::new(),
+        events,
+        engine,
+        media_ip,
+        sdp_ip,
+    };
     loop {
         tokio::select! {
             cmd = commands.recv() => match cmd {
-                Some(cmd) => handle_command(&inner, &mut bound, &events, cmd),
+                Some(cmd) => handle_command(&mut st, cmd),
                 None => break,
             },
             tx = incoming.recv() => match tx {
-                Some(mut tx) => {
-                    // Calls and in-dialog requests come with the call support; until
-                    // then only OPTIONS (a PBX's keepalive) is answered positively.
-                    let status = if tx.original.method == Method::Options {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::NotImplemented
-                    };
-                    tokio::spawn(async move {
-                        if let Err(e) = tx.reply(status).await {
-                            tracing::debug!(error = %e, "SIP reply not sent");
-                        }
-                    });
-                }
+                Some(tx) => handle_incoming(&mut st, tx),
                 None => break,
             },
             _ = shutdown.changed() => break,
         }
     }
-    for (_, b) in bound.drain() {
+    for (_, b) in st.bound.drain() {
         b.refresher.abort();
+    }
+    for (_, c) in st.calls.drain() {
+        c.task.abort();
     }
     cancel.cancel();
     serve.abort();
 }
 
-fn handle_command(
-    inner: &EndpointInnerRef,
-    bound: &mut HashMap<HandleId, Bound>,
-    events: &mpsc::UnboundedSender<MediaEvent>,
-    cmd: SipCommand,
-) {
+fn reply(mut tx: Transaction, status: StatusCode) {
+    tokio::spawn(async move {
+        if let Err(e) = tx.reply(status).await {
+            tracing::debug!(error = %e, "SIP reply not sent");
+        }
+    });
+}
+
+/// A request from outside: in-dialog requests go to their dialog, INVITEs to the
+/// handle registered for the Request-URI's user.
+fn handle_incoming(st: &mut State, tx: Transaction) {
+    let method = tx.original.method;
+    let has_to_tag = tx
+        .original
+        .to_header()
+        .ok()
+        .and_then(|t| t.tag().ok().flatten())
+        .is_some();
+    if has_to_tag {
+        match st.layer.match_dialog(&tx) {
+            Some(mut dialog) => {
+                let mut tx = tx;
+                tokio::spawn(async move {
+                    if let Err(e) = dialog.handle(&mut tx).await {
+                        tracing::debug!(error = %e, "in-dialog request failed");
+                    }
+                });
+            }
+            None if method == Method::Ack => {}
+            None => reply(tx, StatusCode::CallTransactionDoesNotExist),
+        }
+        return;
+    }
+    match method {
+        Method::Options => reply(tx, StatusCode::OK),
+        Method::Invite => incoming_invite(st, tx),
+        Method::Message => {
+            let user = tx.original.uri.user().unwrap_or("").to_owned();
+            let Some(handle) = st.handle_of(&user) else {
+                reply(tx, StatusCode::NotFound);
+                return;
+            };
+            let ct = tx
+                .original
+                .headers
+                .iter()
+                .find_map(|h| match h {
+                    Header::ContentType(c) => Some(c.value().to_owned()),
+                    _ => None,
+                })
+                .unwrap_or_else(|| "text/plain".into());
+            let (sender, _) = caller_of(&tx);
+            let content = String::from_utf8_lossy(&tx.original.body).into_owned();
+            let _ = st
+                .events
+                .send(MediaEvent::Sip(SipEvent::OutOfDialogMessage {
+                    handle,
+                    sender,
+                    content_type: ct,
+                    content,
+                }));
+            reply(tx, StatusCode::OK);
+        }
+        Method::Ack => {}
+        Method::Bye | Method::Cancel => reply(tx, StatusCode::CallTransactionDoesNotExist),
+        _ => reply(tx, StatusCode::NotImplemented),
+    }
+}
+
+/// The caller's URI and display name from From.
+fn caller_of(tx: &Transaction) -> (String, Option<String>) {
+    match tx.original.from_header().ok().and_then(|f| f.typed().ok()) {
+        Some(f) => (f.uri.to_string(), f.display_name.filter(|d| !d.is_empty())),
+        None => (String::new(), None),
+    }
+}
+
+impl State {
+    fn handle_of(&self, user: &str) -> Option<HandleId> {
+        self.bound
+            .iter()
+            .find(|(_, b)| b.user == user)
+            .map(|(h, _)| *h)
+    }
+}
+
+fn incoming_invite(st: &mut State, tx: Transaction) {
+    let user = tx.original.uri.user().unwrap_or("").to_owned();
+    let Some(handle) = st.handle_of(&user) else {
+        reply(tx, StatusCode::NotFound);
+        return;
+    };
+    let (caller, display_name) = caller_of(&tx);
+    let callee = tx.original.uri.to_string();
+    if st.live_call(handle).is_some() {
+        st.emit(
+            handle,
+            CallEvent::Missed {
+                caller,
+                display_name,
+                callee,
+            },
+        );
+        reply(tx, StatusCode::BusyHere);
+        return;
+    }
+    let body = String::from_utf8_lossy(&tx.original.body).into_owned();
+    let offer = sdp::parse(&body).and_then(|r| {
+        let c = sdp::choose(&r, &SIP_CODECS)?;
+        Ok((r, c))
+    });
+    let (remote, codec) = match offer {
+        Ok(x) => x,
+        Err(e) => {
+            // Offerless INVITEs (SDP in the ACK) are not supported: 488 says why.
+            tracing::info!(%handle, error = %e, "incoming call refused");
+            reply(tx, StatusCode::NotAcceptableHere);
+            return;
+        }
+    };
+    let (state_tx, states) = st.layer.new_dialog_state_channel();
+    let dialog = match st
+        .layer
+        .get_or_create_server_invite(&tx, state_tx, None, None)
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(error = %e, "no dialog for the INVITE");
+            reply(tx, StatusCode::ServerInternalError);
+            return;
+        }
+    };
+    let call_id = dialog.id().call_id.clone();
+    let mut handler = dialog.clone();
+    let mut tx = tx;
+    tokio::spawn(async move {
+        if let Err(e) = handler.handle(&mut tx).await {
+            tracing::debug!(error = %e, "incoming INVITE transaction failed");
+        }
+    });
+    let (ops_tx, ops) = mpsc::unbounded_channel();
+    let task = tokio::spawn(call::incoming(
+        st.ctx(handle),
+        st.layer.clone(),
+        dialog,
+        states,
+        remote,
+        codec,
+        ops,
+    ));
+    st.calls.insert(handle, CallSlot { ops: ops_tx, task });
+    st.emit(
+        handle,
+        CallEvent::Incoming {
+            call_id,
+            caller,
+            display_name,
+            callee,
+        },
+    );
+}
+
+fn handle_command(st: &mut State, cmd: SipCommand) {
     match cmd {
         SipCommand::Register { handle, account } => {
-            if let Some(old) = bound.remove(&handle) {
+            if let Some(old) = st.bound.remove(&handle) {
                 old.refresher.abort();
             }
-            match start_registration(inner, handle, account, events.clone()) {
+            match start_registration(&st.inner, handle, account, st.events.clone()) {
                 Ok(b) => {
-                    bound.insert(handle, b);
+                    st.bound.insert(handle, b);
                 }
                 Err(reason) => {
-                    let _ = events.send(MediaEvent::Sip(SipEvent::RegistrationFailed {
-                        handle,
-                        code: 400,
-                        reason,
-                    }));
+                    let _ = st
+                        .events
+                        .send(MediaEvent::Sip(SipEvent::RegistrationFailed {
+                            handle,
+                            code: 400,
+                            reason,
+                        }));
                 }
             }
         }
         SipCommand::Unregister { handle } => {
-            let Some(b) = bound.remove(&handle) else {
-                let _ = events.send(MediaEvent::Sip(SipEvent::Unregistered { handle }));
+            let Some(b) = st.bound.remove(&handle) else {
+                let _ = st
+                    .events
+                    .send(MediaEvent::Sip(SipEvent::Unregistered { handle }));
                 return;
             };
             b.refresher.abort();
-            let events = events.clone();
+            let events = st.events.clone();
             tokio::spawn(async move {
                 let mut reg = b.registration.lock().await;
                 match tokio::time::timeout(GUARD, reg.register(b.server.clone(), Some(0))).await {
@@ -179,8 +407,51 @@ fn handle_command(
                 let _ = events.send(MediaEvent::Sip(SipEvent::Unregistered { handle }));
             });
         }
+        SipCommand::Call {
+            handle,
+            uri,
+            account,
+            display_name,
+            headers,
+            media,
+        } => {
+            if st.live_call(handle).is_some() {
+                st.emit(
+                    handle,
+                    CallEvent::Ended {
+                        code: 491,
+                        reason: "a call is already going on".into(),
+                    },
+                );
+                return;
+            }
+            match invite_option(&st.layer, &uri, &account, display_name, headers) {
+                Ok(opt) => {
+                    let (ops_tx, ops) = mpsc::unbounded_channel();
+                    let task = tokio::spawn(call::outgoing(
+                        st.ctx(handle),
+                        st.layer.clone(),
+                        opt,
+                        media,
+                        ops,
+                    ));
+                    st.calls.insert(handle, CallSlot { ops: ops_tx, task });
+                }
+                Err(reason) => st.emit(handle, CallEvent::Ended { code: 400, reason }),
+            }
+        }
+        SipCommand::InCall { handle, op } => match st.live_call(handle) {
+            Some(c) => {
+                let _ = c.ops.send(op);
+            }
+            None => tracing::debug!(%handle, ?op, "no call for this operation"),
+        },
         SipCommand::Forget { handle } => {
-            if let Some(b) = bound.remove(&handle) {
+            if let Some(c) = st.calls.remove(&handle) {
+                // Hang up (BYE or CANCEL) and let the task end by itself.
+                let _ = c.ops.send(CallOp::Hangup);
+            }
+            if let Some(b) = st.bound.remove(&handle) {
                 b.refresher.abort();
                 // A courtesy removal; nobody waits for it.
                 tokio::spawn(async move {
@@ -218,6 +489,7 @@ fn start_registration(
     }
     let registration = Arc::new(Mutex::new(reg));
     let shared = registration.clone();
+    let user = account.user.clone();
     let target = server.clone();
     let refresher = tokio::spawn(async move {
         let mut first = true;
@@ -270,6 +542,52 @@ fn start_registration(
         registration,
         server,
         refresher,
+        user,
+    })
+}
+
+/// The INVITE for a call from `account` to `uri`.
+fn invite_option(
+    layer: &DialogLayer,
+    uri: &str,
+    account: &Account,
+    display_name: Option<String>,
+    headers: Vec<(String, String)>,
+) -> Result<InviteOption, String> {
+    let callee: Uri = uri
+        .parse()
+        .map_err(|e| format!("bad callee address '{uri}': {e}"))?;
+    let caller: Uri = account
+        .uri
+        .parse()
+        .map_err(|e| format!("bad caller address '{}': {e}", account.uri))?;
+    let contact = layer
+        .build_local_contact(Some(account.user.clone()), None)
+        .map_err(|e| format!("no local contact: {e}"))?;
+    let destination = match &account.proxy {
+        Some(p) => Some(socket_addr_of(p)?.into()),
+        None => None,
+    };
+    let credential = account.secret.as_ref().map(|password| Credential {
+        username: account.user.clone(),
+        password: password.clone(),
+        realm: None,
+        auth_username: account.authuser.clone(),
+    });
+    Ok(InviteOption {
+        caller_display_name: display_name,
+        caller,
+        callee,
+        destination,
+        contact,
+        credential,
+        headers: (!headers.is_empty()).then(|| {
+            headers
+                .into_iter()
+                .map(|(n, v)| Header::Other(n, v))
+                .collect()
+        }),
+        ..Default::default()
     })
 }
 
@@ -286,7 +604,7 @@ fn socket_addr_of(proxy: &str) -> Result<SocketAddr, String> {
         .parse::<SocketAddr>()
         .or_else(|_| {
             hostport
-                .parse::<std::net::IpAddr>()
+                .parse::<IpAddr>()
                 .map(|ip| SocketAddr::new(ip, 5060))
         })
         .map_err(|_| {

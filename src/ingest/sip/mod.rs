@@ -6,9 +6,14 @@
 //! endpoint (one UDP socket) serves every handle; each handle has at most one
 //! registration, refreshed before it expires.
 
+pub mod bridge;
+pub mod call;
 pub mod driver;
+pub mod sdp;
 
-use crate::api::HandleId;
+use crate::api::{HandleId, SourceId};
+use bridge::{BridgeStats, BrowserCodec, BrowserFrame};
+use sdp::Direction;
 
 /// A SIP account, as a `register` request describes it.
 #[derive(Clone)]
@@ -58,10 +63,87 @@ pub enum SipCommand {
         /// The handle.
         handle: HandleId,
     },
-    /// The handle is gone: stop whatever it had running, quietly.
+    /// The handle is gone: stop whatever it had running (a call is hung up), quietly.
     Forget {
         /// The handle.
         handle: HandleId,
+    },
+    /// Place a call (INVITE) from the handle's account to `uri`.
+    Call {
+        /// The handle.
+        handle: HandleId,
+        /// The callee, `sip:user@host[:port]`.
+        uri: String,
+        /// The caller: the handle's account (From, credentials, proxy).
+        account: Account,
+        /// Display name for From.
+        display_name: Option<String>,
+        /// Extra headers on the INVITE, already checked.
+        headers: Vec<(String, String)>,
+        /// The media between the browser's PeerConnection and the call.
+        media: CallMedia,
+    },
+    /// Something for the handle's call.
+    InCall {
+        /// The handle.
+        handle: HandleId,
+        /// What to do.
+        op: CallOp,
+    },
+}
+
+/// The browser side of a call's media, handed to the user agent when the call's
+/// SIP leg is set up.
+#[derive(Debug)]
+pub struct CallMedia {
+    /// The source through which the call's audio reaches the handle's PeerConnection.
+    pub source: SourceId,
+    /// The browser's frames (filled by the plugin's media half).
+    pub from_browser: tokio::sync::mpsc::Receiver<BrowserFrame>,
+    /// What the browser leg carries.
+    pub browser: BrowserCodec,
+    /// Counters shown by `handle_info`.
+    pub stats: std::sync::Arc<BridgeStats>,
+}
+
+/// An operation on an existing call.
+#[derive(Debug)]
+pub enum CallOp {
+    /// Answer the incoming call (200 with our SDP) with this media.
+    Accept(CallMedia),
+    /// Send 180 Ringing.
+    Ringing,
+    /// Refuse the incoming call with this code.
+    Decline(u16),
+    /// End the call: CANCEL before an answer, BYE after.
+    Hangup,
+    /// Re-INVITE with our direction (hold: sendonly/inactive/recvonly; unhold: sendrecv).
+    Direction(Direction),
+    /// SIP INFO with `application/dtmf-relay`.
+    DtmfInfo {
+        /// The digit.
+        digit: char,
+        /// Its duration, ms.
+        duration: u32,
+    },
+    /// SIP INFO with any body.
+    Info {
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        content: String,
+    },
+    /// SIP MESSAGE in the call's dialog.
+    Message {
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        content: String,
+    },
+    /// Blind transfer: REFER the peer to `uri`.
+    Transfer {
+        /// Where to.
+        uri: String,
     },
 }
 
@@ -91,6 +173,125 @@ pub enum SipEvent {
     Unregistered {
         /// The handle.
         handle: HandleId,
+    },
+    /// A MESSAGE outside any dialog for the handle's account.
+    OutOfDialogMessage {
+        /// The handle.
+        handle: HandleId,
+        /// The sender's URI.
+        sender: String,
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        content: String,
+    },
+    /// A call's SIP leg reports.
+    Call {
+        /// The handle.
+        handle: HandleId,
+        /// What happened.
+        what: CallEvent,
+    },
+}
+
+/// What happens to a call.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallEvent {
+    /// The INVITE is out (outgoing): its Call-ID.
+    Calling {
+        /// SIP Call-ID.
+        call_id: String,
+    },
+    /// A provisional answer: 180 (ringing), 183 (early media), other 1xx (proceeding).
+    Progress {
+        /// SIP status code.
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// A call arrived for the handle's account; the plugin offers it to the browser.
+    Incoming {
+        /// SIP Call-ID.
+        call_id: String,
+        /// The caller's URI.
+        caller: String,
+        /// The caller's display name.
+        display_name: Option<String>,
+        /// The Request-URI / To.
+        callee: String,
+    },
+    /// A call arrived while the handle was busy: refused with 486.
+    Missed {
+        /// The caller's URI.
+        caller: String,
+        /// The caller's display name.
+        display_name: Option<String>,
+        /// The callee.
+        callee: String,
+    },
+    /// The call is answered (200 OK received, or our 200 sent for an incoming call)
+    /// and media flows.
+    Accepted {
+        /// The codec on the SIP leg.
+        codec: &'static str,
+    },
+    /// The peer changed the session (re-INVITE), e.g. put us on hold.
+    Updated {
+        /// The peer's direction now.
+        direction: Direction,
+    },
+    /// Our re-INVITE (hold/unhold) was answered.
+    DirectionSet {
+        /// Our direction now.
+        direction: Direction,
+        /// Final status of the re-INVITE.
+        code: u16,
+    },
+    /// DTMF from the peer (RFC 4733 or SIP INFO).
+    Dtmf {
+        /// The digit.
+        signal: char,
+        /// Duration, ms.
+        duration: u32,
+        /// true when it came as SIP INFO.
+        info: bool,
+    },
+    /// An INFO (not DTMF) or MESSAGE from the peer, or the answer to ours.
+    Info {
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        content: String,
+    },
+    /// A MESSAGE from the peer in the dialog.
+    Message {
+        /// Content-Type.
+        content_type: String,
+        /// Body.
+        content: String,
+    },
+    /// The final answer to an INFO/MESSAGE/REFER we sent.
+    Delivery {
+        /// The request ("info", "message", "transfer").
+        what: &'static str,
+        /// SIP status code (408 when none came).
+        code: u16,
+        /// Reason phrase.
+        reason: String,
+    },
+    /// The peer asks us to call someone else (REFER).
+    Transfer {
+        /// The Refer-To URI.
+        refer_to: String,
+        /// Referred-By, if given.
+        referred_by: Option<String>,
+    },
+    /// The call is over (or never started).
+    Ended {
+        /// SIP status code: the final failure response, or 200 after a BYE.
+        code: u16,
+        /// Reason phrase or what went wrong.
+        reason: String,
     },
 }
 

@@ -324,6 +324,15 @@ impl MediaCounters {
     }
 }
 
+/// The codecs of a call's browser leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VoiceLeg {
+    /// Opus (transcoded to and from the SIP leg's G.711).
+    Opus,
+    /// PCMU/PCMA end to end (`transcode: false`).
+    G711,
+}
+
 /// Builds str0m instances with the gateway's candidates and its one DTLS certificate.
 pub struct WebrtcFactory {
     config: RtcConfig,
@@ -366,9 +375,19 @@ impl WebrtcFactory {
     }
 
     /// Creates a str0m instance that has accepted `offer`; returns it and the SDP answer.
-    pub fn accept_offer(&self, now: Instant, offer: &str) -> Result<(Rtc, String), MediaError> {
+    /// `voice`: a call's audio-only codec set instead of the default codecs.
+    pub fn accept_offer(
+        &self,
+        now: Instant,
+        offer: &str,
+        voice: Option<VoiceLeg>,
+    ) -> Result<(Rtc, String), MediaError> {
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
-        let mut rtc = self.config.clone().build(now);
+        let config = match voice {
+            Some(leg) => self.voice_config(leg),
+            None => self.config.clone(),
+        };
+        let mut rtc = config.build(now);
         for c in &self.candidates {
             rtc.add_local_candidate(c.clone());
         }
@@ -435,6 +454,73 @@ impl WebrtcFactory {
             .apply()
             .ok_or_else(|| MediaError::Offer("nothing to offer".into()))?;
         Ok((rtc, offer.to_sdp_string(), pending, mids))
+    }
+
+    /// A call's browser leg: audio only, with telephone-events for DTMF.
+    fn voice_config(&self, leg: VoiceLeg) -> RtcConfig {
+        use str0m::format::{Codec, FormatParams};
+        use str0m::media::Frequency;
+        let mut config = self.config.clone().clear_codecs();
+        let codecs = config.codec_config();
+        match leg {
+            VoiceLeg::Opus => {
+                codecs.enable_opus(true, false);
+                codecs.add_config(
+                    110.into(),
+                    None,
+                    Codec::Tele,
+                    Frequency::FORTY_EIGHT_KHZ,
+                    None,
+                    FormatParams::default(),
+                );
+            }
+            VoiceLeg::G711 => {
+                codecs.enable_pcmu(true, false);
+                codecs.enable_pcma(true, false);
+                codecs.add_config(
+                    126.into(),
+                    None,
+                    Codec::Tele,
+                    Frequency::EIGHT_KHZ,
+                    None,
+                    FormatParams::default(),
+                );
+            }
+        }
+        config
+    }
+
+    /// A server-side offer for a call's browser leg (one audio m-line, sendrecv);
+    /// returns the instance, the offer, the pending offer and the audio mid.
+    pub fn create_voice_offer(
+        &self,
+        now: Instant,
+        leg: VoiceLeg,
+    ) -> Result<
+        (
+            Rtc,
+            String,
+            str0m::change::SdpPendingOffer,
+            str0m::media::Mid,
+        ),
+        MediaError,
+    > {
+        let mut rtc = self.voice_config(leg).build(now);
+        for c in &self.candidates {
+            rtc.add_local_candidate(c.clone());
+        }
+        let mut change = rtc.sdp_api();
+        let mid = change.add_media(
+            str0m::media::MediaKind::Audio,
+            str0m::media::Direction::SendRecv,
+            Some("cardea-call".into()),
+            None,
+            None,
+        );
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| MediaError::Offer("nothing to offer".into()))?;
+        Ok((rtc, offer.to_sdp_string(), pending, mid))
     }
 
     /// The candidates offered, for logs and `info`.

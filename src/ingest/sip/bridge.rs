@@ -1,0 +1,923 @@
+//! The media bridge of one call: the browser's Opus (or G.711) on one side, plain
+//! RTP/AVP G.711 toward the SIP peer on the other. Sans-IO: every method takes
+//! `now` and hands what to send to a callback; the driver ([`super::call`]) owns the
+//! sockets and the 20 ms clock.
+//!
+//! * Browser → phone: each Opus packet is decoded (in-band FEC or concealment for a
+//!   lost one) and leaves as 20 ms G.711 RTP packets with our own SSRC, sequence and
+//!   timestamps. Browser telephone-events become RFC 4733 packets.
+//! * Phone → browser: G.711 packets go through a small adaptive jitter buffer and
+//!   are re-encoded to 20 ms Opus packets on a 48 kHz timeline; RFC 4733 packets
+//!   become [`BridgeEvent::Dtmf`].
+//! * Symmetric RTP without "RTP Bleed": we send to the address in the peer's SDP and
+//!   accept media from it; a peer behind NAT whose media comes from elsewhere is
+//!   latched once, after a few consecutive packets of one SSRC with the negotiated
+//!   payload type arrive before any from the SDP address; once latched the address
+//!   never changes for the rest of the offer/answer (a stranger's packets are dropped
+//!   and counted).
+//! * RTCP: a sender report (with a reception report once media arrives) every 5 s.
+//!
+//! Nothing here allocates per packet.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cardea_codecs::voice::{G711ToOpus, OpusToG711, G711, G711_FRAME};
+
+use super::sdp::{Direction, RemoteAudio, SipCodec};
+use crate::ingest::rtp::RtpHeader;
+
+/// Packets from a new address needed, all one SSRC in sequence, before we latch to it.
+const LATCH_AFTER: u8 = 3;
+/// How often a sender report goes out.
+const RTCP_EVERY: Duration = Duration::from_secs(5);
+/// Jitter buffer slots (a power of two); each holds one packet of up to 60 ms.
+const SLOTS: usize = 16;
+const SLOT_BYTES: usize = 480;
+/// Jitter buffer depth bounds, in 20 ms frames.
+const MIN_DEPTH: u32 = 1;
+const MAX_DEPTH: u32 = 8;
+/// End-of-event packets of RFC 4733 are sent three times (§2.5.1.4).
+const END_REPEATS: u8 = 3;
+
+/// What the browser leg carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrowserCodec {
+    /// Opus at 48 kHz, transcoded to and from the SIP codec.
+    Opus,
+    /// The SIP codec itself, passed through untouched (`transcode: false`).
+    Same,
+}
+
+/// How a call's bridge starts.
+#[derive(Debug, Clone)]
+pub struct BridgeSetup {
+    /// The SIP leg's codec.
+    pub codec: SipCodec,
+    /// The browser leg's.
+    pub browser: BrowserCodec,
+    /// The peer's audio stream from its SDP.
+    pub remote: RemoteAudio,
+    /// Our SSRC toward the peer.
+    pub ssrc: u32,
+    /// Our direction toward the peer (hold sets sendonly/inactive).
+    pub direction: Direction,
+}
+
+/// Counters of one call's SIP leg, shared with the plugin's `handle_info`.
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    /// RTP packets sent to the peer.
+    pub rtp_out: AtomicU64,
+    /// RTP packets accepted from the peer.
+    pub rtp_in: AtomicU64,
+    /// Packets that were not RTP/RTCP or had a payload type we did not negotiate.
+    pub dropped_garbage: AtomicU64,
+    /// Packets from an address other than the peer's (RTP Bleed attempts included).
+    pub dropped_stranger: AtomicU64,
+    /// Packets that arrived after their playout time or far out of sequence.
+    pub dropped_late: AtomicU64,
+    /// Packets the jitter buffer found missing at playout.
+    pub lost: AtomicU64,
+    /// RTCP packets received from the peer.
+    pub rtcp_in: AtomicU64,
+    /// RTCP packets sent.
+    pub rtcp_out: AtomicU64,
+    /// Opus packets from the browser.
+    pub browser_in: AtomicU64,
+    /// Packets sent to the browser.
+    pub browser_out: AtomicU64,
+}
+
+impl BridgeStats {
+    /// The counters as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        serde_json::json!({
+            "rtp_out": r(&self.rtp_out),
+            "rtp_in": r(&self.rtp_in),
+            "dropped_garbage": r(&self.dropped_garbage),
+            "dropped_stranger": r(&self.dropped_stranger),
+            "dropped_late": r(&self.dropped_late),
+            "lost": r(&self.lost),
+            "rtcp_in": r(&self.rtcp_in),
+            "rtcp_out": r(&self.rtcp_out),
+            "browser_in": r(&self.browser_in),
+            "browser_out": r(&self.browser_out),
+        })
+    }
+}
+
+/// Something the bridge tells the plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BridgeEvent {
+    /// The peer sent a DTMF digit as RFC 4733 (reported once, at its end).
+    Dtmf {
+        /// `0`-`9`, `*`, `#`, `A`-`D`.
+        digit: char,
+        /// Its length, ms.
+        duration_ms: u32,
+    },
+}
+
+/// Longest Opus packet (RFC 6716 §3.4, R2).
+pub const MAX_FRAME: usize = 1275;
+
+/// A frame from the browser's PeerConnection, passed by value (no allocation).
+#[derive(Clone, Copy)]
+#[allow(clippy::large_enum_variant)] // by value on purpose: a channel slot, not a heap box
+pub enum BrowserFrame {
+    /// An audio frame: its RTP timestamp and payload.
+    Audio {
+        /// RTP timestamp.
+        ts: u32,
+        /// Payload length.
+        len: u16,
+        /// Payload bytes (`len` of them).
+        data: [u8; MAX_FRAME],
+    },
+    /// A telephone-event report (the browser's DTMF).
+    Dtmf {
+        /// The event's RTP timestamp (same for every report of one event).
+        ts: u32,
+        /// RFC 4733 event code.
+        code: u8,
+        /// Whether the event ended.
+        end: bool,
+        /// Its duration so far.
+        duration: Duration,
+    },
+}
+
+impl BrowserFrame {
+    /// An audio frame, or None when the payload is longer than any Opus packet.
+    pub fn audio(ts: u32, payload: &[u8]) -> Option<BrowserFrame> {
+        if payload.len() > MAX_FRAME {
+            return None;
+        }
+        let mut data = [0u8; MAX_FRAME];
+        data[..payload.len()].copy_from_slice(payload);
+        Some(BrowserFrame::Audio {
+            ts,
+            len: payload.len() as u16,
+            data,
+        })
+    }
+}
+
+impl std::fmt::Debug for BrowserFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BrowserFrame::Audio { ts, len, .. } => write!(f, "Audio(ts {ts}, {len} bytes)"),
+            BrowserFrame::Dtmf { code, end, .. } => write!(f, "Dtmf({code}, end {end})"),
+        }
+    }
+}
+
+/// Where a datagram goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dest {
+    /// The peer's RTP address.
+    Rtp(SocketAddr),
+    /// The peer's RTCP address.
+    Rtcp(SocketAddr),
+}
+
+/// The RFC 4733 event code of a DTMF digit.
+pub fn dtmf_code(digit: char) -> Option<u8> {
+    match digit.to_ascii_uppercase() {
+        d @ '0'..='9' => Some(d as u8 - b'0'),
+        '*' => Some(10),
+        '#' => Some(11),
+        d @ 'A'..='D' => Some(d as u8 - b'A' + 12),
+        _ => None,
+    }
+}
+
+/// The digit of an RFC 4733 event code.
+pub fn dtmf_digit(code: u8) -> Option<char> {
+    match code {
+        0..=9 => Some((b'0' + code) as char),
+        10 => Some('*'),
+        11 => Some('#'),
+        12..=15 => Some((b'A' + code - 12) as char),
+        _ => None,
+    }
+}
+
+/// Where packets from the peer are accepted from and ours go to.
+#[derive(Debug, Clone, Copy)]
+struct Latch {
+    /// From the SDP.
+    expected: SocketAddr,
+    /// Where media actually comes from, once known; fixed afterwards.
+    latched: Option<SocketAddr>,
+    /// A different address whose stream looks genuine so far: (addr, ssrc, last seq, count).
+    candidate: Option<(SocketAddr, u32, u16, u8)>,
+}
+
+impl Latch {
+    fn new(expected: SocketAddr) -> Self {
+        Latch {
+            expected,
+            latched: None,
+            candidate: None,
+        }
+    }
+
+    fn target(&self) -> SocketAddr {
+        self.latched.unwrap_or(self.expected)
+    }
+
+    /// Whether a packet from `src` (already known to carry a negotiated payload type) is the peer's.
+    fn accept(&mut self, src: SocketAddr, ssrc: u32, seq: u16) -> bool {
+        match self.latched {
+            Some(l) => l == src,
+            None if src == self.expected => {
+                self.latched = Some(src);
+                self.candidate = None;
+                true
+            }
+            None => {
+                let next = match self.candidate {
+                    Some((a, s, last, n))
+                        if a == src && s == ssrc && seq == last.wrapping_add(1) =>
+                    {
+                        n + 1
+                    }
+                    _ => 1,
+                };
+                if next >= LATCH_AFTER {
+                    tracing::info!(%src, expected = %self.expected, "SIP media latched to the address it comes from");
+                    self.latched = Some(src);
+                    self.candidate = None;
+                    true
+                } else {
+                    self.candidate = Some((src, ssrc, seq, next));
+                    false
+                }
+            }
+        }
+    }
+}
+
+/// A packet waiting for playout.
+#[derive(Clone, Copy)]
+struct Slot {
+    seq: u16,
+    len: u16,
+    full: bool,
+    data: [u8; SLOT_BYTES],
+}
+
+/// The adaptive jitter buffer toward the browser, by sequence number.
+struct JitterBuffer {
+    slots: Box<[Slot; SLOTS]>,
+    /// Next sequence number to play; None until primed.
+    next: Option<u16>,
+    buffered: u32,
+    /// Depth to reach before playout starts, in packets.
+    target: u32,
+    /// RFC 3550 interarrival jitter, in 8 kHz units ×16.
+    jitter16: u32,
+    last_transit: Option<i64>,
+    /// Consecutive ticks found empty.
+    empty_ticks: u32,
+    /// Bytes of the last packet played, to size a gap.
+    last_len: u16,
+    /// Highest sequence seen (extended) and the first, for RTCP.
+    base_seq: Option<u32>,
+    max_seq: u32,
+    received: u32,
+}
+
+enum Played {
+    Packet,
+    Lost(u16),
+    Nothing,
+}
+
+impl JitterBuffer {
+    fn new() -> Self {
+        JitterBuffer {
+            slots: Box::new(
+                [Slot {
+                    seq: 0,
+                    len: 0,
+                    full: false,
+                    data: [0; SLOT_BYTES],
+                }; SLOTS],
+            ),
+            next: None,
+            buffered: 0,
+            target: 2,
+            jitter16: 0,
+            last_transit: None,
+            empty_ticks: 0,
+            last_len: G711_FRAME as u16,
+            base_seq: None,
+            max_seq: 0,
+            received: 0,
+        }
+    }
+
+    /// Stores a packet; false when it is late or cannot be kept.
+    fn push(&mut self, seq: u16, ts: u32, arrival_8k: i64, payload: &[u8]) -> bool {
+        // RFC 3550 A.8 jitter, to size the buffer.
+        let transit = arrival_8k - ts as i64;
+        if let Some(last) = self.last_transit {
+            let d = (transit - last).unsigned_abs().min(80_000) as u32;
+            self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
+        }
+        self.last_transit = Some(transit);
+        self.note_seq(seq);
+        if payload.len() > SLOT_BYTES || payload.is_empty() {
+            return false;
+        }
+        if let Some(next) = self.next {
+            let ahead = seq.wrapping_sub(next) as i16;
+            if ahead < 0 {
+                return false;
+            }
+            if ahead as usize >= SLOTS {
+                // The peer jumped (a new stream after a re-INVITE, or a long gap): start over.
+                self.reset_playout();
+            }
+        }
+        let slot = &mut self.slots[seq as usize % SLOTS];
+        if slot.full && slot.seq == seq {
+            return false;
+        }
+        if !slot.full {
+            self.buffered += 1;
+        }
+        slot.seq = seq;
+        slot.len = payload.len() as u16;
+        slot.full = true;
+        slot.data[..payload.len()].copy_from_slice(payload);
+        true
+    }
+
+    fn note_seq(&mut self, seq: u16) {
+        self.received = self.received.wrapping_add(1);
+        match self.base_seq {
+            None => {
+                self.base_seq = Some(seq as u32);
+                self.max_seq = seq as u32;
+            }
+            Some(_) => {
+                let ext = self.max_seq;
+                let delta = seq.wrapping_sub(ext as u16) as i16;
+                if delta > 0 {
+                    self.max_seq = ext.wrapping_add(delta as u32);
+                }
+            }
+        }
+    }
+
+    fn reset_playout(&mut self) {
+        for s in self.slots.iter_mut() {
+            s.full = false;
+        }
+        self.buffered = 0;
+        self.next = None;
+    }
+
+    /// Jitter in ms (RFC 3550 estimate).
+    fn jitter_ms(&self) -> u32 {
+        (self.jitter16 >> 4) / 8
+    }
+
+    /// Takes the packet due now, if any, into `out`.
+    fn pop(&mut self, out: &mut [u8; SLOT_BYTES]) -> (Played, usize) {
+        let next = match self.next {
+            Some(n) => n,
+            None => {
+                // Prime: wait for the target depth, then start from the oldest packet.
+                self.target = (self.jitter_ms() * 2)
+                    .div_ceil(20)
+                    .clamp(MIN_DEPTH, MAX_DEPTH);
+                if self.buffered < self.target {
+                    return (Played::Nothing, 0);
+                }
+                let Some(reference) = self.slots.iter().find(|s| s.full).map(|s| s.seq) else {
+                    return (Played::Nothing, 0);
+                };
+                let oldest = self
+                    .slots
+                    .iter()
+                    .filter(|s| s.full)
+                    .map(|s| s.seq)
+                    .min_by_key(|&s| s.wrapping_sub(reference) as i16);
+                let Some(o) = oldest else {
+                    return (Played::Nothing, 0);
+                };
+                self.next = Some(o);
+                o
+            }
+        };
+        let slot = &mut self.slots[next as usize % SLOTS];
+        if slot.full && slot.seq == next {
+            slot.full = false;
+            self.buffered -= 1;
+            let len = slot.len as usize;
+            out[..len].copy_from_slice(&slot.data[..len]);
+            self.last_len = slot.len;
+            self.empty_ticks = 0;
+            self.next = Some(next.wrapping_add(1));
+            // Too deep (the network calmed down, or the peer sent a burst): skip one to cut delay.
+            if self.buffered > self.target + 2 {
+                let skip = self.next.unwrap_or(0);
+                let s = &mut self.slots[skip as usize % SLOTS];
+                if s.full && s.seq == skip {
+                    s.full = false;
+                    self.buffered -= 1;
+                }
+                self.next = Some(skip.wrapping_add(1));
+            }
+            return (Played::Packet, len);
+        }
+        if self.buffered == 0 {
+            self.empty_ticks += 1;
+            if self.empty_ticks >= 3 {
+                // The peer stopped (hold, silence suppression): prime again when it resumes.
+                self.next = None;
+                return (Played::Nothing, 0);
+            }
+        }
+        self.next = Some(next.wrapping_add(1));
+        (Played::Lost(self.last_len), 0)
+    }
+
+    /// (fraction lost ×256, cumulative lost, extended highest seq, jitter in 8 kHz units).
+    fn report(&self) -> Option<(u8, u32, u32, u32)> {
+        let base = self.base_seq?;
+        let expected = self.max_seq.wrapping_sub(base).wrapping_add(1);
+        let lost = expected.saturating_sub(self.received);
+        let fraction = if expected == 0 {
+            0
+        } else {
+            ((lost as u64 * 256) / expected as u64).min(255) as u8
+        };
+        Some((fraction, lost, self.max_seq, self.jitter16 >> 4))
+    }
+}
+
+/// An RFC 4733 event being sent to the peer.
+#[derive(Debug, Clone, Copy)]
+struct OutEvent {
+    code: u8,
+    /// Timestamp of the event (its start).
+    ts: u32,
+    /// Duration so far, 8 kHz units.
+    duration: u16,
+    /// Total, 8 kHz units.
+    total: u16,
+    /// End packets left to send.
+    ends_left: u8,
+    first: bool,
+}
+
+/// One call's bridge.
+pub struct Bridge {
+    codec: SipCodec,
+    browser: BrowserCodec,
+    to_sip: Option<OpusToG711>,
+    to_browser: Option<G711ToOpus>,
+    te_pt: Option<u8>,
+    latch: Latch,
+    rtcp_to: SocketAddr,
+    direction: Direction,
+    ssrc: u32,
+    seq: u16,
+    ts: u32,
+    /// Last browser RTP timestamp, to notice lost packets.
+    browser_ts: Option<u32>,
+    /// RTP timestamp step of the browser's frames (960 for 20 ms Opus, 160 for G.711).
+    browser_step: u32,
+    /// Timeline toward the browser.
+    out_ts: u32,
+    jitter: JitterBuffer,
+    owed: i32,
+    slot: [u8; SLOT_BYTES],
+    packet: [u8; 12 + SLOT_BYTES],
+    epoch: Instant,
+    epoch_wall: SystemTime,
+    next_rtcp: Instant,
+    octets_out: u32,
+    dtmf: Option<OutEvent>,
+    last_dtmf_in: Option<u32>,
+    /// Timestamp of the browser's current telephone event.
+    browser_event: Option<u32>,
+    events: std::collections::VecDeque<BridgeEvent>,
+    stats: Arc<BridgeStats>,
+}
+
+impl Bridge {
+    /// A bridge for a call answered at `now`.
+    /// `wall` is the wall-clock time at `now` (for RTCP's NTP timestamps).
+    pub fn new(
+        now: Instant,
+        wall: SystemTime,
+        setup: BridgeSetup,
+        stats: Arc<BridgeStats>,
+    ) -> Result<Bridge, String> {
+        let g711 = match setup.codec {
+            SipCodec::Pcmu => G711::Pcmu,
+            SipCodec::Pcma => G711::Pcma,
+        };
+        let (to_sip, to_browser) = match setup.browser {
+            BrowserCodec::Opus => (
+                Some(OpusToG711::new(g711).map_err(|e| e.to_string())?),
+                Some(G711ToOpus::new(g711).map_err(|e| e.to_string())?),
+            ),
+            BrowserCodec::Same => (None, None),
+        };
+        let rtcp_to = setup.remote.rtcp;
+        Ok(Bridge {
+            codec: setup.codec,
+            browser: setup.browser,
+            to_sip,
+            to_browser,
+            te_pt: setup.remote.telephone_event,
+            latch: Latch::new(setup.remote.rtp),
+            rtcp_to,
+            direction: setup.direction,
+            ssrc: setup.ssrc,
+            seq: (setup.ssrc >> 16) as u16,
+            ts: setup.ssrc.rotate_left(7),
+            browser_ts: None,
+            browser_step: match setup.browser {
+                BrowserCodec::Opus => 960,
+                BrowserCodec::Same => 160,
+            },
+            out_ts: setup.ssrc.rotate_left(13),
+            jitter: JitterBuffer::new(),
+            owed: 0,
+            slot: [0; SLOT_BYTES],
+            packet: [0; 12 + SLOT_BYTES],
+            epoch: now,
+            epoch_wall: wall,
+            next_rtcp: now + Duration::from_secs(1),
+            octets_out: 0,
+            dtmf: None,
+            last_dtmf_in: None,
+            browser_event: None,
+            events: std::collections::VecDeque::new(),
+            stats,
+        })
+    }
+
+    /// A new SDP from the peer (re-INVITE): new address, maybe new direction. The latch
+    /// starts over for the new address.
+    pub fn set_remote(&mut self, remote: &RemoteAudio) {
+        if remote.rtp != self.latch.expected {
+            self.latch = Latch::new(remote.rtp);
+            self.rtcp_to = remote.rtcp;
+        }
+        if remote.telephone_event.is_some() {
+            self.te_pt = remote.telephone_event;
+        }
+    }
+
+    /// Our own direction (hold: sendonly or inactive; unhold: sendrecv).
+    pub fn set_direction(&mut self, d: Direction) {
+        self.direction = d;
+    }
+
+    /// Where our RTP goes now.
+    pub fn remote_rtp(&self) -> SocketAddr {
+        self.latch.target()
+    }
+
+    /// The next event for the plugin.
+    pub fn poll_event(&mut self) -> Option<BridgeEvent> {
+        self.events.pop_front()
+    }
+
+    fn header(&mut self, pt: u8, marker: bool, ts: u32) {
+        let p = &mut self.packet;
+        p[0] = 0x80;
+        p[1] = pt | if marker { 0x80 } else { 0 };
+        p[2..4].copy_from_slice(&self.seq.to_be_bytes());
+        p[4..8].copy_from_slice(&ts.to_be_bytes());
+        p[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    fn send_frame(&mut self, frame: &[u8], send: &mut dyn FnMut(Dest, &[u8])) {
+        if !self.direction.sends() {
+            self.ts = self.ts.wrapping_add(frame.len() as u32);
+            return;
+        }
+        let ts = self.ts;
+        self.header(self.codec.pt(), false, ts);
+        self.packet[12..12 + frame.len()].copy_from_slice(frame);
+        self.ts = self.ts.wrapping_add(frame.len() as u32);
+        send(
+            Dest::Rtp(self.latch.target()),
+            &self.packet[..12 + frame.len()],
+        );
+        self.octets_out = self.octets_out.wrapping_add(frame.len() as u32);
+        self.stats.rtp_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An audio frame from the browser with its RTP timestamp.
+    pub fn from_browser(&mut self, payload: &[u8], rtp_ts: u32, send: &mut dyn FnMut(Dest, &[u8])) {
+        self.stats.browser_in.fetch_add(1, Ordering::Relaxed);
+        let gap = match self.browser_ts {
+            Some(last) => {
+                let d = rtp_ts.wrapping_sub(last);
+                if d == 0 || d > 0x8000_0000 {
+                    return; // a repeat or a late packet
+                }
+                (d / self.browser_step).saturating_sub(1).min(5)
+            }
+            None => 0,
+        };
+        self.browser_ts = Some(rtp_ts);
+        let Some(dec) = self.to_sip.take() else {
+            // Passthrough: the browser's G.711 goes out as it is.
+            if payload.len() <= SLOT_BYTES {
+                self.ts = self.ts.wrapping_add(gap * 160);
+                self.send_frame(payload, send);
+            }
+            return;
+        };
+        let mut dec = dec;
+        let mut frames: [[u8; G711_FRAME]; 8] = [[0; G711_FRAME]; 8];
+        let mut n = 0usize;
+        let mut collect = |f: &[u8]| {
+            if n < frames.len() {
+                frames[n].copy_from_slice(f);
+                n += 1;
+            }
+        };
+        for i in 0..gap {
+            // The last lost packet is rebuilt from this one's FEC; earlier ones are concealed.
+            let next = (i + 1 == gap).then_some(payload);
+            if let Err(e) = dec.lost(next, &mut collect) {
+                tracing::debug!(error = %e, "Opus concealment failed");
+            }
+        }
+        if let Err(e) = dec.push(payload, &mut collect) {
+            self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, "undecodable Opus packet from the browser");
+        }
+        self.to_sip = Some(dec);
+        for f in &frames[..n] {
+            self.send_frame(f, send);
+        }
+    }
+
+    /// A telephone-event report from the browser (its DTMF; `ts` identifies the
+    /// event), forwarded as RFC 4733. Until the browser's end report, the event is
+    /// kept going 200 ms past the last report, so a lost end report cannot make it endless.
+    pub fn browser_dtmf(&mut self, ts: u32, code: u8, end: bool, duration: Duration) {
+        let units = (duration.as_millis() as u64 * 8).min(u16::MAX as u64 - 1600) as u16;
+        if self.browser_event == Some(ts) {
+            if let Some(ev) = &mut self.dtmf {
+                if ev.code == code {
+                    ev.total = if end {
+                        units.max(ev.duration)
+                    } else {
+                        units + 1600
+                    };
+                }
+            }
+            return;
+        }
+        self.browser_event = Some(ts);
+        self.start_dtmf(code, if end { units.max(320) } else { units + 1600 });
+    }
+
+    /// Sends a DTMF digit as RFC 4733 packets lasting `duration_ms`.
+    pub fn send_dtmf(&mut self, digit: char, duration_ms: u32) -> bool {
+        let (Some(code), Some(_)) = (dtmf_code(digit), self.te_pt) else {
+            return false;
+        };
+        let units = (duration_ms.clamp(40, 6000) * 8) as u16;
+        self.start_dtmf(code, units);
+        true
+    }
+
+    fn start_dtmf(&mut self, code: u8, total: u16) {
+        self.dtmf = Some(OutEvent {
+            code,
+            ts: self.ts,
+            duration: 0,
+            total,
+            ends_left: END_REPEATS,
+            first: true,
+        });
+    }
+
+    /// One datagram from the SIP peer's RTP port.
+    pub fn from_sip(&mut self, now: Instant, src: SocketAddr, d: &[u8]) {
+        let Ok(h) = RtpHeader::parse(d) else {
+            self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let media = h.pt == self.codec.pt();
+        let event = Some(h.pt) == self.te_pt;
+        if !media && !event {
+            self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.latch.accept(src, h.ssrc, h.seq) {
+            self.stats.dropped_stranger.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let payload = &d[h.payload_offset..h.payload_end];
+        if event {
+            self.dtmf_in(h.timestamp, payload);
+            return;
+        }
+        self.stats.rtp_in.fetch_add(1, Ordering::Relaxed);
+        if !self.direction.receives() {
+            return;
+        }
+        let arrival = (now.saturating_duration_since(self.epoch).as_micros() / 125) as i64;
+        if !self.jitter.push(h.seq, h.timestamp, arrival, payload) {
+            self.stats.dropped_late.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn dtmf_in(&mut self, ts: u32, p: &[u8]) {
+        if p.len() < 4 {
+            self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let end = p[1] & 0x80 != 0;
+        if !end || self.last_dtmf_in == Some(ts) {
+            return;
+        }
+        self.last_dtmf_in = Some(ts);
+        if let Some(digit) = dtmf_digit(p[0]) {
+            let duration = u16::from_be_bytes([p[2], p[3]]) as u32 / 8;
+            self.events.push_back(BridgeEvent::Dtmf {
+                digit,
+                duration_ms: duration,
+            });
+        }
+    }
+
+    /// One datagram from the SIP peer's RTCP port.
+    pub fn from_sip_rtcp(&mut self, src: SocketAddr, d: &[u8]) {
+        let ok = d.len() >= 8 && d[0] >> 6 == 2 && (200..=206).contains(&d[1]);
+        let from_peer = src.ip() == self.latch.target().ip();
+        if ok && from_peer {
+            self.stats.rtcp_in.fetch_add(1, Ordering::Relaxed);
+        } else if !ok {
+            self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.stats.dropped_stranger.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The 20 ms clock: plays one frame toward the browser (through `to_browser`: the
+    /// payload and its RTP timestamp), advances DTMF, sends RTCP when due.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        send: &mut dyn FnMut(Dest, &[u8]),
+        to_browser: &mut dyn FnMut(&[u8], u32),
+    ) {
+        self.tick_dtmf(send);
+        self.owed += G711_FRAME as i32;
+        while self.owed > 0 {
+            let (played, len) = self.jitter.pop(&mut self.slot);
+            match played {
+                Played::Packet => {
+                    self.owed -= len as i32;
+                    self.play(len, to_browser);
+                }
+                Played::Lost(len) => {
+                    self.stats.lost.fetch_add(1, Ordering::Relaxed);
+                    self.owed -= len as i32;
+                    self.out_ts = self.out_ts.wrapping_add(self.browser_units(len as u32));
+                }
+                Played::Nothing => {
+                    self.owed = 0;
+                    break;
+                }
+            }
+        }
+        if now >= self.next_rtcp {
+            self.next_rtcp = now + RTCP_EVERY;
+            self.send_rtcp(now, send);
+        }
+    }
+
+    fn browser_units(&self, g711_samples: u32) -> u32 {
+        match self.browser {
+            BrowserCodec::Opus => g711_samples * 6,
+            BrowserCodec::Same => g711_samples,
+        }
+    }
+
+    fn play(&mut self, len: usize, to_browser: &mut dyn FnMut(&[u8], u32)) {
+        let stats = &self.stats;
+        match &mut self.to_browser {
+            None => {
+                to_browser(&self.slot[..len], self.out_ts);
+                self.out_ts = self.out_ts.wrapping_add(len as u32);
+                stats.browser_out.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(enc) => {
+                let out_ts = &mut self.out_ts;
+                let r = enc.push(&self.slot[..len], &mut |opus| {
+                    to_browser(opus, *out_ts);
+                    *out_ts = out_ts.wrapping_add(960);
+                    stats.browser_out.fetch_add(1, Ordering::Relaxed);
+                });
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "Opus encode failed");
+                }
+            }
+        }
+    }
+
+    fn tick_dtmf(&mut self, send: &mut dyn FnMut(Dest, &[u8])) {
+        let (Some(mut ev), Some(pt)) = (self.dtmf, self.te_pt) else {
+            self.dtmf = None;
+            return;
+        };
+        ev.duration = ev.duration.saturating_add(G711_FRAME as u16).min(ev.total);
+        let end = ev.duration >= ev.total;
+        let marker = ev.first;
+        ev.first = false;
+        self.header(pt, marker, ev.ts);
+        self.packet[12] = ev.code;
+        self.packet[13] = if end { 0x80 } else { 0 } | 10;
+        self.packet[14..16].copy_from_slice(&ev.duration.to_be_bytes());
+        if self.direction.sends() {
+            send(Dest::Rtp(self.latch.target()), &self.packet[..16]);
+            self.stats.rtp_out.fetch_add(1, Ordering::Relaxed);
+        }
+        if end {
+            ev.ends_left -= 1;
+            if ev.ends_left == 0 {
+                self.dtmf = None;
+                return;
+            }
+        }
+        self.dtmf = Some(ev);
+    }
+
+    fn send_rtcp(&mut self, now: Instant, send: &mut dyn FnMut(Dest, &[u8])) {
+        let mut b = [0u8; 96];
+        let report = self.jitter.report();
+        let rc = report.is_some() as u8;
+        let sr_words = 6 + 6 * rc as u16; // length in 32-bit words minus one
+        b[0] = 0x80 | rc;
+        b[1] = 200;
+        b[2..4].copy_from_slice(&sr_words.to_be_bytes());
+        b[4..8].copy_from_slice(&self.ssrc.to_be_bytes());
+        let ntp = (self.epoch_wall + now.saturating_duration_since(self.epoch))
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            + Duration::from_secs(2_208_988_800);
+        let frac = ((ntp.subsec_nanos() as u64) << 32) / 1_000_000_000;
+        b[8..12].copy_from_slice(&(ntp.as_secs() as u32).to_be_bytes());
+        b[12..16].copy_from_slice(&(frac as u32).to_be_bytes());
+        b[16..20].copy_from_slice(&self.ts.to_be_bytes());
+        let packets = self.stats.rtp_out.load(Ordering::Relaxed) as u32;
+        b[20..24].copy_from_slice(&packets.to_be_bytes());
+        b[24..28].copy_from_slice(&self.octets_out.to_be_bytes());
+        let mut n = 28;
+        if let Some((fraction, lost, max_seq, jitter)) = report {
+            // The peer's SSRC is not tracked; 0 is allowed by receivers that match loosely.
+            b[n..n + 4].copy_from_slice(&0u32.to_be_bytes());
+            b[n + 4] = fraction;
+            b[n + 5..n + 8].copy_from_slice(&lost.min(0x7f_ffff).to_be_bytes()[1..]);
+            b[n + 8..n + 12].copy_from_slice(&max_seq.to_be_bytes());
+            b[n + 12..n + 16].copy_from_slice(&jitter.to_be_bytes());
+            n += 24;
+        }
+        // SDES with a CNAME: a compound packet must carry one (RFC 3550 §6.1).
+        let cname = b"cardea";
+        let sdes_len = 4 + 4 + 2 + cname.len() + 1;
+        let padded = sdes_len.div_ceil(4) * 4;
+        b[n] = 0x81;
+        b[n + 1] = 202;
+        b[n + 2..n + 4].copy_from_slice(&((padded / 4 - 1) as u16).to_be_bytes());
+        b[n + 4..n + 8].copy_from_slice(&self.ssrc.to_be_bytes());
+        b[n + 8] = 1;
+        b[n + 9] = cname.len() as u8;
+        b[n + 10..n + 10 + cname.len()].copy_from_slice(cname);
+        n += padded;
+        let target = SocketAddr::new(self.latch.target().ip(), self.rtcp_port());
+        send(Dest::Rtcp(target), &b[..n]);
+        self.stats.rtcp_out.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn rtcp_port(&self) -> u16 {
+        match self.latch.latched {
+            Some(l) if l != self.latch.expected => l.port().wrapping_add(1),
+            _ => self.rtcp_to.port(),
+        }
+    }
+}

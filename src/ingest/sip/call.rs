@@ -1,0 +1,639 @@
+//! One call: a task that owns its SIP dialog (through rsipstack), its two media
+//! sockets (RTP and RTCP toward the SIP peer) and its [`Bridge`]. The driver
+//! starts it and passes it [`CallOp`]s; it reports [`CallEvent`]s.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
+use rsipstack::dialog::dialog_layer::DialogLayer;
+use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invite_dialog::InviteDialog;
+use rsipstack::sip::{Header, StatusCode};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::bridge::{Bridge, BridgeSetup, BrowserCodec, BrowserFrame, Dest};
+use super::sdp::{self, Direction, LocalAudio, RemoteAudio, SipCodec};
+use super::{CallEvent, CallMedia, CallOp, SipEvent};
+use crate::api::HandleId;
+use crate::ingest::rtp::RtpHeader;
+use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
+
+/// Our telephone-event payload type on the SIP leg.
+const TELEPHONE_EVENT_PT: u8 = 101;
+/// The codecs we offer and accept on the SIP leg, preferred first.
+pub const SIP_CODECS: [SipCodec; 2] = [SipCodec::Pcmu, SipCodec::Pcma];
+/// How long an INFO/MESSAGE/REFER/re-INVITE waits for its answer (timer F).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(32);
+
+/// What every call task needs from the driver.
+#[derive(Clone)]
+pub struct CallCtx {
+    /// The handle the call belongs to.
+    pub handle: HandleId,
+    /// Where events go (the core's channel).
+    pub events: mpsc::UnboundedSender<MediaEvent>,
+    /// The media engine, for the audio toward the browser.
+    pub engine: mpsc::UnboundedSender<MediaCommand>,
+    /// Where the media sockets bind.
+    pub media_ip: IpAddr,
+    /// The address written in our SDP.
+    pub sdp_ip: IpAddr,
+}
+
+impl CallCtx {
+    fn emit(&self, what: CallEvent) {
+        let _ = self.events.send(MediaEvent::Sip(SipEvent::Call {
+            handle: self.handle,
+            what,
+        }));
+    }
+}
+
+/// The RTP socket on an even port and the RTCP socket on the next one.
+async fn bind_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..20 {
+        let rtp = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, port + 1)).await {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "no free RTP/RTCP port pair",
+    ))
+}
+
+fn ended(code: u16, reason: impl Into<String>) -> CallEvent {
+    CallEvent::Ended {
+        code,
+        reason: reason.into(),
+    }
+}
+
+fn terminated(reason: &TerminatedReason) -> CallEvent {
+    match reason {
+        TerminatedReason::UacBye | TerminatedReason::UasBye => ended(200, "Session Terminated"),
+        TerminatedReason::UacCancel => ended(487, "Request Terminated"),
+        TerminatedReason::Timeout => ended(408, "Request Timeout"),
+        TerminatedReason::UacBusy | TerminatedReason::UasBusy => ended(486, "Busy Here"),
+        TerminatedReason::UasDecline => ended(603, "Decline"),
+        TerminatedReason::ProxyAuthRequired => ended(407, "Proxy Authentication Required"),
+        TerminatedReason::ProxyError(c)
+        | TerminatedReason::UacOther(c)
+        | TerminatedReason::UasOther(c) => ended(c.code(), c.text()),
+    }
+}
+
+fn content_type(ct: &str) -> Header {
+    Header::ContentType(ct.into())
+}
+
+fn header_value<'a>(req: &'a rsipstack::sip::Request, name: &str) -> Option<&'a str> {
+    req.headers.iter().find_map(|h| match h {
+        Header::Other(n, v) if n.eq_ignore_ascii_case(name) => Some(v.as_str()),
+        Header::ContentType(v) if name.eq_ignore_ascii_case("content-type") => Some(v.value()),
+        _ => None,
+    })
+}
+
+/// A random number from the standard library's randomly keyed hasher.
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u8(0);
+    h.finish() as u32
+}
+
+/// This task is a driver: it reads the clock and hands `now` to the bridge.
+#[allow(clippy::disallowed_methods)] // the driver owns the clock
+fn now() -> Instant {
+    Instant::now()
+}
+
+#[allow(clippy::disallowed_methods)] // RTCP sender reports carry wall-clock time
+fn wall_clock() -> std::time::SystemTime {
+    std::time::SystemTime::now()
+}
+
+/// Sockets bound and our SDP, before the peer's is known.
+struct LocalMedia {
+    rtp: UdpSocket,
+    rtcp: UdpSocket,
+    sdp: LocalAudio,
+}
+
+async fn local_media(ctx: &CallCtx, codecs: Vec<SipCodec>) -> std::io::Result<LocalMedia> {
+    let (rtp, rtcp) = bind_pair(ctx.media_ip).await?;
+    let port = rtp.local_addr()?.port();
+    Ok(LocalMedia {
+        rtp,
+        rtcp,
+        sdp: LocalAudio {
+            rtp: SocketAddr::new(ctx.sdp_ip, port),
+            codecs,
+            telephone_event: Some(TELEPHONE_EVENT_PT),
+            direction: Direction::SendRecv,
+            session_id: random_u32() as u64,
+            version: 1,
+        },
+    })
+}
+
+/// Places a call: INVITE with our SDP, then the call until it ends.
+pub async fn outgoing(
+    ctx: CallCtx,
+    layer: Arc<DialogLayer>,
+    mut opt: InviteOption,
+    media: CallMedia,
+    mut ops: mpsc::UnboundedReceiver<CallOp>,
+) {
+    let local = match local_media(&ctx, SIP_CODECS.to_vec()).await {
+        Ok(l) => l,
+        Err(e) => {
+            ctx.emit(ended(500, format!("no media port: {e}")));
+            return;
+        }
+    };
+    opt.offer = Some(local.sdp.to_sdp().into_bytes());
+    opt.content_type = Some("application/sdp".into());
+    let (state_tx, mut states) = layer.new_dialog_state_channel();
+    let (dialog, join) = match layer.do_invite_async(opt, state_tx) {
+        Ok(x) => x,
+        Err(e) => {
+            ctx.emit(ended(400, format!("cannot send the INVITE: {e}")));
+            return;
+        }
+    };
+    ctx.emit(CallEvent::Calling {
+        call_id: dialog.id().call_id.clone(),
+    });
+    let mut join = join;
+    let answer = loop {
+        tokio::select! {
+            r = &mut join => break r,
+            Some(state) = states.recv() => {
+                if let DialogState::Early(_, resp) = state {
+                    ctx.emit(CallEvent::Progress {
+                        code: resp.status_code.code(),
+                        reason: resp.wire_reason.clone().unwrap_or_else(|| resp.status_code.text().to_owned()),
+                    });
+                }
+            }
+            op = ops.recv() => match op {
+                Some(CallOp::Hangup) | None => {
+                    // CANCEL; the INVITE then ends with 487 (or a 2xx that is BYE'd).
+                    if let Err(e) = dialog.cancel().await {
+                        tracing::debug!(error = %e, "CANCEL not sent");
+                    }
+                }
+                Some(other) => tracing::debug!(?other, "ignored before the call is answered"),
+            },
+        }
+    };
+    let resp = match answer {
+        Ok(Ok((_, Some(resp))))
+            if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
+        {
+            resp
+        }
+        Ok(Ok((_, Some(resp)))) => {
+            ctx.emit(ended(
+                resp.status_code.code(),
+                resp.wire_reason
+                    .clone()
+                    .unwrap_or_else(|| resp.status_code.text().to_owned()),
+            ));
+            return;
+        }
+        Ok(Ok((_, None))) => {
+            ctx.emit(ended(408, "no final answer to the INVITE"));
+            return;
+        }
+        Ok(Err(e)) => {
+            ctx.emit(ended(408, format!("INVITE failed: {e}")));
+            return;
+        }
+        Err(e) => {
+            ctx.emit(ended(500, format!("INVITE task failed: {e}")));
+            return;
+        }
+    };
+    let body = String::from_utf8_lossy(&resp.body);
+    let started = sdp::parse(&body).and_then(|remote| {
+        let codec = sdp::choose(&remote, &SIP_CODECS)?;
+        Ok((remote, codec))
+    });
+    let (remote, codec) = match started {
+        Ok(x) => x,
+        Err(e) => {
+            tracing::info!(handle = %ctx.handle, error = %e, "SIP answer unusable: hanging up");
+            let _ = dialog.hangup().await;
+            ctx.emit(ended(488, format!("Not Acceptable Here ({e})")));
+            layer.remove_dialog(&dialog.id());
+            return;
+        }
+    };
+    let end = in_call(
+        &ctx,
+        &dialog,
+        &mut states,
+        local,
+        media,
+        remote,
+        codec,
+        &mut ops,
+    )
+    .await;
+    layer.remove_dialog(&dialog.id());
+    ctx.emit(end);
+}
+
+/// Answers an incoming call when the browser accepts it, then the call until it ends.
+/// `remote` is the caller's SDP (already checked to have a codec in common).
+#[allow(clippy::too_many_arguments)] // the call's parts, each once
+pub async fn incoming(
+    ctx: CallCtx,
+    layer: Arc<DialogLayer>,
+    dialog: InviteDialog,
+    mut states: DialogStateReceiver,
+    remote: RemoteAudio,
+    codec: SipCodec,
+    mut ops: mpsc::UnboundedReceiver<CallOp>,
+) {
+    // Until the browser answers: ringing, decline, or the caller gives up.
+    let media = loop {
+        tokio::select! {
+            Some(state) = states.recv() => {
+                if let DialogState::Terminated(_, reason) = state {
+                    ctx.emit(terminated(&reason));
+                    layer.remove_dialog(&dialog.id());
+                    return;
+                }
+            }
+            op = ops.recv() => match op {
+                Some(CallOp::Accept(media)) => break media,
+                Some(CallOp::Ringing) => {
+                    if let Err(e) = dialog.ringing(None, None) {
+                        tracing::debug!(error = %e, "180 not sent");
+                    }
+                }
+                Some(CallOp::Decline(code)) => {
+                    let status = StatusCode::from(code);
+                    let _ = dialog.reject(Some(status), None);
+                    ctx.emit(ended(code, StatusCode::from(code).text()));
+                    layer.remove_dialog(&dialog.id());
+                    return;
+                }
+                Some(CallOp::Hangup) | None => {
+                    let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                    ctx.emit(ended(480, "Temporarily Unavailable"));
+                    layer.remove_dialog(&dialog.id());
+                    return;
+                }
+                Some(other) => tracing::debug!(?other, "ignored before the call is answered"),
+            },
+        }
+    };
+    let local = match local_media(&ctx, vec![codec]).await {
+        Ok(l) => l,
+        Err(e) => {
+            let _ = dialog.reject(Some(StatusCode::ServerInternalError), None);
+            ctx.emit(ended(500, format!("no media port: {e}")));
+            layer.remove_dialog(&dialog.id());
+            return;
+        }
+    };
+    let mut local = local;
+    local.sdp.telephone_event = remote.telephone_event.map(|_| TELEPHONE_EVENT_PT);
+    local.sdp.direction = remote.direction.reversed();
+    if let Err(e) = dialog.accept(
+        Some(vec![content_type("application/sdp")]),
+        Some(local.sdp.to_sdp().into_bytes()),
+    ) {
+        ctx.emit(ended(500, format!("200 not sent: {e}")));
+        layer.remove_dialog(&dialog.id());
+        return;
+    }
+    let end = in_call(
+        &ctx,
+        &dialog,
+        &mut states,
+        local,
+        media,
+        remote,
+        codec,
+        &mut ops,
+    )
+    .await;
+    layer.remove_dialog(&dialog.id());
+    ctx.emit(end);
+}
+
+/// The answered call: media both ways and in-dialog requests, until either side ends it.
+#[allow(clippy::too_many_arguments)] // the call's parts, each once
+async fn in_call(
+    ctx: &CallCtx,
+    dialog: &InviteDialog,
+    states: &mut DialogStateReceiver,
+    local: LocalMedia,
+    media: CallMedia,
+    remote: RemoteAudio,
+    codec: SipCodec,
+    ops: &mut mpsc::UnboundedReceiver<CallOp>,
+) -> CallEvent {
+    let LocalMedia {
+        rtp,
+        rtcp,
+        sdp: mut our_sdp,
+    } = local;
+    let CallMedia {
+        source,
+        mut from_browser,
+        browser,
+        stats,
+    } = media;
+    let setup = BridgeSetup {
+        codec,
+        browser,
+        remote: remote.clone(),
+        ssrc: random_u32(),
+        direction: our_sdp.direction,
+    };
+    let mut bridge = match Bridge::new(now(), wall_clock(), setup, stats) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = dialog.hangup().await;
+            return ended(500, format!("transcoder: {e}"));
+        }
+    };
+    tracing::info!(handle = %ctx.handle, remote = %remote.rtp, codec = codec.name(), "SIP call up");
+    ctx.emit(CallEvent::Accepted {
+        codec: codec.name(),
+    });
+    let browser_pt = match browser {
+        BrowserCodec::Opus => 111,
+        BrowserCodec::Same => codec.pt(),
+    };
+    let mut out_seq = 0u16;
+    let engine = ctx.engine.clone();
+    let mut to_browser = move |payload: &[u8], ts: u32| {
+        let len = payload.len();
+        out_seq = out_seq.wrapping_add(1);
+        let _ = engine.send(MediaCommand::SourcePacket(Arc::new(SourcePacket {
+            source,
+            track: 0,
+            header: RtpHeader {
+                pt: browser_pt,
+                marker: false,
+                seq: out_seq,
+                timestamp: ts,
+                ssrc: 0,
+                payload_offset: 0,
+                payload_end: len,
+            },
+            payload: Arc::from(payload),
+            keyframe: None,
+            arrival: now(),
+        })));
+    };
+    let mut send = |dest: Dest, d: &[u8]| {
+        let r = match dest {
+            Dest::Rtp(a) => rtp.try_send_to(d, a),
+            Dest::Rtcp(a) => rtcp.try_send_to(d, a),
+        };
+        if let Err(e) = r {
+            tracing::trace!(error = %e, "SIP media send failed");
+        }
+    };
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut buf = [0u8; 2048];
+    let mut rbuf = [0u8; 1500];
+    // A re-INVITE or INFO we sent, answered in its own task; its outcome comes back here.
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<CallEvent>();
+    loop {
+        tokio::select! {
+            r = rtp.recv_from(&mut buf) => {
+                if let Ok((n, src)) = r {
+                    bridge.from_sip(now(), src, &buf[..n]);
+                    while let Some(super::bridge::BridgeEvent::Dtmf { digit, duration_ms }) = bridge.poll_event() {
+                        ctx.emit(CallEvent::Dtmf { signal: digit, duration: duration_ms, info: false });
+                    }
+                }
+            }
+            r = rtcp.recv_from(&mut rbuf) => {
+                if let Ok((n, src)) = r {
+                    bridge.from_sip_rtcp(src, &rbuf[..n]);
+                }
+            }
+            Some(frame) = from_browser.recv() => match frame {
+                BrowserFrame::Audio { ts, len, data } => {
+                    bridge.from_browser(&data[..len as usize], ts, &mut send);
+                }
+                BrowserFrame::Dtmf { ts, code, end, duration } => {
+                    bridge.browser_dtmf(ts, code, end, duration);
+                }
+            },
+            _ = tick.tick() => {
+                bridge.tick(now(), &mut send, &mut to_browser);
+            }
+            Some(ev) = done_rx.recv() => ctx.emit(ev),
+            state = states.recv() => match state {
+                None => return ended(500, "dialog gone"),
+                Some(DialogState::Terminated(_, reason)) => return terminated(&reason),
+                Some(DialogState::Updated(_, req, th)) => {
+                    // A re-INVITE (or UPDATE) from the peer: new SDP, same media sockets.
+                    let body = String::from_utf8_lossy(&req.body).into_owned();
+                    match sdp::parse(&body) {
+                        Ok(r) if r.rtp.port() != 0 => {
+                            bridge.set_remote(&r);
+                            our_sdp.version += 1;
+                            let ours = if our_sdp.direction == Direction::SendRecv {
+                                r.direction.reversed()
+                            } else {
+                                our_sdp.direction
+                            };
+                            let mut answer = our_sdp.clone();
+                            answer.direction = ours;
+                            bridge.set_direction(ours);
+                            let _ = th.respond(StatusCode::OK, Some(vec![content_type("application/sdp")]), Some(answer.to_sdp().into_bytes())).await;
+                            ctx.emit(CallEvent::Updated { direction: r.direction });
+                        }
+                        Ok(_) | Err(_) if body.trim().is_empty() => {
+                            // An offerless re-INVITE: offer what we have.
+                            let _ = th.respond(StatusCode::OK, Some(vec![content_type("application/sdp")]), Some(our_sdp.to_sdp().into_bytes())).await;
+                        }
+                        _ => {
+                            let _ = th.respond(StatusCode::NotAcceptableHere, None, None).await;
+                        }
+                    }
+                }
+                Some(DialogState::Info(_, req, th)) => {
+                    let ct = header_value(&req, "content-type").unwrap_or("").to_ascii_lowercase();
+                    let body = String::from_utf8_lossy(&req.body).into_owned();
+                    let _ = th.reply(StatusCode::OK).await;
+                    if ct.starts_with("application/dtmf-relay") || ct.starts_with("application/dtmf") {
+                        if let Some((signal, duration)) = parse_dtmf_relay(&body) {
+                            ctx.emit(CallEvent::Dtmf { signal, duration, info: true });
+                        }
+                    } else {
+                        ctx.emit(CallEvent::Info { content_type: ct, content: body });
+                    }
+                }
+                Some(DialogState::Message(_, req, th)) => {
+                    let ct = header_value(&req, "content-type").unwrap_or("text/plain").to_owned();
+                    let _ = th.reply(StatusCode::OK).await;
+                    ctx.emit(CallEvent::Message { content_type: ct, content: String::from_utf8_lossy(&req.body).into_owned() });
+                }
+                Some(DialogState::Refer(_, req, th)) => {
+                    let refer_to = header_value(&req, "refer-to").map(str::to_owned);
+                    match refer_to {
+                        Some(to) => {
+                            let _ = th.reply(StatusCode::Accepted).await;
+                            ctx.emit(CallEvent::Transfer {
+                                refer_to: to.trim_matches(|c| c == '<' || c == '>').to_owned(),
+                                referred_by: header_value(&req, "referred-by").map(str::to_owned),
+                            });
+                        }
+                        None => {
+                            let _ = th.reply(StatusCode::BadRequest).await;
+                        }
+                    }
+                }
+                Some(DialogState::Options(_, _, th)) | Some(DialogState::Notify(_, _, th)) | Some(DialogState::Publish(_, _, th)) => {
+                    let _ = th.reply(StatusCode::OK).await;
+                }
+                Some(_) => {}
+            },
+            op = ops.recv() => match op {
+                None | Some(CallOp::Hangup) => {
+                    if let Err(e) = dialog.hangup().await {
+                        tracing::debug!(error = %e, "BYE not sent");
+                    }
+                    return ended(200, "Session Terminated");
+                }
+                Some(CallOp::Direction(d)) => {
+                    our_sdp.version += 1;
+                    our_sdp.direction = d;
+                    bridge.set_direction(d);
+                    let (dialog, done, body) = (dialog.clone(), done_tx.clone(), our_sdp.to_sdp().into_bytes());
+                    tokio::spawn(async move {
+                        let r = tokio::time::timeout(REQUEST_TIMEOUT, dialog.reinvite(Some(vec![content_type("application/sdp")]), Some(body))).await;
+                        let code = match r {
+                            Ok(Ok(Some(resp))) => resp.status_code.code(),
+                            _ => 408,
+                        };
+                        let _ = done.send(CallEvent::DirectionSet { direction: d, code });
+                    });
+                }
+                Some(CallOp::DtmfInfo { digit, duration }) => {
+                    let body = format!("Signal={digit}\r\nDuration={duration}\r\n");
+                    send_in_dialog(dialog, &done_tx, "info", "application/dtmf-relay", body);
+                }
+                Some(CallOp::Info { content_type, content }) => {
+                    send_in_dialog(dialog, &done_tx, "info", &content_type, content);
+                }
+                Some(CallOp::Message { content_type, content }) => {
+                    send_in_dialog(dialog, &done_tx, "message", &content_type, content);
+                }
+                Some(CallOp::Transfer { uri }) => {
+                    let (dialog, done) = (dialog.clone(), done_tx.clone());
+                    tokio::spawn(async move {
+                        let code = match uri.parse::<rsipstack::sip::Uri>() {
+                            Ok(to) => match tokio::time::timeout(REQUEST_TIMEOUT, dialog.refer(to, None, None)).await {
+                                Ok(Ok(Some(resp))) => resp.status_code.code(),
+                                _ => 408,
+                            },
+                            Err(_) => 400,
+                        };
+                        let _ = done.send(CallEvent::Delivery { what: "transfer", code, reason: StatusCode::from(code).text().to_owned() });
+                    });
+                }
+                Some(CallOp::Accept(_) | CallOp::Ringing | CallOp::Decline(_)) => {}
+            },
+        }
+    }
+}
+
+/// Sends an INFO or MESSAGE in the dialog from its own task; its final answer comes back as [`CallEvent::Delivery`].
+fn send_in_dialog(
+    dialog: &InviteDialog,
+    done: &mpsc::UnboundedSender<CallEvent>,
+    what: &'static str,
+    ct: &str,
+    body: String,
+) {
+    let (dialog, done, headers) = (dialog.clone(), done.clone(), vec![content_type(ct)]);
+    tokio::spawn(async move {
+        let fut = async {
+            if what == "info" {
+                dialog.info(Some(headers), Some(body.into_bytes())).await
+            } else {
+                dialog.message(Some(headers), Some(body.into_bytes())).await
+            }
+        };
+        let (code, reason) = match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
+            Ok(Ok(Some(resp))) => (
+                resp.status_code.code(),
+                resp.wire_reason
+                    .clone()
+                    .unwrap_or_else(|| resp.status_code.text().to_owned()),
+            ),
+            Ok(Ok(None)) => (481, "Call/Transaction Does Not Exist".to_owned()),
+            Ok(Err(e)) => (408, e.to_string()),
+            Err(_) => (408, "Request Timeout".to_owned()),
+        };
+        let _ = done.send(CallEvent::Delivery { what, code, reason });
+    });
+}
+
+/// `Signal=5\r\nDuration=160` (application/dtmf-relay) to the digit and ms.
+pub fn parse_dtmf_relay(body: &str) -> Option<(char, u32)> {
+    let mut signal = None;
+    let mut duration = 160;
+    for line in body.lines() {
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        match k.trim().to_ascii_lowercase().as_str() {
+            "signal" => {
+                let v = v.trim();
+                let mut chars = v.chars();
+                let c = chars.next()?;
+                if chars.next().is_none() && super::bridge::dtmf_code(c).is_some() {
+                    signal = Some(c.to_ascii_uppercase());
+                }
+            }
+            "duration" => duration = v.trim().parse().unwrap_or(160).min(60_000),
+            _ => {}
+        }
+    }
+    signal.map(|s| (s, duration))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dtmf_relay_bodies() {
+        assert_eq!(
+            parse_dtmf_relay("Signal=5\r\nDuration=160\r\n"),
+            Some(('5', 160))
+        );
+        assert_eq!(
+            parse_dtmf_relay("signal= #\nduration=250"),
+            Some(('#', 250))
+        );
+        assert_eq!(parse_dtmf_relay("Signal=x\r\n"), None);
+        assert_eq!(parse_dtmf_relay("Signal=55\r\n"), None);
+        assert_eq!(parse_dtmf_relay(""), None);
+    }
+}
