@@ -3,6 +3,9 @@
 // Usage: node browser.mjs <page-url> <seconds> [echo|viewer]
 //   echo:   the echo test (window.cardea), started by ?autostart=1
 //   viewer: the streams view (window.cardea.viewer), started by ?watch=<id>
+//   phone:  the phone view (window.cardea.phone), driven by ?phone=1&user=…; prints
+//           "registered" once registered, and stops early once the call hung up.
+// FAKE_AUDIO=<wav> makes that file the fake microphone (looped).
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,7 +26,8 @@ const context = await chromium.launchPersistentContext(profile, {
     '--no-sandbox', '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
     '--allow-loopback-in-peer-connection', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--disable-features=WebRtcHideLocalIpsWithMdns',
+    '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required',
+    ...(process.env.FAKE_AUDIO ? ['--use-file-for-fake-audio-capture=' + process.env.FAKE_AUDIO] : []),
   ],
 });
 const result = { url, webrtcup: false, framesDecoded: 0, audioPacketsReceived: 0, errors: [], console: [], samples: [] };
@@ -43,7 +47,23 @@ try {
     await page.evaluate((id) => window.cardea.viewer.watch(id), id);
   }
   const deadline = Date.now() + seconds * 1000;
-  while (Date.now() < deadline) {
+  if (mode === 'phone') {
+    let said = false;
+    while (Date.now() < deadline) {
+      await page.waitForTimeout(250);
+      const p = await page.evaluate(() => {
+        const p = window.cardea && window.cardea.phone;
+        if (!p) return null;
+        return { registered: p.registered, accepted: p.accepted, hungup: p.hungup, events: p.events, errors: p.errors, peaks: p.peaks, stats: p.stats, incoming: p.incoming ? { caller: p.incoming.caller, displayname: p.incoming.displayname } : null };
+      });
+      if (!p) continue;
+      if (p.registered && !said) { said = true; console.log('registered'); }
+      result.phone = p;
+      result.samples.push({ ms: Date.now() - t0, stats: p.stats });
+      if (p.hungup && Date.now() > (result.hungupAt || (result.hungupAt = Date.now() + 1500))) break;
+    }
+  }
+  while (mode !== 'phone' && Date.now() < deadline) {
     await page.waitForTimeout(500);
     const s = await page.evaluate(async (mode) => {
       const c = window.cardea && (mode === 'viewer' ? window.cardea.viewer : window.cardea);
