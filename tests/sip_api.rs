@@ -98,3 +98,59 @@ async fn register_is_validated_before_anything_is_sent() {
     let ev = request(&gw, sid, hid, json!({"request": "unregister"})).await;
     assert_eq!(ev["result"]["event"], "unregistered", "{ev}");
 }
+
+/// Call requests refused before anything is sent: wrong state (no registration, no
+/// call), missing JSEP offer, bad addresses and elements. The handle lives on.
+#[tokio::test]
+async fn call_requests_are_validated() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let callee = "sip:bob@127.0.0.1:5998";
+    // Not registered yet.
+    let ev = request(&gw, sid, hid, json!({"request": "call", "uri": callee})).await;
+    assert_eq!(ev["error_code"], 447, "{ev}");
+    let ev = request(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "register", "type": "guest", "username": "sip:alice@127.0.0.1:5999"}),
+    )
+    .await;
+    assert_eq!(ev["result"]["event"], "registered", "{ev}");
+    let cases = [
+        (json!({"request": "call"}), 443),
+        (json!({"request": "call", "uri": "bob"}), 446),
+        (json!({"request": "call", "uri": callee}), 448), // no JSEP offer
+        (
+            json!({"request": "call", "uri": callee, "transcode": "no"}),
+            444,
+        ),
+        (
+            json!({"request": "call", "uri": callee, "headers": {"X-A": "1\r\nVia: x"}}),
+            444,
+        ),
+        (json!({"request": "accept"}), 447),
+        (json!({"request": "decline"}), 447),
+        (json!({"request": "decline", "code": 200}), 444),
+        (json!({"request": "hangup"}), 447),
+        (json!({"request": "hold"}), 447),
+        (json!({"request": "hold", "direction": "sideways"}), 444),
+        (json!({"request": "dtmf_info", "digit": "5"}), 447),
+        (json!({"request": "dtmf_info", "digit": "55"}), 444),
+        (json!({"request": "dtmf_info"}), 443),
+        (json!({"request": "info", "content": "x"}), 447),
+        (json!({"request": "info"}), 443),
+        (
+            json!({"request": "message", "content": "hi", "uri": callee}),
+            442,
+        ),
+        (json!({"request": "transfer", "uri": "nowhere"}), 446),
+        (json!({"request": "transfer", "uri": callee}), 447),
+        (json!({"request": "update"}), 442),
+    ];
+    for (body, code) in cases {
+        let ev = request(&gw, sid, hid, body.clone()).await;
+        assert_eq!(ev["error_code"], code, "{body}: {ev}");
+    }
+}

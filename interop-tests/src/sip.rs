@@ -177,3 +177,193 @@ impl<'a> SipHandle<'a> {
             .unwrap_or_else(|| panic!("no SIP event within {limit:?}"))
     }
 }
+
+/// A child process stopped with SIGTERM (then SIGKILL) when dropped: sipp, tcpdump.
+pub struct Peer {
+    child: Child,
+    name: &'static str,
+}
+
+impl Peer {
+    /// Waits up to `limit` for it to exit by itself; its exit code.
+    pub fn wait(&mut self, limit: Duration) -> anyhow::Result<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s.code().unwrap_or(-1));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("{} still running after {limit:?}", self.name)
+    }
+
+    /// Asks it to stop (SIGINT: tcpdump flushes its file) and waits for it.
+    pub fn interrupt(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.wait(Duration::from_secs(5));
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.wait(Duration::from_secs(3));
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs sipp with `args` (scenario, addresses…), quietly unless SIPP_LOG is set;
+/// its trace files go to `dir`.
+pub fn sipp(args: &[&str], dir: &std::path::Path) -> anyhow::Result<Peer> {
+    let verbose = std::env::var_os("SIPP_LOG").is_some();
+    let child = Command::new("sipp")
+        .args(args)
+        .args(["-nostdin", "-trace_err", "-trace_msg"])
+        .current_dir(dir)
+        .stdout(if verbose {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stderr(if verbose {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .context("starting sipp (apt install sip-tester)")?;
+    Ok(Peer {
+        child,
+        name: "sipp",
+    })
+}
+
+/// Captures UDP on loopback into `file` until interrupted.
+pub fn capture(file: &std::path::Path) -> anyhow::Result<Peer> {
+    use std::io::BufRead;
+    let mut child = Command::new("tcpdump")
+        .args(["-i", "lo", "-n", "-U", "-s", "0", "-w"])
+        .arg(file)
+        .arg("udp")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting tcpdump (apt install tcpdump)")?;
+    let stderr = child.stderr.take().context("tcpdump stderr")?;
+    let mut line = String::new();
+    std::io::BufReader::new(stderr).read_line(&mut line)?;
+    if !line.contains("listening") {
+        bail!("tcpdump did not start: {line}");
+    }
+    Ok(Peer {
+        child,
+        name: "tcpdump",
+    })
+}
+
+/// What a loopback capture shows of the RTP sent to `port` (see py/sip_media.py).
+pub fn analyze_capture(file: &std::path::Path, port: u16) -> anyhow::Result<Value> {
+    let out = Command::new("python3")
+        .arg(crate::workspace().join("interop-tests/py/sip_media.py"))
+        .arg("analyze")
+        .arg(file)
+        .args(["--port", &port.to_string()])
+        .output()?;
+    if !out.status.success() {
+        bail!("analyze failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// Runs py/sip_media.py to make a tone file (`wav` or `pcap`) at `freq` Hz.
+pub fn tone_file(kind: &str, freq: u32, file: &std::path::Path) -> anyhow::Result<()> {
+    let st = Command::new("python3")
+        .arg(crate::workspace().join("interop-tests/py/sip_media.py"))
+        .arg(kind)
+        .args(["--freq", &freq.to_string(), "--out"])
+        .arg(file)
+        .status()?;
+    if !st.success() {
+        bail!("sip_media.py {kind} failed");
+    }
+    Ok(())
+}
+
+/// A scratch directory removed when dropped.
+pub struct Scratch(pub std::path::PathBuf);
+
+impl Scratch {
+    /// A new empty directory under the system's temp dir.
+    pub fn new(name: &str) -> anyhow::Result<Scratch> {
+        let dir = std::env::temp_dir().join(format!(
+            "cardea-{name}-{}-{}",
+            std::process::id(),
+            rand_token()
+        ));
+        std::fs::create_dir_all(&dir)?;
+        Ok(Scratch(dir))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Opens the page's phone view in headless Chromium (`query` drives it, e.g.
+/// `user=…&secret=…&call=…`), with `wav` as the microphone; runs `on_registered`
+/// once the page reports the registration, and returns what the page saw after
+/// `seconds` or shortly after the call hung up.
+pub async fn chromium_phone<F: std::future::Future<Output = ()>>(
+    running: &Running,
+    query: &str,
+    wav: &std::path::Path,
+    seconds: u32,
+    on_registered: F,
+) -> anyhow::Result<Value> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let http = running.http.context("HTTP listener")?;
+    let url = format!("http://{http}/?phone=1&{query}&transport=http&server=http://{http}/janus");
+    let mut child = tokio::process::Command::new("node")
+        .arg(crate::workspace().join("interop-tests/js/browser.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg("phone")
+        .env("FAKE_AUDIO", wav)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting node")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let mut last = None;
+    let read = async {
+        let mut on_registered = std::pin::pin!(on_registered);
+        let mut registered = false;
+        loop {
+            tokio::select! {
+                line = lines.next_line() => match line? {
+                    Some(l) if l == "registered" => registered = true,
+                    Some(l) if l.starts_with('{') => last = Some(l),
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = &mut on_registered, if registered => registered = false,
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(seconds as u64 + 60), read)
+        .await
+        .context("browser did not finish")??;
+    let line = last.context("no result line from the browser")?;
+    Ok(serde_json::from_str(&line)?)
+}

@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Media helpers for the SIP interop tests (standard library only).
+
+  wav  --freq F --out tone.wav             a 16-bit 48 kHz mono sine (Chromium's fake microphone)
+  pcap --freq F --seconds S --out t.pcap   PCMU RTP of a sine, 20 ms packets (sipp's play_pcap_audio)
+  analyze cap.pcap --port P                what a tcpdump capture on loopback shows of the RTP
+                                           sent to UDP port P: one JSON line
+
+`analyze` reports packets per payload type, the tone's frequency in the PCMU
+payload (zero crossings per second), the RFC 4733 digits (one per event, at its
+end) and SIP request lines seen in the capture (any port).
+"""
+
+import argparse
+import json
+import math
+import struct
+import sys
+import wave
+
+
+def ulaw_encode(sample):
+    # G.711 mu-law, as in ITU-T G.711 (bias 0x84, clip 32635).
+    sign = 0x80 if sample < 0 else 0
+    if sample < 0:
+        sample = -sample
+    sample = min(sample, 32635) + 0x84
+    exponent = 7
+    mask = 0x4000
+    while exponent > 0 and not (sample & mask):
+        exponent -= 1
+        mask >>= 1
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def ulaw_decode(byte):
+    byte = ~byte & 0xFF
+    sign = byte & 0x80
+    exponent = (byte >> 4) & 0x07
+    mantissa = byte & 0x0F
+    sample = ((mantissa << 3) + 0x84) << exponent
+    sample -= 0x84
+    return -sample if sign else sample
+
+
+def write_wav(freq, out, seconds=30):
+    rate = 48000
+    with wave.open(out, 'wb') as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        frames = bytearray()
+        for i in range(rate * seconds):
+            frames += struct.pack('<h', int(12000 * math.sin(2 * math.pi * freq * i / rate)))
+        w.writeframes(bytes(frames))
+
+
+def write_pcap(freq, seconds, out):
+    # Ethernet/IPv4/UDP/RTP, one packet per 20 ms (what sipp's play_pcap_audio reads).
+    with open(out, 'wb') as f:
+        f.write(struct.pack('<IHHiIII', 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        n = 0
+        for k in range(seconds * 50):
+            payload = bytes(ulaw_encode(int(10000 * math.sin(2 * math.pi * freq * (n + i) / 8000)))
+                            for i in range(160))
+            rtp = struct.pack('!BBHII', 0x80, 0, k & 0xFFFF, n & 0xFFFFFFFF, 0x1234ABCD) + payload
+            udp = struct.pack('!HHHH', 6000, 6000, 8 + len(rtp), 0) + rtp
+            ip = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(udp), k & 0xFFFF, 0, 64, 17, 0,
+                             bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+            eth = b'\x00' * 12 + b'\x08\x00' + ip
+            ts = k * 20000
+            f.write(struct.pack('<IIII', ts // 1000000, ts % 1000000, len(eth), len(eth)))
+            f.write(eth)
+            n += 160
+
+
+def read_pcap(path):
+    """Yields (src_port, dst_port, udp_payload) of every IPv4/UDP packet."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if len(data) < 24:
+        return
+    magic = struct.unpack('<I', data[:4])[0]
+    endian = '<' if magic in (0xA1B2C3D4, 0xA1B23C4D) else '>'
+    linktype = struct.unpack(endian + 'I', data[20:24])[0]
+    off = 24
+    while off + 16 <= len(data):
+        _, _, incl, _ = struct.unpack(endian + 'IIII', data[off:off + 16])
+        pkt = data[off + 16:off + 16 + incl]
+        off += 16 + incl
+        if linktype == 1:
+            if len(pkt) < 14 or pkt[12:14] != b'\x08\x00':
+                continue
+            ip = pkt[14:]
+        elif linktype == 113:  # Linux cooked capture (tcpdump -i any)
+            if len(pkt) < 16 or pkt[14:16] != b'\x08\x00':
+                continue
+            ip = pkt[16:]
+        elif linktype in (0, 108):  # BSD loopback
+            ip = pkt[4:]
+        else:
+            ip = pkt
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+            continue
+        ihl = (ip[0] & 0x0F) * 4
+        udp = ip[ihl:]
+        if len(udp) < 8:
+            continue
+        sport, dport = struct.unpack('!HH', udp[:4])
+        yield sport, dport, udp[8:]
+
+
+def analyze(path, port):
+    by_pt = {}
+    samples = []
+    digits = []
+    seen_events = set()
+    sip_requests = []
+    for sport, dport, payload in read_pcap(path):
+        text_start = payload[:16]
+        if text_start[:1].isalpha():
+            first = payload.split(b'\r\n', 1)[0].decode('latin-1', 'replace')
+            body = payload.decode('latin-1', 'replace')
+            if not first.startswith('SIP/2.0'):
+                sip_requests.append({'line': first, 'dport': dport,
+                                     'body': body.split('\r\n\r\n', 1)[1] if '\r\n\r\n' in body else ''})
+            continue
+        if dport != port or len(payload) < 12 or payload[0] >> 6 != 2:
+            continue
+        pt = payload[1] & 0x7F
+        if 72 <= pt <= 76:
+            continue
+        by_pt[pt] = by_pt.get(pt, 0) + 1
+        ts = struct.unpack('!I', payload[4:8])[0]
+        body = payload[12 + 4 * (payload[0] & 0x0F):]
+        if pt == 0:
+            samples.extend(ulaw_decode(b) for b in body)
+        elif pt >= 96 and len(body) >= 4 and body[1] & 0x80:
+            if (ts, body[0]) not in seen_events:
+                seen_events.add((ts, body[0]))
+                code = body[0]
+                digits.append('0123456789*#ABCD'[code] if code < 16 else '?')
+    # Skip the first second (codec start-up), measure zero crossings of the rest.
+    freq = None
+    loud = [s for s in samples[8000:] ]
+    if len(loud) >= 8000:
+        crossings = sum(1 for a, b in zip(loud, loud[1:]) if (a < 0) != (b < 0))
+        freq = round(crossings / 2 / (len(loud) / 8000))
+    rms = math.sqrt(sum(s * s for s in loud) / len(loud)) if loud else 0
+    return {'packets_by_pt': {str(k): v for k, v in by_pt.items()}, 'pcmu_freq': freq,
+            'pcmu_rms': round(rms), 'digits': ''.join(digits), 'sip_requests': sip_requests}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest='cmd', required=True)
+    w = sub.add_parser('wav')
+    w.add_argument('--freq', type=float, required=True)
+    w.add_argument('--out', required=True)
+    p = sub.add_parser('pcap')
+    p.add_argument('--freq', type=float, required=True)
+    p.add_argument('--seconds', type=int, default=20)
+    p.add_argument('--out', required=True)
+    a = sub.add_parser('analyze')
+    a.add_argument('capture')
+    a.add_argument('--port', type=int, required=True)
+    args = ap.parse_args()
+    if args.cmd == 'wav':
+        write_wav(args.freq, args.out)
+    elif args.cmd == 'pcap':
+        write_pcap(args.freq, args.seconds, args.out)
+    else:
+        print(json.dumps(analyze(args.capture, args.port)))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,318 @@
+//! Calls between headless Chromium (janus.js, the page's phone view, a 440 Hz tone as
+//! its microphone) and sipp through the gateway, with kamailio as the registrar.
+//!
+//! * Outgoing: the browser registers (digest challenge answered), calls a sipp UAS
+//!   that answers PCMU + telephone-event and echoes RTP. A loopback capture shows
+//!   what the phone side got: PCMU packets carrying the browser's 440 Hz tone
+//!   (transcoded Opus → PCMU), the browser's DTMF as RFC 4733 events, DTMF as SIP
+//!   INFO, a hold re-INVITE with `a=sendonly`; the browser hears its tone back
+//!   through the phone (PCMU → Opus) and counts > 200 packets. The browser hangs up:
+//!   sipp's scenario ends with the BYE.
+//! * Incoming: a sipp UAC calls alice through kamailio, plays a 1 kHz tone; the
+//!   browser gets `incomingcall`, answers, hears 1 kHz (not its own 440 Hz) and
+//!   sends its tone back; sipp hangs up and the browser gets `hangup`.
+//! * Declined: the browser declines with 603; sipp's scenario expects exactly that.
+
+#![allow(clippy::disallowed_methods)] // drives real peers in real time
+
+use std::time::Duration;
+
+use interop_tests::sip::{
+    analyze_capture, capture, chromium_phone, kamailio, sipp, tone_file, Scratch,
+};
+use serde_json::Value;
+
+fn events_named(r: &Value, name: &str) -> Vec<Value> {
+    r["phone"]["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["result"]["event"] == name)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Most of the browser's measured peaks lie within 5 % of `hz`.
+fn hears(r: &Value, hz: f64) -> bool {
+    let peaks: Vec<f64> = r["phone"]["peaks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let near = peaks.iter().filter(|p| (*p - hz).abs() < hz * 0.05).count();
+    peaks.len() >= 8 && near * 3 >= peaks.len() * 2
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_calls_sipp_uas() {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("sipp-uas").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
+    let scenario = interop_tests::workspace().join("interop-tests/sip/uas_echo.xml");
+    let mut uas = sipp(
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &sip_port.to_string(),
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            &media_port.to_string(),
+            "-rtp_echo",
+            "-m",
+            "1",
+        ],
+        &dir.0,
+    )
+    .expect("sipp");
+    let pcap = dir.0.join("call.pcap");
+    let mut cap = capture(&pcap).expect("tcpdump");
+    let query = format!(
+        "user=sip:alice@127.0.0.1:{}&secret=s3cret&call=sip:service@127.0.0.1:{sip_port}&dtmf=123&dtmf_info=45&hold=1&hangup_after=5000",
+        registrar.port
+    );
+    let r = chromium_phone(&gw, &query, &wav, 40, async {})
+        .await
+        .expect("browser");
+    let status = uas.wait(Duration::from_secs(10));
+    cap.interrupt();
+    let seen = analyze_capture(&pcap, media_port).expect("capture");
+    println!("browser: {}", r["phone"]["events"]);
+    println!(
+        "browser stats: {} peaks {}",
+        r["phone"]["stats"], r["phone"]["peaks"]
+    );
+    println!("sip side: {seen}");
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(events_named(&r, "registered").len(), 1, "{r}");
+    let calling = events_named(&r, "calling");
+    assert!(calling[0]["result"]["call_id"].is_string(), "{r}");
+    assert_eq!(events_named(&r, "ringing").len(), 1, "sipp sends 180: {r}");
+    let accepted = events_named(&r, "accepted");
+    assert_eq!(accepted.len(), 1, "{r}");
+    assert_eq!(accepted[0]["result"]["sip_codec"], "PCMU");
+    // Audio both ways: the phone side got PCMU from the gateway, the browser Opus back.
+    let pcmu = seen["packets_by_pt"]["0"].as_u64().unwrap_or(0);
+    assert!(pcmu > 200, "PCMU packets to the phone: {seen}");
+    let audio_in = r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0);
+    assert!(audio_in > 200, "audio packets into the browser: {r}");
+    assert!(
+        r["phone"]["stats"]["codecs"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|m| m == "audio/opus")),
+        "{r}"
+    );
+    // The tone: 440 Hz from the fake microphone is 440 Hz at the phone, and back.
+    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
+    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
+    assert!(
+        hears(&r, 440.0),
+        "browser hears its tone through the phone: {r}"
+    );
+    // DTMF: in-band from the browser as RFC 4733; dtmf_info as SIP INFO.
+    assert_eq!(seen["digits"], "123", "RFC 4733 at the phone: {seen}");
+    // sipp echoes those events back: inbound RFC 4733 becomes `dtmf` events.
+    let echoed: String = events_named(&r, "dtmf")
+        .iter()
+        .filter(|e| e["result"]["via"] == "rfc4733")
+        .filter_map(|e| e["result"]["signal"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(echoed, "123", "{r}");
+    let requests = seen["sip_requests"].as_array().cloned().unwrap_or_default();
+    let infos: Vec<&Value> = requests
+        .iter()
+        .filter(|q| q["line"].as_str().unwrap_or("").starts_with("INFO ") && q["dport"] == sip_port)
+        .collect();
+    assert_eq!(infos.len(), 2, "{requests:?}");
+    assert!(
+        infos[0]["body"].as_str().unwrap().contains("Signal=4"),
+        "{infos:?}"
+    );
+    assert!(
+        infos[1]["body"].as_str().unwrap().contains("Signal=5"),
+        "{infos:?}"
+    );
+    // Hold and resume: re-INVITEs with sendonly, then sendrecv.
+    let reinvites: Vec<&Value> = requests
+        .iter()
+        .filter(|q| {
+            q["line"].as_str().unwrap_or("").starts_with("INVITE ") && q["dport"] == sip_port
+        })
+        .collect();
+    assert_eq!(reinvites.len(), 3, "INVITE + hold + resume: {requests:?}");
+    assert!(
+        reinvites[1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("a=sendonly"),
+        "{reinvites:?}"
+    );
+    assert!(
+        reinvites[2]["body"]
+            .as_str()
+            .unwrap()
+            .contains("a=sendrecv"),
+        "{reinvites:?}"
+    );
+    // The browser hung up: BYE reached sipp, whose scenario then completed.
+    assert_eq!(events_named(&r, "hangingup").len(), 1, "{r}");
+    assert_eq!(events_named(&r, "hangup").len(), 1, "{r}");
+    assert_eq!(
+        status.ok(),
+        Some(0),
+        "sipp's scenario completes (logs in SIPP_LOG=1)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sipp_calls_browser() {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("sipp-uac").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let tone = dir.0.join("tone1000.pcap");
+    tone_file("pcap", 1000, &tone).unwrap();
+    let template =
+        std::fs::read_to_string(interop_tests::workspace().join("interop-tests/sip/uac_tone.xml"))
+            .unwrap();
+    let scenario = dir.0.join("uac_tone.xml");
+    std::fs::write(
+        &scenario,
+        template.replace("[pcap]", tone.to_str().unwrap()),
+    )
+    .unwrap();
+    let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
+    let pcap = dir.0.join("call.pcap");
+    let mut cap = capture(&pcap).expect("tcpdump");
+    let kport = registrar.port;
+    let dir_path = dir.0.clone();
+    let uac = std::sync::Mutex::new(None);
+    let query =
+        "user=sip:alice@127.0.0.1:".to_owned() + &kport.to_string() + "&secret=s3cret&answer=1";
+    let r = chromium_phone(&gw, &query, &wav, 40, async {
+        *uac.lock().unwrap() = Some(
+            sipp(
+                &[
+                    "-sf",
+                    scenario.to_str().unwrap(),
+                    "-s",
+                    "alice",
+                    &format!("127.0.0.1:{kport}"),
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    &sip_port.to_string(),
+                    "-mi",
+                    "127.0.0.1",
+                    "-mp",
+                    &media_port.to_string(),
+                    "-d",
+                    "8000",
+                    "-m",
+                    "1",
+                ],
+                &dir_path,
+            )
+            .expect("sipp"),
+        );
+    })
+    .await
+    .expect("browser");
+    let status = uac
+        .lock()
+        .unwrap()
+        .as_mut()
+        .map(|p| p.wait(Duration::from_secs(10)));
+    cap.interrupt();
+    let seen = analyze_capture(&pcap, media_port).expect("capture");
+    println!("browser: {}", r["phone"]["events"]);
+    println!(
+        "browser stats: {} peaks {}",
+        r["phone"]["stats"], r["phone"]["peaks"]
+    );
+    println!("sip side: {seen}");
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    let incoming = events_named(&r, "incomingcall");
+    assert_eq!(incoming.len(), 1, "{r}");
+    assert_eq!(incoming[0]["result"]["displayname"], "Sipp Caller", "{r}");
+    assert!(incoming[0]["call_id"].is_string(), "{r}");
+    assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
+    // The phone's 1 kHz reaches the browser; the browser's 440 Hz reaches the phone.
+    assert!(hears(&r, 1000.0), "browser hears the phone's tone: {r}");
+    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
+    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
+    assert!(
+        seen["packets_by_pt"]["0"].as_u64().unwrap_or(0) > 200,
+        "{seen}"
+    );
+    assert!(
+        r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0) > 200,
+        "{r}"
+    );
+    // sipp hung up: the browser got hangup, sipp's BYE was answered.
+    let hangup = events_named(&r, "hangup");
+    assert_eq!(hangup.len(), 1, "{r}");
+    assert_eq!(hangup[0]["result"]["code"], 200, "{r}");
+    assert!(
+        matches!(status, Some(Ok(0))),
+        "sipp's scenario completes: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_declines_with_603() {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("sipp-decline").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let scenario = interop_tests::workspace().join("interop-tests/sip/uac_declined.xml");
+    let kport = registrar.port;
+    let sip_port = interop_tests::free_port();
+    let dir_path = dir.0.clone();
+    let uac = std::sync::Mutex::new(None);
+    let query = format!("user=sip:alice@127.0.0.1:{kport}&secret=s3cret&decline=603");
+    let r = chromium_phone(&gw, &query, &wav, 15, async {
+        *uac.lock().unwrap() = Some(
+            sipp(
+                &[
+                    "-sf",
+                    scenario.to_str().unwrap(),
+                    "-s",
+                    "alice",
+                    &format!("127.0.0.1:{kport}"),
+                    "-i",
+                    "127.0.0.1",
+                    "-p",
+                    &sip_port.to_string(),
+                    "-m",
+                    "1",
+                ],
+                &dir_path,
+            )
+            .expect("sipp"),
+        );
+    })
+    .await
+    .expect("browser");
+    let status = uac
+        .lock()
+        .unwrap()
+        .as_mut()
+        .map(|p| p.wait(Duration::from_secs(10)));
+    println!("browser: {}", r["phone"]["events"]);
+    assert_eq!(events_named(&r, "incomingcall").len(), 1, "{r}");
+    assert_eq!(events_named(&r, "declining").len(), 1, "{r}");
+    let hangup = events_named(&r, "hangup");
+    assert_eq!(hangup.len(), 1, "{r}");
+    assert_eq!(hangup[0]["result"]["code"], 603, "{r}");
+    assert!(matches!(status, Some(Ok(0))), "sipp got 603: {status:?}");
+}
