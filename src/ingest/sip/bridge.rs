@@ -39,6 +39,8 @@ const SLOT_BYTES: usize = 480;
 /// Jitter buffer depth bounds, in 20 ms frames.
 const MIN_DEPTH: u32 = 1;
 const MAX_DEPTH: u32 = 8;
+/// Packets played too deep in a row (1 s) before one is skipped.
+const DEEP_TICKS: u32 = 50;
 /// End-of-event packets of RFC 4733 are sent three times (§2.5.1.4).
 const END_REPEATS: u8 = 3;
 
@@ -285,6 +287,8 @@ struct JitterBuffer {
     last_transit: Option<i64>,
     /// Consecutive ticks found empty.
     empty_ticks: u32,
+    /// Consecutive packets played with the buffer deeper than it should be.
+    deep_ticks: u32,
     /// Bytes of the last packet played, to size a gap.
     last_len: u16,
     /// Highest sequence seen (extended) and the first, for RTCP.
@@ -316,6 +320,7 @@ impl JitterBuffer {
             jitter16: 0,
             last_transit: None,
             empty_ticks: 0,
+            deep_ticks: 0,
             last_len: G711_FRAME as u16,
             base_seq: None,
             max_seq: 0,
@@ -427,8 +432,15 @@ impl JitterBuffer {
             self.last_len = slot.len;
             self.empty_ticks = 0;
             self.next = Some(next.wrapping_add(1));
-            // Too deep (the network calmed down, or the peer sent a burst): skip one to cut delay.
+            // Too deep for a second on end (the network calmed down, or the peer's
+            // clock runs fast): skip one to cut the delay.
             if self.buffered > self.target + 2 {
+                self.deep_ticks += 1;
+            } else {
+                self.deep_ticks = 0;
+            }
+            if self.deep_ticks >= DEEP_TICKS {
+                self.deep_ticks = 0;
                 let skip = self.next.unwrap_or(0);
                 let s = &mut self.slots[skip as usize % SLOTS];
                 if s.full && s.seq == skip {
@@ -919,5 +931,296 @@ impl Bridge {
             Some(l) if l != self.latch.expected => l.port().wrapping_add(1),
             _ => self.rtcp_to.port(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::sip::sdp;
+
+    const PEER: &str = "127.0.0.1:40000";
+
+    fn setup(browser: BrowserCodec) -> (Bridge, Arc<BridgeStats>, Instant) {
+        let remote = sdp::parse(
+            "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+        )
+        .unwrap();
+        let stats = Arc::new(BridgeStats::default());
+        #[allow(clippy::disallowed_methods)] // a starting point; the tests move time themselves
+        let now = Instant::now();
+        let b = Bridge::new(
+            now,
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            BridgeSetup {
+                codec: SipCodec::Pcmu,
+                browser,
+                remote,
+                ssrc: 0x1234_5678,
+                direction: Direction::SendRecv,
+            },
+            stats.clone(),
+        )
+        .unwrap();
+        (b, stats, now)
+    }
+
+    fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
+        let mut p = vec![0x80, pt, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        p[2..4].copy_from_slice(&seq.to_be_bytes());
+        p[4..8].copy_from_slice(&ts.to_be_bytes());
+        p[8..12].copy_from_slice(&ssrc.to_be_bytes());
+        p.extend_from_slice(payload);
+        p
+    }
+
+    /// 20 ms of a 1 kHz tone in µ-law.
+    fn tone(frame: u32) -> Vec<u8> {
+        (0..160)
+            .map(|i| {
+                let t = (frame * 160 + i) as f32 / 8000.0;
+                cardea_codecs::g711::linear_to_ulaw(
+                    (8000.0 * (2.0 * std::f32::consts::PI * 1000.0 * t).sin()) as i16,
+                )
+            })
+            .collect()
+    }
+
+    /// Runs `n` ticks 20 ms apart; the packets toward the browser (payload, ts).
+    fn play(b: &mut Bridge, start: Instant, n: u32) -> Vec<(Vec<u8>, u32)> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            b.tick(
+                start + Duration::from_millis(20 * i as u64),
+                &mut |_, _| {},
+                &mut |p, ts| out.push((p.to_vec(), ts)),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn passthrough_reorders_and_fills_a_gap_with_time() {
+        let (mut b, stats, now) = setup(BrowserCodec::Same);
+        let peer: SocketAddr = PEER.parse().unwrap();
+        // Packets 0..6, 3 arrives after 4, 5 is lost.
+        for seq in [0u16, 1, 2, 4, 3, 6] {
+            b.from_sip(
+                now,
+                peer,
+                &rtp(0, seq, seq as u32 * 160, 9, &[seq as u8; 160]),
+            );
+        }
+        let out = play(&mut b, now, 7);
+        let firsts: Vec<u8> = out.iter().map(|(p, _)| p[0]).collect();
+        assert_eq!(firsts, vec![0, 1, 2, 3, 4, 6], "{out:?}");
+        // Timestamps toward the browser advance over the lost packet.
+        assert_eq!(out[5].1.wrapping_sub(out[4].1), 320);
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 1);
+        // A packet older than what was played is late.
+        b.from_sip(now, peer, &rtp(0, 2, 320, 9, &[2; 160]));
+        assert_eq!(stats.dropped_late.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn strangers_are_never_latched_once_the_peer_is_heard() {
+        let (mut b, stats, now) = setup(BrowserCodec::Same);
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let evil: SocketAddr = "127.0.0.9:5555".parse().unwrap();
+        b.from_sip(now, peer, &rtp(0, 100, 0, 7, &[1; 160]));
+        // RTP Bleed: a well-formed stream from elsewhere, in sequence, same SSRC.
+        for seq in 0..10u16 {
+            b.from_sip(now, evil, &rtp(0, 101 + seq, 160, 7, &[0xEE; 160]));
+        }
+        assert_eq!(stats.dropped_stranger.load(Ordering::Relaxed), 10);
+        assert_eq!(b.remote_rtp(), peer);
+        let played = play(&mut b, now, 4);
+        assert!(played.iter().all(|(p, _)| p[0] != 0xEE), "{played:?}");
+    }
+
+    #[test]
+    fn a_peer_behind_nat_is_latched_after_a_consistent_stream() {
+        let (mut b, stats, now) = setup(BrowserCodec::Same);
+        let natted: SocketAddr = "127.0.0.7:61000".parse().unwrap();
+        // An SSRC change or a gap restarts the count; garbage never counts.
+        b.from_sip(now, natted, &rtp(0, 1, 0, 5, &[0; 160]));
+        b.from_sip(now, natted, b"not rtp at all");
+        b.from_sip(now, natted, &rtp(0, 2, 0, 6, &[0; 160]));
+        b.from_sip(now, natted, &rtp(0, 3, 0, 6, &[0; 160]));
+        assert_eq!(b.remote_rtp(), PEER.parse().unwrap());
+        b.from_sip(now, natted, &rtp(0, 4, 0, 6, &[0; 160]));
+        assert_eq!(b.remote_rtp(), natted);
+        assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 1);
+        // Once latched, the SDP address itself is a stranger too.
+        b.from_sip(now, PEER.parse().unwrap(), &rtp(0, 5, 0, 6, &[0; 160]));
+        assert_eq!(stats.dropped_stranger.load(Ordering::Relaxed), 4);
+        // Our media goes where theirs comes from.
+        let mut sent = Vec::new();
+        b.send_dtmf('5', 100);
+        b.tick(now, &mut |d, _| sent.push(d), &mut |_, _| {});
+        assert_eq!(sent.first(), Some(&Dest::Rtp(natted)));
+    }
+
+    #[test]
+    fn unnegotiated_payload_types_and_garbage_are_counted() {
+        let (mut b, stats, now) = setup(BrowserCodec::Same);
+        let peer: SocketAddr = PEER.parse().unwrap();
+        b.from_sip(now, peer, &rtp(8, 1, 0, 5, &[0; 160])); // PCMA was not negotiated
+        b.from_sip(now, peer, &[0x80, 0]);
+        b.from_sip(now, peer, &[]);
+        b.from_sip_rtcp(peer, &[1, 2, 3]);
+        assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 4);
+        assert_eq!(stats.rtp_in.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn rfc4733_from_the_peer_is_one_event_per_digit() {
+        let (mut b, _, now) = setup(BrowserCodec::Same);
+        let peer: SocketAddr = PEER.parse().unwrap();
+        // Digit 7: three updates, then the end packet three times.
+        for (i, end) in [false, false, false, true, true, true]
+            .into_iter()
+            .enumerate()
+        {
+            let dur = 160 * (i as u16 + 1);
+            let mut ev = vec![7, if end { 0x80 } else { 0 } | 10];
+            ev.extend_from_slice(&dur.to_be_bytes());
+            b.from_sip(now, peer, &rtp(101, 50 + i as u16, 8000, 3, &ev));
+        }
+        assert_eq!(
+            b.poll_event(),
+            Some(BridgeEvent::Dtmf {
+                digit: '7',
+                duration_ms: 80
+            })
+        );
+        assert_eq!(b.poll_event(), None);
+    }
+
+    #[test]
+    fn dtmf_toward_the_peer_is_rfc4733_with_three_end_packets() {
+        let (mut b, _, now) = setup(BrowserCodec::Same);
+        assert!(b.send_dtmf('#', 100));
+        assert!(!b.send_dtmf('x', 100));
+        let mut packets: Vec<Vec<u8>> = Vec::new();
+        for i in 0..10 {
+            b.tick(
+                now + Duration::from_millis(20 * i),
+                &mut |d, p| {
+                    if matches!(d, Dest::Rtp(_)) {
+                        packets.push(p.to_vec())
+                    }
+                },
+                &mut |_, _| {},
+            );
+        }
+        let events: Vec<(bool, u8, bool, u16, u32)> = packets
+            .iter()
+            .filter(|p| p[1] & 0x7f == 101)
+            .map(|p| {
+                (
+                    p[1] & 0x80 != 0,
+                    p[12],
+                    p[13] & 0x80 != 0,
+                    u16::from_be_bytes([p[14], p[15]]),
+                    u32::from_be_bytes([p[4], p[5], p[6], p[7]]),
+                )
+            })
+            .collect();
+        // 100 ms = 800 units: 5 updates (the last one ends), repeated twice more.
+        assert_eq!(events.len(), 7, "{events:?}");
+        assert!(events[0].0, "marker on the first packet");
+        assert!(events.iter().all(|e| e.1 == 11 && e.4 == events[0].4));
+        assert_eq!(events.iter().filter(|e| e.2).count(), 3);
+        assert_eq!(events.last().unwrap().3, 800);
+    }
+
+    #[test]
+    fn a_phone_tone_reaches_the_browser_as_opus_at_the_same_pitch() {
+        let (mut b, stats, now) = setup(BrowserCodec::Opus);
+        let peer: SocketAddr = PEER.parse().unwrap();
+        let mut to_browser = Vec::new();
+        for i in 0..100u32 {
+            let t = now + Duration::from_millis(20 * i as u64);
+            b.from_sip(t, peer, &rtp(0, i as u16, i * 160, 1, &tone(i)));
+            b.tick(t, &mut |_, _| {}, &mut |p, ts| {
+                to_browser.push((p.to_vec(), ts))
+            });
+        }
+        assert!(to_browser.len() >= 95, "{}", to_browser.len());
+        assert!(to_browser
+            .windows(2)
+            .all(|w| w[1].1.wrapping_sub(w[0].1) == 960));
+        // Decode at 48 kHz as a browser would, count zero crossings.
+        let mut dec = opus::Decoder::new(48_000, opus::Channels::Mono).unwrap();
+        let mut pcm = Vec::new();
+        let mut buf = [0i16; 960];
+        for (p, _) in &to_browser {
+            let n = dec.decode(p, &mut buf, false).unwrap();
+            pcm.extend_from_slice(&buf[..n]);
+        }
+        let tail = &pcm[pcm.len() / 2..];
+        let crossings = tail.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+        let hz = crossings as f64 / 2.0 / (tail.len() as f64 / 48_000.0);
+        assert!((hz - 1000.0).abs() < 30.0, "{hz}");
+        assert_eq!(stats.rtp_in.load(Ordering::Relaxed), 100);
+    }
+
+    #[test]
+    fn browser_opus_reaches_the_phone_as_20ms_pcmu_with_our_sequence() {
+        let (mut b, stats, _) = setup(BrowserCodec::Opus);
+        let mut enc =
+            opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip).unwrap();
+        let mut sent = Vec::new();
+        let mut packet = [0u8; 400];
+        for i in 0..50u32 {
+            let pcm: Vec<i16> = (0..960)
+                .map(|k| {
+                    let t = (i * 960 + k) as f32 / 48_000.0;
+                    (8000.0 * (2.0 * std::f32::consts::PI * 440.0 * t).sin()) as i16
+                })
+                .collect();
+            let n = enc.encode(&pcm, &mut packet).unwrap();
+            if i == 20 {
+                continue; // lost on the way: concealed, the phone still gets 20 ms
+            }
+            b.from_browser(&packet[..n], 1000 + i * 960, &mut |d, p| {
+                sent.push((d, p.to_vec()))
+            });
+        }
+        assert_eq!(
+            sent.len(),
+            50,
+            "one PCMU packet per 20 ms, the lost one rebuilt"
+        );
+        for w in sent.windows(2) {
+            let (a, b) = (&w[0].1, &w[1].1);
+            assert_eq!(a.len(), 172);
+            assert_eq!(
+                u16::from_be_bytes([b[2], b[3]]),
+                u16::from_be_bytes([a[2], a[3]]).wrapping_add(1)
+            );
+            let ts = |p: &[u8]| u32::from_be_bytes([p[4], p[5], p[6], p[7]]);
+            assert_eq!(ts(b).wrapping_sub(ts(a)), 160);
+        }
+        assert!(sent
+            .iter()
+            .all(|(d, p)| *d == Dest::Rtp(PEER.parse().unwrap()) && p[1] == 0));
+        assert_eq!(stats.rtp_out.load(Ordering::Relaxed), 50);
+    }
+
+    #[test]
+    fn on_hold_nothing_is_sent_and_rtcp_still_goes_out() {
+        let (mut b, _, now) = setup(BrowserCodec::Same);
+        b.set_direction(Direction::Inactive);
+        let mut sent = Vec::new();
+        b.from_browser(&[0xff; 160], 0, &mut |d, _| sent.push(d));
+        assert!(sent.is_empty());
+        b.tick(
+            now + Duration::from_secs(2),
+            &mut |d, _| sent.push(d),
+            &mut |_, _| {},
+        );
+        assert_eq!(sent, vec![Dest::Rtcp("127.0.0.1:40001".parse().unwrap())]);
     }
 }
