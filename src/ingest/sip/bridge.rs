@@ -73,7 +73,7 @@ pub struct BridgeSetup {
 pub struct BridgeStats {
     /// RTP packets sent to the peer.
     pub rtp_out: AtomicU64,
-    /// RTP packets accepted from the peer.
+    /// RTP packets accepted from the peer (audio and telephone-events).
     pub rtp_in: AtomicU64,
     /// Packets that were not RTP/RTCP or had a payload type we did not negotiate.
     pub dropped_garbage: AtomicU64,
@@ -743,11 +743,15 @@ impl Bridge {
             return;
         }
         let payload = &d[h.payload_offset..h.payload_end];
+        if event && payload.len() < 4 {
+            self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        self.stats.rtp_in.fetch_add(1, Ordering::Relaxed);
         if event {
             self.dtmf_in(h.timestamp, payload);
             return;
         }
-        self.stats.rtp_in.fetch_add(1, Ordering::Relaxed);
         if !self.direction.receives() {
             return;
         }
@@ -757,11 +761,8 @@ impl Bridge {
         }
     }
 
+    /// An RFC 4733 payload (at least 4 bytes).
     fn dtmf_in(&mut self, ts: u32, p: &[u8]) {
-        if p.len() < 4 {
-            self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         let end = p[1] & 0x80 != 0;
         if !end || self.last_dtmf_in == Some(ts) {
             return;

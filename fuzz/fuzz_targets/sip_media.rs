@@ -1,0 +1,72 @@
+//! The SIP leg's hostile inputs: any SDP body through our parser (and, when it
+//! parses, our answer to it read back), any datagrams on the call's RTP and RTCP
+//! ports through the bridge, and any SIP INFO dtmf-relay body. No panic; every RTP
+//! datagram is either used or counted as dropped, exactly once.
+#![no_main]
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use cardea::ingest::sip::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec};
+use cardea::ingest::sip::call::parse_dtmf_relay;
+use cardea::ingest::sip::sdp::{self, Direction, LocalAudio, SipCodec};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let _ = parse_dtmf_relay(&text);
+    if let Ok(remote) = sdp::parse(&text) {
+        if let Ok(codec) = sdp::choose(&remote, &[SipCodec::Pcmu, SipCodec::Pcma]) {
+            let ours = LocalAudio {
+                rtp: "127.0.0.1:20000".parse().unwrap(),
+                codecs: vec![codec],
+                telephone_event: remote.telephone_event.map(|_| 101),
+                direction: remote.direction.reversed(),
+                session_id: 1,
+                version: 1,
+            };
+            assert_eq!(sdp::parse(&ours.to_sdp()).unwrap().codecs, vec![codec]);
+        }
+    }
+    // The same bytes as datagrams: split on 0xFF 0xFF, alternate peer and stranger.
+    let remote = sdp::parse(
+        "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+    )
+    .unwrap();
+    let stats = Arc::new(BridgeStats::default());
+    let now = Instant::now();
+    let mut bridge = Bridge::new(
+        now,
+        UNIX_EPOCH,
+        BridgeSetup {
+            codec: SipCodec::Pcmu,
+            browser: BrowserCodec::Opus,
+            remote,
+            ssrc: 1,
+            direction: Direction::SendRecv,
+        },
+        stats.clone(),
+    )
+    .unwrap();
+    let peer = "127.0.0.1:40000".parse().unwrap();
+    let stranger = "127.0.0.2:40000".parse().unwrap();
+    let s = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let accounted = || s(&stats.rtp_in) + s(&stats.dropped_garbage) + s(&stats.dropped_stranger);
+    for (i, d) in data.split(|b| *b == 0xff).enumerate() {
+        let t = now + Duration::from_millis(20 * i as u64);
+        let src = if i % 3 == 2 { stranger } else { peer };
+        match i % 4 {
+            3 => bridge.from_sip_rtcp(src, d),
+            2 => bridge.from_browser(d, i as u32 * 960, &mut |_, _| {}),
+            _ => {
+                // Each datagram on the RTP port is used or counted as dropped, once.
+                let before = accounted();
+                bridge.from_sip(t, src, d);
+                assert_eq!(accounted(), before + 1);
+            }
+        }
+        bridge.tick(t, &mut |_, _| {}, &mut |_, _| {});
+        while bridge.poll_event().is_some() {}
+    }
+});
