@@ -44,8 +44,10 @@ fn hears(r: &Value, hz: f64) -> bool {
     peaks.len() >= 8 && near * 3 >= peaks.len() * 2
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn browser_calls_sipp_uas() {
+/// Registers alice, calls the echoing sipp UAS with `extra` page parameters and a
+/// loopback capture running; the page's report, what reached the phone's media
+/// port, sipp's SIP port and sipp's exit code.
+async fn call_sipp_uas(extra: &str) -> (Value, Value, u16, Option<i32>) {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
     let dir = Scratch::new("sipp-uas").unwrap();
@@ -75,15 +77,22 @@ async fn browser_calls_sipp_uas() {
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let query = format!(
-        "user=sip:alice@127.0.0.1:{}&secret=s3cret&call=sip:service@127.0.0.1:{sip_port}&dtmf=123&dtmf_info=45&hold=1&hangup_after=5000",
+        "user=sip:alice@127.0.0.1:{}&secret=s3cret&call=sip:service@127.0.0.1:{sip_port}&{extra}",
         registrar.port
     );
     let r = chromium_phone(&gw, &query, &wav, 40, async {})
         .await
         .expect("browser");
-    let status = uas.wait(Duration::from_secs(10));
+    let status = uas.wait(Duration::from_secs(10)).ok();
     cap.interrupt();
     let seen = analyze_capture(&pcap, media_port).expect("capture");
+    (r, seen, sip_port, status)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_calls_sipp_uas() {
+    let (r, seen, sip_port, status) =
+        call_sipp_uas("dtmf=123&dtmf_info=45&hold=1&hangup_after=5000").await;
     println!("browser: {}", r["phone"]["events"]);
     println!(
         "browser stats: {} peaks {}",
@@ -165,10 +174,46 @@ async fn browser_calls_sipp_uas() {
     assert_eq!(events_named(&r, "hangingup").len(), 1, "{r}");
     assert_eq!(events_named(&r, "hangup").len(), 1, "{r}");
     assert_eq!(
-        status.ok(),
+        status,
         Some(0),
         "sipp's scenario completes (logs in SIPP_LOG=1)"
     );
+}
+
+/// `transcode: false`: the browser negotiates PCMU itself and the gateway relays it.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_calls_sipp_uas_without_transcoding() {
+    let (r, seen, _, status) = call_sipp_uas("g711=1&hangup_after=5000").await;
+    println!(
+        "browser stats: {} peaks {}",
+        r["phone"]["stats"], r["phone"]["peaks"]
+    );
+    println!("sip side: {seen}");
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
+    let codecs = r["phone"]["stats"]["codecs"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        codecs.iter().all(|m| m == "audio/PCMU") && !codecs.is_empty(),
+        "{r}"
+    );
+    assert!(
+        r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0) > 200,
+        "{r}"
+    );
+    assert!(
+        seen["packets_by_pt"]["0"].as_u64().unwrap_or(0) > 200,
+        "{seen}"
+    );
+    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
+    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
+    assert!(
+        hears(&r, 440.0),
+        "browser hears its tone through the phone: {r}"
+    );
+    assert_eq!(status, Some(0), "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

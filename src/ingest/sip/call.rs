@@ -154,7 +154,12 @@ pub async fn outgoing(
     media: CallMedia,
     mut ops: mpsc::UnboundedReceiver<CallOp>,
 ) {
-    let local = match local_media(&ctx, SIP_CODECS.to_vec()).await {
+    // Without transcoding the browser's codec (PCMU) is the only one both legs can share.
+    let codecs = match media.browser {
+        BrowserCodec::Opus => SIP_CODECS.to_vec(),
+        BrowserCodec::Same => vec![SipCodec::Pcmu],
+    };
+    let local = match local_media(&ctx, codecs.clone()).await {
         Ok(l) => l,
         Err(e) => {
             ctx.emit(ended(500, format!("no media port: {e}")));
@@ -227,7 +232,7 @@ pub async fn outgoing(
     };
     let body = String::from_utf8_lossy(&resp.body);
     let started = sdp::parse(&body).and_then(|remote| {
-        let codec = sdp::choose(&remote, &SIP_CODECS)?;
+        let codec = sdp::choose(&remote, &codecs)?;
         Ok((remote, codec))
     });
     let (remote, codec) = match started {

@@ -329,7 +329,7 @@ impl MediaCounters {
 pub enum VoiceLeg {
     /// Opus (transcoded to and from the SIP leg's G.711).
     Opus,
-    /// PCMU/PCMA end to end (`transcode: false`).
+    /// PCMU end to end (`transcode: false`).
     G711,
 }
 
@@ -476,7 +476,6 @@ impl WebrtcFactory {
             }
             VoiceLeg::G711 => {
                 codecs.enable_pcmu(true, false);
-                codecs.enable_pcma(true, false);
                 codecs.add_config(
                     126.into(),
                     None,
