@@ -36,11 +36,11 @@ pub struct Config {
 pub struct SipConfig {
     /// Run the SIP plugin and its user agent.
     pub enabled: bool,
-    /// Address of the SIP UDP socket; the PBX must reach it.
+    /// Address of the SIP UDP socket and of calls' RTP sockets; the PBX and phones must reach it.
     pub local_ip: IpAddr,
     /// Its port; 0 picks a free one.
     pub local_port: u16,
-    /// Address put in Via and Contact instead of `local_ip` (gateway behind NAT).
+    /// Address put in Via, Contact and calls' SDP instead of `local_ip` (gateway behind NAT).
     pub advertised_ip: Option<IpAddr>,
     /// Registration lifetime asked for when `register` gives no `register_ttl`, seconds.
     pub register_ttl: u32,
