@@ -8,7 +8,7 @@
 
 `analyze` reports packets per payload type, the tone's frequency in the PCMU
 payload (zero crossings per second), the RFC 4733 digits (one per event, at its
-end) and SIP request lines seen in the capture (any port).
+end) and SIP requests seen in the capture (any port; retransmissions once).
 """
 
 import argparse
@@ -123,8 +123,13 @@ def analyze(path, port):
             first = payload.split(b'\r\n', 1)[0].decode('latin-1', 'replace')
             body = payload.decode('latin-1', 'replace')
             if not first.startswith('SIP/2.0'):
-                sip_requests.append({'line': first, 'dport': dport,
-                                     'body': body.split('\r\n\r\n', 1)[1] if '\r\n\r\n' in body else ''})
+                head, _, content = body.partition('\r\n\r\n')
+                cseq = next((h.split(':', 1)[1].strip() for h in head.split('\r\n')
+                             if h.lower().startswith('cseq:')), '')
+                request = {'line': first, 'dport': dport, 'cseq': cseq, 'body': content}
+                # A retransmission (same request, same CSeq) is one request.
+                if request not in sip_requests:
+                    sip_requests.append(request)
             continue
         if dport != port or len(payload) < 12 or payload[0] >> 6 != 2:
             continue

@@ -559,6 +559,8 @@ impl Sip {
             }),
             CallEvent::Ended { code, reason } => {
                 tracing::info!(%handle, code, %reason, "SIP call ended");
+                // The call's audio source goes too (the engine keeps state per source).
+                ctx.stop_source(call.source);
                 h.call = None;
                 ctx.close_pc(handle);
                 json!({"event": "hangup", "code": code, "reason": reason})
@@ -993,7 +995,10 @@ impl Plugin for Sip {
     }
 
     fn destroy_session(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {
-        if self.handles.remove(&handle).is_some() {
+        if let Some(h) = self.handles.remove(&handle) {
+            if let Some(call) = h.call {
+                ctx.stop_source(call.source);
+            }
             ctx.sip(SipCommand::Forget { handle });
         }
     }
