@@ -180,17 +180,23 @@ pub async fn outgoing(
         call_id: dialog.id().call_id.clone(),
     });
     let mut join = join;
+    let progress = |state: DialogState| {
+        if let DialogState::Early(_, resp) = state {
+            ctx.emit(CallEvent::Progress {
+                code: resp.status_code.code(),
+                reason: resp
+                    .wire_reason
+                    .clone()
+                    .unwrap_or_else(|| resp.status_code.text().to_owned()),
+            });
+        }
+    };
     let answer = loop {
         tokio::select! {
+            // States first: a 180 right before the 200 must still be reported.
+            biased;
+            Some(state) = states.recv() => progress(state),
             r = &mut join => break r,
-            Some(state) = states.recv() => {
-                if let DialogState::Early(_, resp) = state {
-                    ctx.emit(CallEvent::Progress {
-                        code: resp.status_code.code(),
-                        reason: resp.wire_reason.clone().unwrap_or_else(|| resp.status_code.text().to_owned()),
-                    });
-                }
-            }
             op = ops.recv() => match op {
                 Some(CallOp::Hangup) | None => {
                     // CANCEL; the INVITE then ends with 487 (or a 2xx that is BYE'd).
@@ -202,6 +208,14 @@ pub async fn outgoing(
             },
         }
     };
+    // Provisional answers still queued are reported before the final one.
+    let mut ended_early = None;
+    while let Ok(state) = states.try_recv() {
+        match state {
+            DialogState::Terminated(_, reason) => ended_early = Some(reason),
+            other => progress(other),
+        }
+    }
     let resp = match answer {
         Ok(Ok((_, Some(resp))))
             if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
@@ -230,6 +244,12 @@ pub async fn outgoing(
             return;
         }
     };
+    if let Some(reason) = ended_early {
+        // Answered and ended at once (a BYE right behind the 200).
+        ctx.emit(terminated(&reason));
+        layer.remove_dialog(&dialog.id());
+        return;
+    }
     let body = String::from_utf8_lossy(&resp.body);
     let started = sdp::parse(&body).and_then(|remote| {
         let codec = sdp::choose(&remote, &codecs)?;
