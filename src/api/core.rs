@@ -171,21 +171,7 @@ impl Core {
             .webrtc
             .create_offer(now, tracks)
             .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
-        let peer = PeerId(self.next_peer);
-        self.next_peer += 1;
-        let h = self.handles.get_mut(&hid).ok_or_else(|| no_handle(hid))?;
-        h.pc = Some(Pc {
-            peer,
-            stats: Arc::new(PeerStats::default()),
-            connected: false,
-        });
-        h.pending_offer = Some(PendingOffer { rtc, pending });
-        let jsep = Jsep {
-            kind: JsepKind::Offer,
-            sdp: offer,
-            trickle: false,
-            restart: false,
-        };
+        let jsep = self.hold_offer(hid, rtc, offer, pending)?;
         Ok((jsep, mids))
     }
 
@@ -201,6 +187,19 @@ impl Core {
             .webrtc
             .create_voice_offer(now, leg)
             .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
+        let jsep = self.hold_offer(hid, rtc, offer, pending)?;
+        Ok((jsep, mid))
+    }
+
+    /// Gives the handle a PeerConnection whose server-side offer waits for the
+    /// peer's answer ([`Self::accept_answer`]); the offer as JSEP.
+    fn hold_offer(
+        &mut self,
+        hid: HandleId,
+        rtc: str0m::Rtc,
+        offer: String,
+        pending: str0m::change::SdpPendingOffer,
+    ) -> Result<Jsep, ApiError> {
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
         let h = self.handles.get_mut(&hid).ok_or_else(|| no_handle(hid))?;
@@ -210,13 +209,12 @@ impl Core {
             connected: false,
         });
         h.pending_offer = Some(PendingOffer { rtc, pending });
-        let jsep = Jsep {
+        Ok(Jsep {
             kind: JsepKind::Offer,
             sdp: offer,
             trickle: false,
             restart: false,
-        };
-        Ok((jsep, mid))
+        })
     }
 
     /// A source id for a source the plugin feeds itself (a call's audio).

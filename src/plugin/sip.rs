@@ -296,7 +296,6 @@ impl Sip {
         &mut self,
         ctx: &mut PluginCtx<'_>,
         handle: HandleId,
-        tx: &str,
         body: &Map<String, Value>,
         jsep: Option<&Jsep>,
     ) -> Result<(), Failure> {
@@ -368,7 +367,6 @@ impl Sip {
             browser,
             stats: stats.clone(),
         });
-        let _ = tx;
         ctx.sip(SipCommand::Call {
             handle,
             uri,
@@ -647,7 +645,7 @@ impl Sip {
                     _ => Err((err::WRONG_STATE, "Wrong state (not registered)".into())),
                 }
             }
-            "call" => self.call(ctx, handle, tx, body, jsep),
+            "call" => self.call(ctx, handle, body, jsep),
             "accept" => self.accept(ctx, handle, tx, jsep),
             "decline" => {
                 let code = match body.get("code") {
