@@ -88,6 +88,19 @@ enum CallState {
     Ending,
 }
 
+impl CallState {
+    /// How errors and `handle_info` name it.
+    fn name(self) -> &'static str {
+        match self {
+            CallState::Calling => "calling",
+            CallState::Ringing => "ringing",
+            CallState::Accepting => "accepting",
+            CallState::InCall => "incall",
+            CallState::Ending => "ending",
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Call {
     state: CallState,
@@ -286,7 +299,7 @@ impl Sip {
             Some(c) if states.contains(&c.state) => Ok(c),
             Some(c) => Err((
                 err::WRONG_STATE,
-                format!("Wrong state (call is {:?})", c.state).to_lowercase(),
+                format!("Wrong state (call is {})", c.state.name()),
             )),
             None => Err((err::WRONG_STATE, "Wrong state (not in a call)".into())),
         }
@@ -1011,7 +1024,7 @@ impl Plugin for Sip {
                     Registration::Registered { .. } => "registered",
                     Registration::Unregistering => "unregistering",
                 },
-                "call_status": h.call.as_ref().map(|c| format!("{:?}", c.state).to_lowercase()),
+                "call_status": h.call.as_ref().map(|c| c.state.name()),
                 "callee": h.call.as_ref().map(|c| c.peer.clone()),
                 "call_id": h.call.as_ref().and_then(|c| c.call_id.clone()),
                 "media": h.call.as_ref().map(|c| c.stats.to_json()),

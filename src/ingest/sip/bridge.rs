@@ -650,7 +650,7 @@ impl Bridge {
             None => 0,
         };
         self.browser_ts = Some(rtp_ts);
-        let Some(dec) = self.to_sip.take() else {
+        let Some(dec) = self.to_sip.as_mut() else {
             // Passthrough: the browser's G.711 goes out as it is.
             if payload.len() <= SLOT_BYTES {
                 self.ts = self.ts.wrapping_add(gap * 160);
@@ -658,7 +658,6 @@ impl Bridge {
             }
             return;
         };
-        let mut dec = dec;
         let mut frames: [[u8; G711_FRAME]; 8] = [[0; G711_FRAME]; 8];
         let mut n = 0usize;
         let mut collect = |f: &[u8]| {
@@ -678,7 +677,6 @@ impl Bridge {
             self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(error = %e, "undecodable Opus packet from the browser");
         }
-        self.to_sip = Some(dec);
         for f in &frames[..n] {
             self.send_frame(f, send);
         }
