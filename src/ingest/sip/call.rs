@@ -95,7 +95,8 @@ fn content_type(ct: &str) -> Header {
     Header::ContentType(ct.into())
 }
 
-fn header_value<'a>(req: &'a rsipstack::sip::Request, name: &str) -> Option<&'a str> {
+/// A header's value by name (Content-Type included), as the request carries it.
+pub(super) fn header_value<'a>(req: &'a rsipstack::sip::Request, name: &str) -> Option<&'a str> {
     req.headers.iter().find_map(|h| match h {
         Header::Other(n, v) if n.eq_ignore_ascii_case(name) => Some(v.as_str()),
         Header::ContentType(v) if name.eq_ignore_ascii_case("content-type") => Some(v.value()),

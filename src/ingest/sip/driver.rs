@@ -245,15 +245,9 @@ fn handle_incoming(st: &mut State, tx: Transaction) {
                 reply(tx, StatusCode::NotFound);
                 return;
             };
-            let ct = tx
-                .original
-                .headers
-                .iter()
-                .find_map(|h| match h {
-                    Header::ContentType(c) => Some(c.value().to_owned()),
-                    _ => None,
-                })
-                .unwrap_or_else(|| "text/plain".into());
+            let ct = call::header_value(&tx.original, "content-type")
+                .unwrap_or("text/plain")
+                .to_owned();
             let (sender, _) = caller_of(&tx);
             let content = String::from_utf8_lossy(&tx.original.body).into_owned();
             let _ = st
