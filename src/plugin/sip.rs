@@ -19,7 +19,7 @@
 //! browser's frames to the call's bridge and the bridge's audio to the browser.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
@@ -364,7 +364,7 @@ impl Sip {
         let source = ctx.allocate_source();
         let (to_bridge, from_browser) = mpsc::channel(64);
         let stats = Arc::new(BridgeStats::default());
-        let media = Box::new(CallMediaHandler::new(to_bridge, Some(mid)));
+        let media = Box::new(CallMediaHandler::new(to_bridge, Some(mid), stats.clone()));
         let answer = ctx
             .accept_voice_offer(handle, offer, media, leg, vec![source])
             .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
@@ -411,8 +411,8 @@ impl Sip {
             ));
         };
         let (to_bridge, from_browser) = mpsc::channel(64);
-        let media = Box::new(CallMediaHandler::new(to_bridge, call.mid));
         let (source, browser, stats) = (call.source, call.browser, call.stats.clone());
+        let media = Box::new(CallMediaHandler::new(to_bridge, call.mid, stats.clone()));
         ctx.accept_answer(handle, answer, media, vec![source])
             .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
         call.state = CallState::Accepting;
@@ -1053,26 +1053,30 @@ fn audio_mid(sdp: &str) -> Option<Mid> {
 }
 
 /// The media half of a call: the browser's audio and DTMF to the call's bridge,
-/// the bridge's audio to the browser. Never blocks: a full channel drops the frame
-/// (counted).
+/// the bridge's audio to the browser. Never blocks: a full channel drops the frame,
+/// counted in the call's `browser_dropped` (admin `handle_info`).
 struct CallMediaHandler {
     to_bridge: mpsc::Sender<BrowserFrame>,
     mid: Option<Mid>,
-    dropped: AtomicU64,
+    stats: Arc<BridgeStats>,
 }
 
 impl CallMediaHandler {
-    fn new(to_bridge: mpsc::Sender<BrowserFrame>, mid: Option<Mid>) -> Self {
+    fn new(
+        to_bridge: mpsc::Sender<BrowserFrame>,
+        mid: Option<Mid>,
+        stats: Arc<BridgeStats>,
+    ) -> Self {
         CallMediaHandler {
             to_bridge,
             mid,
-            dropped: AtomicU64::new(0),
+            stats,
         }
     }
 
     fn pass(&self, frame: BrowserFrame) {
         if self.to_bridge.try_send(frame).is_err() {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.browser_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct BridgeStats {
     pub browser_in: AtomicU64,
     /// Packets sent to the browser.
     pub browser_out: AtomicU64,
+    /// Browser frames dropped before the bridge (its queue was full).
+    pub browser_dropped: AtomicU64,
 }
 
 impl BridgeStats {
@@ -108,6 +110,7 @@ impl BridgeStats {
             "rtcp_out": r(&self.rtcp_out),
             "browser_in": r(&self.browser_in),
             "browser_out": r(&self.browser_out),
+            "browser_dropped": r(&self.browser_dropped),
         })
     }
 }
