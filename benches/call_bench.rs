@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use cardea::ingest::sip::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec, Dest};
 use cardea::ingest::sip::sdp::{self, Direction, SipCodec};
+use cardea::media::webrtc::{voice_config, VoiceLeg};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{MediaKind, MediaTime};
@@ -41,20 +42,6 @@ struct Call {
     phone_seq: u16,
     browser_rx: u64,
     phone_rx: u64,
-}
-
-fn voice_config() -> RtcConfig {
-    let mut c = RtcConfig::new().clear_codecs();
-    c.codec_config().enable_opus(true, false);
-    c.codec_config().add_config(
-        110.into(),
-        None,
-        Codec::Tele,
-        str0m::media::Frequency::FORTY_EIGHT_KHZ,
-        None,
-        Default::default(),
-    );
-    c
 }
 
 /// Delivers everything `from` wants to send to `to`; returns `from`'s events.
@@ -84,9 +71,9 @@ fn pump(from: &mut Rtc, to: &mut Rtc, now: Instant, events: &mut Vec<Event>) {
 fn new_call(i: usize, now: Instant) -> Call {
     let gw_addr: SocketAddr = format!("10.0.0.1:{}", 10000 + i).parse().unwrap();
     let browser_addr: SocketAddr = format!("10.0.1.1:{}", 20000 + i).parse().unwrap();
-    let mut gw = voice_config().build(now);
+    let mut gw = voice_config(RtcConfig::new(), VoiceLeg::Opus).build(now);
     gw.add_local_candidate(Candidate::host(gw_addr, "udp").unwrap());
-    let mut browser = voice_config().build(now);
+    let mut browser = voice_config(RtcConfig::new(), VoiceLeg::Opus).build(now);
     browser.add_local_candidate(Candidate::host(browser_addr, "udp").unwrap());
     let mut change = browser.sdp_api();
     let browser_mid = change.add_media(

@@ -333,6 +333,34 @@ pub enum VoiceLeg {
     G711,
 }
 
+/// `base` with a call's browser-leg codecs instead of its own: audio only (Opus, or
+/// PCMU for `transcode: false`), with telephone-events for DTMF.
+pub fn voice_config(base: RtcConfig, leg: VoiceLeg) -> RtcConfig {
+    use str0m::format::{Codec, FormatParams};
+    use str0m::media::Frequency;
+    let mut config = base.clear_codecs();
+    let codecs = config.codec_config();
+    let (tele_pt, tele_rate) = match leg {
+        VoiceLeg::Opus => {
+            codecs.enable_opus(true, false);
+            (110, Frequency::FORTY_EIGHT_KHZ)
+        }
+        VoiceLeg::G711 => {
+            codecs.enable_pcmu(true, false);
+            (126, Frequency::EIGHT_KHZ)
+        }
+    };
+    codecs.add_config(
+        tele_pt.into(),
+        None,
+        Codec::Tele,
+        tele_rate,
+        None,
+        FormatParams::default(),
+    );
+    config
+}
+
 /// Builds str0m instances with the gateway's candidates and its one DTLS certificate.
 pub struct WebrtcFactory {
     config: RtcConfig,
@@ -384,7 +412,7 @@ impl WebrtcFactory {
     ) -> Result<(Rtc, String), MediaError> {
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let config = match voice {
-            Some(leg) => self.voice_config(leg),
+            Some(leg) => voice_config(self.config.clone(), leg),
             None => self.config.clone(),
         };
         let mut rtc = config.build(now);
@@ -456,39 +484,6 @@ impl WebrtcFactory {
         Ok((rtc, offer.to_sdp_string(), pending, mids))
     }
 
-    /// A call's browser leg: audio only, with telephone-events for DTMF.
-    fn voice_config(&self, leg: VoiceLeg) -> RtcConfig {
-        use str0m::format::{Codec, FormatParams};
-        use str0m::media::Frequency;
-        let mut config = self.config.clone().clear_codecs();
-        let codecs = config.codec_config();
-        match leg {
-            VoiceLeg::Opus => {
-                codecs.enable_opus(true, false);
-                codecs.add_config(
-                    110.into(),
-                    None,
-                    Codec::Tele,
-                    Frequency::FORTY_EIGHT_KHZ,
-                    None,
-                    FormatParams::default(),
-                );
-            }
-            VoiceLeg::G711 => {
-                codecs.enable_pcmu(true, false);
-                codecs.add_config(
-                    126.into(),
-                    None,
-                    Codec::Tele,
-                    Frequency::EIGHT_KHZ,
-                    None,
-                    FormatParams::default(),
-                );
-            }
-        }
-        config
-    }
-
     /// A server-side offer for a call's browser leg (one audio m-line, sendrecv);
     /// returns the instance, the offer, the pending offer and the audio mid.
     pub fn create_voice_offer(
@@ -504,7 +499,7 @@ impl WebrtcFactory {
         ),
         MediaError,
     > {
-        let mut rtc = self.voice_config(leg).build(now);
+        let mut rtc = voice_config(self.config.clone(), leg).build(now);
         for c in &self.candidates {
             rtc.add_local_candidate(c.clone());
         }
