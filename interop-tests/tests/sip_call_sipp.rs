@@ -216,6 +216,51 @@ async fn browser_calls_sipp_uas_without_transcoding() {
     assert_eq!(status, Some(0), "{r}");
 }
 
+/// Opens the phone view registered as alice (with `action`: `answer=1` or
+/// `decline=CODE`) and, once registered, has sipp run `scenario` calling alice through
+/// kamailio on `kport` (plus `extra` flags); the page's report and sipp's exit code.
+#[allow(clippy::too_many_arguments)] // a call's parties, each once
+async fn sipp_calls_alice(
+    gw: &cardea::Running,
+    kport: u16,
+    action: &str,
+    wav: &std::path::Path,
+    seconds: u32,
+    scenario: &std::path::Path,
+    extra: &[&str],
+    sip_port: u16,
+    dir: &std::path::Path,
+) -> (Value, Option<anyhow::Result<i32>>) {
+    let uac = std::sync::Mutex::new(None);
+    let query = format!("user=sip:alice@127.0.0.1:{kport}&secret=s3cret&{action}");
+    let r = chromium_phone(gw, &query, wav, seconds, async {
+        let (proxy, port) = (format!("127.0.0.1:{kport}"), sip_port.to_string());
+        let mut args = vec![
+            "-sf",
+            scenario.to_str().unwrap(),
+            "-s",
+            "alice",
+            &proxy,
+            "-i",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-m",
+            "1",
+        ];
+        args.extend_from_slice(extra);
+        *uac.lock().unwrap() = Some(sipp(&args, dir).expect("sipp"));
+    })
+    .await
+    .expect("browser");
+    let status = uac
+        .lock()
+        .unwrap()
+        .as_mut()
+        .map(|p| p.wait(Duration::from_secs(10)));
+    (r, status)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sipp_calls_browser() {
     let gw = interop_tests::start_gateway().await;
@@ -237,45 +282,25 @@ async fn sipp_calls_browser() {
     let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
-    let kport = registrar.port;
-    let dir_path = dir.0.clone();
-    let uac = std::sync::Mutex::new(None);
-    let query =
-        "user=sip:alice@127.0.0.1:".to_owned() + &kport.to_string() + "&secret=s3cret&answer=1";
-    let r = chromium_phone(&gw, &query, &wav, 40, async {
-        *uac.lock().unwrap() = Some(
-            sipp(
-                &[
-                    "-sf",
-                    scenario.to_str().unwrap(),
-                    "-s",
-                    "alice",
-                    &format!("127.0.0.1:{kport}"),
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    &sip_port.to_string(),
-                    "-mi",
-                    "127.0.0.1",
-                    "-mp",
-                    &media_port.to_string(),
-                    "-d",
-                    "8000",
-                    "-m",
-                    "1",
-                ],
-                &dir_path,
-            )
-            .expect("sipp"),
-        );
-    })
-    .await
-    .expect("browser");
-    let status = uac
-        .lock()
-        .unwrap()
-        .as_mut()
-        .map(|p| p.wait(Duration::from_secs(10)));
+    let (r, status) = sipp_calls_alice(
+        &gw,
+        registrar.port,
+        "answer=1",
+        &wav,
+        40,
+        &scenario,
+        &[
+            "-mi",
+            "127.0.0.1",
+            "-mp",
+            &media_port.to_string(),
+            "-d",
+            "8000",
+        ],
+        sip_port,
+        &dir.0,
+    )
+    .await;
     cap.interrupt();
     let seen = analyze_capture(&pcap, media_port).expect("capture");
     println!("browser: {}", r["phone"]["events"]);
@@ -320,39 +345,18 @@ async fn browser_declines_with_603() {
     let wav = dir.0.join("tone440.wav");
     tone_file("wav", 440, &wav).unwrap();
     let scenario = interop_tests::workspace().join("interop-tests/sip/uac_declined.xml");
-    let kport = registrar.port;
-    let sip_port = interop_tests::free_port();
-    let dir_path = dir.0.clone();
-    let uac = std::sync::Mutex::new(None);
-    let query = format!("user=sip:alice@127.0.0.1:{kport}&secret=s3cret&decline=603");
-    let r = chromium_phone(&gw, &query, &wav, 15, async {
-        *uac.lock().unwrap() = Some(
-            sipp(
-                &[
-                    "-sf",
-                    scenario.to_str().unwrap(),
-                    "-s",
-                    "alice",
-                    &format!("127.0.0.1:{kport}"),
-                    "-i",
-                    "127.0.0.1",
-                    "-p",
-                    &sip_port.to_string(),
-                    "-m",
-                    "1",
-                ],
-                &dir_path,
-            )
-            .expect("sipp"),
-        );
-    })
-    .await
-    .expect("browser");
-    let status = uac
-        .lock()
-        .unwrap()
-        .as_mut()
-        .map(|p| p.wait(Duration::from_secs(10)));
+    let (r, status) = sipp_calls_alice(
+        &gw,
+        registrar.port,
+        "decline=603",
+        &wav,
+        15,
+        &scenario,
+        &[],
+        interop_tests::free_port(),
+        &dir.0,
+    )
+    .await;
     println!("browser: {}", r["phone"]["events"]);
     assert_eq!(events_named(&r, "incomingcall").len(), 1, "{r}");
     assert_eq!(events_named(&r, "declining").len(), 1, "{r}");
