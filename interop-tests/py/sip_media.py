@@ -5,6 +5,8 @@
   pcap --freq F --seconds S --out t.pcap   PCMU RTP of a sine, 20 ms packets (sipp's play_pcap_audio)
   analyze cap.pcap --port P                what a tcpdump capture on loopback shows of the RTP
                                            sent to UDP port P: one JSON line
+  heard rec.wav                            the tone in a recording (16-bit PCM, e.g. what
+                                           baresip's sndfile module decoded): one JSON line
 
 `analyze` reports packets per payload type, the tone's frequency in the PCMU
 payload (zero crossings per second), the RFC 4733 digits (one per event, at its
@@ -157,6 +159,29 @@ def analyze(path, port):
             'pcmu_rms': round(rms), 'digits': ''.join(digits), 'sip_requests': sip_requests}
 
 
+def heard(path):
+    # Zero crossings in the 20 ms windows loud enough to be a tone rather than silence
+    # or comfort noise; the frequency over those, and how many seconds of them.
+    with wave.open(path, 'rb') as w:
+        rate, channels = w.getframerate(), w.getnchannels()
+        if w.getsampwidth() != 2:
+            raise SystemExit(f'{path}: not 16-bit PCM')
+        raw = w.readframes(w.getnframes())
+    samples = struct.unpack(f'<{len(raw) // 2}h', raw)[::channels]
+    win = rate // 50
+    crossings = loud = 0
+    for start in range(0, len(samples) - win, win):
+        chunk = samples[start:start + win]
+        if math.sqrt(sum(s * s for s in chunk) / win) < 300:
+            continue
+        loud += 1
+        crossings += sum(1 for a, b in zip(chunk, chunk[1:]) if (a < 0) != (b < 0))
+    seconds = loud * win / rate
+    freq = round(crossings / 2 / seconds) if loud else None
+    return {'freq': freq, 'loud_seconds': round(seconds, 2),
+            'seconds': round(len(samples) / rate, 2)}
+
+
 def main():
     ap = argparse.ArgumentParser()
     sub = ap.add_subparsers(dest='cmd', required=True)
@@ -170,11 +195,15 @@ def main():
     a = sub.add_parser('analyze')
     a.add_argument('capture')
     a.add_argument('--port', type=int, required=True)
+    h = sub.add_parser('heard')
+    h.add_argument('recording')
     args = ap.parse_args()
     if args.cmd == 'wav':
         write_wav(args.freq, args.out)
     elif args.cmd == 'pcap':
         write_pcap(args.freq, args.seconds, args.out)
+    elif args.cmd == 'heard':
+        print(json.dumps(heard(args.recording)))
     else:
         print(json.dumps(analyze(args.capture, args.port)))
     return 0

@@ -367,3 +367,152 @@ pub async fn chromium_phone<F: std::future::Future<Output = ()>>(
     let line = last.context("no result line from the browser")?;
     Ok(serde_json::from_str(&line)?)
 }
+
+/// Two free consecutive UDP ports on loopback, the first even (an RTP/RTCP pair).
+pub fn free_rtp_pair() -> u16 {
+    loop {
+        let a = UdpSocket::bind("127.0.0.1:0").expect("a free port");
+        let p = a.local_addr().expect("address").port();
+        if p.is_multiple_of(2) && p < u16::MAX && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+}
+
+/// A baresip user agent (Debian's baresip 1.0) on loopback: a sine tone as its
+/// microphone, what it decodes recorded to a wav (the `sndfile` module), calls
+/// answered automatically, commands through its UDP console. Stopped when dropped.
+pub struct Baresip {
+    _peer: Peer,
+    dir: std::path::PathBuf,
+    cons_port: u16,
+    /// Its SIP port (UDP).
+    pub sip_port: u16,
+    /// The one RTP port it may use (RTCP on the next).
+    pub rtp_port: u16,
+}
+
+impl Baresip {
+    /// Starts baresip in `dir` (its config, log and recordings go there) for
+    /// `user`/`password` at the kamailio on `registrar`, sending a `tone_hz` sine;
+    /// `dial` is a SIP URI it calls as soon as it is up.
+    pub fn start(
+        dir: &std::path::Path,
+        user: &str,
+        password: &str,
+        registrar: u16,
+        tone_hz: u32,
+        dial: Option<&str>,
+    ) -> anyhow::Result<Baresip> {
+        let dir = dir.join(format!("baresip-{user}"));
+        std::fs::create_dir_all(dir.join("snd"))?;
+        let (sip_port, cons_port, rtp_port) =
+            (crate::free_port(), crate::free_port(), free_rtp_pair());
+        // Codecs in baresip's own order of preference (Opus first): the gateway has to
+        // pick G.711 out of a real multi-codec offer.
+        let config = format!(
+            "poll_method epoll\n\
+             sip_listen 127.0.0.1:{sip_port}\n\
+             net_interface 127.0.0.1\n\
+             call_local_timeout 120\n\
+             call_max_calls 4\n\
+             audio_source ausine,{tone_hz}\n\
+             ausrc_srate 48000\n\
+             ausrc_channels 2\n\
+             audio_player alsa,null\n\
+             audio_alert alsa,null\n\
+             audio_buffer 20-160\n\
+             rtp_ports {rtp_port}-{rtcp}\n\
+             rtcp_mux no\n\
+             jitter_buffer_delay 5-10\n\
+             module_path /usr/lib/baresip/modules\n\
+             module opus.so\n\
+             module g722.so\n\
+             module g711.so\n\
+             module ausine.so\n\
+             module alsa.so\n\
+             module sndfile.so\n\
+             module cons.so\n\
+             module_tmp account.so\n\
+             module_app menu.so\n\
+             cons_listen 127.0.0.1:{cons_port}\n\
+             snd_path {snd}\n",
+            rtcp = rtp_port + 1,
+            snd = dir.join("snd").display(),
+        );
+        std::fs::write(dir.join("config"), config)?;
+        std::fs::write(
+            dir.join("accounts"),
+            format!("<sip:{user}@127.0.0.1:{registrar}>;auth_pass={password};answermode=auto\n"),
+        )?;
+        let log = std::fs::File::create(dir.join("log"))?;
+        let mut cmd = Command::new("baresip");
+        cmd.arg("-f").arg(&dir);
+        if let Some(uri) = dial {
+            cmd.args(["-e", &format!("/dial {uri}")]);
+        }
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("starting baresip (apt install baresip)")?;
+        Ok(Baresip {
+            _peer: Peer {
+                child,
+                name: "baresip",
+            },
+            dir,
+            cons_port,
+            sip_port,
+            rtp_port,
+        })
+    }
+
+    /// What it has printed so far (its status line's carriage returns as newlines).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log"))
+            .unwrap_or_default()
+            .replace('\r', "\n")
+    }
+
+    /// Waits up to `limit` for `needle` in its output.
+    pub fn wait_for(&self, needle: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.log().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// Types `command` (e.g. `/hangup`) at its UDP console.
+    pub fn command(&self, command: &str) -> anyhow::Result<()> {
+        let sock = UdpSocket::bind("127.0.0.1:0")?;
+        sock.send_to(
+            format!("{command}\n").as_bytes(),
+            ("127.0.0.1", self.cons_port),
+        )?;
+        Ok(())
+    }
+
+    /// The tone in what it decoded from the call (py/sip_media.py `heard` on its
+    /// recording): `freq`, `loud_seconds`, `seconds`.
+    pub fn heard(&self) -> anyhow::Result<Value> {
+        let recording = std::fs::read_dir(self.dir.join("snd"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+            .context("baresip recorded nothing")?;
+        let out = Command::new("python3")
+            .arg(crate::workspace().join("interop-tests/py/sip_media.py"))
+            .arg("heard")
+            .arg(recording)
+            .output()?;
+        if !out.status.success() {
+            bail!("heard failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(serde_json::from_slice(&out.stdout)?)
+    }
+}

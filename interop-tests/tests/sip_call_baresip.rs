@@ -1,0 +1,172 @@
+//! Calls between headless Chromium (janus.js, the page's phone view, a 440 Hz tone as
+//! its microphone) and baresip (Debian's baresip 1.0, a 700 Hz sine as its microphone,
+//! offering Opus, G.722, PCMU and PCMA in that order) through the gateway, both
+//! registered at kamailio with digest authentication.
+//!
+//! * The browser calls bob (baresip answers by itself); audio both ways: baresip
+//!   decodes the browser's 440 Hz (its recording), the browser hears 700 Hz; a
+//!   loopback capture counts the PCMU packets to baresip. Baresip hangs up: the
+//!   browser gets `hangup`.
+//! * Baresip calls alice (the browser), which answers; audio both ways as above; the
+//!   browser hangs up and baresip's call ends.
+
+#![allow(clippy::disallowed_methods)] // drives real peers in real time
+
+use std::time::Duration;
+
+use interop_tests::sip::{analyze_capture, capture, chromium_phone, kamailio, tone_file};
+use interop_tests::sip::{Baresip, Scratch};
+use serde_json::Value;
+
+fn events_named(r: &Value, name: &str) -> Vec<Value> {
+    r["phone"]["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["result"]["event"] == name)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Most of the browser's measured peaks lie within 5 % of `hz`.
+fn hears(r: &Value, hz: f64) -> bool {
+    let peaks: Vec<f64> = r["phone"]["peaks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let near = peaks.iter().filter(|p| (*p - hz).abs() < hz * 0.05).count();
+    peaks.len() >= 8 && near * 3 >= peaks.len() * 2
+}
+
+/// What both ends of an established call must show: the browser got `accepted`
+/// (PCMU on the SIP leg, Opus on its own), > 200 packets each way, each side hears
+/// the other's tone (700 Hz in the browser; 440 Hz in baresip's recording and in the
+/// PCMU captured on its way to baresip), and the call ended with `hangup`.
+fn assert_call_both_ways(r: &Value, seen: &Value, heard: &Value) {
+    println!("browser: {}", r["phone"]["events"]);
+    println!(
+        "browser stats: {} peaks {}",
+        r["phone"]["stats"], r["phone"]["peaks"]
+    );
+    println!("to baresip: {seen}");
+    println!("baresip heard: {heard}");
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    let accepted = events_named(r, "accepted");
+    assert_eq!(accepted.len(), 1, "{r}");
+    assert_eq!(accepted[0]["result"]["sip_codec"], "PCMU", "{r}");
+    assert!(
+        r["phone"]["stats"]["codecs"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|m| m == "audio/opus")),
+        "{r}"
+    );
+    assert!(
+        r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0) > 200,
+        "audio packets into the browser: {r}"
+    );
+    assert!(
+        seen["packets_by_pt"]["0"].as_u64().unwrap_or(0) > 200,
+        "PCMU packets to baresip: {seen}"
+    );
+    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        (f - 440.0).abs() < 22.0,
+        "tone on its way to baresip: {seen}"
+    );
+    let f = heard["freq"].as_f64().unwrap_or(0.0);
+    assert!((f - 440.0).abs() < 22.0, "tone baresip decoded: {heard}");
+    assert!(
+        heard["loud_seconds"].as_f64().unwrap_or(0.0) > 4.0,
+        "{heard}"
+    );
+    assert!(hears(r, 700.0), "browser hears baresip's tone: {r}");
+    assert_eq!(events_named(r, "hangup").len(), 1, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_calls_baresip() {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("baresip-uas").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let bob = Baresip::start(&dir.0, "bob", "b0bpass", registrar.port, 700, None).unwrap();
+    assert!(
+        bob.wait_for("200 OK", Duration::from_secs(10)),
+        "baresip registers: {}",
+        bob.log()
+    );
+    let pcap = dir.0.join("call.pcap");
+    let mut cap = capture(&pcap).expect("tcpdump");
+    let query = format!(
+        "user=sip:alice@127.0.0.1:{k}&secret=s3cret&call=sip:bob@127.0.0.1:{k}",
+        k = registrar.port
+    );
+    // Six seconds into the call, bob hangs up.
+    let r = chromium_phone(&gw, &query, &wav, 40, async {
+        while !bob.log().contains("Call established") {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        bob.command("/hangup").expect("baresip console");
+    })
+    .await
+    .expect("browser");
+    cap.interrupt();
+    let seen = analyze_capture(&pcap, bob.rtp_port).expect("capture");
+    let heard = bob.heard().expect("baresip's recording");
+    assert_call_both_ways(&r, &seen, &heard);
+    assert!(
+        bob.log().contains("answering call"),
+        "baresip answered: {}",
+        bob.log()
+    );
+    let hangup = events_named(&r, "hangup");
+    assert_eq!(hangup[0]["result"]["code"], 200, "bob's BYE: {r}");
+    assert_eq!(events_named(&r, "hangingup").len(), 0, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn baresip_calls_browser() {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("baresip-uac").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let pcap = dir.0.join("call.pcap");
+    let mut cap = capture(&pcap).expect("tcpdump");
+    let bob = std::sync::Mutex::new(None);
+    let query = format!(
+        "user=sip:alice@127.0.0.1:{}&secret=s3cret&answer=1&hangup_after=6000",
+        registrar.port
+    );
+    // Once alice is registered, bob calls her.
+    let r = chromium_phone(&gw, &query, &wav, 40, async {
+        let alice = format!("sip:alice@127.0.0.1:{}", registrar.port);
+        let b = Baresip::start(&dir.0, "bob", "b0bpass", registrar.port, 700, Some(&alice));
+        *bob.lock().unwrap() = Some(b.expect("baresip"));
+    })
+    .await
+    .expect("browser");
+    cap.interrupt();
+    let bob = bob.lock().unwrap().take().expect("baresip was started");
+    // The browser's hangup ended the call at baresip too.
+    assert!(
+        bob.wait_for("terminated", Duration::from_secs(5)),
+        "baresip's call ended: {}",
+        bob.log()
+    );
+    let seen = analyze_capture(&pcap, bob.rtp_port).expect("capture");
+    let heard = bob.heard().expect("baresip's recording");
+    let incoming = events_named(&r, "incomingcall");
+    assert_eq!(incoming.len(), 1, "{r}");
+    assert_eq!(
+        incoming[0]["result"]["username"],
+        format!("sip:bob@127.0.0.1:{}", registrar.port),
+        "{r}"
+    );
+    assert_call_both_ways(&r, &seen, &heard);
+    assert_eq!(events_named(&r, "hangingup").len(), 1, "{r}");
+}
