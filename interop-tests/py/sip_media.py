@@ -10,7 +10,8 @@
 
 `analyze` reports packets per payload type, the tone's frequency in the PCMU
 payload (zero crossings per second), the RFC 4733 digits (one per event, at its
-end) and SIP requests seen in the capture (any port; retransmissions once).
+end) and SIP requests seen in the capture (UDP or TCP, any port; retransmissions
+once; over TCP one message per segment, as on loopback).
 """
 
 import argparse
@@ -78,7 +79,8 @@ def write_pcap(freq, seconds, out):
 
 
 def read_pcap(path):
-    """Yields (src_port, dst_port, udp_payload) of every IPv4/UDP packet."""
+    """Yields (transport, src_port, dst_port, payload) of every IPv4 UDP packet and
+    TCP segment with data ('udp' or 'tcp')."""
     with open(path, 'rb') as f:
         data = f.read()
     if len(data) < 24:
@@ -103,14 +105,19 @@ def read_pcap(path):
             ip = pkt[4:]
         else:
             ip = pkt
-        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 17:
+        if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] not in (6, 17):
             continue
         ihl = (ip[0] & 0x0F) * 4
-        udp = ip[ihl:]
-        if len(udp) < 8:
-            continue
-        sport, dport = struct.unpack('!HH', udp[:4])
-        yield sport, dport, udp[8:]
+        total = struct.unpack('!H', ip[2:4])[0]
+        seg = ip[ihl:total]
+        if ip[9] == 17 and len(seg) >= 8:
+            sport, dport = struct.unpack('!HH', seg[:4])
+            yield 'udp', sport, dport, seg[8:]
+        elif ip[9] == 6 and len(seg) >= 20:
+            sport, dport = struct.unpack('!HH', seg[:4])
+            payload = seg[(seg[12] >> 4) * 4:]
+            if payload:
+                yield 'tcp', sport, dport, payload
 
 
 def analyze(path, port):
@@ -119,21 +126,24 @@ def analyze(path, port):
     digits = []
     seen_events = set()
     sip_requests = []
-    for sport, dport, payload in read_pcap(path):
+    for transport, sport, dport, payload in read_pcap(path):
         text_start = payload[:16]
         if text_start[:1].isalpha():
             first = payload.split(b'\r\n', 1)[0].decode('latin-1', 'replace')
             body = payload.decode('latin-1', 'replace')
-            if not first.startswith('SIP/2.0'):
+            if first.endswith(' SIP/2.0'):
                 head, _, content = body.partition('\r\n\r\n')
-                cseq = next((h.split(':', 1)[1].strip() for h in head.split('\r\n')
-                             if h.lower().startswith('cseq:')), '')
-                request = {'line': first, 'dport': dport, 'cseq': cseq, 'body': content}
+                def header(*names):
+                    return next((h.split(':', 1)[1].strip() for h in head.split('\r\n')
+                                 if h.split(':', 1)[0].strip().lower() in names), '')
+                request = {'line': first, 'dport': dport, 'cseq': header('cseq'),
+                           'call_id': header('call-id', 'i'), 'body': content,
+                           'transport': transport}
                 # A retransmission (same request, same CSeq) is one request.
                 if request not in sip_requests:
                     sip_requests.append(request)
             continue
-        if dport != port or len(payload) < 12 or payload[0] >> 6 != 2:
+        if transport != 'udp' or dport != port or len(payload) < 12 or payload[0] >> 6 != 2:
             continue
         pt = payload[1] & 0x7F
         if 72 <= pt <= 76:

@@ -13,11 +13,14 @@ use cardea::api::Target;
 use cardea::Running;
 use serde_json::Value;
 
-/// A kamailio on 127.0.0.1:`port`, stopped (with its children) when dropped.
+/// A kamailio on 127.0.0.1:`port` (UDP) and 127.0.0.1:`tcp_port` (TCP only: a
+/// client that reaches it there uses TCP), stopped (with its children) when dropped.
 pub struct Kamailio {
     child: Child,
     /// Its UDP port.
     pub port: u16,
+    /// Its TCP port.
+    pub tcp_port: u16,
     _run_dir: TempDir,
 }
 
@@ -47,9 +50,10 @@ impl Drop for Kamailio {
     }
 }
 
-/// Starts kamailio on a free UDP port and waits until it answers OPTIONS.
+/// Starts kamailio on a free UDP port and another TCP port; waits until it answers
+/// OPTIONS.
 pub fn kamailio() -> anyhow::Result<Kamailio> {
-    let port = crate::free_port();
+    let (port, tcp_port) = (crate::free_port(), crate::free_port());
     let run_dir =
         std::env::temp_dir().join(format!("cardea-kamailio-{port}-{}", std::process::id()));
     std::fs::create_dir_all(&run_dir)?;
@@ -58,6 +62,7 @@ pub fn kamailio() -> anyhow::Result<Kamailio> {
         .args(["-DD", "-E", "-f"])
         .arg(&cfg)
         .args(["-l", &format!("udp:127.0.0.1:{port}")])
+        .args(["-l", &format!("tcp:127.0.0.1:{tcp_port}")])
         .arg("-Y")
         .arg(&run_dir)
         .arg("-w")
@@ -73,6 +78,7 @@ pub fn kamailio() -> anyhow::Result<Kamailio> {
     let k = Kamailio {
         child,
         port,
+        tcp_port,
         _run_dir: TempDir(run_dir),
     };
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -246,13 +252,13 @@ pub fn sipp(args: &[&str], dir: &std::path::Path) -> anyhow::Result<Peer> {
     })
 }
 
-/// Captures UDP on loopback into `file` until interrupted.
+/// Captures UDP and TCP on loopback into `file` until interrupted.
 pub fn capture(file: &std::path::Path) -> anyhow::Result<Peer> {
     use std::io::BufRead;
     let mut child = Command::new("tcpdump")
         .args(["-i", "lo", "-n", "-U", "-s", "0", "-w"])
         .arg(file)
-        .arg("udp")
+        .args(["udp", "or", "tcp"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -9,6 +9,10 @@
 //!   browser gets `hangup`.
 //! * Baresip calls alice (the browser), which answers; audio both ways as above; the
 //!   browser hangs up and baresip's call ends.
+//!
+//! Each also with the gateway's leg over TCP (`proxy` = kamailio's TCP-only port with
+//! `;transport=tcp`; baresip stays on UDP): the capture shows the INVITEs to and
+//! from the gateway over TCP.
 
 #![allow(clippy::disallowed_methods)] // drives real peers in real time
 
@@ -85,8 +89,55 @@ fn assert_call_both_ways(r: &Value, seen: &Value, heard: &Value) {
     assert_eq!(events_named(r, "hangup").len(), 1, "{r}");
 }
 
+/// The gateway's leg: UDP to kamailio's address, or TCP through its TCP port.
+fn alice_at(registrar: &interop_tests::sip::Kamailio, tcp: bool) -> String {
+    let k = registrar.port;
+    let proxy = if tcp {
+        format!(
+            "&proxy=sip:127.0.0.1:{};transport%3Dtcp",
+            registrar.tcp_port
+        )
+    } else {
+        String::new()
+    };
+    format!("user=sip:alice@127.0.0.1:{k}&secret=s3cret{proxy}")
+}
+
+/// The transports of the captured INVITEs of call `call_id`, hop by hop.
+fn invite_hops(seen: &Value, call_id: &Value) -> Vec<String> {
+    seen["sip_requests"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|q| q["line"].as_str().unwrap_or("").starts_with("INVITE "))
+                .filter(|q| q["call_id"] == *call_id)
+                .filter_map(|q| q["transport"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_calls_baresip() {
+    browser_calls_baresip_via(false).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_calls_baresip_over_tcp() {
+    browser_calls_baresip_via(true).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn baresip_calls_browser() {
+    baresip_calls_browser_via(false).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn baresip_calls_browser_over_tcp() {
+    baresip_calls_browser_via(true).await
+}
+
+async fn browser_calls_baresip_via(tcp: bool) {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
     let dir = Scratch::new("baresip-uas").unwrap();
@@ -101,8 +152,9 @@ async fn browser_calls_baresip() {
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let query = format!(
-        "user=sip:alice@127.0.0.1:{k}&secret=s3cret&call=sip:bob@127.0.0.1:{k}",
-        k = registrar.port
+        "{}&call=sip:bob@127.0.0.1:{}",
+        alice_at(&registrar, tcp),
+        registrar.port
     );
     // Six seconds into the call, bob hangs up.
     let r = chromium_phone(&gw, &query, &wav, 40, async {
@@ -126,10 +178,14 @@ async fn browser_calls_baresip() {
     let hangup = events_named(&r, "hangup");
     assert_eq!(hangup[0]["result"]["code"], 200, "bob's BYE: {r}");
     assert_eq!(events_named(&r, "hangingup").len(), 0, "{r}");
+    // The gateway's INVITE went to kamailio over TCP when asked, else over UDP;
+    // kamailio's to baresip over UDP.
+    let call_id = &events_named(&r, "calling")[0]["result"]["call_id"];
+    let hops = invite_hops(&seen, call_id);
+    assert_eq!(hops, [if tcp { "tcp" } else { "udp" }, "udp"], "{seen}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn baresip_calls_browser() {
+async fn baresip_calls_browser_via(tcp: bool) {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
     let dir = Scratch::new("baresip-uac").unwrap();
@@ -138,10 +194,7 @@ async fn baresip_calls_browser() {
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let bob = std::sync::Mutex::new(None);
-    let query = format!(
-        "user=sip:alice@127.0.0.1:{}&secret=s3cret&answer=1&hangup_after=6000",
-        registrar.port
-    );
+    let query = format!("{}&answer=1&hangup_after=6000", alice_at(&registrar, tcp));
     // Once alice is registered, bob calls her.
     let r = chromium_phone(&gw, &query, &wav, 40, async {
         let alice = format!("sip:alice@127.0.0.1:{}", registrar.port);
@@ -169,4 +222,8 @@ async fn baresip_calls_browser() {
     );
     assert_call_both_ways(&r, &seen, &heard);
     assert_eq!(events_named(&r, "hangingup").len(), 1, "{r}");
+    // baresip's INVITE reached kamailio over UDP; kamailio forwarded it to the gateway
+    // over TCP when alice registered over TCP, else over UDP.
+    let hops = invite_hops(&seen, &incoming[0]["call_id"]);
+    assert_eq!(hops, ["udp", if tcp { "tcp" } else { "udp" }], "{seen}");
 }

@@ -217,7 +217,7 @@ pub struct Running {
     pub admin_ws: Option<SocketAddr>,
     /// The media UDP socket.
     pub udp: SocketAddr,
-    /// The SIP user agent's UDP socket, when `[sip]` is enabled.
+    /// The SIP user agent's address (UDP and TCP), when `[sip]` is enabled.
     pub sip: Option<SocketAddr>,
     /// Shared state, for in-process inspection (tests, benches).
     pub hub: Arc<Hub>,
@@ -304,10 +304,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let sip_endpoint = if config.sip.enabled {
         let settings = crate::ingest::sip::driver::SipSettings {
             bind: SocketAddr::new(config.sip.local_ip, config.sip.local_port),
-            advertised: config
-                .sip
-                .advertised_ip
-                .map(|ip| SocketAddr::new(ip, config.sip.local_port)),
+            advertised_ip: config.sip.advertised_ip,
             user_agent: config.sip.user_agent.clone(),
             media_ip: config.sip.local_ip,
             sdp_ip: config.sip.advertised_ip.unwrap_or(config.sip.local_ip),

@@ -1,5 +1,5 @@
-//! The SIP driver: one rsipstack endpoint (one UDP socket) for the gateway, a task
-//! per registration. Turns [`SipCommand`]s into SIP and SIP outcomes into
+//! The SIP driver: one rsipstack endpoint (a UDP socket and a TCP listener on the
+//! same port) for the gateway, a task per registration and per call. Turns [`SipCommand`]s into SIP and SIP outcomes into
 //! [`SipEvent`]s. Secrets stay inside rsipstack's credential; nothing here logs them.
 
 use std::collections::HashMap;
@@ -12,11 +12,13 @@ use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::dialog::registration::{refresh_interval, Registration};
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
-use rsipstack::sip::{Header, Method, StatusCode, Uri};
+use rsipstack::sip::typed::Contact;
+use rsipstack::sip::{Auth, Header, Method, Param, Scheme, StatusCode, Transport, Uri};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::transaction::Transaction;
+use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::UdpConnection;
-use rsipstack::transport::TransportLayer;
+use rsipstack::transport::{SipAddr, TransportLayer};
 use rsipstack::EndpointBuilder;
 use tokio::sync::{mpsc, watch, Mutex};
 use tokio::task::JoinHandle;
@@ -36,10 +38,10 @@ const GUARD: Duration = Duration::from_secs(34);
 /// Where the user agent listens and what it calls itself.
 #[derive(Debug, Clone)]
 pub struct SipSettings {
-    /// Local address of the UDP socket (port 0: any).
+    /// Local address of the UDP socket and the TCP listener (port 0: any).
     pub bind: SocketAddr,
-    /// Address put in Via/Contact instead of `bind` (behind NAT).
-    pub advertised: Option<SocketAddr>,
+    /// Address put in Via/Contact instead of `bind`'s (behind NAT); same port.
+    pub advertised_ip: Option<IpAddr>,
     /// User-Agent header.
     pub user_agent: String,
     /// Where calls' RTP sockets bind.
@@ -52,28 +54,40 @@ pub struct SipSettings {
 pub struct SipEndpoint {
     endpoint: rsipstack::transaction::endpoint::Endpoint,
     cancel: CancellationToken,
-    /// The UDP address it listens on.
+    /// The address it listens on (UDP and TCP).
     pub local: SocketAddr,
+    /// What Contact headers give for TCP.
+    tcp_contact: SocketAddr,
     media_ip: IpAddr,
     sdp_ip: IpAddr,
 }
 
-/// Binds the SIP socket; errors name the address.
+/// Binds the SIP UDP socket and a TCP listener on the same port; errors name the address.
 pub async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
     let cancel = CancellationToken::new();
     let transport = TransportLayer::new(cancel.clone());
-    let udp = UdpConnection::create_connection(
-        settings.bind,
-        settings.advertised,
-        Some(cancel.child_token()),
-    )
-    .await
-    .map_err(|e| format!("cannot bind the SIP socket on {}: {e}", settings.bind))?;
-    let local = udp
-        .get_addr()
-        .get_socketaddr()
+    // Bound first to learn the port when it is 0; the advertised address keeps it.
+    let probe = std::net::UdpSocket::bind(settings.bind)
+        .map_err(|e| format!("cannot bind the SIP socket on {}: {e}", settings.bind))?;
+    let local = probe
+        .local_addr()
         .map_err(|e| format!("SIP socket address: {e}"))?;
+    drop(probe);
+    let advertised = settings
+        .advertised_ip
+        .map(|ip| SocketAddr::new(ip, local.port()));
+    let udp = UdpConnection::create_connection(local, advertised, Some(cancel.child_token()))
+        .await
+        .map_err(|e| format!("cannot bind the SIP socket on {local}: {e}"))?;
+    // rsipstack binds the listener when the endpoint serves; check the port now so
+    // a clash is a start-up error rather than a warning.
+    std::net::TcpListener::bind(local)
+        .map_err(|e| format!("cannot listen for SIP over TCP on {local}: {e}"))?;
+    let tcp = TcpListenerConnection::new(local, advertised)
+        .await
+        .map_err(|e| format!("cannot listen for SIP over TCP on {local}: {e}"))?;
     transport.add_transport(udp.into());
+    transport.add_transport(tcp.into());
     let endpoint = EndpointBuilder::new()
         .with_transport_layer(transport)
         .with_cancel_token(cancel.clone())
@@ -83,6 +97,7 @@ pub async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
         endpoint,
         cancel,
         local,
+        tcp_contact: advertised.unwrap_or(local),
         media_ip: settings.media_ip,
         sdp_ip: settings.sdp_ip,
     })
@@ -114,6 +129,8 @@ struct State {
     engine: mpsc::UnboundedSender<MediaCommand>,
     media_ip: IpAddr,
     sdp_ip: IpAddr,
+    /// Our address in Contact headers of requests and dialogs over TCP.
+    tcp_contact: SocketAddr,
 }
 
 impl State {
@@ -159,6 +176,7 @@ pub async fn run(
         cancel,
         media_ip,
         sdp_ip,
+        tcp_contact,
         ..
     } = sip;
     let inner = endpoint.inner.clone();
@@ -179,6 +197,7 @@ pub async fn run(
         engine,
         media_ip,
         sdp_ip,
+        tcp_contact,
     };
     loop {
         tokio::select! {
@@ -318,9 +337,16 @@ fn incoming_invite(st: &mut State, tx: Transaction) {
         }
     };
     let (state_tx, states) = st.layer.new_dialog_state_channel();
+    // An INVITE that came over TCP gets a Contact that says so (and our listener),
+    // so the caller's in-dialog requests come back over TCP.
+    let over_tcp = tx
+        .connection
+        .as_ref()
+        .is_some_and(|c| c.get_addr().r#type == Some(Transport::Tcp));
+    let contact = over_tcp.then(|| tcp_contact(&user, st.tcp_contact));
     let dialog = match st
         .layer
-        .get_or_create_server_invite(&tx, state_tx, None, None)
+        .get_or_create_server_invite(&tx, state_tx, None, contact)
     {
         Ok(d) => d,
         Err(e) => {
@@ -365,7 +391,7 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
             if let Some(old) = st.bound.remove(&handle) {
                 old.refresher.abort();
             }
-            match start_registration(&st.inner, handle, account, st.events.clone()) {
+            match start_registration(st, handle, account) {
                 Ok(b) => {
                     st.bound.insert(handle, b);
                 }
@@ -419,7 +445,7 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                 );
                 return;
             }
-            match invite_option(&st.layer, &uri, &account, display_name, headers) {
+            match invite_option(st, &uri, &account, display_name, headers) {
                 Ok(opt) => {
                     let (ops_tx, ops) = mpsc::unbounded_channel();
                     let task = tokio::spawn(call::outgoing(
@@ -457,22 +483,32 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
     }
 }
 
-fn start_registration(
-    inner: &EndpointInnerRef,
-    handle: HandleId,
-    account: Account,
-    events: mpsc::UnboundedSender<MediaEvent>,
-) -> Result<Bound, String> {
-    let server: Uri = format!("sip:{}", account.domain)
+fn start_registration(st: &State, handle: HandleId, account: Account) -> Result<Bound, String> {
+    let events = st.events.clone();
+    let mut server: Uri = format!("sip:{}", account.domain)
         .parse()
         .map_err(|e| format!("bad registrar address '{}': {e}", account.domain))?;
+    let over_tcp = uses_tcp(&account);
+    if over_tcp {
+        // rsipstack takes the transport (also toward an outbound proxy) from here.
+        server.params.push(Param::Transport(Transport::Tcp));
+    }
     let credential = Credential {
         username: account.user.clone(),
         password: account.secret.clone().unwrap_or_default(),
         realm: None,
         auth_username: account.authuser.clone(),
     };
-    let mut reg = Registration::new(inner.clone(), Some(credential));
+    let mut reg = Registration::new(st.inner.clone(), Some(credential));
+    if over_tcp {
+        // Our listener, not the connection's ephemeral port: the registrar may open
+        // a new connection for incoming calls.
+        reg.contact = Some(Contact {
+            display_name: None,
+            uri: tcp_contact(&account.user, st.tcp_contact),
+            params: vec![],
+        });
+    }
     reg.extra_headers = account
         .headers
         .iter()
@@ -542,7 +578,7 @@ fn start_registration(
 
 /// The INVITE for a call from `account` to `uri`.
 fn invite_option(
-    layer: &DialogLayer,
+    st: &State,
     uri: &str,
     account: &Account,
     display_name: Option<String>,
@@ -555,11 +591,25 @@ fn invite_option(
         .uri
         .parse()
         .map_err(|e| format!("bad caller address '{}': {e}", account.uri))?;
-    let contact = layer
-        .build_local_contact(Some(account.user.clone()), None)
-        .map_err(|e| format!("no local contact: {e}"))?;
+    let over_tcp = uses_tcp(account);
+    let contact = if over_tcp {
+        tcp_contact(&account.user, st.tcp_contact)
+    } else {
+        st.layer
+            .build_local_contact(Some(account.user.clone()), None)
+            .map_err(|e| format!("no local contact: {e}"))?
+    };
     let destination = match &account.proxy {
-        Some(p) => Some(socket_addr_of(p)?.into()),
+        Some(p) => Some(SipAddr {
+            r#type: over_tcp.then_some(Transport::Tcp),
+            addr: socket_addr_of(p)?.into(),
+        }),
+        None if over_tcp => {
+            let mut to = SipAddr::try_from(&callee)
+                .map_err(|e| format!("bad callee address '{uri}': {e}"))?;
+            to.r#type = Some(Transport::Tcp);
+            Some(to)
+        }
         None => None,
     };
     let credential = account.secret.as_ref().map(|password| Credential {
@@ -583,6 +633,34 @@ fn invite_option(
         }),
         ..Default::default()
     })
+}
+
+/// Whether an account's requests go over TCP: its proxy (or, without one, its own
+/// address) carries `;transport=tcp`, as with Janus.
+fn uses_tcp(account: &Account) -> bool {
+    let says_tcp = |uri: &str| {
+        uri.split(';')
+            .skip(1)
+            .any(|p| p.trim().eq_ignore_ascii_case("transport=tcp"))
+    };
+    match &account.proxy {
+        Some(p) => says_tcp(p),
+        None => says_tcp(&account.uri),
+    }
+}
+
+/// `sip:user@addr;transport=tcp`: our Contact for requests and dialogs over TCP.
+fn tcp_contact(user: &str, addr: SocketAddr) -> Uri {
+    Uri {
+        scheme: Some(Scheme::Sip),
+        auth: Some(Auth {
+            user: user.to_owned(),
+            password: None,
+        }),
+        host_with_port: addr.into(),
+        params: vec![Param::Transport(Transport::Tcp)],
+        ..Default::default()
+    }
 }
 
 /// `sip:host:port` or `host:port` (an IP literal) to a socket address; port 5060 by default.
@@ -621,5 +699,37 @@ mod tests {
             "10.0.0.5:5060".parse().unwrap()
         );
         assert!(socket_addr_of("sip:pbx.example.com").is_err());
+    }
+
+    #[test]
+    fn transport_follows_the_proxy_or_the_address() {
+        let account = |uri: &str, proxy: Option<&str>| Account {
+            uri: uri.into(),
+            user: "alice".into(),
+            domain: "127.0.0.1".into(),
+            secret: None,
+            authuser: None,
+            proxy: proxy.map(Into::into),
+            ttl: 60,
+            headers: vec![],
+        };
+        assert!(!uses_tcp(&account("sip:alice@127.0.0.1", None)));
+        assert!(uses_tcp(&account(
+            "sip:alice@127.0.0.1;transport=tcp",
+            None
+        )));
+        assert!(uses_tcp(&account(
+            "sip:alice@127.0.0.1",
+            Some("sip:127.0.0.1:5070;lr;Transport=TCP")
+        )));
+        // The proxy decides when there is one.
+        assert!(!uses_tcp(&account(
+            "sip:alice@127.0.0.1;transport=tcp",
+            Some("sip:127.0.0.1:5070")
+        )));
+        assert_eq!(
+            tcp_contact("alice", "192.0.2.7:5062".parse().unwrap()).to_string(),
+            "sip:alice@192.0.2.7:5062;transport=TCP"
+        );
     }
 }
