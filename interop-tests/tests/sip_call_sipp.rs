@@ -11,6 +11,8 @@
 //! * Incoming: a sipp UAC calls alice through kamailio, plays a 1 kHz tone; the
 //!   browser gets `incomingcall`, answers, hears 1 kHz (not its own 440 Hz) and
 //!   sends its tone back; sipp hangs up and the browser gets `hangup`.
+//! * Early media: a sipp UAS answers 183 with SDP and plays a 1 kHz tone before its
+//!   200; the browser hears it before `accepted`.
 //! * Declined: the browser declines with 603; sipp's scenario expects exactly that.
 
 #![allow(clippy::disallowed_methods)] // drives real peers in real time
@@ -44,36 +46,60 @@ fn hears(r: &Value, hz: f64) -> bool {
     peaks.len() >= 8 && near * 3 >= peaks.len() * 2
 }
 
-/// Registers alice, calls the echoing sipp UAS with `extra` page parameters and a
-/// loopback capture running; the page's report, what reached the phone's media
-/// port, sipp's SIP port and sipp's exit code.
-async fn call_sipp_uas(extra: &str) -> (Value, Value, u16, Option<i32>) {
+/// `interop-tests/sip/<name>` written into `dir` with its `[pcap]` placeholder
+/// replaced by a PCMU pcap of a `hz` tone (what sipp's play_pcap_audio plays).
+fn scenario_with_tone(dir: &std::path::Path, name: &str, hz: u32) -> std::path::PathBuf {
+    let tone = dir.join(format!("tone{hz}.pcap"));
+    tone_file("pcap", hz, &tone).unwrap();
+    let template = std::fs::read_to_string(
+        interop_tests::workspace()
+            .join("interop-tests/sip")
+            .join(name),
+    )
+    .unwrap();
+    let scenario = dir.join(name);
+    std::fs::write(
+        &scenario,
+        template.replace("[pcap]", tone.to_str().unwrap()),
+    )
+    .unwrap();
+    scenario
+}
+
+/// Registers alice and calls a sipp UAS with `extra` page parameters and a loopback
+/// capture running: the UAS runs `uas_echo.xml` echoing RTP, or, with `tone`,
+/// `(scenario, Hz)` playing that tone; the page's report, what reached the phone's
+/// media port, sipp's SIP port and sipp's exit code.
+async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value, u16, Option<i32>) {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
     let dir = Scratch::new("sipp-uas").unwrap();
     let wav = dir.0.join("tone440.wav");
     tone_file("wav", 440, &wav).unwrap();
     let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
-    let scenario = interop_tests::workspace().join("interop-tests/sip/uas_echo.xml");
-    let mut uas = sipp(
-        &[
-            "-sf",
-            scenario.to_str().unwrap(),
-            "-i",
-            "127.0.0.1",
-            "-p",
-            &sip_port.to_string(),
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &media_port.to_string(),
-            "-rtp_echo",
-            "-m",
-            "1",
-        ],
-        &dir.0,
-    )
-    .expect("sipp");
+    let scenario = match tone {
+        Some((name, hz)) => scenario_with_tone(&dir.0, name, hz),
+        None => interop_tests::workspace().join("interop-tests/sip/uas_echo.xml"),
+    };
+    let (sip_port_s, media_port_s) = (sip_port.to_string(), media_port.to_string());
+    let mut args = vec![
+        "-sf",
+        scenario.to_str().unwrap(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &sip_port_s,
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        &media_port_s,
+        "-m",
+        "1",
+    ];
+    if tone.is_none() {
+        args.push("-rtp_echo");
+    }
+    let mut uas = sipp(&args, &dir.0).expect("sipp");
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let query = format!(
@@ -92,7 +118,7 @@ async fn call_sipp_uas(extra: &str) -> (Value, Value, u16, Option<i32>) {
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_calls_sipp_uas() {
     let (r, seen, sip_port, status) =
-        call_sipp_uas("dtmf=123&dtmf_info=45&hold=1&hangup_after=5000").await;
+        call_sipp_uas("dtmf=123&dtmf_info=45&hold=1&hangup_after=5000", None).await;
     println!("browser: {}", r["phone"]["events"]);
     println!(
         "browser stats: {} peaks {}",
@@ -183,7 +209,7 @@ async fn browser_calls_sipp_uas() {
 /// `transcode: false`: the browser negotiates PCMU itself and the gateway relays it.
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_calls_sipp_uas_without_transcoding() {
-    let (r, seen, _, status) = call_sipp_uas("g711=1&hangup_after=5000").await;
+    let (r, seen, _, status) = call_sipp_uas("g711=1&hangup_after=5000", None).await;
     println!(
         "browser stats: {} peaks {}",
         r["phone"]["stats"], r["phone"]["peaks"]
@@ -214,6 +240,49 @@ async fn browser_calls_sipp_uas_without_transcoding() {
         "browser hears its tone through the phone: {r}"
     );
     assert_eq!(status, Some(0), "{r}");
+}
+
+/// Early media: the phone answers 183 with SDP and plays a 1 kHz tone (a ringback or
+/// an announcement) for four seconds before its 200; the browser hears it before
+/// `accepted`, and the call goes on on the same media after.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_hears_early_media() {
+    let (r, seen, _, status) =
+        call_sipp_uas("hangup_after=3000", Some(("uas_early.xml", 1000))).await;
+    println!("browser: {}", r["phone"]["events"]);
+    println!(
+        "browser stats: {} early peaks {} peaks {}",
+        r["phone"]["stats"], r["phone"]["earlyPeaks"], r["phone"]["peaks"]
+    );
+    println!("sip side: {seen}");
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    let names: Vec<&str> = r["phone"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["result"]["event"].as_str())
+        .collect();
+    let progress = names.iter().position(|n| *n == "progress");
+    let accepted = names.iter().position(|n| *n == "accepted");
+    assert!(
+        matches!((progress, accepted), (Some(p), Some(a)) if p < a),
+        "progress before accepted: {names:?}"
+    );
+    // Before the answer: the phone's tone.
+    let early: Vec<f64> = r["phone"]["earlyPeaks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let near = early.iter().filter(|p| (*p - 1000.0).abs() < 50.0).count();
+    assert!(
+        early.len() >= 8 && near * 3 >= early.len() * 2,
+        "the browser hears the early media: {early:?}"
+    );
+    // After it: the same stream goes on, and the browser's tone reaches the phone.
+    assert!(hears(&r, 1000.0), "{r}");
+    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
+    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
+    assert_eq!(status, Some(0), "sipp's scenario completes: {r}");
 }
 
 /// Opens the phone view registered as alice (with `action`: `answer=1` or
@@ -268,17 +337,7 @@ async fn sipp_calls_browser() {
     let dir = Scratch::new("sipp-uac").unwrap();
     let wav = dir.0.join("tone440.wav");
     tone_file("wav", 440, &wav).unwrap();
-    let tone = dir.0.join("tone1000.pcap");
-    tone_file("pcap", 1000, &tone).unwrap();
-    let template =
-        std::fs::read_to_string(interop_tests::workspace().join("interop-tests/sip/uac_tone.xml"))
-            .unwrap();
-    let scenario = dir.0.join("uac_tone.xml");
-    std::fs::write(
-        &scenario,
-        template.replace("[pcap]", tone.to_str().unwrap()),
-    )
-    .unwrap();
+    let scenario = scenario_with_tone(&dir.0, "uac_tone.xml", 1000);
     let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rsipstack::dialog::dialog::{DialogState, DialogStateReceiver, TerminatedReason};
 use rsipstack::dialog::dialog_layer::DialogLayer;
-use rsipstack::dialog::invitation::InviteOption;
+use rsipstack::dialog::invitation::{InviteAsyncResult, InviteOption};
 use rsipstack::dialog::invite_dialog::InviteDialog;
 use rsipstack::sip::{Header, StatusCode};
 use tokio::net::UdpSocket;
@@ -170,7 +170,7 @@ pub async fn outgoing(
     opt.offer = Some(local.sdp.to_sdp().into_bytes());
     opt.content_type = Some("application/sdp".into());
     let (state_tx, mut states) = layer.new_dialog_state_channel();
-    let (dialog, join) = match layer.do_invite_async(opt, state_tx) {
+    let (dialog, invite) = match layer.do_invite_async(opt, state_tx) {
         Ok(x) => x,
         Err(e) => {
             ctx.emit(ended(400, format!("cannot send the INVITE: {e}")));
@@ -180,103 +180,8 @@ pub async fn outgoing(
     ctx.emit(CallEvent::Calling {
         call_id: dialog.id().call_id.clone(),
     });
-    let mut join = join;
-    let progress = |state: DialogState| {
-        if let DialogState::Early(_, resp) = state {
-            ctx.emit(CallEvent::Progress {
-                code: resp.status_code.code(),
-                reason: resp
-                    .wire_reason
-                    .clone()
-                    .unwrap_or_else(|| resp.status_code.text().to_owned()),
-            });
-        }
-    };
-    let answer = loop {
-        tokio::select! {
-            // States first: a 180 right before the 200 must still be reported.
-            biased;
-            Some(state) = states.recv() => progress(state),
-            r = &mut join => break r,
-            op = ops.recv() => match op {
-                Some(CallOp::Hangup) | None => {
-                    // CANCEL; the INVITE then ends with 487 (or a 2xx that is BYE'd).
-                    if let Err(e) = dialog.cancel().await {
-                        tracing::debug!(error = %e, "CANCEL not sent");
-                    }
-                }
-                Some(other) => tracing::debug!(?other, "ignored before the call is answered"),
-            },
-        }
-    };
-    // Provisional answers still queued are reported before the final one.
-    let mut ended_early = None;
-    while let Ok(state) = states.try_recv() {
-        match state {
-            DialogState::Terminated(_, reason) => ended_early = Some(reason),
-            other => progress(other),
-        }
-    }
-    let resp = match answer {
-        Ok(Ok((_, Some(resp))))
-            if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
-        {
-            resp
-        }
-        Ok(Ok((_, Some(resp)))) => {
-            ctx.emit(ended(
-                resp.status_code.code(),
-                resp.wire_reason
-                    .clone()
-                    .unwrap_or_else(|| resp.status_code.text().to_owned()),
-            ));
-            return;
-        }
-        Ok(Ok((_, None))) => {
-            ctx.emit(ended(408, "no final answer to the INVITE"));
-            return;
-        }
-        Ok(Err(e)) => {
-            ctx.emit(ended(408, format!("INVITE failed: {e}")));
-            return;
-        }
-        Err(e) => {
-            ctx.emit(ended(500, format!("INVITE task failed: {e}")));
-            return;
-        }
-    };
-    if let Some(reason) = ended_early {
-        // Answered and ended at once (a BYE right behind the 200).
-        ctx.emit(terminated(&reason));
-        layer.remove_dialog(&dialog.id());
-        return;
-    }
-    let body = String::from_utf8_lossy(&resp.body);
-    let started = sdp::parse(&body).and_then(|remote| {
-        let codec = sdp::choose(&remote, &codecs)?;
-        Ok((remote, codec))
-    });
-    let (remote, codec) = match started {
-        Ok(x) => x,
-        Err(e) => {
-            tracing::info!(handle = %ctx.handle, error = %e, "SIP answer unusable: hanging up");
-            let _ = dialog.hangup().await;
-            ctx.emit(ended(488, format!("Not Acceptable Here ({e})")));
-            layer.remove_dialog(&dialog.id());
-            return;
-        }
-    };
-    let end = in_call(
-        &ctx,
-        &dialog,
-        &mut states,
-        local,
-        media,
-        remote,
-        codec,
-        &mut ops,
-    )
-    .await;
+    let answer = Answer::Awaiting { codecs, invite };
+    let end = in_call(&ctx, &dialog, &mut states, local, media, answer, &mut ops).await;
     layer.remove_dialog(&dialog.id());
     ctx.emit(end);
 }
@@ -347,31 +252,95 @@ pub async fn incoming(
         layer.remove_dialog(&dialog.id());
         return;
     }
-    let end = in_call(
-        &ctx,
-        &dialog,
-        &mut states,
-        local,
-        media,
-        remote,
-        codec,
-        &mut ops,
-    )
-    .await;
+    let answer = Answer::Known(remote, codec);
+    let end = in_call(&ctx, &dialog, &mut states, local, media, answer, &mut ops).await;
     layer.remove_dialog(&dialog.id());
     ctx.emit(end);
 }
 
-/// The answered call: media both ways and in-dialog requests, until either side ends it.
-#[allow(clippy::too_many_arguments)] // the call's parts, each once
+/// Where the peer's SDP comes from.
+enum Answer {
+    /// An incoming call's offer, already checked: the codec to use.
+    Known(RemoteAudio, SipCodec),
+    /// Our INVITE's answer, still to come: a 183 with SDP (early media) or the 2xx.
+    /// `codecs` are those we offered.
+    Awaiting {
+        codecs: Vec<SipCodec>,
+        invite: tokio::task::JoinHandle<InviteAsyncResult>,
+    },
+}
+
+/// The peer's audio and the codec we share, from an SDP body.
+fn media_of(body: &[u8], codecs: &[SipCodec]) -> Result<(RemoteAudio, SipCodec), String> {
+    let remote = sdp::parse(&String::from_utf8_lossy(body)).map_err(|e| e.to_string())?;
+    let codec = sdp::choose(&remote, codecs).map_err(|e| e.to_string())?;
+    Ok((remote, codec))
+}
+
+/// The final answer to our INVITE: the 2xx, or how the call ended.
+fn final_answer(
+    r: Result<InviteAsyncResult, tokio::task::JoinError>,
+) -> Result<rsipstack::sip::Response, CallEvent> {
+    match r {
+        Ok(Ok((_, Some(resp))))
+            if resp.status_code.kind() == rsipstack::sip::StatusCodeKind::Successful =>
+        {
+            Ok(resp)
+        }
+        Ok(Ok((_, Some(resp)))) => Err(ended(
+            resp.status_code.code(),
+            resp.wire_reason
+                .clone()
+                .unwrap_or_else(|| resp.status_code.text().to_owned()),
+        )),
+        Ok(Ok((_, None))) => Err(ended(408, "no final answer to the INVITE")),
+        Ok(Err(e)) => Err(ended(408, format!("INVITE failed: {e}"))),
+        Err(e) => Err(ended(500, format!("INVITE task failed: {e}"))),
+    }
+}
+
+/// The call's audio toward the browser: a source the browser's PeerConnection reads.
+struct ToBrowser {
+    engine: mpsc::UnboundedSender<MediaCommand>,
+    source: crate::api::SourceId,
+    pt: u8,
+    seq: u16,
+}
+
+impl ToBrowser {
+    fn send(&mut self, payload: &[u8], ts: u32) {
+        self.seq = self.seq.wrapping_add(1);
+        let _ = self
+            .engine
+            .send(MediaCommand::SourcePacket(Arc::new(SourcePacket {
+                source: self.source,
+                track: 0,
+                header: RtpHeader {
+                    pt: self.pt,
+                    marker: false,
+                    seq: self.seq,
+                    timestamp: ts,
+                    ssrc: 0,
+                    payload_offset: 0,
+                    payload_end: payload.len(),
+                },
+                payload: Arc::from(payload),
+                keyframe: None,
+                arrival: now(),
+            })));
+    }
+}
+
+/// The call: media both ways (from the peer's first SDP on: a 183's early media, or
+/// the answer) and in-dialog requests, until either side ends it. While our INVITE
+/// waits for its final answer, provisional answers are reported and a hangup cancels it.
 async fn in_call(
     ctx: &CallCtx,
     dialog: &InviteDialog,
     states: &mut DialogStateReceiver,
     local: LocalMedia,
     media: CallMedia,
-    remote: RemoteAudio,
-    codec: SipCodec,
+    answer: Answer,
     ops: &mut mpsc::UnboundedReceiver<CallOp>,
 ) -> CallEvent {
     let LocalMedia {
@@ -385,49 +354,39 @@ async fn in_call(
         browser,
         stats,
     } = media;
-    let setup = BridgeSetup {
-        codec,
-        browser,
-        remote: remote.clone(),
-        ssrc: random_u32(),
-        direction: our_sdp.direction,
+    let mut out = ToBrowser {
+        engine: ctx.engine.clone(),
+        source,
+        pt: 111,
+        seq: 0,
     };
-    let mut bridge = match Bridge::new(now(), wall_clock(), setup, stats) {
-        Ok(b) => b,
-        Err(e) => {
-            let _ = dialog.hangup().await;
-            return ended(500, format!("transcoder: {e}"));
-        }
+    let ssrc = random_u32();
+    // The bridge, once the peer's SDP is known.
+    let start = |remote: &RemoteAudio, codec: SipCodec, direction: Direction| {
+        let setup = BridgeSetup {
+            codec,
+            browser,
+            remote: remote.clone(),
+            ssrc,
+            direction,
+        };
+        tracing::info!(handle = %ctx.handle, remote = %remote.rtp, codec = codec.name(), "SIP media up");
+        Bridge::new(now(), wall_clock(), setup, stats.clone()).map(|b| (b, codec))
     };
-    tracing::info!(handle = %ctx.handle, remote = %remote.rtp, codec = codec.name(), "SIP call up");
-    ctx.emit(CallEvent::Accepted {
-        codec: codec.name(),
-    });
-    let browser_pt = match browser {
-        BrowserCodec::Opus => 111,
-        BrowserCodec::Same => codec.pt(),
-    };
-    let mut out_seq = 0u16;
-    let engine = ctx.engine.clone();
-    let mut to_browser = move |payload: &[u8], ts: u32| {
-        let len = payload.len();
-        out_seq = out_seq.wrapping_add(1);
-        let _ = engine.send(MediaCommand::SourcePacket(Arc::new(SourcePacket {
-            source,
-            track: 0,
-            header: RtpHeader {
-                pt: browser_pt,
-                marker: false,
-                seq: out_seq,
-                timestamp: ts,
-                ssrc: 0,
-                payload_offset: 0,
-                payload_end: len,
-            },
-            payload: Arc::from(payload),
-            keyframe: None,
-            arrival: now(),
-        })));
+    let (mut bridge, mut invite, codecs) = match answer {
+        Answer::Known(remote, codec) => match start(&remote, codec, our_sdp.direction) {
+            Ok(b) => {
+                ctx.emit(CallEvent::Accepted {
+                    codec: codec.name(),
+                });
+                (Some(b), None, vec![codec])
+            }
+            Err(e) => {
+                let _ = dialog.hangup().await;
+                return ended(500, format!("transcoder: {e}"));
+            }
+        },
+        Answer::Awaiting { codecs, invite } => (None, Some(invite), codecs),
     };
     let mut send = |dest: Dest, d: &[u8]| {
         let r = match dest {
@@ -444,37 +403,40 @@ async fn in_call(
     let mut rbuf = [0u8; 1500];
     // A re-INVITE or INFO we sent, answered in its own task; its outcome comes back here.
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<CallEvent>();
+    // Before the final answer: the dialog ended (its final answer tells how), CANCEL sent.
+    let mut ended_early = None;
+    let mut cancelled = false;
+    let mut ops_open = true;
     loop {
         tokio::select! {
-            r = rtp.recv_from(&mut buf) => {
-                if let Ok((n, src)) = r {
-                    bridge.from_sip(now(), src, &buf[..n]);
-                    while let Some(super::bridge::BridgeEvent::Dtmf { digit, duration_ms }) = bridge.poll_event() {
-                        ctx.emit(CallEvent::Dtmf { signal: digit, duration: duration_ms, info: false });
-                    }
-                }
-            }
-            r = rtcp.recv_from(&mut rbuf) => {
-                if let Ok((n, src)) = r {
-                    bridge.from_sip_rtcp(src, &rbuf[..n]);
-                }
-            }
-            Some(frame) = from_browser.recv() => match frame {
-                BrowserFrame::Audio { ts, len, data } => {
-                    bridge.from_browser(&data[..len as usize], ts, &mut send);
-                }
-                BrowserFrame::Dtmf { ts, code, end, duration } => {
-                    bridge.browser_dtmf(ts, code, end, duration);
-                }
-            },
-            _ = tick.tick() => {
-                bridge.tick(now(), &mut send, &mut to_browser);
-            }
-            Some(ev) = done_rx.recv() => ctx.emit(ev),
+            // Dialog states first: a 180 or 183 right before the 200 must still be reported.
+            biased;
             state = states.recv() => match state {
                 None => return ended(500, "dialog gone"),
+                // Before the final answer, that answer says how the call ended.
+                Some(DialogState::Terminated(_, reason)) if invite.is_some() => ended_early = Some(reason),
                 Some(DialogState::Terminated(_, reason)) => return terminated(&reason),
+                Some(DialogState::Early(_, resp)) => {
+                    ctx.emit(CallEvent::Progress {
+                        code: resp.status_code.code(),
+                        reason: resp.wire_reason.clone().unwrap_or_else(|| resp.status_code.text().to_owned()),
+                    });
+                    // Early media: a 183's SDP starts the media before the answer.
+                    if bridge.is_none() && !resp.body.is_empty() {
+                        match media_of(&resp.body, &codecs) {
+                            Ok((remote, codec)) => match start(&remote, codec, our_sdp.direction) {
+                                Ok(b) => bridge = Some(b),
+                                Err(e) => tracing::info!(error = %e, "no early media"),
+                            },
+                            Err(e) => tracing::info!(error = %e, "provisional answer's SDP unusable"),
+                        }
+                    }
+                }
                 Some(DialogState::Updated(_, req, th)) => {
+                    let Some((bridge, _)) = bridge.as_mut() else {
+                        let _ = th.respond(StatusCode::NotAcceptableHere, None, None).await;
+                        continue;
+                    };
                     // A re-INVITE (or UPDATE) from the peer: new SDP, same media sockets.
                     let body = String::from_utf8_lossy(&req.body).into_owned();
                     match sdp::parse(&body) {
@@ -538,7 +500,88 @@ async fn in_call(
                 }
                 Some(_) => {}
             },
-            op = ops.recv() => match op {
+            r = async { invite.as_mut().expect("guarded").await }, if invite.is_some() => {
+                invite = None;
+                let resp = match final_answer(r) {
+                    Ok(resp) => resp,
+                    Err(end) => return end,
+                };
+                if let Some(reason) = ended_early.take() {
+                    // Answered and ended at once (a BYE right behind the 200).
+                    return terminated(&reason);
+                }
+                match media_of(&resp.body, &codecs) {
+                    // The answer's SDP normally repeats the 183's: same codec, same bridge.
+                    Ok((remote, codec)) => match bridge.as_mut() {
+                        Some((b, c)) if *c == codec => b.set_remote(&remote),
+                        _ => match start(&remote, codec, our_sdp.direction) {
+                            Ok(b) => bridge = Some(b),
+                            Err(e) => {
+                                let _ = dialog.hangup().await;
+                                return ended(500, format!("transcoder: {e}"));
+                            }
+                        },
+                    },
+                    Err(e) if bridge.is_none() => {
+                        tracing::info!(handle = %ctx.handle, error = %e, "SIP answer unusable: hanging up");
+                        let _ = dialog.hangup().await;
+                        return ended(488, format!("Not Acceptable Here ({e})"));
+                    }
+                    // Early media's SDP stands.
+                    Err(_) => {}
+                }
+                let codec = bridge.as_ref().map(|(_, c)| c.name()).unwrap_or_default();
+                ctx.emit(CallEvent::Accepted { codec });
+            }
+            r = rtp.recv_from(&mut buf) => {
+                let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
+                bridge.from_sip(now(), src, &buf[..n]);
+                while let Some(super::bridge::BridgeEvent::Dtmf { digit, duration_ms }) = bridge.poll_event() {
+                    ctx.emit(CallEvent::Dtmf { signal: digit, duration: duration_ms, info: false });
+                }
+            }
+            r = rtcp.recv_from(&mut rbuf) => {
+                let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
+                bridge.from_sip_rtcp(src, &rbuf[..n]);
+            }
+            Some(frame) = from_browser.recv() => {
+                let Some((bridge, _)) = bridge.as_mut() else { continue };
+                match frame {
+                    BrowserFrame::Audio { ts, len, data } => {
+                        bridge.from_browser(&data[..len as usize], ts, &mut send);
+                    }
+                    BrowserFrame::Dtmf { ts, code, end, duration } => {
+                        bridge.browser_dtmf(ts, code, end, duration);
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                if let Some((bridge, codec)) = bridge.as_mut() {
+                    out.pt = match browser {
+                        BrowserCodec::Opus => 111,
+                        BrowserCodec::Same => codec.pt(),
+                    };
+                    bridge.tick(now(), &mut send, &mut |p: &[u8], ts: u32| out.send(p, ts));
+                }
+            }
+            Some(ev) = done_rx.recv() => ctx.emit(ev),
+            // Before the answer only a hangup counts: CANCEL, then the INVITE ends with
+            // 487 (or a 2xx that is BYE'd).
+            op = ops.recv(), if ops_open => if invite.is_some() {
+                match op {
+                    None | Some(CallOp::Hangup) => {
+                        ops_open = op.is_some();
+                        if !cancelled {
+                            cancelled = true;
+                            if let Err(e) = dialog.cancel().await {
+                                tracing::debug!(error = %e, "CANCEL not sent");
+                            }
+                        }
+                    }
+                    Some(other) => tracing::debug!(?other, "ignored before the call is answered"),
+                }
+            } else {
+                match op {
                 None | Some(CallOp::Hangup) => {
                     if let Err(e) = dialog.hangup().await {
                         tracing::debug!(error = %e, "BYE not sent");
@@ -546,6 +589,7 @@ async fn in_call(
                     return ended(200, "Session Terminated");
                 }
                 Some(CallOp::Direction(d)) => {
+                    let Some((bridge, _)) = bridge.as_mut() else { continue };
                     our_sdp.version += 1;
                     our_sdp.direction = d;
                     bridge.set_direction(d);
@@ -583,7 +627,7 @@ async fn in_call(
                     });
                 }
                 Some(CallOp::Accept(_) | CallOp::Ringing | CallOp::Decline(_)) => {}
-            },
+            }},
         }
     }
 }
