@@ -21,6 +21,8 @@ echo ">> cargo fmt --check"
 cargo fmt --all --check
 echo ">> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo ">> cargo check (fuzz targets, so they keep up with the code)"
+(cd fuzz && cargo check --quiet)
 echo ">> cargo build (tests)"
 cargo test --workspace --lib --bins --tests --no-run --quiet
 

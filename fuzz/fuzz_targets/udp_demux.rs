@@ -28,7 +28,7 @@ fn engine() -> &'static Mutex<(Engine, Instant, SocketAddr)> {
         let lo = ["127.0.0.1".parse().unwrap()];
         let factory = WebrtcFactory::new(&config.media, 10000, &lo);
         let now = Instant::now();
-        let (rtc, _answer) = factory.accept_offer(now, OFFER).unwrap();
+        let (rtc, _answer) = factory.accept_offer(now, OFFER, None).unwrap();
         let line = OFFER.lines().find(|l| l.starts_with("a=candidate:")).unwrap();
         let candidate = str0m::Candidate::from_sdp_string(&line[2..]).unwrap();
         let source = candidate.addr();
