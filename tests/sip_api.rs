@@ -154,3 +154,35 @@ async fn call_requests_are_validated() {
         assert_eq!(ev["error_code"], code, "{body}: {ev}");
     }
 }
+
+/// A proxy given by name is looked up; a name that does not resolve fails the
+/// registration with 503 (RFC 3261 8.1.3.1) and a reason naming it, and the handle can
+/// register again.
+#[tokio::test]
+async fn an_unresolvable_proxy_fails_with_503() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let body = json!({"request": "register", "username": "sip:alice@127.0.0.1:5999",
+        "secret": "x", "proxy": "sip:pbx.nowhere.invalid:5070"});
+    let ev = request(&gw, sid, hid, body).await;
+    assert_eq!(ev["result"]["event"], "registering", "{ev}");
+    let (_, ev) = gw.poll(sid, 1).await;
+    let data = &ev["plugindata"]["data"]["result"];
+    assert_eq!(data["event"], "registration_failed", "{ev}");
+    assert_eq!(data["code"], 503, "{ev}");
+    assert!(
+        data["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("pbx.nowhere.invalid")),
+        "{ev}"
+    );
+    let ev = request(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "register", "type": "guest", "username": "sip:alice@127.0.0.1:5999"}),
+    )
+    .await;
+    assert_eq!(ev["result"]["event"], "registered", "{ev}");
+}

@@ -10,8 +10,8 @@
 //! * Baresip calls alice (the browser), which answers; audio both ways as above; the
 //!   browser hangs up and baresip's call ends.
 //!
-//! Each also with the gateway's leg over TCP (`proxy` = kamailio's TCP-only port with
-//! `;transport=tcp`; baresip stays on UDP): the capture shows the INVITEs to and
+//! Each also with the gateway's leg over TCP (`proxy` = `sip:localhost:<kamailio's
+//! TCP-only port>;transport=tcp`, a name to look up; baresip stays on UDP): the capture shows the INVITEs to and
 //! from the gateway over TCP.
 
 #![allow(clippy::disallowed_methods)] // drives real peers in real time
@@ -89,12 +89,13 @@ fn assert_call_both_ways(r: &Value, seen: &Value, heard: &Value) {
     assert_eq!(events_named(r, "hangup").len(), 1, "{r}");
 }
 
-/// The gateway's leg: UDP to kamailio's address, or TCP through its TCP port.
+/// The gateway's leg: UDP to kamailio's address, or TCP through its TCP port, named
+/// (the proxy is looked up: the hosts file's localhost).
 fn alice_at(registrar: &interop_tests::sip::Kamailio, tcp: bool) -> String {
     let k = registrar.port;
     let proxy = if tcp {
         format!(
-            "&proxy=sip:127.0.0.1:{};transport%3Dtcp",
+            "&proxy=sip:localhost:{};transport%3Dtcp",
             registrar.tcp_port
         )
     } else {

@@ -44,7 +44,7 @@ pub struct CallCtx {
 }
 
 impl CallCtx {
-    fn emit(&self, what: CallEvent) {
+    pub(super) fn emit(&self, what: CallEvent) {
         let _ = self.events.send(MediaEvent::Sip(SipEvent::Call {
             handle: self.handle,
             what,

@@ -131,6 +131,8 @@ struct State {
     sdp_ip: IpAddr,
     /// Our address in Contact headers of requests and dialogs over TCP.
     tcp_contact: SocketAddr,
+    /// Where the SIP socket is bound: a proxy's name resolves to an address of its family.
+    local: SocketAddr,
 }
 
 impl State {
@@ -177,6 +179,7 @@ pub async fn run(
         media_ip,
         sdp_ip,
         tcp_contact,
+        local,
         ..
     } = sip;
     let inner = endpoint.inner.clone();
@@ -198,6 +201,7 @@ pub async fn run(
         media_ip,
         sdp_ip,
         tcp_contact,
+        local,
     };
     loop {
         tokio::select! {
@@ -445,16 +449,34 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                 );
                 return;
             }
-            match invite_option(st, &uri, &account, display_name, headers) {
-                Ok(opt) => {
+            let prepared =
+                invite_option(st, &uri, &account, display_name, headers).and_then(|opt| {
+                    let proxy = account.proxy.as_deref().map(Proxy::parse).transpose()?;
+                    Ok((opt, proxy))
+                });
+            match prepared {
+                Ok((mut opt, proxy)) => {
                     let (ops_tx, ops) = mpsc::unbounded_channel();
-                    let task = tokio::spawn(call::outgoing(
-                        st.ctx(handle),
-                        st.layer.clone(),
-                        opt,
-                        media,
-                        ops,
-                    ));
+                    let (ctx, layer, local) = (st.ctx(handle), st.layer.clone(), st.local);
+                    let transport = uses_tcp(&account).then_some(Transport::Tcp);
+                    let task = tokio::spawn(async move {
+                        if let Some(p) = proxy {
+                            match p.resolve(local).await {
+                                Ok(addr) => {
+                                    opt.destination = Some(SipAddr {
+                                        r#type: transport,
+                                        addr: addr.into(),
+                                    })
+                                }
+                                Err(reason) => {
+                                    // RFC 3261 8.1.3.1: a DNS failure counts as a 503.
+                                    ctx.emit(CallEvent::Ended { code: 503, reason });
+                                    return;
+                                }
+                            }
+                        }
+                        call::outgoing(ctx, layer, opt, media, ops).await
+                    });
                     st.calls.insert(handle, CallSlot { ops: ops_tx, task });
                 }
                 Err(reason) => st.emit(handle, CallEvent::Ended { code: 400, reason }),
@@ -514,9 +536,8 @@ fn start_registration(st: &State, handle: HandleId, account: Account) -> Result<
         .iter()
         .map(|(n, v)| Header::Other(n.clone(), v.clone()))
         .collect();
-    if let Some(proxy) = &account.proxy {
-        reg.outbound_proxy = Some(socket_addr_of(proxy)?);
-    }
+    let proxy = account.proxy.as_deref().map(Proxy::parse).transpose()?;
+    let family = st.local;
     let registration = Arc::new(Mutex::new(reg));
     let shared = registration.clone();
     let user = account.user.clone();
@@ -525,6 +546,22 @@ fn start_registration(st: &State, handle: HandleId, account: Account) -> Result<
         let mut first = true;
         loop {
             let mut reg = shared.lock().await;
+            // A proxy's name is looked up again at each refresh (its address may move).
+            if let Some(p) = &proxy {
+                match p.resolve(family).await {
+                    Ok(addr) => reg.outbound_proxy = Some(addr),
+                    Err(reason) => {
+                        // RFC 3261 8.1.3.1: a DNS failure counts as a 503.
+                        let failed = SipEvent::RegistrationFailed {
+                            handle,
+                            code: 503,
+                            reason,
+                        };
+                        let _ = events.send(MediaEvent::Sip(failed));
+                        return;
+                    }
+                }
+            }
             let outcome =
                 tokio::time::timeout(GUARD, reg.register(target.clone(), Some(account.ttl))).await;
             let event = match outcome {
@@ -599,11 +636,9 @@ fn invite_option(
             .build_local_contact(Some(account.user.clone()), None)
             .map_err(|e| format!("no local contact: {e}"))?
     };
+    // With a proxy the call task sets the destination once the name is resolved.
     let destination = match &account.proxy {
-        Some(p) => Some(SipAddr {
-            r#type: over_tcp.then_some(Transport::Tcp),
-            addr: socket_addr_of(p)?.into(),
-        }),
+        Some(_) => None,
         None if over_tcp => {
             let mut to = SipAddr::try_from(&callee)
                 .map_err(|e| format!("bad callee address '{uri}': {e}"))?;
@@ -663,25 +698,76 @@ fn tcp_contact(user: &str, addr: SocketAddr) -> Uri {
     }
 }
 
-/// `sip:host:port` or `host:port` (an IP literal) to a socket address; port 5060 by default.
-fn socket_addr_of(proxy: &str) -> Result<SocketAddr, String> {
-    let hostport = proxy
-        .strip_prefix("sip:")
-        .unwrap_or(proxy)
-        .split([';', '?'])
-        .next()
-        .unwrap_or("");
-    let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
-    hostport
-        .parse::<SocketAddr>()
-        .or_else(|_| {
-            hostport
-                .parse::<IpAddr>()
-                .map(|ip| SocketAddr::new(ip, 5060))
+/// A proxy from `proxy`/`outbound_proxy`: `sip:host[:port][;params]` (or without the
+/// scheme), the host an IP literal or a DNS name; port 5060 by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Proxy {
+    host: String,
+    port: u16,
+}
+
+impl Proxy {
+    fn parse(proxy: &str) -> Result<Proxy, String> {
+        let bad = || format!("proxy '{proxy}' is not sip:host[:port]");
+        let hostport = proxy
+            .strip_prefix("sip:")
+            .unwrap_or(proxy)
+            .split([';', '?'])
+            .next()
+            .unwrap_or("");
+        let hostport = hostport.rsplit('@').next().unwrap_or(hostport);
+        if let Ok(addr) = hostport.parse::<SocketAddr>() {
+            return Ok(Proxy {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            });
+        }
+        if let Ok(ip) = hostport.trim_matches(['[', ']']).parse::<IpAddr>() {
+            return Ok(Proxy {
+                host: ip.to_string(),
+                port: 5060,
+            });
+        }
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (h, p.parse::<u16>().map_err(|_| bad())?),
+            None => (hostport, 5060),
+        };
+        let name_ok = !host.is_empty()
+            && host.len() <= 253
+            && host
+                .split('.')
+                .all(|l| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        if !name_ok || port == 0 {
+            return Err(bad());
+        }
+        Ok(Proxy {
+            host: host.to_ascii_lowercase(),
+            port,
         })
-        .map_err(|_| {
-            format!("proxy '{proxy}' must be an IP address with an optional port (DNS names are not resolved yet)")
-        })
+    }
+
+    /// Its address, looked up (A/AAAA, the system's resolver and hosts file) when it
+    /// is a name; an address of `local`'s family, which the SIP socket can reach.
+    pub(super) async fn resolve(&self, local: SocketAddr) -> Result<SocketAddr, String> {
+        if let Ok(ip) = self.host.parse::<IpAddr>() {
+            return Ok(SocketAddr::new(ip, self.port));
+        }
+        let found: Vec<SocketAddr> = tokio::net::lookup_host((self.host.as_str(), self.port))
+            .await
+            .map_err(|e| format!("cannot resolve proxy '{}': {e}", self.host))?
+            .collect();
+        found
+            .iter()
+            .find(|a| a.is_ipv4() == local.is_ipv4())
+            .copied()
+            .ok_or_else(|| {
+                format!(
+                    "proxy '{}' has no {} address",
+                    self.host,
+                    if local.is_ipv4() { "IPv4" } else { "IPv6" }
+                )
+            })
+    }
 }
 
 #[cfg(test)]
@@ -690,15 +776,53 @@ mod tests {
 
     #[test]
     fn proxy_addresses() {
+        let p = |host: &str, port| Proxy {
+            host: host.into(),
+            port,
+        };
+        assert_eq!(Proxy::parse("sip:127.0.0.1:5070"), Ok(p("127.0.0.1", 5070)));
         assert_eq!(
-            socket_addr_of("sip:127.0.0.1:5070").unwrap(),
-            "127.0.0.1:5070".parse().unwrap()
+            Proxy::parse("sip:10.0.0.5;transport=udp"),
+            Ok(p("10.0.0.5", 5060))
+        );
+        assert_eq!(Proxy::parse("sip:[::1]:5062"), Ok(p("::1", 5062)));
+        assert_eq!(
+            Proxy::parse("sip:PBX.example.com:5080;lr"),
+            Ok(p("pbx.example.com", 5080))
         );
         assert_eq!(
-            socket_addr_of("sip:10.0.0.5;transport=udp").unwrap(),
-            "10.0.0.5:5060".parse().unwrap()
+            Proxy::parse("pbx-1.example.com"),
+            Ok(p("pbx-1.example.com", 5060))
         );
-        assert!(socket_addr_of("sip:pbx.example.com").is_err());
+        for bad in [
+            "sip:",
+            "sip:pbx..example.com",
+            "sip:pbx:x",
+            "sip:pb x",
+            "sip:pbx:0",
+        ] {
+            assert!(Proxy::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn proxy_names_resolve_to_the_sockets_family() {
+        let v4: SocketAddr = "127.0.0.1:5060".parse().unwrap();
+        let v6: SocketAddr = "[::1]:5060".parse().unwrap();
+        let localhost = Proxy::parse("sip:localhost:5070").unwrap();
+        assert_eq!(
+            localhost.resolve(v4).await,
+            Ok("127.0.0.1:5070".parse().unwrap())
+        );
+        assert!(localhost
+            .resolve(v6)
+            .await
+            .map(|a| a.is_ipv6())
+            .unwrap_or(true));
+        let ip = Proxy::parse("sip:192.0.2.1").unwrap();
+        assert_eq!(ip.resolve(v4).await, Ok("192.0.2.1:5060".parse().unwrap()));
+        let nowhere = Proxy::parse("sip:nowhere.invalid").unwrap();
+        assert!(nowhere.resolve(v4).await.is_err());
     }
 
     #[test]
