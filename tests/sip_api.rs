@@ -141,10 +141,8 @@ async fn call_requests_are_validated() {
         (json!({"request": "dtmf_info"}), 443),
         (json!({"request": "info", "content": "x"}), 447),
         (json!({"request": "info"}), 443),
-        (
-            json!({"request": "message", "content": "hi", "uri": callee}),
-            442,
-        ),
+        // In a call's dialog (no uri): there is no call.
+        (json!({"request": "message", "content": "hi"}), 447),
         (json!({"request": "transfer", "uri": "nowhere"}), 446),
         (json!({"request": "transfer", "uri": callee}), 447),
         (json!({"request": "update"}), 442),
@@ -185,4 +183,42 @@ async fn an_unresolvable_proxy_fails_with_503() {
     )
     .await;
     assert_eq!(ev["result"]["event"], "registered", "{ev}");
+}
+
+/// `message` with a `uri` (outside a call) is refused before anything is sent when
+/// the handle has no account (447), the address is bad (446), the content is missing
+/// (443) or a header would inject (444).
+#[tokio::test]
+async fn out_of_dialog_messages_are_validated() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let msg = |extra: Value| {
+        let mut m = json!({"request": "message", "uri": "sip:bob@127.0.0.1:5999", "content": "hi"});
+        m.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        m
+    };
+    let ev = request(&gw, sid, hid, msg(json!({}))).await;
+    assert_eq!(ev["error_code"], 447, "{ev}");
+    let ev = request(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "register", "type": "guest", "username": "sip:alice@127.0.0.1:5999"}),
+    )
+    .await;
+    assert_eq!(ev["result"]["event"], "registered", "{ev}");
+    for (extra, code) in [
+        (json!({"uri": "bob"}), 446),
+        (json!({"content": null}), 443),
+        (json!({"headers": {"X-A": "1\r\nVia: x"}}), 444),
+        (json!({"content_type": "text/plain\r\nX: y"}), 444),
+    ] {
+        let mut body = msg(extra.clone());
+        body.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+        let ev = request(&gw, sid, hid, body).await;
+        assert_eq!(ev["error_code"], code, "{extra}: {ev}");
+    }
 }

@@ -256,7 +256,9 @@ pub fn sipp(args: &[&str], dir: &std::path::Path) -> anyhow::Result<Peer> {
 pub fn capture(file: &std::path::Path) -> anyhow::Result<Peer> {
     use std::io::BufRead;
     let mut child = Command::new("tcpdump")
-        .args(["-i", "lo", "-n", "-U", "-s", "0", "-w"])
+        // Immediate mode: packets reach the file as they come, not a buffer's worth
+        // later (those still buffered when it is interrupted would be lost).
+        .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
         .arg(file)
         .args(["udp", "or", "tcp"])
         .stdout(Stdio::null())
@@ -387,7 +389,8 @@ pub fn free_rtp_pair() -> u16 {
 
 /// A baresip user agent (Debian's baresip 1.0) on loopback: a sine tone as its
 /// microphone, what it decodes recorded to a wav (the `sndfile` module), calls
-/// answered automatically, commands through its UDP console. Stopped when dropped.
+/// answered automatically, commands through its UDP console, alice (at the same
+/// registrar) as its one contact (`/message …` writes to her). Stopped when dropped.
 pub struct Baresip {
     _peer: Peer,
     dir: std::path::PathBuf,
@@ -441,6 +444,7 @@ impl Baresip {
              module cons.so\n\
              module_tmp account.so\n\
              module_app menu.so\n\
+             module_app contact.so\n\
              cons_listen 127.0.0.1:{cons_port}\n\
              snd_path {snd}\n",
             rtcp = rtp_port + 1,
@@ -450,6 +454,10 @@ impl Baresip {
         std::fs::write(
             dir.join("accounts"),
             format!("<sip:{user}@127.0.0.1:{registrar}>;auth_pass={password};answermode=auto\n"),
+        )?;
+        std::fs::write(
+            dir.join("contacts"),
+            format!("\"Alice\" <sip:alice@127.0.0.1:{registrar}>\n"),
         )?;
         let log = std::fs::File::create(dir.join("log"))?;
         let mut cmd = Command::new("baresip");

@@ -396,6 +396,45 @@ impl Sip {
         Ok(())
     }
 
+    /// `message` with a `uri`: a MESSAGE outside any dialog from the handle's account;
+    /// `messagesent` {call_id} now, `messagedelivery` {code, reason} with its answer.
+    fn message_out_of_dialog(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        tx: &str,
+        body: &Map<String, Value>,
+        content_type: String,
+        content: String,
+    ) -> Result<(), Failure> {
+        let uri = optional_str(body, "uri")?
+            .ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
+        if split_sip_uri(uri).is_none() {
+            return Err((
+                err::INVALID_ADDRESS,
+                format!("Invalid user address ({uri})"),
+            ));
+        }
+        let headers = headers_of(body)?;
+        let Some(h) = self.handles.get(&handle) else {
+            return Err((err::WRONG_STATE, "Wrong state (register first)".into()));
+        };
+        let call_id = format!("{:032x}", rand::random::<u128>());
+        let mut data = result(json!({"event": "messagesent"}));
+        data["call_id"] = json!(call_id);
+        ctx.push_event(handle, Some(tx), data, None);
+        ctx.sip(SipCommand::Message {
+            handle,
+            uri: uri.to_owned(),
+            account: h.account.clone(),
+            call_id,
+            content_type,
+            content,
+            headers,
+        });
+        Ok(())
+    }
+
     fn accept(
         &mut self,
         ctx: &mut PluginCtx<'_>,
@@ -810,10 +849,14 @@ impl Sip {
                 check_header("Content-Type", &content_type)
                     .map_err(|e| (err::INVALID_ELEMENT, format!("Invalid element ({e})")))?;
                 if request == "message" && body.contains_key("uri") {
-                    return Err((
-                        err::INVALID_REQUEST,
-                        "Messages outside a call are not supported yet".into(),
-                    ));
+                    return self.message_out_of_dialog(
+                        ctx,
+                        handle,
+                        tx,
+                        body,
+                        content_type,
+                        content,
+                    );
                 }
                 self.call_in(handle, &[CallState::InCall])?;
                 let (event, op) = if request == "info" {
@@ -958,6 +1001,19 @@ impl Plugin for Sip {
                 );
             }
             SipEvent::Call { handle, what } => self.call_event(ctx, *handle, what),
+            SipEvent::MessageDelivery {
+                handle,
+                call_id,
+                code,
+                reason,
+            } => {
+                if self.handles.contains_key(handle) {
+                    let mut data =
+                        result(json!({"event": "messagedelivery", "code": code, "reason": reason}));
+                    data["call_id"] = json!(call_id);
+                    ctx.push_event(*handle, None, data, None);
+                }
+            }
             SipEvent::OutOfDialogMessage {
                 handle,
                 sender,

@@ -63,6 +63,23 @@ pub enum SipCommand {
         /// The handle.
         handle: HandleId,
     },
+    /// Send a MESSAGE (RFC 3428) outside any dialog from the handle's account to `uri`.
+    Message {
+        /// The handle.
+        handle: HandleId,
+        /// Whom to.
+        uri: String,
+        /// The sender.
+        account: Account,
+        /// The MESSAGE's Call-ID (the plugin reports it in `messagesent`).
+        call_id: String,
+        /// Content-Type, already checked.
+        content_type: String,
+        /// Body.
+        content: String,
+        /// Extra headers, already checked.
+        headers: Vec<(String, String)>,
+    },
     /// The handle is gone: stop whatever it had running (a call is hung up), quietly.
     Forget {
         /// The handle.
@@ -184,6 +201,17 @@ pub enum SipEvent {
         content_type: String,
         /// Body.
         content: String,
+    },
+    /// The final answer to a MESSAGE sent outside a dialog.
+    MessageDelivery {
+        /// The handle.
+        handle: HandleId,
+        /// The MESSAGE's Call-ID.
+        call_id: String,
+        /// SIP status code (408 when nothing answered, 503 when the proxy's name did not resolve).
+        code: u16,
+        /// Reason phrase.
+        reason: String,
     },
     /// A call's SIP leg reports.
     Call {
