@@ -222,3 +222,111 @@ async fn out_of_dialog_messages_are_validated() {
         assert_eq!(ev["error_code"], code, "{extra}: {ev}");
     }
 }
+
+/// A valid OPTIONS for the gateway's user agent at `to`.
+fn options_request(me: std::net::SocketAddr, to: std::net::SocketAddr, transport: &str) -> String {
+    format!(
+        "OPTIONS sip:{to} SIP/2.0\r\nVia: SIP/2.0/{transport} {me};branch=z9hG4bK-probe-{n};rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:probe@{me}>;tag=p{n}\r\nTo: <sip:{to}>\r\n\
+         Call-ID: probe-{n}@{me}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+        n = rand::random::<u32>()
+    )
+}
+
+/// Hostile or broken SIP on the gateway's UDP socket and TCP listener (no Via, no
+/// CSeq, lying Content-Length, a 60 KB header, binary junk, a never-ending header
+/// over TCP) is dropped or refused; the user agent goes on answering OPTIONS on both.
+#[tokio::test]
+async fn malformed_sip_is_refused_and_the_agent_lives_on() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = start(|_| {}).await;
+    let sip = gw.running.sip.expect("SIP enabled");
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = udp.local_addr().unwrap();
+    let good = options_request(me, sip, "UDP");
+    let without = |name: &str| {
+        good.split("\r\n")
+            .filter(|l| !l.starts_with(name))
+            .collect::<Vec<_>>()
+            .join("\r\n")
+    };
+    let huge = good.replacen(
+        "Max-Forwards: 70\r\n",
+        &format!("Max-Forwards: 70\r\nX-Huge: {}\r\n", "a".repeat(60_000)),
+        1,
+    );
+    let bad: Vec<Vec<u8>> = vec![
+        without("Via:").into_bytes(),
+        without("CSeq:").into_bytes(),
+        good.replace("Content-Length: 0", "Content-Length: 99999")
+            .into_bytes(),
+        good.replace("Content-Length: 0", "Content-Length: -5")
+            .into_bytes(),
+        good.replace("Content-Length: 0", "Content-Length: lots")
+            .into_bytes(),
+        good.replace("CSeq: 1 OPTIONS", "CSeq: x OPTIONS")
+            .into_bytes(),
+        huge.into_bytes(),
+        b"OPTIONS\r\n\r\n".to_vec(),
+        vec![0xff; 1200],
+        vec![],
+    ];
+    for d in &bad {
+        udp.send_to(d, sip).await.unwrap();
+    }
+    // Whatever it answered to those (some get a 400), a good request gets its 200.
+    udp.send_to(good.as_bytes(), sip).await.unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        loop {
+            let n = udp.recv(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if text.starts_with("SIP/2.0 200") && text.contains(" OPTIONS") {
+                return text;
+            }
+        }
+    })
+    .await
+    .expect("OPTIONS answered over UDP after the junk");
+    assert!(answered.contains("CSeq: 1 OPTIONS"), "{answered}");
+
+    // TCP: a header that never ends, then a lying Content-Length, on connections of
+    // their own; a fresh connection is then served.
+    let mut endless = tokio::net::TcpStream::connect(sip).await.unwrap();
+    let line = format!("X-Junk: {}\r\n", "b".repeat(1000));
+    let mut head = options_request(endless.local_addr().unwrap(), sip, "TCP");
+    head.truncate(head.len() - 4);
+    let _ = endless.write_all(head.as_bytes()).await;
+    for _ in 0..2000 {
+        if endless.write_all(line.as_bytes()).await.is_err() {
+            break; // the gateway hung up: also fine
+        }
+    }
+    let mut lying = tokio::net::TcpStream::connect(sip).await.unwrap();
+    let lie = options_request(lying.local_addr().unwrap(), sip, "TCP")
+        .replace("Content-Length: 0", "Content-Length: 100000000");
+    lying.write_all(lie.as_bytes()).await.unwrap();
+    let mut fresh = tokio::net::TcpStream::connect(sip).await.unwrap();
+    let ok = options_request(fresh.local_addr().unwrap(), sip, "TCP");
+    fresh.write_all(ok.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(3), async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = fresh.read(&mut chunk).await.unwrap();
+            assert!(
+                n > 0,
+                "connection closed: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&chunk[..n]);
+            if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                return String::from_utf8_lossy(&got).into_owned();
+            }
+        }
+    })
+    .await
+    .expect("OPTIONS answered over TCP after the junk");
+    assert!(answered.starts_with("SIP/2.0 200"), "{answered}");
+    drop((endless, lying));
+}

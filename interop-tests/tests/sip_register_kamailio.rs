@@ -3,7 +3,8 @@
 //! routes requests for the user to the gateway (an OPTIONS sent to alice through
 //! kamailio is answered by the gateway), and no longer after `unregister`. A wrong
 //! password gives `registration_failed` with kamailio's code; a registrar that is not
-//! there gives one within timer F (32 s); the handle stays usable after each.
+//! there gives one within timer F (32 s); the handle stays usable after each. A 6 s
+//! registration is still there 30 s later (refreshed).
 
 #![allow(clippy::disallowed_methods)] // times a real registrar
 
@@ -61,7 +62,11 @@ async fn register_refresh_unregister_and_failures() {
         "{e}"
     );
     assert_eq!(options(port, Some("bob")).unwrap(), Some(404));
-    bob.send(json!({"request": "register", "username": format!("sip:bob@{domain}"), "secret": "b0bpass"}));
+    // Registered for 6 s only: the binding lasts the whole test only if refreshed.
+    bob.send(
+        json!({"request": "register", "username": format!("sip:bob@{domain}"),
+        "secret": "b0bpass", "register_ttl": 6}),
+    );
     assert_eq!(
         bob.expect_event(Duration::from_secs(5)).await["result"]["event"],
         "registering"
@@ -104,6 +109,14 @@ async fn register_refresh_unregister_and_failures() {
         "{:?}",
         started.elapsed()
     );
+    // Over 30 s later bob's 6 s registration is still there: refreshed (at 75 %),
+    // challenges answered each time, and quietly (no event for a refresh).
+    assert_eq!(
+        options(port, Some("bob")).unwrap(),
+        Some(200),
+        "bob's registration was refreshed"
+    );
+    assert_eq!(bob.event(Duration::from_millis(100)).await, None);
     // The handle is not stuck: it registers once a registrar is given.
     carol.send(json!({"request": "register", "username": format!("sip:alice@{domain}"), "secret": "s3cret"}));
     assert_eq!(
