@@ -189,6 +189,14 @@ async fn browser_calls_sipp_uas() {
             .contains("a=sendonly"),
         "{reinvites:?}"
     );
+    // Only the codec the call settled on (and telephone-event) is offered again.
+    assert!(
+        reinvites[1]["body"]
+            .as_str()
+            .unwrap()
+            .contains("RTP/AVP 0 101\r\n"),
+        "{reinvites:?}"
+    );
     assert!(
         reinvites[2]["body"]
             .as_str()

@@ -1017,6 +1017,7 @@ impl Plugin for Sip {
             SipEvent::OutOfDialogMessage {
                 handle,
                 sender,
+                display_name,
                 content_type,
                 content,
             } => {
@@ -1024,7 +1025,7 @@ impl Plugin for Sip {
                     ctx.push_event(
                         *handle,
                         None,
-                        result(json!({"event": "message", "sender": sender, "content_type": content_type, "content": content})),
+                        result(json!({"event": "message", "sender": sender, "displayname": display_name, "content_type": content_type, "content": content})),
                         None,
                     );
                 }

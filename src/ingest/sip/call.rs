@@ -104,14 +104,6 @@ pub(super) fn header_value<'a>(req: &'a rsipstack::sip::Request, name: &str) -> 
     })
 }
 
-/// A random number from the standard library's randomly keyed hasher.
-fn random_u32() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u8(0);
-    h.finish() as u32
-}
-
 /// This task is a driver: it reads the clock and hands `now` to the bridge.
 #[allow(clippy::disallowed_methods)] // the driver owns the clock
 fn now() -> Instant {
@@ -141,7 +133,7 @@ async fn local_media(ctx: &CallCtx, codecs: Vec<SipCodec>) -> std::io::Result<Lo
             codecs,
             telephone_event: Some(TELEPHONE_EVENT_PT),
             direction: Direction::SendRecv,
-            session_id: random_u32() as u64,
+            session_id: rand::random::<u32>() as u64,
             version: 1,
         },
     })
@@ -360,7 +352,7 @@ async fn in_call(
         pt: 111,
         seq: 0,
     };
-    let ssrc = random_u32();
+    let ssrc = rand::random::<u32>();
     // The bridge, once the peer's SDP is known.
     let start = |remote: &RemoteAudio, codec: SipCodec, direction: Direction| {
         let setup = BridgeSetup {
@@ -530,8 +522,10 @@ async fn in_call(
                     // Early media's SDP stands.
                     Err(_) => {}
                 }
-                let codec = bridge.as_ref().map(|(_, c)| c.name()).unwrap_or_default();
-                ctx.emit(CallEvent::Accepted { codec });
+                let codec = bridge.as_ref().map(|(_, c)| *c);
+                // Later offers (hold, resume) carry only the codec the call settled on.
+                our_sdp.codecs = codec.into_iter().collect();
+                ctx.emit(CallEvent::Accepted { codec: codec.map(SipCodec::name).unwrap_or_default() });
             }
             r = rtp.recv_from(&mut buf) => {
                 let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };

@@ -272,13 +272,14 @@ fn handle_incoming(st: &mut State, tx: Transaction) {
             let ct = call::header_value(&tx.original, "content-type")
                 .unwrap_or("text/plain")
                 .to_owned();
-            let (sender, _) = caller_of(&tx);
+            let (sender, display_name) = caller_of(&tx);
             let content = String::from_utf8_lossy(&tx.original.body).into_owned();
             let _ = st
                 .events
                 .send(MediaEvent::Sip(SipEvent::OutOfDialogMessage {
                     handle,
                     sender,
+                    display_name,
                     content_type: ct,
                     content,
                 }));

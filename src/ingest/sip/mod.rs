@@ -197,6 +197,8 @@ pub enum SipEvent {
         handle: HandleId,
         /// The sender's URI.
         sender: String,
+        /// The sender's display name, if From has one.
+        display_name: Option<String>,
         /// Content-Type.
         content_type: String,
         /// Body.
