@@ -530,3 +530,26 @@ impl Baresip {
         Ok(serde_json::from_slice(&out.stdout)?)
     }
 }
+
+/// The phone view's events (in the browser's report `r`) named `name`.
+pub fn events_named(r: &Value, name: &str) -> Vec<Value> {
+    r["phone"]["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["result"]["event"] == name)
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Most of the browser's measured peaks lie within 5 % of `hz`.
+pub fn hears(r: &Value, hz: f64) -> bool {
+    let peaks: Vec<f64> = r["phone"]["peaks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let near = peaks.iter().filter(|p| (*p - hz).abs() < hz * 0.05).count();
+    peaks.len() >= 8 && near * 3 >= peaks.len() * 2
+}

@@ -18,31 +18,11 @@
 
 use std::time::Duration;
 
-use interop_tests::sip::{analyze_capture, capture, chromium_phone, kamailio, tone_file};
+use interop_tests::sip::{
+    analyze_capture, capture, chromium_phone, events_named, hears, kamailio, tone_file,
+};
 use interop_tests::sip::{Baresip, Scratch};
 use serde_json::Value;
-
-fn events_named(r: &Value, name: &str) -> Vec<Value> {
-    r["phone"]["events"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|e| e["result"]["event"] == name)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Most of the browser's measured peaks lie within 5 % of `hz`.
-fn hears(r: &Value, hz: f64) -> bool {
-    let peaks: Vec<f64> = r["phone"]["peaks"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let near = peaks.iter().filter(|p| (*p - hz).abs() < hz * 0.05).count();
-    peaks.len() >= 8 && near * 3 >= peaks.len() * 2
-}
 
 /// What both ends of an established call must show: the browser got `accepted`
 /// (PCMU on the SIP leg, Opus on its own), > 200 packets each way, each side hears

@@ -20,31 +20,10 @@
 use std::time::Duration;
 
 use interop_tests::sip::{
-    analyze_capture, capture, chromium_phone, kamailio, sipp, tone_file, Scratch,
+    analyze_capture, capture, chromium_phone, events_named, hears, kamailio, sipp, tone_file,
+    Scratch,
 };
 use serde_json::Value;
-
-fn events_named(r: &Value, name: &str) -> Vec<Value> {
-    r["phone"]["events"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter(|e| e["result"]["event"] == name)
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Most of the browser's measured peaks lie within 5 % of `hz`.
-fn hears(r: &Value, hz: f64) -> bool {
-    let peaks: Vec<f64> = r["phone"]["peaks"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let near = peaks.iter().filter(|p| (*p - hz).abs() < hz * 0.05).count();
-    peaks.len() >= 8 && near * 3 >= peaks.len() * 2
-}
 
 /// `interop-tests/sip/<name>` written into `dir` with its `[pcap]` placeholder
 /// replaced by a PCMU pcap of a `hz` tone (what sipp's play_pcap_audio plays).

@@ -147,6 +147,19 @@ fn result(event: Value) -> Value {
 
 type Failure = (u16, String);
 
+/// The request's `uri`, a SIP address: 443 when missing, 446 when not `sip:user@host`.
+fn sip_uri_of(body: &Map<String, Value>) -> Result<&str, Failure> {
+    let uri =
+        optional_str(body, "uri")?.ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
+    if split_sip_uri(uri).is_none() {
+        return Err((
+            err::INVALID_ADDRESS,
+            format!("Invalid user address ({uri})"),
+        ));
+    }
+    Ok(uri)
+}
+
 fn optional_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Failure> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -321,14 +334,7 @@ impl Sip {
         if h.call.is_some() {
             return Err((err::WRONG_STATE, "Wrong state (already in a call)".into()));
         }
-        let uri = optional_str(body, "uri")?
-            .ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
-        if split_sip_uri(uri).is_none() {
-            return Err((
-                err::INVALID_ADDRESS,
-                format!("Invalid user address ({uri})"),
-            ));
-        }
+        let uri = sip_uri_of(body)?;
         let transcode = match body.get("transcode") {
             None => true,
             Some(Value::Bool(b)) => *b,
@@ -407,14 +413,7 @@ impl Sip {
         content_type: String,
         content: String,
     ) -> Result<(), Failure> {
-        let uri = optional_str(body, "uri")?
-            .ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
-        if split_sip_uri(uri).is_none() {
-            return Err((
-                err::INVALID_ADDRESS,
-                format!("Invalid user address ({uri})"),
-            ));
-        }
+        let uri = sip_uri_of(body)?;
         let headers = headers_of(body)?;
         let Some(h) = self.handles.get(&handle) else {
             return Err((err::WRONG_STATE, "Wrong state (register first)".into()));
@@ -881,14 +880,7 @@ impl Sip {
                 Ok(())
             }
             "transfer" => {
-                let uri = optional_str(body, "uri")?
-                    .ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
-                if split_sip_uri(uri).is_none() {
-                    return Err((
-                        err::INVALID_ADDRESS,
-                        format!("Invalid user address ({uri})"),
-                    ));
-                }
+                let uri = sip_uri_of(body)?;
                 if body.contains_key("replace") {
                     return Err((
                         err::INVALID_REQUEST,
