@@ -1,13 +1,13 @@
 //! The codec floor of a transcoded call: per 20 ms, the browser's Opus (48 kHz,
-//! as Chromium sends it) decoded to G.711 for the phone, and the phone's G.711
-//! encoded to Opus for the browser. Prints CPU per call and calls per core for the
+//! as Chromium sends it) decoded for the phone (PCMU, then G.722), and the phone's
+//! audio encoded to Opus for the browser. Prints CPU per call and calls per core for the
 //! codecs alone; RTP, SRTP and the jitter buffer come on top (the bridge bench).
 //! Asserts nothing. `cargo bench -p cardea-codecs --bench voice_bench`.
 #![allow(clippy::disallowed_methods)] // a bench measures time
 
 use std::time::Instant;
 
-use cardea_codecs::voice::{G711ToOpus, OpusToG711, G711, G711_FRAME};
+use cardea_codecs::voice::{OpusToPhone, PhoneCodec, PhoneToOpus, PHONE_FRAME};
 
 const CALLS: usize = 100;
 const SECONDS: usize = 10;
@@ -36,17 +36,29 @@ fn main() {
         .chunks(960)
         .map(|c| enc.encode_vec(c, 400).unwrap())
         .collect();
-    let from_phone: Vec<u8> = wideband
+    let pcmu: Vec<u8> = wideband
         .iter()
         .step_by(6)
         .map(|s| cardea_codecs::g711::linear_to_ulaw(*s))
         .collect();
+    // The phone's G.722: the same signal through our own encoder path.
+    let mut g722 = Vec::with_capacity(FRAMES * PHONE_FRAME);
+    let mut to_g722 = OpusToPhone::new(PhoneCodec::G722).unwrap();
+    for p in &from_browser {
+        to_g722.push(p, &mut |f| g722.extend_from_slice(f)).unwrap();
+    }
+    g722.resize(FRAMES * PHONE_FRAME, 0);
+    run(PhoneCodec::Pcmu, &from_browser, &pcmu);
+    run(PhoneCodec::G722, &from_browser, &g722);
+}
 
-    let mut calls: Vec<(OpusToG711, G711ToOpus)> = (0..CALLS)
+/// `CALLS` calls for `SECONDS` with the phone speaking `codec`: prints the figures.
+fn run(codec: PhoneCodec, from_browser: &[Vec<u8>], from_phone: &[u8]) {
+    let mut calls: Vec<(OpusToPhone, PhoneToOpus)> = (0..CALLS)
         .map(|_| {
             (
-                OpusToG711::new(G711::Pcmu).unwrap(),
-                G711ToOpus::new(G711::Pcmu).unwrap(),
+                OpusToPhone::new(codec).unwrap(),
+                PhoneToOpus::new(codec).unwrap(),
             )
         })
         .collect();
@@ -54,16 +66,16 @@ fn main() {
     let start = Instant::now();
     for frame in 0..FRAMES {
         let opus = &from_browser[frame];
-        let g711 = &from_phone[frame * G711_FRAME..(frame + 1) * G711_FRAME];
+        let phone = &from_phone[frame * PHONE_FRAME..(frame + 1) * PHONE_FRAME];
         for (down, up) in calls.iter_mut() {
             down.push(opus, &mut |f| to_phone += f.len()).unwrap();
-            up.push(g711, &mut |p| to_browser += p.len()).unwrap();
+            up.push(phone, &mut |p| to_browser += p.len()).unwrap();
         }
     }
     let cpu = start.elapsed().as_secs_f64();
     let per_call = cpu / (CALLS * SECONDS) as f64; // seconds of CPU per second of call
     println!(
-        "voice codecs, {CALLS} calls x {SECONDS} s (Opus 48 kHz -> PCMU and PCMU -> Opus, 20 ms frames):"
+        "voice codecs, {CALLS} calls x {SECONDS} s (Opus 48 kHz -> {codec:?} and {codec:?} -> Opus, 20 ms frames):"
     );
     println!(
         "  {:.1} us CPU per 20 ms frame per call (both directions), {:.2}% of a core per call, {:.0} calls per core",
@@ -72,7 +84,7 @@ fn main() {
         1.0 / per_call
     );
     println!(
-        "  sent {} bytes of PCMU and {} bytes of Opus per call-second",
+        "  sent {} bytes of {codec:?} and {} bytes of Opus per call-second",
         to_phone / (CALLS * SECONDS),
         to_browser / (CALLS * SECONDS)
     );

@@ -18,6 +18,9 @@ pub enum TranscodeError {
     /// libopus failed.
     #[error("opus: {0}")]
     Opus(#[from] opus::Error),
+    /// The G.722 codec refused its buffers.
+    #[error("g722: {0}")]
+    G722(#[from] audio_codec::CodecError),
 }
 
 /// AAC in, Opus out, with timestamps on the 48 kHz clock.

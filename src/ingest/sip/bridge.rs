@@ -1,12 +1,12 @@
 //! The media bridge of one call: the browser's Opus (or G.711) on one side, plain
-//! RTP/AVP G.711 toward the SIP peer on the other. Sans-IO: every method takes
+//! RTP/AVP G.711 or G.722 toward the SIP peer on the other. Sans-IO: every method takes
 //! `now` and hands what to send to a callback; the driver ([`super::call`]) owns the
 //! sockets and the 20 ms clock.
 //!
 //! * Browser → phone: each Opus packet is decoded (in-band FEC or concealment for a
-//!   lost one) and leaves as 20 ms G.711 RTP packets with our own SSRC, sequence and
+//!   lost one) and leaves as 20 ms G.711/G.722 RTP packets with our own SSRC, sequence and
 //!   timestamps. Browser telephone-events become RFC 4733 packets.
-//! * Phone → browser: G.711 packets go through a small adaptive jitter buffer and
+//! * Phone → browser: G.711/G.722 packets go through a small adaptive jitter buffer and
 //!   are re-encoded to 20 ms Opus packets on a 48 kHz timeline; RFC 4733 packets
 //!   become [`BridgeEvent::Dtmf`].
 //! * Symmetric RTP without "RTP Bleed": we send to the address in the peer's SDP and
@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cardea_codecs::voice::{G711ToOpus, OpusToG711, G711, G711_FRAME};
+use cardea_codecs::voice::{OpusToPhone, PhoneCodec, PhoneToOpus, PHONE_FRAME};
 
 use super::sdp::{Direction, RemoteAudio, SipCodec};
 use crate::ingest::rtp::RtpHeader;
@@ -324,7 +324,7 @@ impl JitterBuffer {
             last_transit: None,
             empty_ticks: 0,
             deep_ticks: 0,
-            last_len: G711_FRAME as u16,
+            last_len: PHONE_FRAME as u16,
             base_seq: None,
             max_seq: 0,
             received: 0,
@@ -499,8 +499,8 @@ struct OutEvent {
 pub struct Bridge {
     codec: SipCodec,
     browser: BrowserCodec,
-    to_sip: Option<OpusToG711>,
-    to_browser: Option<G711ToOpus>,
+    to_sip: Option<OpusToPhone>,
+    to_browser: Option<PhoneToOpus>,
     te_pt: Option<u8>,
     latch: Latch,
     rtcp_to: SocketAddr,
@@ -511,6 +511,7 @@ pub struct Bridge {
     /// Last browser RTP timestamp, to notice lost packets.
     browser_ts: Option<u32>,
     /// RTP timestamp step of the browser's frames (960 for 20 ms Opus, 160 for G.711).
+    /// (The phone side's clock is 8 kHz for G.722 too.)
     browser_step: u32,
     /// Timeline toward the browser.
     out_ts: u32,
@@ -539,14 +540,15 @@ impl Bridge {
         setup: BridgeSetup,
         stats: Arc<BridgeStats>,
     ) -> Result<Bridge, String> {
-        let g711 = match setup.codec {
-            SipCodec::Pcmu => G711::Pcmu,
-            SipCodec::Pcma => G711::Pcma,
+        let phone = match setup.codec {
+            SipCodec::Pcmu => PhoneCodec::Pcmu,
+            SipCodec::Pcma => PhoneCodec::Pcma,
+            SipCodec::G722 => PhoneCodec::G722,
         };
         let (to_sip, to_browser) = match setup.browser {
             BrowserCodec::Opus => (
-                Some(OpusToG711::new(g711).map_err(|e| e.to_string())?),
-                Some(G711ToOpus::new(g711).map_err(|e| e.to_string())?),
+                Some(OpusToPhone::new(phone).map_err(|e| e.to_string())?),
+                Some(PhoneToOpus::new(phone).map_err(|e| e.to_string())?),
             ),
             BrowserCodec::Same => (None, None),
         };
@@ -661,7 +663,7 @@ impl Bridge {
             }
             return;
         };
-        let mut frames: [[u8; G711_FRAME]; 8] = [[0; G711_FRAME]; 8];
+        let mut frames: [[u8; PHONE_FRAME]; 8] = [[0; PHONE_FRAME]; 8];
         let mut n = 0usize;
         let mut collect = |f: &[u8]| {
             if n < frames.len() {
@@ -800,7 +802,7 @@ impl Bridge {
         to_browser: &mut dyn FnMut(&[u8], u32),
     ) {
         self.tick_dtmf(send);
-        self.owed += G711_FRAME as i32;
+        self.owed += PHONE_FRAME as i32;
         while self.owed > 0 {
             let (played, len) = self.jitter.pop(&mut self.slot);
             match played {
@@ -825,10 +827,10 @@ impl Bridge {
         }
     }
 
-    fn browser_units(&self, g711_samples: u32) -> u32 {
+    fn browser_units(&self, phone_ticks: u32) -> u32 {
         match self.browser {
-            BrowserCodec::Opus => g711_samples * 6,
-            BrowserCodec::Same => g711_samples,
+            BrowserCodec::Opus => phone_ticks * 6,
+            BrowserCodec::Same => phone_ticks,
         }
     }
 
@@ -859,7 +861,7 @@ impl Bridge {
             self.dtmf = None;
             return;
         };
-        ev.duration = ev.duration.saturating_add(G711_FRAME as u16).min(ev.total);
+        ev.duration = ev.duration.saturating_add(PHONE_FRAME as u16).min(ev.total);
         let end = ev.duration >= ev.total;
         let marker = ev.first;
         ev.first = false;

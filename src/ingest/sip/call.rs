@@ -23,8 +23,8 @@ use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
 
 /// Our telephone-event payload type on the SIP leg.
 const TELEPHONE_EVENT_PT: u8 = 101;
-/// The codecs we offer and accept on the SIP leg, preferred first.
-pub const SIP_CODECS: [SipCodec; 2] = [SipCodec::Pcmu, SipCodec::Pcma];
+/// The codecs we offer and accept on the SIP leg, preferred first: G.722 is wideband.
+pub const SIP_CODECS: [SipCodec; 3] = [SipCodec::G722, SipCodec::Pcmu, SipCodec::Pcma];
 /// How long an INFO/MESSAGE/REFER/re-INVITE waits for its answer (timer F).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(32);
 

@@ -13,6 +13,8 @@ pub enum SipCodec {
     Pcmu,
     /// G.711 A-law, payload type 8.
     Pcma,
+    /// G.722, payload type 9 (16 kHz audio on an 8 kHz RTP clock).
+    G722,
 }
 
 impl SipCodec {
@@ -21,6 +23,7 @@ impl SipCodec {
         match self {
             SipCodec::Pcmu => 0,
             SipCodec::Pcma => 8,
+            SipCodec::G722 => 9,
         }
     }
 
@@ -29,6 +32,7 @@ impl SipCodec {
         match self {
             SipCodec::Pcmu => "PCMU",
             SipCodec::Pcma => "PCMA",
+            SipCodec::G722 => "G722",
         }
     }
 
@@ -37,6 +41,7 @@ impl SipCodec {
         match pt {
             0 => Some(SipCodec::Pcmu),
             8 => Some(SipCodec::Pcma),
+            9 => Some(SipCodec::G722),
             _ => None,
         }
     }
@@ -285,6 +290,7 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
         let codec = match rtpmap(pt) {
             Some(e) if e.starts_with("pcmu/8000") => Some(SipCodec::Pcmu),
             Some(e) if e.starts_with("pcma/8000") => Some(SipCodec::Pcma),
+            Some(e) if e.starts_with("g722/8000") => Some(SipCodec::G722),
             Some(e) if e.starts_with("telephone-event/8000") => {
                 telephone_event.get_or_insert(pt);
                 None
@@ -404,11 +410,19 @@ mod tests {
         let r = parse(BARESIP_OFFER).unwrap();
         assert_eq!(r.rtp.port(), 10234);
         assert_eq!(r.rtcp.port(), 10235);
-        assert_eq!(r.codecs, vec![SipCodec::Pcmu, SipCodec::Pcma]);
+        assert_eq!(
+            r.codecs,
+            vec![SipCodec::G722, SipCodec::Pcmu, SipCodec::Pcma]
+        );
         assert_eq!(r.telephone_event, Some(101));
+        // The peer's order decides among what we speak.
         assert_eq!(
             choose(&r, &[SipCodec::Pcma, SipCodec::Pcmu]),
             Ok(SipCodec::Pcmu)
+        );
+        assert_eq!(
+            choose(&r, &[SipCodec::Pcmu, SipCodec::G722]),
+            Ok(SipCodec::G722)
         );
     }
 
@@ -465,9 +479,9 @@ mod tests {
             parse("v=0\r\nc=IN IP4 ::1\r\nm=audio 5 RTP/AVP 0\r\n"),
             Err(SdpError::Malformed(_))
         ));
-        let g722_only = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 9\r\n";
+        let gsm_only = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 3\r\n";
         assert_eq!(
-            choose(&parse(g722_only).unwrap(), &[SipCodec::Pcmu]),
+            choose(&parse(gsm_only).unwrap(), &[SipCodec::G722, SipCodec::Pcmu]),
             Err(SdpError::NoCodec)
         );
     }
