@@ -2,7 +2,7 @@
 //!
 //! G.711 (µ-law and A-law), H.264/H.265 RTP packetization and depacketization,
 //! keyframe detection, MP4A-LATM depacketization, AAC → Opus (libavcodec + libopus)
-//! and the SIP bridge's Opus ↔ G.711.
+//! and the SIP bridge's Opus ↔ G.711 and G.722.
 #![warn(missing_docs)]
 
 pub mod aac;
