@@ -1,6 +1,7 @@
 //! The SIP driver: one rsipstack endpoint (a UDP socket and a TCP listener on the
-//! same port) for the gateway, a task per registration and per call. Turns [`SipCommand`]s into SIP and SIP outcomes into
-//! [`SipEvent`]s. Secrets stay inside rsipstack's credential; nothing here logs them.
+//! same port) for the gateway, a task per registration and per call. Turns
+//! [`SipCommand`]s into SIP and SIP outcomes into [`SipEvent`]s. Secrets stay inside
+//! rsipstack's credential; nothing here logs them.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
