@@ -418,7 +418,7 @@ impl Baresip {
         let (sip_port, cons_port, rtp_port) =
             (crate::free_port(), crate::free_port(), free_rtp_pair());
         // Codecs in baresip's own order of preference (Opus first): the gateway has to
-        // pick G.711 out of a real multi-codec offer.
+        // pick its own (G.722, else G.711) out of a real multi-codec offer.
         let config = format!(
             "poll_method epoll\n\
              sip_listen 127.0.0.1:{sip_port}\n\
