@@ -23,12 +23,32 @@ async fn request(gw: &Gw, sid: u64, hid: u64, body: Value) -> Value {
     ev["plugindata"]["data"].clone()
 }
 
-#[tokio::test]
-async fn register_is_validated_before_anything_is_sent() {
+/// The address the tests register as.
+const GUEST: &str = "sip:alice@127.0.0.1:5999";
+
+/// A gateway, a session and a handle attached to janus.plugin.sip.
+async fn sip_handle() -> (Gw, u64, u64) {
     let gw = start(|_| {}).await;
     let sid = gw.create_session().await;
     let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
-    let user = "sip:alice@127.0.0.1:5999";
+    (gw, sid, hid)
+}
+
+/// Registers the handle as a guest ([`GUEST`], nothing sent); the event answering it.
+async fn register_guest(gw: &Gw, sid: u64, hid: u64) -> Value {
+    request(
+        gw,
+        sid,
+        hid,
+        json!({"request": "register", "type": "guest", "username": GUEST}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn register_is_validated_before_anything_is_sent() {
+    let (gw, sid, hid) = sip_handle().await;
+    let user = GUEST;
     let cases = [
         (json!({}), 443),
         (json!({"request": "register", "secret": "x"}), 443),
@@ -78,22 +98,10 @@ async fn register_is_validated_before_anything_is_sent() {
         assert!(ev["error"].as_str().is_some_and(|e| !e.is_empty()), "{ev}");
     }
     // The handle is still there and usable.
-    let ev = request(
-        &gw,
-        sid,
-        hid,
-        json!({"request": "register", "type": "guest", "username": user}),
-    )
-    .await;
+    let ev = register_guest(&gw, sid, hid).await;
     assert_eq!(ev["result"]["event"], "registered", "{ev}");
     assert_eq!(ev["result"]["register_sent"], false, "{ev}");
-    let ev = request(
-        &gw,
-        sid,
-        hid,
-        json!({"request": "register", "type": "guest", "username": user}),
-    )
-    .await;
+    let ev = register_guest(&gw, sid, hid).await;
     assert_eq!(ev["error_code"], 445, "{ev}");
     let ev = request(&gw, sid, hid, json!({"request": "unregister"})).await;
     assert_eq!(ev["result"]["event"], "unregistered", "{ev}");
@@ -103,20 +111,12 @@ async fn register_is_validated_before_anything_is_sent() {
 /// call), missing JSEP offer, bad addresses and elements. The handle lives on.
 #[tokio::test]
 async fn call_requests_are_validated() {
-    let gw = start(|_| {}).await;
-    let sid = gw.create_session().await;
-    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let (gw, sid, hid) = sip_handle().await;
     let callee = "sip:bob@127.0.0.1:5998";
     // Not registered yet.
     let ev = request(&gw, sid, hid, json!({"request": "call", "uri": callee})).await;
     assert_eq!(ev["error_code"], 447, "{ev}");
-    let ev = request(
-        &gw,
-        sid,
-        hid,
-        json!({"request": "register", "type": "guest", "username": "sip:alice@127.0.0.1:5999"}),
-    )
-    .await;
+    let ev = register_guest(&gw, sid, hid).await;
     assert_eq!(ev["result"]["event"], "registered", "{ev}");
     let cases = [
         (json!({"request": "call"}), 443),
@@ -158,10 +158,8 @@ async fn call_requests_are_validated() {
 /// register again.
 #[tokio::test]
 async fn an_unresolvable_proxy_fails_with_503() {
-    let gw = start(|_| {}).await;
-    let sid = gw.create_session().await;
-    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
-    let body = json!({"request": "register", "username": "sip:alice@127.0.0.1:5999",
+    let (gw, sid, hid) = sip_handle().await;
+    let body = json!({"request": "register", "username": GUEST,
         "secret": "x", "proxy": "sip:pbx.nowhere.invalid:5070"});
     let ev = request(&gw, sid, hid, body).await;
     assert_eq!(ev["result"]["event"], "registering", "{ev}");
@@ -175,13 +173,7 @@ async fn an_unresolvable_proxy_fails_with_503() {
             .is_some_and(|r| r.contains("pbx.nowhere.invalid")),
         "{ev}"
     );
-    let ev = request(
-        &gw,
-        sid,
-        hid,
-        json!({"request": "register", "type": "guest", "username": "sip:alice@127.0.0.1:5999"}),
-    )
-    .await;
+    let ev = register_guest(&gw, sid, hid).await;
     assert_eq!(ev["result"]["event"], "registered", "{ev}");
 }
 
@@ -190,9 +182,7 @@ async fn an_unresolvable_proxy_fails_with_503() {
 /// (443) or a header would inject (444).
 #[tokio::test]
 async fn out_of_dialog_messages_are_validated() {
-    let gw = start(|_| {}).await;
-    let sid = gw.create_session().await;
-    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let (gw, sid, hid) = sip_handle().await;
     let msg = |extra: Value| {
         let mut m = json!({"request": "message", "uri": "sip:bob@127.0.0.1:5999", "content": "hi"});
         m.as_object_mut()
@@ -202,13 +192,7 @@ async fn out_of_dialog_messages_are_validated() {
     };
     let ev = request(&gw, sid, hid, msg(json!({}))).await;
     assert_eq!(ev["error_code"], 447, "{ev}");
-    let ev = request(
-        &gw,
-        sid,
-        hid,
-        json!({"request": "register", "type": "guest", "username": "sip:alice@127.0.0.1:5999"}),
-    )
-    .await;
+    let ev = register_guest(&gw, sid, hid).await;
     assert_eq!(ev["result"]["event"], "registered", "{ev}");
     for (extra, code) in [
         (json!({"uri": "bob"}), 446),
