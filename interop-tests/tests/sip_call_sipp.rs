@@ -94,6 +94,21 @@ async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value,
     (r, seen, sip_port, status)
 }
 
+/// Audio went both ways: > 200 PCMU packets reached the phone carrying the browser's
+/// 440 Hz, > 200 audio packets reached the browser, which hears `browser_hears` Hz.
+fn assert_audio_both_ways(r: &Value, seen: &Value, browser_hears: f64) {
+    let pcmu = seen["packets_by_pt"]["0"].as_u64().unwrap_or(0);
+    assert!(pcmu > 200, "PCMU packets to the phone: {seen}");
+    let audio_in = r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0);
+    assert!(audio_in > 200, "audio packets into the browser: {r}");
+    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
+    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
+    assert!(
+        hears(r, browser_hears),
+        "browser hears {browser_hears} Hz: {r}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_calls_sipp_uas() {
     let (r, seen, sip_port, status) =
@@ -112,24 +127,15 @@ async fn browser_calls_sipp_uas() {
     let accepted = events_named(&r, "accepted");
     assert_eq!(accepted.len(), 1, "{r}");
     assert_eq!(accepted[0]["result"]["sip_codec"], "PCMU");
-    // Audio both ways: the phone side got PCMU from the gateway, the browser Opus back.
-    let pcmu = seen["packets_by_pt"]["0"].as_u64().unwrap_or(0);
-    assert!(pcmu > 200, "PCMU packets to the phone: {seen}");
-    let audio_in = r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0);
-    assert!(audio_in > 200, "audio packets into the browser: {r}");
+    // Audio both ways (PCMU to the phone, Opus to the browser); 440 Hz from the fake
+    // microphone is 440 Hz at the phone, and the browser hears it back.
     assert!(
         r["phone"]["stats"]["codecs"]
             .as_array()
             .is_some_and(|c| c.iter().any(|m| m == "audio/opus")),
         "{r}"
     );
-    // The tone: 440 Hz from the fake microphone is 440 Hz at the phone, and back.
-    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
-    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
-    assert!(
-        hears(&r, 440.0),
-        "browser hears its tone through the phone: {r}"
-    );
+    assert_audio_both_ways(&r, &seen, 440.0);
     // DTMF: in-band from the browser as RFC 4733; dtmf_info as SIP INFO.
     assert_eq!(seen["digits"], "123", "RFC 4733 at the phone: {seen}");
     // sipp echoes those events back: inbound RFC 4733 becomes `dtmf` events.
@@ -212,20 +218,7 @@ async fn browser_calls_sipp_uas_without_transcoding() {
         codecs.iter().all(|m| m == "audio/PCMU") && !codecs.is_empty(),
         "{r}"
     );
-    assert!(
-        r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0) > 200,
-        "{r}"
-    );
-    assert!(
-        seen["packets_by_pt"]["0"].as_u64().unwrap_or(0) > 200,
-        "{seen}"
-    );
-    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
-    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
-    assert!(
-        hears(&r, 440.0),
-        "browser hears its tone through the phone: {r}"
-    );
+    assert_audio_both_ways(&r, &seen, 440.0);
     assert_eq!(status, Some(0), "{r}");
 }
 
@@ -362,17 +355,7 @@ async fn sipp_calls_browser() {
     assert!(incoming[0]["call_id"].is_string(), "{r}");
     assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
     // The phone's 1 kHz reaches the browser; the browser's 440 Hz reaches the phone.
-    assert!(hears(&r, 1000.0), "browser hears the phone's tone: {r}");
-    let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
-    assert!((f - 440.0).abs() < 22.0, "tone at the phone: {seen}");
-    assert!(
-        seen["packets_by_pt"]["0"].as_u64().unwrap_or(0) > 200,
-        "{seen}"
-    );
-    assert!(
-        r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0) > 200,
-        "{r}"
-    );
+    assert_audio_both_ways(&r, &seen, 1000.0);
     // sipp hung up: the browser got hangup, sipp's BYE was answered.
     let hangup = events_named(&r, "hangup");
     assert_eq!(hangup.len(), 1, "{r}");
