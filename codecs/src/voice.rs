@@ -36,12 +36,28 @@ pub enum PhoneCodec {
 
 impl PhoneCodec {
     /// The static RTP payload type.
-    pub fn payload_type(self) -> u8 {
+    pub fn pt(self) -> u8 {
         match self {
             PhoneCodec::Pcmu => 0,
             PhoneCodec::Pcma => 8,
             PhoneCodec::G722 => 9,
         }
+    }
+
+    /// The SDP rtpmap encoding name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PhoneCodec::Pcmu => "PCMU",
+            PhoneCodec::Pcma => "PCMA",
+            PhoneCodec::G722 => "G722",
+        }
+    }
+
+    /// The codec of a static payload type.
+    pub fn from_pt(pt: u8) -> Option<PhoneCodec> {
+        [PhoneCodec::Pcmu, PhoneCodec::Pcma, PhoneCodec::G722]
+            .into_iter()
+            .find(|c| c.pt() == pt)
     }
 
     /// The audio's sample rate (not G.722's 8 kHz RTP clock).

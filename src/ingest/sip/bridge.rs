@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cardea_codecs::voice::{OpusToPhone, PhoneCodec, PhoneToOpus, PHONE_FRAME};
+use cardea_codecs::voice::{OpusToPhone, PhoneToOpus, PHONE_FRAME};
 
 use super::sdp::{Direction, RemoteAudio, SipCodec};
 use crate::ingest::rtp::RtpHeader;
@@ -540,15 +540,10 @@ impl Bridge {
         setup: BridgeSetup,
         stats: Arc<BridgeStats>,
     ) -> Result<Bridge, String> {
-        let phone = match setup.codec {
-            SipCodec::Pcmu => PhoneCodec::Pcmu,
-            SipCodec::Pcma => PhoneCodec::Pcma,
-            SipCodec::G722 => PhoneCodec::G722,
-        };
         let (to_sip, to_browser) = match setup.browser {
             BrowserCodec::Opus => (
-                Some(OpusToPhone::new(phone).map_err(|e| e.to_string())?),
-                Some(PhoneToOpus::new(phone).map_err(|e| e.to_string())?),
+                Some(OpusToPhone::new(setup.codec).map_err(|e| e.to_string())?),
+                Some(PhoneToOpus::new(setup.codec).map_err(|e| e.to_string())?),
             ),
             BrowserCodec::Same => (None, None),
         };

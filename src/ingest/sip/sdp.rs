@@ -6,46 +6,8 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-/// What the SIP leg carries, in our preference order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SipCodec {
-    /// G.711 µ-law, payload type 0.
-    Pcmu,
-    /// G.711 A-law, payload type 8.
-    Pcma,
-    /// G.722, payload type 9 (16 kHz audio on an 8 kHz RTP clock).
-    G722,
-}
-
-impl SipCodec {
-    /// The static payload type.
-    pub fn pt(self) -> u8 {
-        match self {
-            SipCodec::Pcmu => 0,
-            SipCodec::Pcma => 8,
-            SipCodec::G722 => 9,
-        }
-    }
-
-    /// The rtpmap encoding name.
-    pub fn name(self) -> &'static str {
-        match self {
-            SipCodec::Pcmu => "PCMU",
-            SipCodec::Pcma => "PCMA",
-            SipCodec::G722 => "G722",
-        }
-    }
-
-    /// The codec for a static payload type.
-    pub fn from_pt(pt: u8) -> Option<SipCodec> {
-        match pt {
-            0 => Some(SipCodec::Pcmu),
-            8 => Some(SipCodec::Pcma),
-            9 => Some(SipCodec::G722),
-            _ => None,
-        }
-    }
-}
+/// What the SIP leg carries: the phone codecs the voice transcoders speak.
+pub use cardea_codecs::voice::PhoneCodec as SipCodec;
 
 /// SDP media direction (RFC 3264 §5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
