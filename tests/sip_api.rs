@@ -131,6 +131,7 @@ async fn call_requests_are_validated() {
             444,
         ),
         (json!({"request": "accept"}), 447),
+        (json!({"request": "progress"}), 447),
         (json!({"request": "decline"}), 447),
         (json!({"request": "decline", "code": 200}), 444),
         (json!({"request": "hangup"}), 447),

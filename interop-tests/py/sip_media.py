@@ -17,6 +17,7 @@ once; over TCP one message per segment, as on loopback).
 import argparse
 import json
 import math
+import re
 import struct
 import sys
 import wave
@@ -126,11 +127,23 @@ def analyze(path, port):
     digits = []
     seen_events = set()
     sip_requests = []
+    # RTP packets to the port before the 200 to the INVITE of the call whose SDP (offer,
+    # 183 or 200) named that port (early media; other calls in the capture do not count).
+    early = 0
+    answered = False
+    calls = set()
     for transport, sport, dport, payload in read_pcap(path):
         text_start = payload[:16]
         if text_start[:1].isalpha():
             first = payload.split(b'\r\n', 1)[0].decode('latin-1', 'replace')
             body = payload.decode('latin-1', 'replace')
+            call_id = re.search(r'(?im)^(?:call-id|i)\s*:\s*(\S+)', body)
+            call_id = call_id.group(1) if call_id else ''
+            if re.search(r'(?m)^m=audio %d ' % port, body):
+                calls.add(call_id)
+            if (first.startswith('SIP/2.0 200') and call_id in calls
+                    and re.search(r'(?im)^cseq:\s*\d+\s+invite', body)):
+                answered = True
             if first.endswith(' SIP/2.0'):
                 head, _, content = body.partition('\r\n\r\n')
                 def header(*names):
@@ -149,6 +162,8 @@ def analyze(path, port):
         if 72 <= pt <= 76:
             continue
         by_pt[pt] = by_pt.get(pt, 0) + 1
+        if not answered:
+            early += 1
         ts = struct.unpack('!I', payload[4:8])[0]
         body = payload[12 + 4 * (payload[0] & 0x0F):]
         if pt == 0:
@@ -166,7 +181,8 @@ def analyze(path, port):
         freq = round(crossings / 2 / (len(loud) / 8000))
     rms = math.sqrt(sum(s * s for s in loud) / len(loud)) if loud else 0
     return {'packets_by_pt': {str(k): v for k, v in by_pt.items()}, 'pcmu_freq': freq,
-            'pcmu_rms': round(rms), 'digits': ''.join(digits), 'sip_requests': sip_requests}
+            'pcmu_rms': round(rms), 'digits': ''.join(digits), 'sip_requests': sip_requests,
+            'early_packets': early}
 
 
 def heard(path):

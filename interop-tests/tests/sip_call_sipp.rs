@@ -13,6 +13,8 @@
 //!   sends its tone back; sipp hangs up and the browser gets `hangup`.
 //! * Early media: a sipp UAS answers 183 with SDP and plays a 1 kHz tone before its
 //!   200; the browser hears it before `accepted`.
+//! * Early media the other way: sipp calls alice and wants a 183; the browser answers
+//!   with `progress` (183 with SDP), audio flows both ways before its `accept` (200).
 //! * Declined: the browser declines with 603; sipp's scenario expects exactly that.
 
 #![allow(clippy::disallowed_methods)] // drives real peers in real time
@@ -92,6 +94,32 @@ async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value,
     cap.interrupt();
     let seen = analyze_capture(&pcap, media_port).expect("capture");
     (r, seen, sip_port, status)
+}
+
+/// The page's `early` event came before `accepted`, and what the browser heard
+/// before `accepted` was mostly `hz` (early media).
+fn assert_early_media(r: &Value, early: &str, hz: f64) {
+    let names: Vec<&str> = r["phone"]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["result"]["event"].as_str())
+        .collect();
+    let first = names.iter().position(|n| *n == early);
+    let accepted = names.iter().position(|n| *n == "accepted");
+    assert!(
+        matches!((first, accepted), (Some(p), Some(a)) if p < a),
+        "{early} before accepted: {names:?}"
+    );
+    let heard: Vec<f64> = r["phone"]["earlyPeaks"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_f64).collect())
+        .unwrap_or_default();
+    let near = heard.iter().filter(|p| (*p - hz).abs() < 50.0).count();
+    assert!(
+        heard.len() >= 8 && near * 3 >= heard.len() * 2,
+        "the browser hears the early media: {heard:?}"
+    );
 }
 
 /// Audio went both ways: > 200 PCMU packets reached the phone carrying the browser's
@@ -236,28 +264,7 @@ async fn browser_hears_early_media() {
     );
     println!("sip side: {seen}");
     assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
-    let names: Vec<&str> = r["phone"]["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|e| e["result"]["event"].as_str())
-        .collect();
-    let progress = names.iter().position(|n| *n == "progress");
-    let accepted = names.iter().position(|n| *n == "accepted");
-    assert!(
-        matches!((progress, accepted), (Some(p), Some(a)) if p < a),
-        "progress before accepted: {names:?}"
-    );
-    // Before the answer: the phone's tone.
-    let early: Vec<f64> = r["phone"]["earlyPeaks"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect())
-        .unwrap_or_default();
-    let near = early.iter().filter(|p| (*p - 1000.0).abs() < 50.0).count();
-    assert!(
-        early.len() >= 8 && near * 3 >= early.len() * 2,
-        "the browser hears the early media: {early:?}"
-    );
+    assert_early_media(&r, "progress", 1000.0);
     // After it: the same stream goes on, and the browser's tone reaches the phone.
     assert!(hears(&r, 1000.0), "{r}");
     let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
@@ -363,6 +370,59 @@ async fn sipp_calls_browser() {
     assert!(
         matches!(status, Some(Ok(0))),
         "sipp's scenario completes: {status:?}"
+    );
+}
+
+/// Early media from the browser: sipp calls alice and wants a 183 with SDP; the
+/// browser answers with `progress` and `accept`s four seconds later. Before the 200
+/// the caller's tone reaches the browser and the browser's audio reaches the caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_answers_with_early_media() {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("sipp-uac-early").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let scenario = scenario_with_tone(&dir.0, "uac_early.xml", 1000);
+    let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
+    let pcap = dir.0.join("call.pcap");
+    let mut cap = capture(&pcap).expect("tcpdump");
+    let media = media_port.to_string();
+    let (r, status) = sipp_calls_alice(
+        &gw,
+        registrar.port,
+        "progress=4000",
+        &wav,
+        40,
+        &scenario,
+        &["-mi", "127.0.0.1", "-mp", &media, "-d", "5000"],
+        sip_port,
+        &dir.0,
+    )
+    .await;
+    cap.interrupt();
+    let seen = analyze_capture(&pcap, media_port).expect("capture");
+    println!("browser: {}", r["phone"]["events"]);
+    println!(
+        "browser stats: {} early peaks {} peaks {}",
+        r["phone"]["stats"], r["phone"]["earlyPeaks"], r["phone"]["peaks"]
+    );
+    println!("sip side: {seen}");
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(events_named(&r, "incomingcall").len(), 1, "{r}");
+    assert_early_media(&r, "progressing", 1000.0);
+    // The 183 is ours: the callee is not told of a `progress` of its own.
+    assert!(events_named(&r, "progress").is_empty(), "{r}");
+    // The browser's audio reached the caller before the 200 (4 s ≈ 200 packets).
+    let early = seen["early_packets"].as_u64().unwrap_or(0);
+    assert!(early > 100, "early media to the caller: {seen}");
+    assert_audio_both_ways(&r, &seen, 1000.0);
+    let hangup = events_named(&r, "hangup");
+    assert_eq!(hangup.len(), 1, "{r}");
+    assert_eq!(hangup[0]["result"]["code"], 200, "{r}");
+    assert!(
+        matches!(status, Some(Ok(0))),
+        "sipp got its 183 and 200: {status:?}"
     );
 }
 

@@ -12,7 +12,8 @@
 //!
 //! Calls: `call` (with the browser's JSEP offer; `transcode: false` keeps G.711 end
 //! to end), incoming calls (`incomingcall` with our JSEP offer, `missed_call` when
-//! busy), `accept`, `decline`, `send_ringing`, `hangup`, `hold`/`unhold`,
+//! busy), `accept`, `progress` (early media: a 183 with our SDP, `accept` later
+//! sends the 200), `decline`, `send_ringing`, `hangup`, `hold`/`unhold`,
 //! `dtmf_info`, `info`, `message` (in the call), `transfer` (blind REFER). The
 //! browser's own DTMF (telephone-events) reaches the phone as RFC 4733; the
 //! phone's becomes a `dtmf` event. The media half ([`CallMediaHandler`]) passes the
@@ -80,6 +81,9 @@ enum CallState {
     Calling,
     /// Incoming, offered to the browser.
     Ringing,
+    /// Incoming, the browser answered with `progress`: our 183 carries its media
+    /// (early media); `accept` sends the 200.
+    Progressing,
     /// Incoming, the browser accepted; our 200 is going out.
     Accepting,
     /// Answered, media flowing.
@@ -94,6 +98,7 @@ impl CallState {
         match self {
             CallState::Calling => "calling",
             CallState::Ringing => "ringing",
+            CallState::Progressing => "progressing",
             CallState::Accepting => "accepting",
             CallState::InCall => "incall",
             CallState::Ending => "ending",
@@ -434,41 +439,56 @@ impl Sip {
         Ok(())
     }
 
-    fn accept(
+    /// `accept` (200) or `progress` (183 with early media) for an incoming call. The
+    /// browser's JSEP answer comes with the first of them; `accept` after `progress`
+    /// needs none.
+    fn answer(
         &mut self,
         ctx: &mut PluginCtx<'_>,
         handle: HandleId,
         tx: &str,
         jsep: Option<&Jsep>,
+        early: bool,
     ) -> Result<(), Failure> {
-        let call = self.call_in(handle, &[CallState::Ringing])?;
-        let Some(answer) = jsep.filter(|j| j.kind == JsepKind::Answer) else {
-            return Err((
-                err::MISSING_SDP,
-                "Missing SDP (a JSEP answer is needed)".into(),
-            ));
+        let states: &[CallState] = if early {
+            &[CallState::Ringing]
+        } else {
+            &[CallState::Ringing, CallState::Progressing]
         };
-        let (to_bridge, from_browser) = mpsc::channel(64);
-        let (source, browser, stats) = (call.source, call.browser, call.stats.clone());
-        let media = Box::new(CallMediaHandler::new(to_bridge, call.mid, stats.clone()));
-        ctx.accept_answer(handle, answer, media, vec![source])
-            .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
-        call.state = CallState::Accepting;
-        ctx.push_event(
-            handle,
-            Some(tx),
-            result(json!({"event": "accepting"})),
-            None,
-        );
-        ctx.sip(SipCommand::InCall {
-            handle,
-            op: CallOp::Accept(CallMedia {
+        let call = self.call_in(handle, states)?;
+        let media = if call.state == CallState::Progressing {
+            // The media was set up by `progress`.
+            None
+        } else {
+            let Some(answer) = jsep.filter(|j| j.kind == JsepKind::Answer) else {
+                return Err((
+                    err::MISSING_SDP,
+                    "Missing SDP (a JSEP answer is needed)".into(),
+                ));
+            };
+            let (to_bridge, from_browser) = mpsc::channel(64);
+            let (source, browser, stats) = (call.source, call.browser, call.stats.clone());
+            let media = Box::new(CallMediaHandler::new(to_bridge, call.mid, stats.clone()));
+            ctx.accept_answer(handle, answer, media, vec![source])
+                .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
+            Some(CallMedia {
                 source,
                 from_browser,
                 browser,
                 stats,
-            }),
-        });
+            })
+        };
+        let (state, event, op) = match (early, media) {
+            (true, Some(media)) => (
+                CallState::Progressing,
+                "progressing",
+                CallOp::Progress(media),
+            ),
+            (_, media) => (CallState::Accepting, "accepting", CallOp::Accept(media)),
+        };
+        call.state = state;
+        ctx.push_event(handle, Some(tx), result(json!({ "event": event })), None);
+        ctx.sip(SipCommand::InCall { handle, op });
         Ok(())
     }
 
@@ -697,7 +717,8 @@ impl Sip {
                 }
             }
             "call" => self.call(ctx, handle, body, jsep),
-            "accept" => self.accept(ctx, handle, tx, jsep),
+            "accept" => self.answer(ctx, handle, tx, jsep, false),
+            "progress" => self.answer(ctx, handle, tx, jsep, true),
             "decline" => {
                 let code = match body.get("code") {
                     None => 486,
@@ -712,7 +733,7 @@ impl Sip {
                         }
                     },
                 };
-                let call = self.call_in(handle, &[CallState::Ringing])?;
+                let call = self.call_in(handle, &[CallState::Ringing, CallState::Progressing])?;
                 call.state = CallState::Ending;
                 ctx.push_event(
                     handle,
@@ -743,9 +764,10 @@ impl Sip {
                         CallState::Accepting,
                         CallState::InCall,
                         CallState::Ringing,
+                        CallState::Progressing,
                     ],
                 )?;
-                let op = if call.state == CallState::Ringing {
+                let op = if matches!(call.state, CallState::Ringing | CallState::Progressing) {
                     CallOp::Decline(480)
                 } else {
                     CallOp::Hangup
@@ -901,8 +923,8 @@ impl Sip {
                 });
                 Ok(())
             }
-            "progress" | "update" | "subscribe" | "unsubscribe" | "recording" | "keyframe"
-            | "rtp_forward" | "stop_rtp_forward" | "listforwarders" | "reset" => Err((
+            "update" | "subscribe" | "unsubscribe" | "recording" | "keyframe" | "rtp_forward"
+            | "stop_rtp_forward" | "listforwarders" | "reset" => Err((
                 err::INVALID_REQUEST,
                 format!("Request '{request}' is not supported yet"),
             )),
@@ -1043,7 +1065,10 @@ impl Plugin for Sip {
         if let Some(call) = self.handles.get_mut(&handle).and_then(|h| h.call.as_mut()) {
             if matches!(
                 call.state,
-                CallState::Calling | CallState::Accepting | CallState::InCall
+                CallState::Calling
+                    | CallState::Progressing
+                    | CallState::Accepting
+                    | CallState::InCall
             ) {
                 call.state = CallState::Ending;
                 ctx.sip(SipCommand::InCall {

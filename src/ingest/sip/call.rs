@@ -190,8 +190,9 @@ pub async fn incoming(
     codec: SipCodec,
     mut ops: mpsc::UnboundedReceiver<CallOp>,
 ) {
-    // Until the browser answers: ringing, decline, or the caller gives up.
-    let media = loop {
+    // Until the browser answers (or sends early media): ringing, decline, or the
+    // caller gives up.
+    let (media, early) = loop {
         tokio::select! {
             Some(state) = states.recv() => {
                 if let DialogState::Terminated(_, reason) = state {
@@ -201,7 +202,8 @@ pub async fn incoming(
                 }
             }
             op = ops.recv() => match op {
-                Some(CallOp::Accept(media)) => break media,
+                Some(CallOp::Accept(Some(media))) => break (media, false),
+                Some(CallOp::Progress(media)) => break (media, true),
                 Some(CallOp::Ringing) => {
                     if let Err(e) = dialog.ringing(None, None) {
                         tracing::debug!(error = %e, "180 not sent");
@@ -236,15 +238,25 @@ pub async fn incoming(
     let mut local = local;
     local.sdp.telephone_event = remote.telephone_event.map(|_| TELEPHONE_EVENT_PT);
     local.sdp.direction = remote.direction.reversed();
-    if let Err(e) = dialog.accept(
-        Some(vec![content_type("application/sdp")]),
-        Some(local.sdp.to_sdp().into_bytes()),
-    ) {
-        ctx.emit(ended(500, format!("200 not sent: {e}")));
+    let sdp = local.sdp.to_sdp().into_bytes();
+    let headers = Some(vec![content_type("application/sdp")]);
+    // A body makes rsipstack's provisional answer a 183 Session Progress.
+    let sent = if early {
+        dialog.ringing(headers, Some(sdp))
+    } else {
+        dialog.accept(headers, Some(sdp))
+    };
+    if let Err(e) = sent {
+        let code = if early { 183 } else { 200 };
+        ctx.emit(ended(500, format!("{code} not sent: {e}")));
         layer.remove_dialog(&dialog.id());
         return;
     }
-    let answer = Answer::Known(remote, codec);
+    let answer = if early {
+        Answer::Early(remote, codec)
+    } else {
+        Answer::Known(remote, codec)
+    };
     let end = in_call(&ctx, &dialog, &mut states, local, media, answer, &mut ops).await;
     layer.remove_dialog(&dialog.id());
     ctx.emit(end);
@@ -252,8 +264,11 @@ pub async fn incoming(
 
 /// Where the peer's SDP comes from.
 enum Answer {
-    /// An incoming call's offer, already checked: the codec to use.
+    /// An incoming call's offer, already checked, answered with our 200: the codec to use.
     Known(RemoteAudio, SipCodec),
+    /// The same, answered with our 183 (early media): the 200 waits for
+    /// [`CallOp::Accept`].
+    Early(RemoteAudio, SipCodec),
     /// Our INVITE's answer, still to come: a 183 with SDP (early media) or the 2xx.
     /// `codecs` are those we offered.
     Awaiting {
@@ -365,20 +380,29 @@ async fn in_call(
         tracing::info!(handle = %ctx.handle, remote = %remote.rtp, codec = codec.name(), "SIP media up");
         Bridge::new(now(), wall_clock(), setup, stats.clone()).map(|b| (b, codec))
     };
-    let (mut bridge, mut invite, codecs) = match answer {
-        Answer::Known(remote, codec) => match start(&remote, codec, our_sdp.direction) {
-            Ok(b) => {
-                ctx.emit(CallEvent::Accepted {
-                    codec: codec.name(),
-                });
-                (Some(b), None, vec![codec])
+    let early = matches!(answer, Answer::Early(..));
+    let (mut bridge, mut invite, codecs, mut unaccepted) = match answer {
+        Answer::Known(remote, codec) | Answer::Early(remote, codec) => {
+            match start(&remote, codec, our_sdp.direction) {
+                Ok(b) => {
+                    if !early {
+                        ctx.emit(CallEvent::Accepted {
+                            codec: codec.name(),
+                        });
+                    }
+                    (Some(b), None, vec![codec], early)
+                }
+                Err(e) if early => {
+                    let _ = dialog.reject(Some(StatusCode::ServerInternalError), None);
+                    return ended(500, format!("transcoder: {e}"));
+                }
+                Err(e) => {
+                    let _ = dialog.hangup().await;
+                    return ended(500, format!("transcoder: {e}"));
+                }
             }
-            Err(e) => {
-                let _ = dialog.hangup().await;
-                return ended(500, format!("transcoder: {e}"));
-            }
-        },
-        Answer::Awaiting { codecs, invite } => (None, Some(invite), codecs),
+        }
+        Answer::Awaiting { codecs, invite } => (None, Some(invite), codecs, false),
     };
     let mut send = |dest: Dest, d: &[u8]| {
         let r = match dest {
@@ -408,7 +432,8 @@ async fn in_call(
                 // Before the final answer, that answer says how the call ended.
                 Some(DialogState::Terminated(_, reason)) if invite.is_some() => ended_early = Some(reason),
                 Some(DialogState::Terminated(_, reason)) => return terminated(&reason),
-                Some(DialogState::Early(_, resp)) => {
+                // Provisional answers to our INVITE (not our own 183 to an incoming one).
+                Some(DialogState::Early(_, resp)) if invite.is_some() => {
                     ctx.emit(CallEvent::Progress {
                         code: resp.status_code.code(),
                         reason: resp.wire_reason.clone().unwrap_or_else(|| resp.status_code.text().to_owned()),
@@ -574,6 +599,28 @@ async fn in_call(
                     }
                     Some(other) => tracing::debug!(?other, "ignored before the call is answered"),
                 }
+            } else if unaccepted {
+                // Our 183 is out, early media flowing: the browser accepts or refuses.
+                match op {
+                    Some(CallOp::Accept(_)) => {
+                        let sdp = our_sdp.to_sdp().into_bytes();
+                        if let Err(e) = dialog.accept(Some(vec![content_type("application/sdp")]), Some(sdp)) {
+                            return ended(500, format!("200 not sent: {e}"));
+                        }
+                        unaccepted = false;
+                        let codec = bridge.as_ref().map(|(_, c)| c.name()).unwrap_or_default();
+                        ctx.emit(CallEvent::Accepted { codec });
+                    }
+                    Some(CallOp::Decline(code)) => {
+                        let _ = dialog.reject(Some(StatusCode::from(code)), None);
+                        return ended(code, StatusCode::from(code).text());
+                    }
+                    None | Some(CallOp::Hangup) => {
+                        let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
+                        return ended(480, "Temporarily Unavailable");
+                    }
+                    Some(other) => tracing::debug!(?other, "ignored before the call is accepted"),
+                }
             } else {
                 match op {
                 None | Some(CallOp::Hangup) => {
@@ -620,7 +667,7 @@ async fn in_call(
                         let _ = done.send(CallEvent::Delivery { what: "transfer", code, reason: StatusCode::from(code).text().to_owned() });
                     });
                 }
-                Some(CallOp::Accept(_) | CallOp::Ringing | CallOp::Decline(_)) => {}
+                Some(CallOp::Accept(_) | CallOp::Progress(_) | CallOp::Ringing | CallOp::Decline(_)) => {}
             }},
         }
     }

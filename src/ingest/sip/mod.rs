@@ -126,8 +126,12 @@ pub struct CallMedia {
 /// An operation on an existing call.
 #[derive(Debug)]
 pub enum CallOp {
-    /// Answer the incoming call (200 with our SDP) with this media.
-    Accept(CallMedia),
+    /// Answer the incoming call (200 with our SDP) with this media; none after
+    /// [`CallOp::Progress`], which set it up.
+    Accept(Option<CallMedia>),
+    /// Early media for the incoming call: 183 with our SDP, media both ways, the 200
+    /// when [`CallOp::Accept`] follows.
+    Progress(CallMedia),
     /// Send 180 Ringing.
     Ringing,
     /// Refuse the incoming call with this code.
