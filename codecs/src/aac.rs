@@ -21,6 +21,9 @@ pub enum TranscodeError {
     /// The G.722 codec refused its buffers.
     #[error("g722: {0}")]
     G722(#[from] audio_codec::CodecError),
+    /// A conversion this crate does not make.
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
 }
 
 /// AAC in, Opus out, with timestamps on the 48 kHz clock.

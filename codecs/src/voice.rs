@@ -1,4 +1,5 @@
 //! Voice between the browser (Opus) and SIP phones (G.711 or G.722), 20 ms at a time.
+//! A phone that speaks Opus itself needs none of this: its leg is relayed.
 //!
 //! No resampler: libopus encodes from and decodes to the phone codec's rate itself
 //! (8 kHz for G.711, 16 kHz for G.722; its decoder band-limits properly, its encoder
@@ -18,6 +19,8 @@ use crate::g711;
 pub const PHONE_FRAME: usize = 160;
 /// Opus RTP timestamp step per 20 ms (48 kHz clock).
 pub const OPUS_TS_STEP: u32 = 960;
+/// Our payload type for Opus, toward the browser and in our SIP offers.
+pub const OPUS_PT: u8 = 111;
 /// Most samples per 20 ms at a phone codec's rate (16 kHz).
 const MAX_FRAME_SAMPLES: usize = 320;
 /// Longest Opus packet decoded: 120 ms at 16 kHz.
@@ -32,6 +35,9 @@ pub enum PhoneCodec {
     Pcma,
     /// G.722 at 64 kbit/s, payload type 9: 16 kHz audio.
     G722,
+    /// Opus (RFC 7587), a dynamic payload type (ours: 111): the browser's own codec,
+    /// relayed as it is; the transcoders here refuse it.
+    Opus,
 }
 
 impl PhoneCodec {
@@ -41,6 +47,7 @@ impl PhoneCodec {
             PhoneCodec::Pcmu => 0,
             PhoneCodec::Pcma => 8,
             PhoneCodec::G722 => 9,
+            PhoneCodec::Opus => OPUS_PT,
         }
     }
 
@@ -50,6 +57,25 @@ impl PhoneCodec {
             PhoneCodec::Pcmu => "PCMU",
             PhoneCodec::Pcma => "PCMA",
             PhoneCodec::G722 => "G722",
+            PhoneCodec::Opus => "opus",
+        }
+    }
+
+    /// The RTP clock rate (G.722's is 8 kHz, RFC 3551; Opus's 48 kHz, RFC 7587).
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            PhoneCodec::Opus => 48_000,
+            _ => 8_000,
+        }
+    }
+
+    /// The SDP rtpmap encoding: name, clock rate and, for Opus, channels.
+    pub fn rtpmap(self) -> &'static str {
+        match self {
+            PhoneCodec::Pcmu => "PCMU/8000",
+            PhoneCodec::Pcma => "PCMA/8000",
+            PhoneCodec::G722 => "G722/8000",
+            PhoneCodec::Opus => "opus/48000/2",
         }
     }
 
@@ -65,6 +91,17 @@ impl PhoneCodec {
         match self {
             PhoneCodec::Pcmu | PhoneCodec::Pcma => 8_000,
             PhoneCodec::G722 => 16_000,
+            PhoneCodec::Opus => 48_000,
+        }
+    }
+
+    /// Refuses Opus, which is relayed, never transcoded to or from itself.
+    fn transcodable(self) -> Result<Self, TranscodeError> {
+        match self {
+            PhoneCodec::Opus => Err(TranscodeError::Unsupported(
+                "Opus is relayed, not transcoded",
+            )),
+            c => Ok(c),
         }
     }
 
@@ -148,6 +185,7 @@ pub struct OpusToPhone {
 impl OpusToPhone {
     /// A decoder toward `codec`.
     pub fn new(codec: PhoneCodec) -> Result<Self, TranscodeError> {
+        let codec = codec.transcodable()?;
         Ok(OpusToPhone {
             samples: codec.frame_samples(),
             encoder: Phone::encoder(codec),
@@ -212,6 +250,7 @@ pub struct PhoneToOpus {
 impl PhoneToOpus {
     /// An encoder from `codec`, tuned for voice over lossy paths: in-band FEC on.
     pub fn new(codec: PhoneCodec) -> Result<Self, TranscodeError> {
+        let codec = codec.transcodable()?;
         let mut encoder = opus::Encoder::new(
             codec.sample_rate(),
             opus::Channels::Mono,
@@ -349,6 +388,16 @@ mod tests {
 
     /// G.722 is wideband: a 6 kHz tone (beyond G.711's 4 kHz) survives the phone →
     /// browser path.
+    #[test]
+    fn opus_is_never_transcoded_to_itself() {
+        assert!(OpusToPhone::new(PhoneCodec::Opus).is_err());
+        assert!(PhoneToOpus::new(PhoneCodec::Opus).is_err());
+        assert_eq!(PhoneCodec::Opus.clock_rate(), 48_000);
+        assert_eq!(PhoneCodec::G722.clock_rate(), 8_000);
+        // Dynamic: no static payload type maps to it.
+        assert_eq!(PhoneCodec::from_pt(OPUS_PT), None);
+    }
+
     #[test]
     fn g722_carries_wideband_audio() {
         let packets = phone_packets(PhoneCodec::G722, &sine(6000.0, 16_000, 16_000));

@@ -17,30 +17,45 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = parse_dtmf_relay(&text);
     if let Ok(remote) = sdp::parse(&text) {
-        if let Ok(codec) = sdp::choose(&remote, &[SipCodec::Pcmu, SipCodec::Pcma]) {
-            let ours = LocalAudio {
+        let all = [SipCodec::Opus, SipCodec::G722, SipCodec::Pcmu, SipCodec::Pcma];
+        if let Ok(codec) = sdp::choose(&remote, &all) {
+            let mut ours = LocalAudio {
                 rtp: "127.0.0.1:20000".parse().unwrap(),
                 codecs: vec![codec],
-                telephone_event: remote.telephone_event.map(|_| 101),
+                telephone_event: None,
+                telephone_event_48k: None,
+                opus_pt: remote.pt(SipCodec::Opus),
                 direction: remote.direction.reversed(),
                 session_id: 1,
                 version: 1,
             };
-            assert_eq!(sdp::parse(&ours.to_sdp()).unwrap().codecs, vec![codec]);
+            ours.answer_events(&remote, codec);
+            let back = sdp::parse(&ours.to_sdp()).unwrap();
+            assert_eq!(back.codecs, vec![codec]);
+            assert_eq!(back.pt(codec), remote.pt(codec));
         }
     }
-    // The same bytes as datagrams: split on 0xFF 0xFF, alternate peer and stranger.
-    let remote = sdp::parse(
-        "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
-    )
-    .unwrap();
+    // The same bytes as datagrams: split on 0xFF 0xFF, alternate peer and stranger,
+    // into a transcoding (PCMU) or a relaying (Opus) bridge.
+    let (sdp, codec) = if data.first().is_some_and(|b| b & 1 == 1) {
+        (
+            "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 116 102\r\na=rtpmap:116 opus/48000/2\r\na=rtpmap:102 telephone-event/48000\r\n",
+            SipCodec::Opus,
+        )
+    } else {
+        (
+            "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
+            SipCodec::Pcmu,
+        )
+    };
+    let remote = sdp::parse(sdp).unwrap();
     let stats = Arc::new(BridgeStats::default());
     let now = Instant::now();
     let mut bridge = Bridge::new(
         now,
         UNIX_EPOCH,
         BridgeSetup {
-            codec: SipCodec::Pcmu,
+            codec,
             browser: BrowserCodec::Opus,
             remote,
             ssrc: 1,

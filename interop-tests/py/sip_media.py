@@ -168,7 +168,7 @@ def analyze(path, port):
         body = payload[12 + 4 * (payload[0] & 0x0F):]
         if pt == 0:
             samples.extend(ulaw_decode(b) for b in body)
-        elif pt >= 96 and len(body) >= 4 and body[1] & 0x80:
+        elif pt >= 96 and len(body) == 4 and body[1] & 0x80:  # RFC 4733: 4 bytes
             if (ts, body[0]) not in seen_events:
                 seen_events.add((ts, body[0]))
                 code = body[0]

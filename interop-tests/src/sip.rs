@@ -404,7 +404,9 @@ pub struct Baresip {
 impl Baresip {
     /// Starts baresip in `dir` (its config, log and recordings go there) for
     /// `user`/`password` at the kamailio on `registrar`, sending a `tone_hz` sine;
-    /// `dial` is a SIP URI it calls as soon as it is up.
+    /// `dial` is a SIP URI it calls as soon as it is up; `codecs` (e.g.
+    /// `"G722/16000/1,PCMU"`: baresip's own names and rates) narrows what it offers and accepts, else Opus, G.722, PCMU and
+    /// PCMA in that order.
     pub fn start(
         dir: &std::path::Path,
         user: &str,
@@ -412,13 +414,14 @@ impl Baresip {
         registrar: u16,
         tone_hz: u32,
         dial: Option<&str>,
+        codecs: Option<&str>,
     ) -> anyhow::Result<Baresip> {
         let dir = dir.join(format!("baresip-{user}"));
         std::fs::create_dir_all(dir.join("snd"))?;
         let (sip_port, cons_port, rtp_port) =
             (crate::free_port(), crate::free_port(), free_rtp_pair());
-        // Codecs in baresip's own order of preference (Opus first): the gateway has to
-        // pick its own (G.722, else G.711) out of a real multi-codec offer.
+        // Codecs in baresip's own order of preference (Opus first) unless narrowed: the
+        // gateway has to pick its own out of a real multi-codec offer.
         let config = format!(
             "poll_method epoll\n\
              sip_listen 127.0.0.1:{sip_port}\n\
@@ -453,7 +456,12 @@ impl Baresip {
         std::fs::write(dir.join("config"), config)?;
         std::fs::write(
             dir.join("accounts"),
-            format!("<sip:{user}@127.0.0.1:{registrar}>;auth_pass={password};answermode=auto\n"),
+            format!(
+                "<sip:{user}@127.0.0.1:{registrar}>;auth_pass={password};answermode=auto{}\n",
+                codecs
+                    .map(|c| format!(";audio_codecs={c}"))
+                    .unwrap_or_default()
+            ),
         )?;
         std::fs::write(
             dir.join("contacts"),

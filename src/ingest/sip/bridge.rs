@@ -1,5 +1,5 @@
 //! The media bridge of one call: the browser's Opus (or G.711) on one side, plain
-//! RTP/AVP G.711 or G.722 toward the SIP peer on the other. Sans-IO: every method takes
+//! RTP/AVP G.711, G.722 or Opus toward the SIP peer on the other. Sans-IO: every method takes
 //! `now` and hands what to send to a callback; the driver ([`super::call`]) owns the
 //! sockets and the 20 ms clock.
 //!
@@ -9,6 +9,9 @@
 //! * Phone → browser: G.711/G.722 packets go through a small adaptive jitter buffer and
 //!   are re-encoded to 20 ms Opus packets on a 48 kHz timeline; RFC 4733 packets
 //!   become [`BridgeEvent::Dtmf`].
+//! * A phone that speaks Opus gets the browser's packets as they are (our SSRC,
+//!   sequence and timeline), and its own go to the browser through the same jitter
+//!   buffer without a codec in between; RFC 4733 then runs on the 48 kHz clock.
 //! * Symmetric RTP without "RTP Bleed": we send to the address in the peer's SDP and
 //!   accept media from it; a peer behind NAT whose media comes from elsewhere is
 //!   latched once, after a few consecutive packets of one SSRC with the negotiated
@@ -24,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cardea_codecs::voice::{OpusToPhone, PhoneToOpus, PHONE_FRAME};
+use cardea_codecs::voice::{OpusToPhone, PhoneToOpus, OPUS_TS_STEP, PHONE_FRAME};
 
 use super::sdp::{Direction, RemoteAudio, SipCodec};
 use crate::ingest::rtp::RtpHeader;
@@ -285,8 +288,10 @@ struct JitterBuffer {
     buffered: u32,
     /// Depth to reach before playout starts, in packets.
     target: u32,
-    /// RFC 3550 interarrival jitter, in 8 kHz units ×16.
+    /// RFC 3550 interarrival jitter, in RTP clock units ×16.
     jitter16: u32,
+    /// The RTP clock, kHz (8, or 48 for Opus).
+    clock_khz: u32,
     last_transit: Option<i64>,
     /// Consecutive ticks found empty.
     empty_ticks: u32,
@@ -307,7 +312,7 @@ enum Played {
 }
 
 impl JitterBuffer {
-    fn new() -> Self {
+    fn new(clock_khz: u32) -> Self {
         JitterBuffer {
             slots: Box::new(
                 [Slot {
@@ -321,6 +326,7 @@ impl JitterBuffer {
             buffered: 0,
             target: 2,
             jitter16: 0,
+            clock_khz,
             last_transit: None,
             empty_ticks: 0,
             deep_ticks: 0,
@@ -331,12 +337,15 @@ impl JitterBuffer {
         }
     }
 
-    /// Stores a packet; false when it is late or cannot be kept.
-    fn push(&mut self, seq: u16, ts: u32, arrival_8k: i64, payload: &[u8]) -> bool {
+    /// Stores a packet (`arrival` in RTP clock units); false when it is late or
+    /// cannot be kept.
+    fn push(&mut self, seq: u16, ts: u32, arrival: i64, payload: &[u8]) -> bool {
         // RFC 3550 A.8 jitter, to size the buffer.
-        let transit = arrival_8k - ts as i64;
+        let transit = arrival - ts as i64;
         if let Some(last) = self.last_transit {
-            let d = (transit - last).unsigned_abs().min(80_000) as u32;
+            let d = (transit - last)
+                .unsigned_abs()
+                .min(10_000 * self.clock_khz as u64) as u32;
             self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
         }
         self.last_transit = Some(transit);
@@ -395,7 +404,7 @@ impl JitterBuffer {
 
     /// Jitter in ms (RFC 3550 estimate).
     fn jitter_ms(&self) -> u32 {
-        (self.jitter16 >> 4) / 8
+        (self.jitter16 >> 4) / self.clock_khz
     }
 
     /// Takes the packet due now, if any, into `out`.
@@ -466,7 +475,7 @@ impl JitterBuffer {
         (Played::Lost(self.last_len), 0)
     }
 
-    /// (fraction lost ×256, cumulative lost, extended highest seq, jitter in 8 kHz units).
+    /// (fraction lost ×256, cumulative lost, extended highest seq, jitter in clock units).
     fn report(&self) -> Option<(u8, u32, u32, u32)> {
         let base = self.base_seq?;
         let expected = self.max_seq.wrapping_sub(base).wrapping_add(1);
@@ -486,9 +495,9 @@ struct OutEvent {
     code: u8,
     /// Timestamp of the event (its start).
     ts: u32,
-    /// Duration so far, 8 kHz units.
+    /// Duration so far, RTP clock units.
     duration: u16,
-    /// Total, 8 kHz units.
+    /// Total, RTP clock units.
     total: u16,
     /// End packets left to send.
     ends_left: u8,
@@ -498,6 +507,10 @@ struct OutEvent {
 /// One call's bridge.
 pub struct Bridge {
     codec: SipCodec,
+    /// The peer's payload type for the codec (ours may differ for Opus: both accepted).
+    pt: u8,
+    /// RTP clock units per ms on the SIP leg (8, or 48 for Opus).
+    units_per_ms: u32,
     browser: BrowserCodec,
     to_sip: Option<OpusToPhone>,
     to_browser: Option<PhoneToOpus>,
@@ -511,7 +524,7 @@ pub struct Bridge {
     /// Last browser RTP timestamp, to notice lost packets.
     browser_ts: Option<u32>,
     /// RTP timestamp step of the browser's frames (960 for 20 ms Opus, 160 for G.711).
-    /// (The phone side's clock is 8 kHz for G.722 too.)
+    /// (The phone side's clock is 8 kHz for G.722 too, 48 kHz for Opus.)
     browser_step: u32,
     /// Timeline toward the browser.
     out_ts: u32,
@@ -541,6 +554,8 @@ impl Bridge {
         stats: Arc<BridgeStats>,
     ) -> Result<Bridge, String> {
         let (to_sip, to_browser) = match setup.browser {
+            // Opus both sides: relayed.
+            BrowserCodec::Opus if setup.codec == SipCodec::Opus => (None, None),
             BrowserCodec::Opus => (
                 Some(OpusToPhone::new(setup.codec).map_err(|e| e.to_string())?),
                 Some(PhoneToOpus::new(setup.codec).map_err(|e| e.to_string())?),
@@ -548,12 +563,15 @@ impl Bridge {
             BrowserCodec::Same => (None, None),
         };
         let rtcp_to = setup.remote.rtcp;
+        let units_per_ms = setup.codec.clock_rate() / 1000;
         Ok(Bridge {
             codec: setup.codec,
+            pt: setup.remote.pt(setup.codec),
+            units_per_ms,
             browser: setup.browser,
             to_sip,
             to_browser,
-            te_pt: setup.remote.telephone_event,
+            te_pt: setup.remote.telephone_event_for(setup.codec),
             latch: Latch::new(setup.remote.rtp),
             rtcp_to,
             direction: setup.direction,
@@ -566,7 +584,7 @@ impl Bridge {
                 BrowserCodec::Same => 160,
             },
             out_ts: setup.ssrc.rotate_left(13),
-            jitter: JitterBuffer::new(),
+            jitter: JitterBuffer::new(units_per_ms),
             owed: 0,
             slot: [0; SLOT_BYTES],
             packet: [0; 12 + SLOT_BYTES],
@@ -589,8 +607,11 @@ impl Bridge {
             self.latch = Latch::new(remote.rtp);
             self.rtcp_to = remote.rtcp;
         }
-        if remote.telephone_event.is_some() {
-            self.te_pt = remote.telephone_event;
+        if let Some(te) = remote.telephone_event_for(self.codec) {
+            self.te_pt = Some(te);
+        }
+        if self.codec == SipCodec::Opus {
+            self.pt = remote.pt(SipCodec::Opus);
         }
     }
 
@@ -619,15 +640,16 @@ impl Bridge {
         self.seq = self.seq.wrapping_add(1);
     }
 
-    fn send_frame(&mut self, frame: &[u8], send: &mut dyn FnMut(Dest, &[u8])) {
+    /// Sends one frame lasting `units` of the RTP clock.
+    fn send_frame(&mut self, frame: &[u8], units: u32, send: &mut dyn FnMut(Dest, &[u8])) {
         if !self.direction.sends() {
-            self.ts = self.ts.wrapping_add(frame.len() as u32);
+            self.ts = self.ts.wrapping_add(units);
             return;
         }
         let ts = self.ts;
-        self.header(self.codec.pt(), false, ts);
+        self.header(self.pt, false, ts);
         self.packet[12..12 + frame.len()].copy_from_slice(frame);
-        self.ts = self.ts.wrapping_add(frame.len() as u32);
+        self.ts = self.ts.wrapping_add(units);
         send(
             Dest::Rtp(self.latch.target()),
             &self.packet[..12 + frame.len()],
@@ -651,10 +673,12 @@ impl Bridge {
         };
         self.browser_ts = Some(rtp_ts);
         let Some(dec) = self.to_sip.as_mut() else {
-            // Passthrough: the browser's G.711 goes out as it is.
+            // Passthrough: the browser's G.711 or Opus goes out as it is; the browser's
+            // clock is the peer's.
             if payload.len() <= SLOT_BYTES {
-                self.ts = self.ts.wrapping_add(gap * 160);
-                self.send_frame(payload, send);
+                let step = self.browser_step;
+                self.ts = self.ts.wrapping_add(gap * step);
+                self.send_frame(payload, step, send);
             }
             return;
         };
@@ -678,7 +702,7 @@ impl Bridge {
             tracing::debug!(error = %e, "undecodable Opus packet from the browser");
         }
         for f in &frames[..n] {
-            self.send_frame(f, send);
+            self.send_frame(f, PHONE_FRAME as u32, send);
         }
     }
 
@@ -686,21 +710,27 @@ impl Bridge {
     /// event), forwarded as RFC 4733. Until the browser's end report, the event is
     /// kept going 200 ms past the last report, so a lost end report cannot make it endless.
     pub fn browser_dtmf(&mut self, ts: u32, code: u8, end: bool, duration: Duration) {
-        let units = (duration.as_millis() as u64 * 8).min(u16::MAX as u64 - 1600) as u16;
+        // 200 ms past the last report, and the least an ended event lasts (40 ms).
+        let (pad, least) = (
+            200 * self.units_per_ms as u16,
+            40 * self.units_per_ms as u16,
+        );
+        let units = (duration.as_millis() as u64 * self.units_per_ms as u64)
+            .min((u16::MAX - pad) as u64) as u16;
         if self.browser_event == Some(ts) {
             if let Some(ev) = &mut self.dtmf {
                 if ev.code == code {
                     ev.total = if end {
                         units.max(ev.duration)
                     } else {
-                        units + 1600
+                        units + pad
                     };
                 }
             }
             return;
         }
         self.browser_event = Some(ts);
-        self.start_dtmf(code, if end { units.max(320) } else { units + 1600 });
+        self.start_dtmf(code, if end { units.max(least) } else { units + pad });
     }
 
     /// Sends a DTMF digit as RFC 4733 packets lasting `duration_ms`.
@@ -708,7 +738,8 @@ impl Bridge {
         let (Some(code), Some(_)) = (dtmf_code(digit), self.te_pt) else {
             return false;
         };
-        let units = (duration_ms.clamp(40, 6000) * 8) as u16;
+        // The duration field is 16 bits: up to 8 s at 8 kHz, 1.3 s at 48 kHz.
+        let units = (duration_ms.max(40) * self.units_per_ms).min(u16::MAX as u32 - 960) as u16;
         self.start_dtmf(code, units);
         true
     }
@@ -730,7 +761,7 @@ impl Bridge {
             self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let media = h.pt == self.codec.pt();
+        let media = h.pt == self.pt || h.pt == self.codec.pt();
         let event = Some(h.pt) == self.te_pt;
         if !media && !event {
             self.stats.dropped_garbage.fetch_add(1, Ordering::Relaxed);
@@ -753,7 +784,9 @@ impl Bridge {
         if !self.direction.receives() {
             return;
         }
-        let arrival = (now.saturating_duration_since(self.epoch).as_micros() / 125) as i64;
+        let arrival = (now.saturating_duration_since(self.epoch).as_micros()
+            * self.units_per_ms as u128
+            / 1000) as i64;
         if !self.jitter.push(h.seq, h.timestamp, arrival, payload) {
             self.stats.dropped_late.fetch_add(1, Ordering::Relaxed);
         }
@@ -767,7 +800,7 @@ impl Bridge {
         }
         self.last_dtmf_in = Some(ts);
         if let Some(digit) = dtmf_digit(p[0]) {
-            let duration = u16::from_be_bytes([p[2], p[3]]) as u32 / 8;
+            let duration = u16::from_be_bytes([p[2], p[3]]) as u32 / self.units_per_ms;
             self.events.push_back(BridgeEvent::Dtmf {
                 digit,
                 duration_ms: duration,
@@ -802,13 +835,15 @@ impl Bridge {
             let (played, len) = self.jitter.pop(&mut self.slot);
             match played {
                 Played::Packet => {
-                    self.owed -= len as i32;
-                    self.play(len, to_browser);
+                    let ticks = self.ticks(len);
+                    self.owed -= ticks as i32;
+                    self.play(len, ticks, to_browser);
                 }
                 Played::Lost(len) => {
                     self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    self.owed -= len as i32;
-                    self.out_ts = self.out_ts.wrapping_add(self.browser_units(len as u32));
+                    let ticks = self.ticks(len as usize);
+                    self.owed -= ticks as i32;
+                    self.out_ts = self.out_ts.wrapping_add(self.browser_units(ticks));
                 }
                 Played::Nothing => {
                     self.owed = 0;
@@ -822,6 +857,16 @@ impl Bridge {
         }
     }
 
+    /// How long a packet of `len` bytes from the peer plays, in 8 kHz ticks: G.711 and
+    /// G.722 carry one byte per tick; Opus packets are taken as 20 ms (our `ptime`).
+    fn ticks(&self, len: usize) -> u32 {
+        match self.codec {
+            SipCodec::Opus => PHONE_FRAME as u32,
+            _ => len as u32,
+        }
+    }
+
+    /// 8 kHz ticks on the browser's RTP clock (48 kHz for Opus).
     fn browser_units(&self, phone_ticks: u32) -> u32 {
         match self.browser {
             BrowserCodec::Opus => phone_ticks * 6,
@@ -829,19 +874,20 @@ impl Bridge {
         }
     }
 
-    fn play(&mut self, len: usize, to_browser: &mut dyn FnMut(&[u8], u32)) {
+    fn play(&mut self, len: usize, ticks: u32, to_browser: &mut dyn FnMut(&[u8], u32)) {
+        let step = self.browser_units(ticks);
         let stats = &self.stats;
         match &mut self.to_browser {
             None => {
                 to_browser(&self.slot[..len], self.out_ts);
-                self.out_ts = self.out_ts.wrapping_add(len as u32);
+                self.out_ts = self.out_ts.wrapping_add(step);
                 stats.browser_out.fetch_add(1, Ordering::Relaxed);
             }
             Some(enc) => {
                 let out_ts = &mut self.out_ts;
                 let r = enc.push(&self.slot[..len], &mut |opus| {
                     to_browser(opus, *out_ts);
-                    *out_ts = out_ts.wrapping_add(960);
+                    *out_ts = out_ts.wrapping_add(OPUS_TS_STEP);
                     stats.browser_out.fetch_add(1, Ordering::Relaxed);
                 });
                 if let Err(e) = r {
@@ -856,7 +902,8 @@ impl Bridge {
             self.dtmf = None;
             return;
         };
-        ev.duration = ev.duration.saturating_add(PHONE_FRAME as u16).min(ev.total);
+        let frame = (20 * self.units_per_ms) as u16;
+        ev.duration = ev.duration.saturating_add(frame).min(ev.total);
         let end = ev.duration >= ev.total;
         let marker = ev.first;
         ev.first = false;
@@ -941,10 +988,16 @@ mod tests {
     const PEER: &str = "127.0.0.1:40000";
 
     fn setup(browser: BrowserCodec) -> (Bridge, Arc<BridgeStats>, Instant) {
-        let remote = sdp::parse(
-            "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
-        )
-        .unwrap();
+        let pcmu = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n";
+        setup_with(pcmu, SipCodec::Pcmu, browser)
+    }
+
+    fn setup_with(
+        sdp: &str,
+        codec: SipCodec,
+        browser: BrowserCodec,
+    ) -> (Bridge, Arc<BridgeStats>, Instant) {
+        let remote = sdp::parse(sdp).unwrap();
         let stats = Arc::new(BridgeStats::default());
         #[allow(clippy::disallowed_methods)] // a starting point; the tests move time themselves
         let now = Instant::now();
@@ -952,7 +1005,7 @@ mod tests {
             now,
             UNIX_EPOCH + Duration::from_secs(1_700_000_000),
             BridgeSetup {
-                codec: SipCodec::Pcmu,
+                codec,
                 browser,
                 remote,
                 ssrc: 0x1234_5678,
@@ -1132,6 +1185,92 @@ mod tests {
         assert!(events.iter().all(|e| e.1 == 11 && e.4 == events[0].4));
         assert_eq!(events.iter().filter(|e| e.2).count(), 3);
         assert_eq!(events.last().unwrap().3, 800);
+    }
+
+    /// What baresip offers first: Opus under its own payload type, events at 48 kHz.
+    const OPUS_PHONE: &str = "v=0\r\nc=IN IP4 127.0.0.1\r\nm=audio 40000 RTP/AVP 116 9 0 102\r\na=rtpmap:116 opus/48000/2\r\na=fmtp:116 stereo=1;sprop-stereo=1\r\na=rtpmap:102 telephone-event/48000\r\n";
+
+    #[test]
+    fn an_opus_phone_is_relayed_both_ways_untouched() {
+        let (mut b, stats, now) = setup_with(OPUS_PHONE, SipCodec::Opus, BrowserCodec::Opus);
+        let peer: SocketAddr = PEER.parse().unwrap();
+        // Browser → phone: the same bytes, the phone's payload type, our SSRC and
+        // sequence, the browser's timeline (a lost packet leaves its 960 gap).
+        let mut sent: Vec<Vec<u8>> = Vec::new();
+        for (i, ts) in [1000u32, 1960, 3880].into_iter().enumerate() {
+            b.from_browser(&[i as u8 + 1; 90], ts, &mut |_, p| sent.push(p.to_vec()));
+        }
+        assert_eq!(sent.len(), 3);
+        let field = |p: &Vec<u8>, r: std::ops::Range<usize>| {
+            p[r].iter().fold(0u32, |a, b| a << 8 | *b as u32)
+        };
+        for (i, p) in sent.iter().enumerate() {
+            assert_eq!(p[1], 116);
+            assert_eq!(field(p, 8..12), 0x1234_5678);
+            assert_eq!(&p[12..], &[i as u8 + 1; 90][..]);
+        }
+        assert_eq!(field(&sent[1], 2..4), field(&sent[0], 2..4) + 1);
+        assert_eq!(
+            field(&sent[1], 4..8).wrapping_sub(field(&sent[0], 4..8)),
+            960
+        );
+        assert_eq!(
+            field(&sent[2], 4..8).wrapping_sub(field(&sent[1], 4..8)),
+            1920
+        );
+        // Phone → browser: its packets (either payload type) in order, 960 apart,
+        // through the jitter buffer but no codec.
+        for seq in [0u16, 1, 3, 2] {
+            let pt = if seq == 1 { 111 } else { 116 };
+            let p = rtp(pt, seq, seq as u32 * 960, 9, &[0xA0 + seq as u8; 70]);
+            b.from_sip(now, peer, &p);
+        }
+        let out = play(&mut b, now, 6);
+        let firsts: Vec<u8> = out.iter().map(|(p, _)| p[0]).collect();
+        assert_eq!(firsts, vec![0xA0, 0xA1, 0xA2, 0xA3], "{out:?}");
+        assert!(out.iter().all(|(p, _)| p.len() == 70));
+        assert!(out.windows(2).all(|w| w[1].1.wrapping_sub(w[0].1) == 960));
+        assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 0);
+        // PCMU is not what this call negotiated.
+        b.from_sip(now, peer, &rtp(0, 4, 4 * 960, 9, &[0; 160]));
+        assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn beside_opus_dtmf_runs_on_the_48khz_clock() {
+        let (mut b, _, now) = setup_with(OPUS_PHONE, SipCodec::Opus, BrowserCodec::Opus);
+        let peer: SocketAddr = PEER.parse().unwrap();
+        assert!(b.send_dtmf('5', 100));
+        let mut packets: Vec<Vec<u8>> = Vec::new();
+        for i in 0..10 {
+            b.tick(
+                now + Duration::from_millis(20 * i),
+                &mut |d, p| {
+                    if matches!(d, Dest::Rtp(_)) {
+                        packets.push(p.to_vec())
+                    }
+                },
+                &mut |_, _| {},
+            );
+        }
+        let durations: Vec<u16> = packets
+            .iter()
+            .filter(|p| p[1] & 0x7f == 102)
+            .map(|p| u16::from_be_bytes([p[14], p[15]]))
+            .collect();
+        // 100 ms = 4800 units at 48 kHz, 960 per 20 ms; the end sent three times.
+        assert_eq!(durations, vec![960, 1920, 2880, 3840, 4800, 4800, 4800]);
+        // The phone's 100 ms digit, on its 48 kHz clock.
+        let mut ev = vec![9, 0x80 | 10];
+        ev.extend_from_slice(&4800u16.to_be_bytes());
+        b.from_sip(now, peer, &rtp(102, 7, 48_000, 3, &ev));
+        assert_eq!(
+            b.poll_event(),
+            Some(BridgeEvent::Dtmf {
+                digit: '9',
+                duration_ms: 100
+            })
+        );
     }
 
     #[test]

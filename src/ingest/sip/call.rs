@@ -23,8 +23,16 @@ use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
 
 /// Our telephone-event payload type on the SIP leg.
 const TELEPHONE_EVENT_PT: u8 = 101;
-/// The codecs we offer and accept on the SIP leg, preferred first: G.722 is wideband.
-pub const SIP_CODECS: [SipCodec; 3] = [SipCodec::G722, SipCodec::Pcmu, SipCodec::Pcma];
+/// Ours for telephone-event/48000, offered beside Opus.
+const TELEPHONE_EVENT_48K_PT: u8 = 102;
+/// The codecs we offer and accept on the SIP leg, preferred first: Opus is the
+/// browser's own (relayed, no transcoding, fullband), G.722 is wideband.
+pub const SIP_CODECS: [SipCodec; 4] = [
+    SipCodec::Opus,
+    SipCodec::G722,
+    SipCodec::Pcmu,
+    SipCodec::Pcma,
+];
 /// How long an INFO/MESSAGE/REFER/re-INVITE waits for its answer (timer F).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(32);
 
@@ -125,6 +133,9 @@ struct LocalMedia {
 async fn local_media(ctx: &CallCtx, codecs: Vec<SipCodec>) -> std::io::Result<LocalMedia> {
     let (rtp, rtcp) = bind_pair(ctx.media_ip).await?;
     let port = rtp.local_addr()?.port();
+    let telephone_event_48k = codecs
+        .contains(&SipCodec::Opus)
+        .then_some(TELEPHONE_EVENT_48K_PT);
     Ok(LocalMedia {
         rtp,
         rtcp,
@@ -132,6 +143,8 @@ async fn local_media(ctx: &CallCtx, codecs: Vec<SipCodec>) -> std::io::Result<Lo
             rtp: SocketAddr::new(ctx.sdp_ip, port),
             codecs,
             telephone_event: Some(TELEPHONE_EVENT_PT),
+            telephone_event_48k,
+            opus_pt: SipCodec::Opus.pt(),
             direction: Direction::SendRecv,
             session_id: rand::random::<u32>() as u64,
             version: 1,
@@ -236,7 +249,9 @@ pub async fn incoming(
         }
     };
     let mut local = local;
-    local.sdp.telephone_event = remote.telephone_event.map(|_| TELEPHONE_EVENT_PT);
+    // The answer takes the offer's payload types (RFC 3264 §6.1).
+    local.sdp.opus_pt = remote.pt(SipCodec::Opus);
+    local.sdp.answer_events(&remote, codec);
     local.sdp.direction = remote.direction.reversed();
     let sdp = local.sdp.to_sdp().into_bytes();
     let headers = Some(vec![content_type("application/sdp")]);
@@ -550,6 +565,9 @@ async fn in_call(
                 let codec = bridge.as_ref().map(|(_, c)| *c);
                 // Later offers (hold, resume) carry only the codec the call settled on.
                 our_sdp.codecs = codec.into_iter().collect();
+                if let Some(c) = codec {
+                    our_sdp.settle_events(c);
+                }
                 ctx.emit(CallEvent::Accepted { codec: codec.map(SipCodec::name).unwrap_or_default() });
             }
             r = rtp.recv_from(&mut buf) => {

@@ -76,6 +76,10 @@ pub struct RemoteAudio {
     pub codecs: Vec<SipCodec>,
     /// The telephone-event/8000 payload type, if offered.
     pub telephone_event: Option<u8>,
+    /// The telephone-event/48000 payload type (DTMF beside Opus), if offered.
+    pub telephone_event_48k: Option<u8>,
+    /// The peer's payload type for Opus (dynamic), if offered.
+    pub opus_pt: Option<u8>,
     /// The stream's direction as the peer wrote it.
     pub direction: Direction,
     /// Packet time asked for, ms.
@@ -102,8 +106,8 @@ pub enum SdpError {
     /// Only secure or other profiles offered.
     #[error("unsupported transport profile {0} (RTP/AVP expected)")]
     Profile(String),
-    /// None of PCMU or PCMA.
-    #[error("no codec in common (PCMU or PCMA needed)")]
+    /// None of Opus, G.722, PCMU or PCMA.
+    #[error("no codec in common (Opus, G.722, PCMU or PCMA needed)")]
     NoCodec,
 }
 
@@ -247,14 +251,23 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
             .map(|(_, e)| e.as_str())
     };
     let mut codecs = Vec::new();
-    let mut telephone_event = None;
+    let (mut telephone_event, mut telephone_event_48k, mut opus_pt) = (None, None, None);
     for &pt in &pts {
         let codec = match rtpmap(pt) {
             Some(e) if e.starts_with("pcmu/8000") => Some(SipCodec::Pcmu),
             Some(e) if e.starts_with("pcma/8000") => Some(SipCodec::Pcma),
             Some(e) if e.starts_with("g722/8000") => Some(SipCodec::G722),
+            // RFC 7587: always 48000/2, whatever the peer plays.
+            Some(e) if e.starts_with("opus/48000") && pt >= 96 => {
+                opus_pt.get_or_insert(pt);
+                Some(SipCodec::Opus)
+            }
             Some(e) if e.starts_with("telephone-event/8000") => {
                 telephone_event.get_or_insert(pt);
+                None
+            }
+            Some(e) if e.starts_with("telephone-event/48000") => {
+                telephone_event_48k.get_or_insert(pt);
                 None
             }
             Some(_) => None,
@@ -273,10 +286,31 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
         rtcp: SocketAddr::new(ip, if port == 0 { 0 } else { rtcp_port }),
         codecs,
         telephone_event,
+        telephone_event_48k,
+        opus_pt,
         direction: media_direction.unwrap_or(session_direction),
         ptime,
         origin,
     })
+}
+
+impl RemoteAudio {
+    /// The payload type the peer gave `codec` (Opus's is dynamic).
+    pub fn pt(&self, codec: SipCodec) -> u8 {
+        match codec {
+            SipCodec::Opus => self.opus_pt.unwrap_or(codec.pt()),
+            c => c.pt(),
+        }
+    }
+
+    /// The peer's telephone-event payload type on `codec`'s clock (RFC 4733 events
+    /// share the audio's timestamps).
+    pub fn telephone_event_for(&self, codec: SipCodec) -> Option<u8> {
+        match codec.clock_rate() {
+            48_000 => self.telephone_event_48k,
+            _ => self.telephone_event,
+        }
+    }
 }
 
 /// Our audio stream, as we describe it in an offer or answer.
@@ -286,8 +320,12 @@ pub struct LocalAudio {
     pub rtp: SocketAddr,
     /// Payload types we offer or the one we answer with, preferred first.
     pub codecs: Vec<SipCodec>,
-    /// Our telephone-event payload type.
+    /// Our telephone-event/8000 payload type.
     pub telephone_event: Option<u8>,
+    /// Our telephone-event/48000 payload type (beside Opus).
+    pub telephone_event_48k: Option<u8>,
+    /// Our payload type for Opus (an answer takes the offer's).
+    pub opus_pt: u8,
     /// Our direction.
     pub direction: Direction,
     /// `o=` session id (fixed for the call).
@@ -297,6 +335,24 @@ pub struct LocalAudio {
 }
 
 impl LocalAudio {
+    /// In an answer with `codec`: the offer's telephone-event on that codec's clock,
+    /// under the offer's payload type (RFC 3264 §6.1), none on the other clock.
+    pub fn answer_events(&mut self, offer: &RemoteAudio, codec: SipCodec) {
+        let te = offer.telephone_event_for(codec);
+        (self.telephone_event, self.telephone_event_48k) = match codec.clock_rate() {
+            48_000 => (None, te),
+            _ => (te, None),
+        };
+    }
+
+    /// Once the call settled on `codec`: keep only the telephone-event on its clock.
+    pub fn settle_events(&mut self, codec: SipCodec) {
+        match codec.clock_rate() {
+            48_000 => self.telephone_event = None,
+            _ => self.telephone_event_48k = None,
+        }
+    }
+
     /// The SDP text.
     pub fn to_sdp(&self) -> String {
         use std::fmt::Write;
@@ -310,21 +366,37 @@ impl LocalAudio {
             self.version,
             self.rtp.port()
         );
+        let pt = |c: &SipCodec| match c {
+            SipCodec::Opus => self.opus_pt,
+            c => c.pt(),
+        };
+        let events = [
+            (self.telephone_event, 8000),
+            (self.telephone_event_48k, 48000),
+        ];
         for c in &self.codecs {
-            let _ = write!(s, " {}", c.pt());
+            let _ = write!(s, " {}", pt(c));
         }
-        if let Some(te) = self.telephone_event {
-            let _ = write!(s, " {te}");
+        for (te, _) in events {
+            if let Some(te) = te {
+                let _ = write!(s, " {te}");
+            }
         }
         s.push_str("\r\n");
         for c in &self.codecs {
-            let _ = write!(s, "a=rtpmap:{} {}/8000\r\n", c.pt(), c.name());
+            let _ = write!(s, "a=rtpmap:{} {}\r\n", pt(c), c.rtpmap());
+            if *c == SipCodec::Opus {
+                // Mono voice with in-band FEC, as the browser sends it.
+                let _ = write!(s, "a=fmtp:{} useinbandfec=1\r\n", pt(c));
+            }
         }
-        if let Some(te) = self.telephone_event {
-            let _ = write!(
-                s,
-                "a=rtpmap:{te} telephone-event/8000\r\na=fmtp:{te} 0-16\r\n"
-            );
+        for (te, clock) in events {
+            if let Some(te) = te {
+                let _ = write!(
+                    s,
+                    "a=rtpmap:{te} telephone-event/{clock}\r\na=fmtp:{te} 0-16\r\n"
+                );
+            }
         }
         let _ = write!(
             s,
@@ -388,6 +460,74 @@ mod tests {
         );
     }
 
+    /// What Debian's baresip 1.0 offers with its opus module loaded (audio part).
+    const BARESIP_OPUS_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10234 RTP/AVP 116 9 0 8 101\r\na=rtpmap:116 opus/48000/2\r\na=fmtp:116 stereo=1;sprop-stereo=1\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+
+    #[test]
+    fn opus_under_a_dynamic_payload_type() {
+        let r = parse(BARESIP_OPUS_OFFER).unwrap();
+        assert_eq!(
+            r.codecs,
+            vec![
+                SipCodec::Opus,
+                SipCodec::G722,
+                SipCodec::Pcmu,
+                SipCodec::Pcma
+            ]
+        );
+        assert_eq!(r.pt(SipCodec::Opus), 116);
+        assert_eq!(r.pt(SipCodec::Pcmu), 0);
+        // Its events are on the 8 kHz clock only: none beside Opus.
+        assert_eq!(r.telephone_event_for(SipCodec::Opus), None);
+        assert_eq!(r.telephone_event_for(SipCodec::G722), Some(101));
+        // An answer with Opus takes 116 and has no telephone-event to offer back.
+        let mut ours = LocalAudio {
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            codecs: vec![SipCodec::Opus],
+            telephone_event: Some(101),
+            telephone_event_48k: Some(102),
+            opus_pt: r.pt(SipCodec::Opus),
+            direction: Direction::SendRecv,
+            session_id: 7,
+            version: 1,
+        };
+        ours.answer_events(&r, SipCodec::Opus);
+        let sdp = ours.to_sdp();
+        assert!(sdp.contains("m=audio 20000 RTP/AVP 116\r\n"), "{sdp}");
+        assert!(
+            sdp.contains("a=rtpmap:116 opus/48000/2\r\na=fmtp:116 useinbandfec=1\r\n"),
+            "{sdp}"
+        );
+        assert!(!sdp.contains("telephone-event"), "{sdp}");
+        // An opus rtpmap on a static payload type is not Opus.
+        let odd = "v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/AVP 8\r\na=rtpmap:8 opus/48000/2\r\n";
+        assert_eq!(parse(odd).unwrap().codecs, vec![]);
+    }
+
+    #[test]
+    fn our_opus_offer_reads_back() {
+        let local = LocalAudio {
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            codecs: vec![SipCodec::Opus, SipCodec::Pcmu],
+            telephone_event: Some(101),
+            telephone_event_48k: Some(102),
+            opus_pt: 111,
+            direction: Direction::SendRecv,
+            session_id: 7,
+            version: 2,
+        };
+        let sdp = local.to_sdp();
+        assert!(
+            sdp.contains("m=audio 20000 RTP/AVP 111 0 101 102\r\n"),
+            "{sdp}"
+        );
+        let r = parse(&sdp).unwrap();
+        assert_eq!(r.codecs, local.codecs);
+        assert_eq!(r.pt(SipCodec::Opus), 111);
+        assert_eq!(r.telephone_event, Some(101));
+        assert_eq!(r.telephone_event_48k, Some(102));
+    }
+
     #[test]
     fn hold_directions() {
         let held = SIPP_OFFER.to_owned() + "a=sendonly\r\n";
@@ -405,6 +545,8 @@ mod tests {
             rtp: "127.0.0.1:20000".parse().unwrap(),
             codecs: vec![SipCodec::Pcmu, SipCodec::Pcma],
             telephone_event: Some(101),
+            telephone_event_48k: None,
+            opus_pt: 111,
             direction: Direction::SendRecv,
             session_id: 7,
             version: 2,
