@@ -146,7 +146,7 @@ async fn call_requests_are_validated() {
         (json!({"request": "message", "content": "hi"}), 447),
         (json!({"request": "transfer", "uri": "nowhere"}), 446),
         (json!({"request": "transfer", "uri": callee}), 447),
-        (json!({"request": "update"}), 442),
+        (json!({"request": "update"}), 447),
     ];
     for (body, code) in cases {
         let ev = request(&gw, sid, hid, body.clone()).await;

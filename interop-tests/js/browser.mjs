@@ -54,7 +54,7 @@ try {
       const p = await page.evaluate(() => {
         const p = window.cardea && window.cardea.phone;
         if (!p) return null;
-        return { registered: p.registered, accepted: p.accepted, hungup: p.hungup, events: p.events, errors: p.errors, peaks: p.peaks, earlyPeaks: p.earlyPeaks, stats: p.stats, incoming: p.incoming ? { caller: p.incoming.caller, displayname: p.incoming.displayname } : null };
+        return { registered: p.registered, accepted: p.accepted, hungup: p.hungup, events: p.events, errors: p.errors, peaks: p.peaks, earlyPeaks: p.earlyPeaks, updates: p.updates, stats: p.stats, incoming: p.incoming ? { caller: p.incoming.caller, displayname: p.incoming.displayname } : null };
       });
       if (!p) continue;
       if (p.registered && !said) { said = true; console.log('registered'); }

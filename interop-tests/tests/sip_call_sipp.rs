@@ -15,6 +15,8 @@
 //!   200; the browser hears it before `accepted`.
 //! * Early media the other way: sipp calls alice and wants a 183; the browser answers
 //!   with `progress` (183 with SDP), audio flows both ways before its `accept` (200).
+//! * Update: the browser renegotiates mid-call with an ICE restart; the audio goes on
+//!   and the phone sees no re-INVITE.
 //! * Declined: the browser declines with 603; sipp's scenario expects exactly that.
 
 #![allow(clippy::disallowed_methods)] // drives real peers in real time
@@ -94,6 +96,46 @@ async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value,
     cap.interrupt();
     let seen = analyze_capture(&pcap, media_port).expect("capture");
     (r, seen, sip_port, status)
+}
+
+/// `update` mid-call: the browser renegotiates with an ICE restart (what a page does
+/// after a network change). The gateway answers on the same PeerConnection (new ICE
+/// credentials) and the audio goes on both ways; the SIP leg does not change, so
+/// sipp sees no re-INVITE.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_restarts_ice_with_update() {
+    let (r, seen, sip_port, status) = call_sipp_uas("update=1&hangup_after=4000", None).await;
+    println!("browser: {}", r["phone"]["events"]);
+    println!(
+        "updates: {} stats: {}",
+        r["phone"]["updates"], r["phone"]["stats"]
+    );
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    assert_eq!(events_named(&r, "updating").len(), 1, "{r}");
+    let updated = events_named(&r, "updated");
+    assert_eq!(updated.len(), 1, "{r}");
+    assert!(updated[0]["call_id"].is_string(), "{r}");
+    let update = &r["phone"]["updates"][0];
+    assert_eq!(update["type"], "answer", "{r}");
+    assert_eq!(update["iceRestarted"], true, "{r}");
+    // Four seconds after the restart: ~200 more packets from the gateway.
+    let before = update["audioIn"].as_u64().unwrap_or(u64::MAX);
+    let after = r["phone"]["stats"]["audioIn"].as_u64().unwrap_or(0);
+    assert!(
+        after > before + 150,
+        "audio after the restart: {before} → {after}"
+    );
+    assert_audio_both_ways(&r, &seen, 440.0);
+    let invites = seen["sip_requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|q| {
+            q["line"].as_str().unwrap_or("").starts_with("INVITE ") && q["dport"] == sip_port
+        })
+        .count();
+    assert_eq!(invites, 1, "no re-INVITE toward the phone: {seen}");
+    assert_eq!(status, Some(0), "sipp's scenario completes: {r}");
 }
 
 /// The page's `early` event came before `accepted`, and what the browser heard

@@ -360,6 +360,36 @@ impl Core {
         Ok(())
     }
 
+    /// A new offer from the peer on the handle's PeerConnection (renegotiation); the
+    /// answer comes back through the plugin's `renegotiated`.
+    pub(crate) fn remote_offer(&mut self, hid: HandleId, offer: &Jsep) -> Result<(), ApiError> {
+        if offer.kind != JsepKind::Offer {
+            return Err(ApiError::new(
+                code::JSEP_UNKNOWN_TYPE,
+                "Expected an SDP offer",
+            ));
+        }
+        let h = self.handles.get(&hid).ok_or_else(|| no_handle(hid))?;
+        let Some(pc) = &h.pc else {
+            return Err(ApiError::new(
+                code::WEBRTC_STATE,
+                "No PeerConnection to renegotiate",
+            ));
+        };
+        if h.pending_offer.is_some() {
+            return Err(ApiError::new(
+                code::WEBRTC_STATE,
+                "An offer of ours still waits for its answer",
+            ));
+        }
+        self.outputs
+            .push_back(Output::Media(MediaCommand::RemoteOffer {
+                peer: pc.peer,
+                sdp: offer.sdp.clone(),
+            }));
+        Ok(())
+    }
+
     /// Points the handle's PeerConnection at other sources; false when it has none.
     pub(crate) fn resubscribe(&mut self, hid: HandleId, subscriptions: Vec<SourceId>) -> bool {
         let Some(pc) = self.handles.get(&hid).and_then(|h| h.pc.as_ref()) else {

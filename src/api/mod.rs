@@ -694,6 +694,25 @@ impl Gateway {
                     self.call_plugin(index, now, |p, ctx| p.restart_offer(ctx, handle, jsep));
                 }
             }
+            MediaEvent::Renegotiated {
+                peer,
+                handle,
+                answer,
+            } => {
+                let Some(h) = self.core.handles.get(&handle) else {
+                    return;
+                };
+                if h.pc.as_ref().is_some_and(|pc| pc.peer == peer) {
+                    let index = h.plugin;
+                    let answer = answer.map(|sdp| Jsep {
+                        kind: JsepKind::Answer,
+                        sdp,
+                        trickle: false,
+                        restart: false,
+                    });
+                    self.call_plugin(index, now, |p, ctx| p.renegotiated(ctx, handle, answer));
+                }
+            }
             MediaEvent::Closed {
                 peer,
                 handle,

@@ -88,6 +88,15 @@ pub trait Plugin: Send {
     fn sip_event(&mut self, _ctx: &mut PluginCtx<'_>, _ev: &crate::ingest::sip::SipEvent) {}
     /// An ICE restart asked with [`PluginCtx::restart_ice`] produced this offer for the peer.
     fn restart_offer(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId, _offer: Jsep) {}
+    /// The peer's new offer handed over with [`PluginCtx::renegotiate`] was answered
+    /// (the answer for the peer) or refused (why).
+    fn renegotiated(
+        &mut self,
+        _ctx: &mut PluginCtx<'_>,
+        _handle: HandleId,
+        _answer: Result<Jsep, String>,
+    ) {
+    }
     /// The handle's PeerConnection is up (ICE and DTLS done).
     fn setup_media(&mut self, _ctx: &mut PluginCtx<'_>, _handle: HandleId) {}
     /// The handle's PeerConnection is gone (hangup request, ICE failure, DTLS alert).
@@ -239,6 +248,12 @@ impl PluginCtx<'_> {
         answer: &Jsep,
     ) -> Result<(), ApiError> {
         self.core.restart_answer(handle, answer)
+    }
+
+    /// Hands the peer's new offer to its PeerConnection (renegotiation, e.g. an ICE
+    /// restart); the answer arrives in [`Plugin::renegotiated`].
+    pub fn renegotiate(&mut self, handle: HandleId, offer: &Jsep) -> Result<(), ApiError> {
+        self.core.remote_offer(handle, offer)
     }
 
     /// Hands a command to the SIP user agent; its outcome comes back through

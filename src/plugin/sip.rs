@@ -14,7 +14,9 @@
 //! to end), incoming calls (`incomingcall` with our JSEP offer, `missed_call` when
 //! busy), `accept`, `progress` (early media: a 183 with our SDP, `accept` later
 //! sends the 200), `decline`, `send_ringing`, `hangup`, `hold`/`unhold`,
-//! `dtmf_info`, `info`, `message` (in the call), `transfer` (blind REFER). The
+//! `update` (the browser's new offer, e.g. an ICE restart, answered on its
+//! PeerConnection; the SIP leg is left as it is), `dtmf_info`, `info`, `message` (in
+//! the call), `transfer` (blind REFER). The
 //! browser's own DTMF (telephone-events) reaches the phone as RFC 4733; the
 //! phone's becomes a `dtmf` event. The media half ([`CallMediaHandler`]) passes the
 //! browser's frames to the call's bridge and the bridge's audio to the browser.
@@ -120,6 +122,8 @@ struct Call {
     mid: Option<Mid>,
     browser: BrowserCodec,
     stats: Arc<BridgeStats>,
+    /// An `update` whose browser offer the PeerConnection is answering: its transaction.
+    updating: Option<String>,
 }
 
 /// The plugin.
@@ -390,6 +394,7 @@ impl Sip {
             mid: Some(mid),
             browser,
             stats: stats.clone(),
+            updating: None,
         });
         ctx.sip(SipCommand::Call {
             handle,
@@ -531,6 +536,7 @@ impl Sip {
                 mid: Some(mid),
                 browser: BrowserCodec::Opus,
                 stats: Arc::new(BridgeStats::default()),
+                updating: None,
             });
             tracing::info!(%handle, %caller, "incoming SIP call");
             let mut data = result(json!({
@@ -923,7 +929,30 @@ impl Sip {
                 });
                 Ok(())
             }
-            "update" | "subscribe" | "unsubscribe" | "recording" | "keyframe" | "rtp_forward"
+            "update" => {
+                // The browser renegotiates its leg (an ICE restart after a network
+                // change, typically). The SIP leg's media does not change with it, so no
+                // re-INVITE goes out; the peer's re-INVITEs are answered by the gateway.
+                let call = self.call_in(handle, &[CallState::InCall])?;
+                let Some(offer) = jsep.filter(|j| j.kind == JsepKind::Offer) else {
+                    return Err((
+                        err::MISSING_SDP,
+                        "Missing SDP (update needs the browser's JSEP offer)".into(),
+                    ));
+                };
+                if call.updating.is_some() {
+                    return Err((
+                        err::WRONG_STATE,
+                        "Wrong state (an update is already in progress)".into(),
+                    ));
+                }
+                ctx.renegotiate(handle, offer)
+                    .map_err(|e| (err::WRONG_STATE, format!("Wrong state ({})", e.reason)))?;
+                call.updating = Some(tx.to_owned());
+                ctx.push_event(handle, Some(tx), result(json!({"event": "updating"})), None);
+                Ok(())
+            }
+            "subscribe" | "unsubscribe" | "recording" | "keyframe" | "rtp_forward"
             | "stop_rtp_forward" | "listforwarders" | "reset" => Err((
                 err::INVALID_REQUEST,
                 format!("Request '{request}' is not supported yet"),
@@ -1076,6 +1105,35 @@ impl Plugin for Sip {
                     op: CallOp::Hangup,
                 });
             }
+        }
+    }
+
+    fn renegotiated(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        answer: Result<Jsep, String>,
+    ) {
+        let Some(call) = self.handles.get_mut(&handle).and_then(|h| h.call.as_mut()) else {
+            return;
+        };
+        let Some(tx) = call.updating.take() else {
+            return;
+        };
+        match answer {
+            Ok(jsep) => {
+                let mut data = result(json!({"event": "updated"}));
+                if let Some(id) = &call.call_id {
+                    data["call_id"] = json!(id);
+                }
+                ctx.push_event(handle, Some(&tx), data, Some(jsep.to_json()));
+            }
+            Err(e) => ctx.push_event(
+                handle,
+                Some(&tx),
+                error_event(err::MISSING_SDP, format!("Error parsing SDP: {e}")),
+                None,
+            ),
         }
     }
 

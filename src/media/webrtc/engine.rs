@@ -46,6 +46,9 @@ struct Peer {
     source_keyframes: Vec<u8>,
     /// An ICE restart offered, waiting for the answer, and the ufrag it replaces.
     restart: Option<(str0m::change::SdpPendingOffer, String)>,
+    /// The ufrag an ICE restart of the peer's replaced, still routed (the peer may
+    /// use it until our answer reaches it).
+    retired_ufrag: Option<String>,
     /// DTLS completed once: after an ICE restart, ICE connecting again means connected.
     dtls_up: bool,
 }
@@ -170,6 +173,7 @@ impl Engine {
             }
             MediaCommand::IceRestart { peer } => self.ice_restart(now, peer, send),
             MediaCommand::RestartAnswer { peer, sdp } => self.restart_answer(now, peer, &sdp, send),
+            MediaCommand::RemoteOffer { peer, sdp } => self.remote_offer(now, peer, &sdp, send),
             MediaCommand::DropSource(source) => {
                 self.gop.remove(&source);
                 self.keyframe_tx.remove(&source);
@@ -224,6 +228,7 @@ impl Engine {
                 replay: false,
                 source_keyframes: Vec::new(),
                 restart: None,
+                retired_ufrag: None,
                 dtls_up: false,
             },
         );
@@ -287,6 +292,54 @@ impl Engine {
             }
             Err(e) => tracing::warn!(peer = %id, error = %e, "ICE restart answer refused"),
         }
+        self.drive(now, id, send);
+    }
+
+    /// The peer renegotiates: its offer is answered on the same PeerConnection (same
+    /// DTLS, same media); an ICE restart in it gives us new credentials, routed beside
+    /// the old ones until the peer closes or restarts again.
+    fn remote_offer(
+        &mut self,
+        now: Instant,
+        id: PeerId,
+        sdp: &str,
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let answer = str0m::change::SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| e.to_string())
+            .and_then(|offer| {
+                // Like answers, an offer str0m cannot map must not take the gateway down.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    p.rtc.sdp_api().accept_offer(offer)
+                }))
+                .map_err(|_| "offer refused by the WebRTC stack".to_owned())?
+                .map_err(|e| e.to_string())
+            })
+            .map(|a| a.to_sdp_string());
+        // accept_offer dropped any restart of ours that was waiting for its answer.
+        let mut retired = p.restart.take().map(|(_, old)| old);
+        let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
+        if ufrag != p.ufrag {
+            retired = retired.or(Some(std::mem::replace(&mut p.ufrag, ufrag.clone())));
+            self.by_ufrag.insert(ufrag, id);
+            tracing::debug!(peer = %id, "ICE restarted by the peer");
+        }
+        if let Some(old) = retired {
+            if let Some(older) = p.retired_ufrag.replace(old) {
+                self.by_ufrag.remove(&older);
+            }
+        }
+        if let Err(e) = &answer {
+            tracing::info!(peer = %id, error = %e, "renegotiation offer refused");
+        }
+        self.events.push_back(MediaEvent::Renegotiated {
+            peer: id,
+            handle: p.handle,
+            answer,
+        });
         self.drive(now, id, send);
     }
 
@@ -520,6 +573,9 @@ impl Engine {
         p.stats.set_state(PeerState::Closed);
         self.by_ufrag.remove(&p.ufrag);
         if let Some((_, old)) = &p.restart {
+            self.by_ufrag.remove(old);
+        }
+        if let Some(old) = &p.retired_ufrag {
             self.by_ufrag.remove(old);
         }
         self.by_addr.retain(|_, v| *v != id);

@@ -78,6 +78,14 @@ pub enum MediaCommand {
         /// The SDP answer.
         sdp: String,
     },
+    /// A new offer from the peer on its PeerConnection (renegotiation, e.g. an ICE
+    /// restart after a network change): the engine answers [`MediaEvent::Renegotiated`].
+    RemoteOffer {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// The SDP offer.
+        sdp: String,
+    },
     /// Close a PeerConnection; the engine answers [`MediaEvent::Closed`].
     ClosePeer {
         /// The PeerConnection.
@@ -106,6 +114,7 @@ impl std::fmt::Debug for MediaCommand {
             MediaCommand::DropSource(s) => write!(f, "DropSource({s})"),
             MediaCommand::IceRestart { peer } => write!(f, "IceRestart({peer})"),
             MediaCommand::RestartAnswer { peer, .. } => write!(f, "RestartAnswer({peer})"),
+            MediaCommand::RemoteOffer { peer, .. } => write!(f, "RemoteOffer({peer})"),
         }
     }
 }
@@ -209,6 +218,16 @@ pub enum MediaEvent {
         handle: HandleId,
         /// The SDP offer (new ICE credentials, same media).
         sdp: String,
+    },
+    /// The answer to a [`MediaCommand::RemoteOffer`], or why the offer was refused
+    /// (the PeerConnection then goes on as it was).
+    Renegotiated {
+        /// The PeerConnection.
+        peer: PeerId,
+        /// Its handle.
+        handle: HandleId,
+        /// The SDP answer, or the error.
+        answer: Result<String, String>,
     },
     /// The PeerConnection is gone: Janus's `hangup`.
     Closed {
