@@ -359,85 +359,33 @@ async fn sipp_calls_alice(
     (r, status)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sipp_calls_browser() {
+/// sipp calls alice (the page acting on `action`) with `scenario`, a PCMU caller that
+/// plays a 1 kHz tone and hangs up `hold_ms` after the answer, while a loopback
+/// capture runs: the page's report, what reached sipp's media port, sipp's exit code.
+async fn sipp_tone_call(
+    name: &str,
+    scenario: &str,
+    action: &str,
+    hold_ms: u32,
+) -> (Value, Value, Option<anyhow::Result<i32>>) {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
-    let dir = Scratch::new("sipp-uac").unwrap();
+    let dir = Scratch::new(name).unwrap();
     let wav = dir.0.join("tone440.wav");
     tone_file("wav", 440, &wav).unwrap();
-    let scenario = scenario_with_tone(&dir.0, "uac_tone.xml", 1000);
+    let scenario = scenario_with_tone(&dir.0, scenario, 1000);
     let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
+    let (media, hold) = (media_port.to_string(), hold_ms.to_string());
     let (r, status) = sipp_calls_alice(
         &gw,
         registrar.port,
-        "answer=1",
+        action,
         &wav,
         40,
         &scenario,
-        &[
-            "-mi",
-            "127.0.0.1",
-            "-mp",
-            &media_port.to_string(),
-            "-d",
-            "8000",
-        ],
-        sip_port,
-        &dir.0,
-    )
-    .await;
-    cap.interrupt();
-    let seen = analyze_capture(&pcap, media_port).expect("capture");
-    println!("browser: {}", r["phone"]["events"]);
-    println!(
-        "browser stats: {} peaks {}",
-        r["phone"]["stats"], r["phone"]["peaks"]
-    );
-    println!("sip side: {seen}");
-    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
-    let incoming = events_named(&r, "incomingcall");
-    assert_eq!(incoming.len(), 1, "{r}");
-    assert_eq!(incoming[0]["result"]["displayname"], "Sipp Caller", "{r}");
-    assert!(incoming[0]["call_id"].is_string(), "{r}");
-    assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
-    // The phone's 1 kHz reaches the browser; the browser's 440 Hz reaches the phone.
-    assert_audio_both_ways(&r, &seen, 1000.0);
-    // sipp hung up: the browser got hangup, sipp's BYE was answered.
-    let hangup = events_named(&r, "hangup");
-    assert_eq!(hangup.len(), 1, "{r}");
-    assert_eq!(hangup[0]["result"]["code"], 200, "{r}");
-    assert!(
-        matches!(status, Some(Ok(0))),
-        "sipp's scenario completes: {status:?}"
-    );
-}
-
-/// Early media from the browser: sipp calls alice and wants a 183 with SDP; the
-/// browser answers with `progress` and `accept`s four seconds later. Before the 200
-/// the caller's tone reaches the browser and the browser's audio reaches the caller.
-#[tokio::test(flavor = "multi_thread")]
-async fn browser_answers_with_early_media() {
-    let gw = interop_tests::start_gateway().await;
-    let registrar = kamailio().expect("kamailio");
-    let dir = Scratch::new("sipp-uac-early").unwrap();
-    let wav = dir.0.join("tone440.wav");
-    tone_file("wav", 440, &wav).unwrap();
-    let scenario = scenario_with_tone(&dir.0, "uac_early.xml", 1000);
-    let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
-    let pcap = dir.0.join("call.pcap");
-    let mut cap = capture(&pcap).expect("tcpdump");
-    let media = media_port.to_string();
-    let (r, status) = sipp_calls_alice(
-        &gw,
-        registrar.port,
-        "progress=4000",
-        &wav,
-        40,
-        &scenario,
-        &["-mi", "127.0.0.1", "-mp", &media, "-d", "5000"],
+        &["-mi", "127.0.0.1", "-mp", &media, "-d", &hold],
         sip_port,
         &dir.0,
     )
@@ -451,6 +399,40 @@ async fn browser_answers_with_early_media() {
     );
     println!("sip side: {seen}");
     assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    (r, seen, status)
+}
+
+/// sipp hung up: the browser got `hangup` 200 and sipp's scenario completed.
+fn assert_sipp_hung_up(r: &Value, status: Option<anyhow::Result<i32>>) {
+    let hangup = events_named(r, "hangup");
+    assert_eq!(hangup.len(), 1, "{r}");
+    assert_eq!(hangup[0]["result"]["code"], 200, "{r}");
+    assert!(
+        matches!(status, Some(Ok(0))),
+        "sipp's scenario completes: {status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sipp_calls_browser() {
+    let (r, seen, status) = sipp_tone_call("sipp-uac", "uac_tone.xml", "answer=1", 8000).await;
+    let incoming = events_named(&r, "incomingcall");
+    assert_eq!(incoming.len(), 1, "{r}");
+    assert_eq!(incoming[0]["result"]["displayname"], "Sipp Caller", "{r}");
+    assert!(incoming[0]["call_id"].is_string(), "{r}");
+    assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
+    // The phone's 1 kHz reaches the browser; the browser's 440 Hz reaches the phone.
+    assert_audio_both_ways(&r, &seen, 1000.0);
+    assert_sipp_hung_up(&r, status);
+}
+
+/// Early media from the browser: sipp calls alice and wants a 183 with SDP; the
+/// browser answers with `progress` and `accept`s four seconds later. Before the 200
+/// the caller's tone reaches the browser and the browser's audio reaches the caller.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_answers_with_early_media() {
+    let (r, seen, status) =
+        sipp_tone_call("sipp-uac-early", "uac_early.xml", "progress=4000", 5000).await;
     assert_eq!(events_named(&r, "incomingcall").len(), 1, "{r}");
     assert_early_media(&r, "progressing", 1000.0);
     // The 183 is ours: the callee is not told of a `progress` of its own.
@@ -459,13 +441,7 @@ async fn browser_answers_with_early_media() {
     let early = seen["early_packets"].as_u64().unwrap_or(0);
     assert!(early > 100, "early media to the caller: {seen}");
     assert_audio_both_ways(&r, &seen, 1000.0);
-    let hangup = events_named(&r, "hangup");
-    assert_eq!(hangup.len(), 1, "{r}");
-    assert_eq!(hangup[0]["result"]["code"], 200, "{r}");
-    assert!(
-        matches!(status, Some(Ok(0))),
-        "sipp got its 183 and 200: {status:?}"
-    );
+    assert_sipp_hung_up(&r, status);
 }
 
 #[tokio::test(flavor = "multi_thread")]

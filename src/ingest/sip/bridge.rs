@@ -1051,6 +1051,23 @@ mod tests {
         out
     }
 
+    /// Runs `n` ticks 20 ms apart; the RTP datagrams sent to the peer.
+    fn rtp_sent(b: &mut Bridge, start: Instant, n: u64) -> Vec<Vec<u8>> {
+        let mut packets = Vec::new();
+        for i in 0..n {
+            b.tick(
+                start + Duration::from_millis(20 * i),
+                &mut |d, p| {
+                    if matches!(d, Dest::Rtp(_)) {
+                        packets.push(p.to_vec())
+                    }
+                },
+                &mut |_, _| {},
+            );
+        }
+        packets
+    }
+
     #[test]
     fn passthrough_reorders_and_fills_a_gap_with_time() {
         let (mut b, stats, now) = setup(BrowserCodec::Same);
@@ -1154,18 +1171,7 @@ mod tests {
         let (mut b, _, now) = setup(BrowserCodec::Same);
         assert!(b.send_dtmf('#', 100));
         assert!(!b.send_dtmf('x', 100));
-        let mut packets: Vec<Vec<u8>> = Vec::new();
-        for i in 0..10 {
-            b.tick(
-                now + Duration::from_millis(20 * i),
-                &mut |d, p| {
-                    if matches!(d, Dest::Rtp(_)) {
-                        packets.push(p.to_vec())
-                    }
-                },
-                &mut |_, _| {},
-            );
-        }
+        let packets = rtp_sent(&mut b, now, 10);
         let events: Vec<(bool, u8, bool, u16, u32)> = packets
             .iter()
             .filter(|p| p[1] & 0x7f == 101)
@@ -1241,18 +1247,7 @@ mod tests {
         let (mut b, _, now) = setup_with(OPUS_PHONE, SipCodec::Opus, BrowserCodec::Opus);
         let peer: SocketAddr = PEER.parse().unwrap();
         assert!(b.send_dtmf('5', 100));
-        let mut packets: Vec<Vec<u8>> = Vec::new();
-        for i in 0..10 {
-            b.tick(
-                now + Duration::from_millis(20 * i),
-                &mut |d, p| {
-                    if matches!(d, Dest::Rtp(_)) {
-                        packets.push(p.to_vec())
-                    }
-                },
-                &mut |_, _| {},
-            );
-        }
+        let packets = rtp_sent(&mut b, now, 10);
         let durations: Vec<u16> = packets
             .iter()
             .filter(|p| p[1] & 0x7f == 102)

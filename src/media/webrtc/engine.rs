@@ -53,6 +53,15 @@ struct Peer {
     dtls_up: bool,
 }
 
+/// Applies a peer's SDP to its `Rtc`. str0m asserts on some SDPs it cannot map (one
+/// payload type claimed by two m-lines): a peer's SDP must not take the gateway
+/// down, so a panic is a refused SDP like any other.
+fn sdp_guard<T>(apply: impl FnOnce() -> Result<T, str0m::RtcError>) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(apply))
+        .map_err(|_| "SDP refused by the WebRTC stack".to_owned())?
+        .map_err(|e| e.to_string())
+}
+
 /// The local address a datagram from `source` arrived on. The socket may be bound to
 /// the unspecified address, so this is derived: loopback for loopback peers, else the
 /// first host address of the same family.
@@ -278,13 +287,7 @@ impl Engine {
         };
         let accepted = str0m::change::SdpAnswer::from_sdp_string(sdp)
             .map_err(|e| e.to_string())
-            .and_then(|answer| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    p.rtc.sdp_api().accept_answer(pending, answer)
-                }))
-                .map_err(|_| "answer refused by the WebRTC stack".to_owned())?
-                .map_err(|e| e.to_string())
-            });
+            .and_then(|answer| sdp_guard(|| p.rtc.sdp_api().accept_answer(pending, answer)));
         match accepted {
             Ok(()) => {
                 self.by_ufrag.remove(&old);
@@ -310,14 +313,7 @@ impl Engine {
         };
         let answer = str0m::change::SdpOffer::from_sdp_string(sdp)
             .map_err(|e| e.to_string())
-            .and_then(|offer| {
-                // Like answers, an offer str0m cannot map must not take the gateway down.
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    p.rtc.sdp_api().accept_offer(offer)
-                }))
-                .map_err(|_| "offer refused by the WebRTC stack".to_owned())?
-                .map_err(|e| e.to_string())
-            })
+            .and_then(|offer| sdp_guard(|| p.rtc.sdp_api().accept_offer(offer)))
             .map(|a| a.to_sdp_string());
         // accept_offer dropped any restart of ours that was waiting for its answer.
         let mut retired = p.restart.take().map(|(_, old)| old);
