@@ -36,9 +36,10 @@ use crate::ingest::rtp::RtpHeader;
 const LATCH_AFTER: u8 = 3;
 /// How often a sender report goes out.
 const RTCP_EVERY: Duration = Duration::from_secs(5);
-/// Jitter buffer slots (a power of two); each holds one packet of up to 60 ms.
+/// Jitter buffer slots (a power of two); each holds one packet: up to 160 ms of
+/// G.711, or the longest Opus packet (a relayed phone's).
 const SLOTS: usize = 16;
-const SLOT_BYTES: usize = 480;
+const SLOT_BYTES: usize = MAX_FRAME;
 /// Jitter buffer depth bounds, in 20 ms frames.
 const MIN_DEPTH: u32 = 1;
 const MAX_DEPTH: u32 = 8;
@@ -1237,8 +1238,20 @@ mod tests {
         assert!(out.iter().all(|(p, _)| p.len() == 70));
         assert!(out.windows(2).all(|w| w[1].1.wrapping_sub(w[0].1) == 960));
         assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 0);
+        // The longest Opus packet passes both ways too.
+        let big = [0x5A; MAX_FRAME];
+        let mut out = Vec::new();
+        b.from_browser(&big, 4840, &mut |_, p| out.push(p.len()));
+        assert_eq!(out, vec![12 + MAX_FRAME]);
+        // (Two empty ticks above counted 4 and 5 as lost: 6 is next.)
+        b.from_sip(now, peer, &rtp(116, 6, 6 * 960, 9, &big));
+        let played = play(&mut b, now + Duration::from_millis(120), 3);
+        assert_eq!(
+            played.iter().map(|(p, _)| p.len()).collect::<Vec<_>>(),
+            vec![MAX_FRAME]
+        );
         // PCMU is not what this call negotiated.
-        b.from_sip(now, peer, &rtp(0, 4, 4 * 960, 9, &[0; 160]));
+        b.from_sip(now, peer, &rtp(0, 7, 7 * 960, 9, &[0; 160]));
         assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 1);
     }
 
