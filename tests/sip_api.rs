@@ -87,6 +87,10 @@ async fn register_is_validated_before_anything_is_sent() {
             json!({"request": "register", "username": user, "secret": "x", "headers": ["X-A: 1"]}),
             444,
         ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "transcode": "no"}),
+            444,
+        ),
         (json!({"request": "unregister"}), 447),
         (json!({"request": "fly"}), 442),
         (json!({"request": 7}), 444),

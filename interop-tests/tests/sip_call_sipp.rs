@@ -280,6 +280,13 @@ async fn browser_calls_sipp_uas_without_transcoding() {
     println!("sip side: {seen}");
     assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
     assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
+    assert_pcmu_end_to_end(&r);
+    assert_audio_both_ways(&r, &seen, 440.0);
+    assert_eq!(status, Some(0), "{r}");
+}
+
+/// The browser leg spoke PCMU only (no Opus, nothing transcoded).
+fn assert_pcmu_end_to_end(r: &Value) {
     let codecs = r["phone"]["stats"]["codecs"]
         .as_array()
         .cloned()
@@ -288,8 +295,6 @@ async fn browser_calls_sipp_uas_without_transcoding() {
         codecs.iter().all(|m| m == "audio/PCMU") && !codecs.is_empty(),
         "{r}"
     );
-    assert_audio_both_ways(&r, &seen, 440.0);
-    assert_eq!(status, Some(0), "{r}");
 }
 
 /// Early media: the phone answers 183 with SDP and plays a 1 kHz tone (a ringback or
@@ -422,6 +427,25 @@ async fn sipp_calls_browser() {
     assert!(incoming[0]["call_id"].is_string(), "{r}");
     assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
     // The phone's 1 kHz reaches the browser; the browser's 440 Hz reaches the phone.
+    assert_audio_both_ways(&r, &seen, 1000.0);
+    assert_sipp_hung_up(&r, status);
+}
+
+/// `transcode: false` on the account: an incoming call is offered to the browser as
+/// PCMU and relayed as it is, no Opus anywhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn sipp_calls_a_browser_account_without_transcoding() {
+    let (r, seen, status) = sipp_tone_call(
+        "sipp-uac-g711",
+        "uac_tone.xml",
+        "answer=1&transcode=0",
+        8000,
+    )
+    .await;
+    let accepted = events_named(&r, "accepted");
+    assert_eq!(accepted.len(), 1, "{r}");
+    assert_eq!(accepted[0]["result"]["sip_codec"], "PCMU", "{r}");
+    assert_pcmu_end_to_end(&r);
     assert_audio_both_ways(&r, &seen, 1000.0);
     assert_sipp_hung_up(&r, status);
 }

@@ -8,7 +8,8 @@
 //!
 //! Registration: `register` (digest with `secret`, `authuser`, `proxy`/`outbound_proxy`,
 //! `register_ttl` with automatic refresh, `type: guest`, `send_register: false`,
-//! custom `headers`), `unregister`, `registration_failed` with the SIP code.
+//! custom `headers`, `transcode: false` for PCMU end to end on all the account's
+//! calls), `unregister`, `registration_failed` with the SIP code.
 //!
 //! Calls: `call` (with the browser's JSEP offer; `transcode: false` keeps G.711 end
 //! to end), incoming calls (`incomingcall` with our JSEP offer, `missed_call` when
@@ -169,6 +170,18 @@ fn sip_uri_of(body: &Map<String, Value>) -> Result<&str, Failure> {
     Ok(uri)
 }
 
+/// `transcode`: a boolean, `default` when absent.
+fn transcode_of(body: &Map<String, Value>, default: bool) -> Result<bool, Failure> {
+    match body.get("transcode") {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err((
+            err::INVALID_ELEMENT,
+            "Invalid element type (transcode should be a boolean)".into(),
+        )),
+    }
+}
+
 fn optional_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Failure> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -296,6 +309,7 @@ impl Sip {
             proxy: proxy.map(str::to_owned),
             ttl,
             headers,
+            transcode: transcode_of(body, true)?,
         };
         self.handles.insert(
             handle,
@@ -344,16 +358,7 @@ impl Sip {
             return Err((err::WRONG_STATE, "Wrong state (already in a call)".into()));
         }
         let uri = sip_uri_of(body)?;
-        let transcode = match body.get("transcode") {
-            None => true,
-            Some(Value::Bool(b)) => *b,
-            Some(_) => {
-                return Err((
-                    err::INVALID_ELEMENT,
-                    "Invalid element type (transcode should be a boolean)".into(),
-                ))
-            }
-        };
+        let transcode = transcode_of(body, h.account.transcode)?;
         if body.get("srtp").and_then(Value::as_str) == Some("sdes_mandatory") {
             return Err((
                 err::INVALID_ELEMENT,
@@ -516,7 +521,12 @@ impl Sip {
                 });
                 return;
             }
-            let (jsep, mid) = match ctx.create_voice_offer(handle, VoiceLeg::Opus) {
+            let (leg, browser) = if h.account.transcode {
+                (VoiceLeg::Opus, BrowserCodec::Opus)
+            } else {
+                (VoiceLeg::G711, BrowserCodec::Same)
+            };
+            let (jsep, mid) = match ctx.create_voice_offer(handle, leg) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::info!(%handle, error = %e.reason, "incoming call refused: no PeerConnection");
@@ -534,7 +544,7 @@ impl Sip {
                 answer: None,
                 source: ctx.allocate_source(),
                 mid: Some(mid),
-                browser: BrowserCodec::Opus,
+                browser,
                 stats: Arc::new(BridgeStats::default()),
                 updating: None,
             });

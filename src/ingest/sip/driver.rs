@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::call::{self, CallCtx, SIP_CODECS};
+use super::sdp::SipCodec;
 use super::{sdp, Account, CallEvent, CallOp, SipCommand, SipEvent};
 use crate::api::HandleId;
 use crate::media::webrtc::{MediaCommand, MediaEvent};
@@ -113,6 +114,8 @@ struct Bound {
     refresher: JoinHandle<()>,
     /// The account's user part: incoming INVITEs for it go to this handle.
     user: String,
+    /// Whether its incoming calls may be transcoded (else PCMU end to end).
+    transcode: bool,
 }
 
 /// A handle's call: its task and how to reach it.
@@ -330,8 +333,13 @@ fn incoming_invite(st: &mut State, tx: Transaction) {
         return;
     }
     let body = String::from_utf8_lossy(&tx.original.body).into_owned();
+    // Without transcoding the browser's PCMU is the only codec both legs can share.
+    let codecs: &[SipCodec] = match st.bound.get(&handle) {
+        Some(b) if !b.transcode => &[SipCodec::Pcmu],
+        _ => &SIP_CODECS,
+    };
     let offer = sdp::parse(&body).and_then(|r| {
-        let c = sdp::choose(&r, &SIP_CODECS)?;
+        let c = sdp::choose(&r, codecs)?;
         Ok((r, c))
     });
     let (remote, codec) = match offer {
@@ -642,6 +650,7 @@ fn start_registration(st: &State, handle: HandleId, account: Account) -> Result<
         server,
         refresher,
         user,
+        transcode: account.transcode,
     })
 }
 
@@ -993,6 +1002,7 @@ mod tests {
             proxy: proxy.map(Into::into),
             ttl: 60,
             headers: vec![],
+            transcode: true,
         };
         assert!(!uses_tcp(&account("sip:alice@127.0.0.1", None)));
         assert!(uses_tcp(&account(

@@ -34,6 +34,10 @@ pub struct Account {
     pub ttl: u32,
     /// Extra headers on REGISTER, already checked (no CR/LF, token names).
     pub headers: Vec<(String, String)>,
+    /// Whether calls transcode between the browser's Opus and the phone's codec
+    /// (`transcode`, default true); false keeps PCMU end to end, incoming calls
+    /// included, unless an outgoing call says otherwise.
+    pub transcode: bool,
 }
 
 impl std::fmt::Debug for Account {
@@ -44,6 +48,7 @@ impl std::fmt::Debug for Account {
             .field("authuser", &self.authuser)
             .field("proxy", &self.proxy)
             .field("ttl", &self.ttl)
+            .field("transcode", &self.transcode)
             .finish()
     }
 }
