@@ -316,16 +316,24 @@ impl Engine {
             .and_then(|offer| sdp_guard(|| p.rtc.sdp_api().accept_offer(offer)))
             .map(|a| a.to_sdp_string());
         // accept_offer dropped any restart of ours that was waiting for its answer.
-        let mut retired = p.restart.take().map(|(_, old)| old);
+        let mut stale: Vec<String> = p.restart.take().map(|(_, old)| old).into_iter().collect();
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
         if ufrag != p.ufrag {
-            retired = retired.or(Some(std::mem::replace(&mut p.ufrag, ufrag.clone())));
+            stale.push(std::mem::replace(&mut p.ufrag, ufrag.clone()));
             self.by_ufrag.insert(ufrag, id);
             tracing::debug!(peer = %id, "ICE restarted by the peer");
         }
-        if let Some(old) = retired {
-            if let Some(older) = p.retired_ufrag.replace(old) {
-                self.by_ufrag.remove(&older);
+        stale.retain(|u| *u != p.ufrag);
+        // The latest replaced ufrag stays routed (the peer may use it until our
+        // answer reaches it); older ones go.
+        if let Some(latest) = stale.pop() {
+            if let Some(older) = p.retired_ufrag.replace(latest) {
+                stale.push(older);
+            }
+        }
+        for u in stale {
+            if u != p.ufrag {
+                self.by_ufrag.remove(&u);
             }
         }
         if let Err(e) = &answer {
