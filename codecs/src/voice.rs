@@ -111,6 +111,14 @@ impl PhoneCodec {
     }
 }
 
+/// How long an Opus packet plays, in 48 kHz samples (from its TOC byte, RFC 6716
+/// §3.1); None for a malformed packet.
+pub fn opus_samples(packet: &[u8]) -> Option<u32> {
+    opus::packet::get_nb_samples(packet, 48_000)
+        .ok()
+        .map(|n| n as u32)
+}
+
 /// A phone codec's encoder or decoder state (G.711 has none).
 enum Phone<E> {
     G711(PhoneCodec),
@@ -388,6 +396,16 @@ mod tests {
 
     /// G.722 is wideband: a 6 kHz tone (beyond G.711's 4 kHz) survives the phone →
     /// browser path.
+    #[test]
+    fn opus_packet_durations_come_from_the_toc() {
+        // Config 1 (SILK NB 20 ms), one frame; config 2 (40 ms); config 31 (CELT
+        // 20 ms) with code 1: two frames.
+        assert_eq!(opus_samples(&[1 << 3, 0, 0]), Some(960));
+        assert_eq!(opus_samples(&[2 << 3, 0, 0]), Some(1920));
+        assert_eq!(opus_samples(&[31 << 3 | 1, 0, 0]), Some(1920));
+        assert_eq!(opus_samples(&[]), None);
+    }
+
     #[test]
     fn opus_is_never_transcoded_to_itself() {
         assert!(OpusToPhone::new(PhoneCodec::Opus).is_err());

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cardea_codecs::voice::{OpusToPhone, PhoneToOpus, OPUS_TS_STEP, PHONE_FRAME};
+use cardea_codecs::voice::{opus_samples, OpusToPhone, PhoneToOpus, OPUS_TS_STEP, PHONE_FRAME};
 
 use super::sdp::{Direction, RemoteAudio, SipCodec};
 use crate::ingest::rtp::RtpHeader;
@@ -531,6 +531,8 @@ pub struct Bridge {
     out_ts: u32,
     jitter: JitterBuffer,
     owed: i32,
+    /// Length of the last Opus packet played from the peer, 8 kHz ticks.
+    opus_ticks: u32,
     slot: [u8; SLOT_BYTES],
     packet: [u8; 12 + SLOT_BYTES],
     epoch: Instant,
@@ -587,6 +589,7 @@ impl Bridge {
             out_ts: setup.ssrc.rotate_left(13),
             jitter: JitterBuffer::new(units_per_ms),
             owed: 0,
+            opus_ticks: PHONE_FRAME as u32,
             slot: [0; SLOT_BYTES],
             packet: [0; 12 + SLOT_BYTES],
             epoch: now,
@@ -678,8 +681,13 @@ impl Bridge {
             // clock is the peer's.
             if payload.len() <= SLOT_BYTES {
                 let step = self.browser_step;
+                // What the packet lasts: G.711's bytes are samples; Opus's TOC says.
+                let units = match self.codec {
+                    SipCodec::Opus => opus_samples(payload).unwrap_or(step),
+                    _ => payload.len() as u32,
+                };
                 self.ts = self.ts.wrapping_add(gap * step);
-                self.send_frame(payload, step, send);
+                self.send_frame(payload, units, send);
             }
             return;
         };
@@ -842,7 +850,7 @@ impl Bridge {
                 }
                 Played::Lost(len) => {
                     self.stats.lost.fetch_add(1, Ordering::Relaxed);
-                    let ticks = self.ticks(len as usize);
+                    let ticks = self.lost_ticks(len as usize);
                     self.owed -= ticks as i32;
                     self.out_ts = self.out_ts.wrapping_add(self.browser_units(ticks));
                 }
@@ -858,11 +866,24 @@ impl Bridge {
         }
     }
 
-    /// How long a packet of `len` bytes from the peer plays, in 8 kHz ticks: G.711 and
-    /// G.722 carry one byte per tick; Opus packets are taken as 20 ms (our `ptime`).
-    fn ticks(&self, len: usize) -> u32 {
+    /// How long the packet of `len` bytes just played (in `slot`) lasts, in 8 kHz
+    /// ticks: G.711 and G.722 carry one byte per tick; an Opus packet says in its TOC
+    /// byte (20 ms when it cannot be read).
+    fn ticks(&mut self, len: usize) -> u32 {
         match self.codec {
-            SipCodec::Opus => PHONE_FRAME as u32,
+            SipCodec::Opus => {
+                let samples = opus_samples(&self.slot[..len]).unwrap_or(OPUS_TS_STEP);
+                self.opus_ticks = (samples / 6).clamp(1, 960);
+                self.opus_ticks
+            }
+            _ => len as u32,
+        }
+    }
+
+    /// How long a lost packet lasted: as long as the last one played.
+    fn lost_ticks(&self, len: usize) -> u32 {
+        match self.codec {
+            SipCodec::Opus => self.opus_ticks,
             _ => len as u32,
         }
     }
@@ -1201,11 +1222,19 @@ mod tests {
     fn an_opus_phone_is_relayed_both_ways_untouched() {
         let (mut b, stats, now) = setup_with(OPUS_PHONE, SipCodec::Opus, BrowserCodec::Opus);
         let peer: SocketAddr = PEER.parse().unwrap();
+        // An Opus packet of `len` bytes tagged `tag`: TOC 0xF8 is CELT fullband 20 ms,
+        // 0x10 SILK narrowband 40 ms (RFC 6716 §3.1).
+        let opus = |toc: u8, tag: u8, len: usize| {
+            let mut p = vec![tag; len];
+            p[0] = toc;
+            p
+        };
         // Browser → phone: the same bytes, the phone's payload type, our SSRC and
         // sequence, the browser's timeline (a lost packet leaves its 960 gap).
         let mut sent: Vec<Vec<u8>> = Vec::new();
         for (i, ts) in [1000u32, 1960, 3880].into_iter().enumerate() {
-            b.from_browser(&[i as u8 + 1; 90], ts, &mut |_, p| sent.push(p.to_vec()));
+            let p = opus(0xF8, i as u8 + 1, 90);
+            b.from_browser(&p, ts, &mut |_, d| sent.push(d.to_vec()));
         }
         assert_eq!(sent.len(), 3);
         let field = |p: &Vec<u8>, r: std::ops::Range<usize>| {
@@ -1214,44 +1243,49 @@ mod tests {
         for (i, p) in sent.iter().enumerate() {
             assert_eq!(p[1], 116);
             assert_eq!(field(p, 8..12), 0x1234_5678);
-            assert_eq!(&p[12..], &[i as u8 + 1; 90][..]);
+            assert_eq!(p[12..], opus(0xF8, i as u8 + 1, 90)[..]);
         }
         assert_eq!(field(&sent[1], 2..4), field(&sent[0], 2..4) + 1);
-        assert_eq!(
-            field(&sent[1], 4..8).wrapping_sub(field(&sent[0], 4..8)),
-            960
-        );
-        assert_eq!(
-            field(&sent[2], 4..8).wrapping_sub(field(&sent[1], 4..8)),
-            1920
-        );
-        // Phone → browser: its packets (either payload type) in order, 960 apart,
-        // through the jitter buffer but no codec.
+        let ts_step = |a: &Vec<u8>, b: &Vec<u8>| field(b, 4..8).wrapping_sub(field(a, 4..8));
+        assert_eq!(ts_step(&sent[0], &sent[1]), 960);
+        assert_eq!(ts_step(&sent[1], &sent[2]), 1920);
+        // Phone → browser: its packets (either payload type) in order through the
+        // jitter buffer, no codec; each advances the browser's timeline by what it
+        // lasts (packet 2 is 40 ms long and takes two ticks).
         for seq in [0u16, 1, 3, 2] {
             let pt = if seq == 1 { 111 } else { 116 };
-            let p = rtp(pt, seq, seq as u32 * 960, 9, &[0xA0 + seq as u8; 70]);
-            b.from_sip(now, peer, &p);
+            let toc = if seq == 2 { 0x10 } else { 0xF8 };
+            let ts = seq as u32 * 960 + if seq == 3 { 960 } else { 0 };
+            b.from_sip(
+                now,
+                peer,
+                &rtp(pt, seq, ts, 9, &opus(toc, 0xA0 + seq as u8, 70)),
+            );
         }
-        let out = play(&mut b, now, 6);
-        let firsts: Vec<u8> = out.iter().map(|(p, _)| p[0]).collect();
-        assert_eq!(firsts, vec![0xA0, 0xA1, 0xA2, 0xA3], "{out:?}");
+        let out = play(&mut b, now, 5);
+        let tags: Vec<u8> = out.iter().map(|(p, _)| p[1]).collect();
+        assert_eq!(tags, vec![0xA0, 0xA1, 0xA2, 0xA3], "{out:?}");
         assert!(out.iter().all(|(p, _)| p.len() == 70));
-        assert!(out.windows(2).all(|w| w[1].1.wrapping_sub(w[0].1) == 960));
+        let steps: Vec<u32> = out
+            .windows(2)
+            .map(|w| w[1].1.wrapping_sub(w[0].1))
+            .collect();
+        assert_eq!(steps, vec![960, 960, 1920]);
         assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 0);
+        assert_eq!(stats.lost.load(Ordering::Relaxed), 0);
         // The longest Opus packet passes both ways too.
-        let big = [0x5A; MAX_FRAME];
+        let big = opus(0xF8, 0x5A, MAX_FRAME);
         let mut out = Vec::new();
         b.from_browser(&big, 4840, &mut |_, p| out.push(p.len()));
         assert_eq!(out, vec![12 + MAX_FRAME]);
-        // (Two empty ticks above counted 4 and 5 as lost: 6 is next.)
-        b.from_sip(now, peer, &rtp(116, 6, 6 * 960, 9, &big));
-        let played = play(&mut b, now + Duration::from_millis(120), 3);
+        b.from_sip(now, peer, &rtp(116, 4, 5 * 960, 9, &big));
+        let played = play(&mut b, now + Duration::from_millis(100), 3);
         assert_eq!(
             played.iter().map(|(p, _)| p.len()).collect::<Vec<_>>(),
             vec![MAX_FRAME]
         );
         // PCMU is not what this call negotiated.
-        b.from_sip(now, peer, &rtp(0, 7, 7 * 960, 9, &[0; 160]));
+        b.from_sip(now, peer, &rtp(0, 5, 6 * 960, 9, &[0; 160]));
         assert_eq!(stats.dropped_garbage.load(Ordering::Relaxed), 1);
     }
 
