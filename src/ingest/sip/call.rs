@@ -379,7 +379,7 @@ async fn in_call(
     let mut out = ToBrowser {
         engine: ctx.engine.clone(),
         source,
-        pt: 111,
+        pt: SipCodec::Opus.pt(),
         seq: 0,
     };
     let ssrc = rand::random::<u32>();
@@ -595,7 +595,7 @@ async fn in_call(
             _ = tick.tick() => {
                 if let Some((bridge, codec)) = bridge.as_mut() {
                     out.pt = match browser {
-                        BrowserCodec::Opus => 111,
+                        BrowserCodec::Opus => SipCodec::Opus.pt(),
                         BrowserCodec::Same => codec.pt(),
                     };
                     bridge.tick(now(), &mut send, &mut |p: &[u8], ts: u32| out.send(p, ts));
