@@ -95,7 +95,19 @@ async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value,
     let status = uas.wait(Duration::from_secs(10)).ok();
     cap.interrupt();
     let seen = analyze_capture(&pcap, media_port).expect("capture");
+    report(&r, &seen);
     (r, seen, sip_port, status)
+}
+
+/// Prints what both ends saw and checks the page reported no error (every call test).
+fn report(r: &Value, seen: &Value) {
+    println!("browser: {}", r["phone"]["events"]);
+    println!(
+        "browser stats: {} early peaks {} peaks {} updates {}",
+        r["phone"]["stats"], r["phone"]["earlyPeaks"], r["phone"]["peaks"], r["phone"]["updates"]
+    );
+    println!("sip side: {seen}");
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
 }
 
 /// `update` mid-call: the browser renegotiates with an ICE restart (what a page does
@@ -105,12 +117,6 @@ async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value,
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_restarts_ice_with_update() {
     let (r, seen, sip_port, status) = call_sipp_uas("update=1&hangup_after=4000", None).await;
-    println!("browser: {}", r["phone"]["events"]);
-    println!(
-        "updates: {} stats: {}",
-        r["phone"]["updates"], r["phone"]["stats"]
-    );
-    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
     assert_eq!(events_named(&r, "updating").len(), 1, "{r}");
     let updated = events_named(&r, "updated");
     assert_eq!(updated.len(), 1, "{r}");
@@ -183,13 +189,6 @@ fn assert_audio_both_ways(r: &Value, seen: &Value, browser_hears: f64) {
 async fn browser_calls_sipp_uas() {
     let (r, seen, sip_port, status) =
         call_sipp_uas("dtmf=123&dtmf_info=45&hold=1&hangup_after=5000", None).await;
-    println!("browser: {}", r["phone"]["events"]);
-    println!(
-        "browser stats: {} peaks {}",
-        r["phone"]["stats"], r["phone"]["peaks"]
-    );
-    println!("sip side: {seen}");
-    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
     assert_eq!(events_named(&r, "registered").len(), 1, "{r}");
     let calling = events_named(&r, "calling");
     assert!(calling[0]["result"]["call_id"].is_string(), "{r}");
@@ -273,12 +272,6 @@ async fn browser_calls_sipp_uas() {
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_calls_sipp_uas_without_transcoding() {
     let (r, seen, _, status) = call_sipp_uas("g711=1&hangup_after=5000", None).await;
-    println!(
-        "browser stats: {} peaks {}",
-        r["phone"]["stats"], r["phone"]["peaks"]
-    );
-    println!("sip side: {seen}");
-    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
     assert_eq!(events_named(&r, "accepted").len(), 1, "{r}");
     assert_pcmu_end_to_end(&r);
     assert_audio_both_ways(&r, &seen, 440.0);
@@ -304,13 +297,6 @@ fn assert_pcmu_end_to_end(r: &Value) {
 async fn browser_hears_early_media() {
     let (r, seen, _, status) =
         call_sipp_uas("hangup_after=3000", Some(("uas_early.xml", 1000))).await;
-    println!("browser: {}", r["phone"]["events"]);
-    println!(
-        "browser stats: {} early peaks {} peaks {}",
-        r["phone"]["stats"], r["phone"]["earlyPeaks"], r["phone"]["peaks"]
-    );
-    println!("sip side: {seen}");
-    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
     assert_early_media(&r, "progress", 1000.0);
     // After it: the same stream goes on, and the browser's tone reaches the phone.
     assert!(hears(&r, 1000.0), "{r}");
@@ -397,13 +383,7 @@ async fn sipp_tone_call(
     .await;
     cap.interrupt();
     let seen = analyze_capture(&pcap, media_port).expect("capture");
-    println!("browser: {}", r["phone"]["events"]);
-    println!(
-        "browser stats: {} early peaks {} peaks {}",
-        r["phone"]["stats"], r["phone"]["earlyPeaks"], r["phone"]["peaks"]
-    );
-    println!("sip side: {seen}");
-    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+    report(&r, &seen);
     (r, seen, status)
 }
 
