@@ -188,6 +188,8 @@ impl<'a> SipHandle<'a> {
 pub struct Peer {
     child: Child,
     name: &'static str,
+    /// What it still has to say on stderr (tcpdump: its packet counts on exit).
+    stderr: Option<std::io::BufReader<std::process::ChildStderr>>,
 }
 
 impl Peer {
@@ -203,12 +205,19 @@ impl Peer {
         bail!("{} still running after {limit:?}", self.name)
     }
 
-    /// Asks it to stop (SIGINT: tcpdump flushes its file) and waits for it.
+    /// Asks it to stop (SIGINT: tcpdump flushes its file) and waits for it; prints
+    /// what it said on stderr meanwhile (tcpdump: packets captured and dropped by the
+    /// kernel, shown beside a failing test's output).
     pub fn interrupt(&mut self) {
         let _ = Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status();
         let _ = self.wait(Duration::from_secs(5));
+        if let Some(mut err) = self.stderr.take() {
+            let mut said = String::new();
+            let _ = std::io::Read::read_to_string(&mut err, &mut said);
+            eprintln!("{}: {}", self.name, said.trim().replace('\n', "; "));
+        }
     }
 }
 
@@ -249,6 +258,7 @@ pub fn sipp(args: &[&str], dir: &std::path::Path) -> anyhow::Result<Peer> {
     Ok(Peer {
         child,
         name: "sipp",
+        stderr: None,
     })
 }
 
@@ -258,22 +268,28 @@ pub fn capture(file: &std::path::Path) -> anyhow::Result<Peer> {
     let mut child = Command::new("tcpdump")
         // Immediate mode: packets reach the file as they come, not a buffer's worth
         // later (those still buffered when it is interrupted would be lost).
-        .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0", "-w"])
+        .args(["-i", "lo", "-n", "-U", "--immediate-mode", "-s", "0"])
+        // In immediate mode the kernel hands over a ring block per millisecond with
+        // traffic; the default 2 MiB ring is a few dozen blocks, so a busy two-core
+        // machine that leaves tcpdump unscheduled for that long loses packets (a call's
+        // whole INVITE transaction once). 64 MiB rides out stalls of a second.
+        .args(["-B", "65536", "-w"])
         .arg(file)
         .args(["udp", "or", "tcp"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .context("starting tcpdump (apt install tcpdump)")?;
-    let stderr = child.stderr.take().context("tcpdump stderr")?;
+    let mut stderr = std::io::BufReader::new(child.stderr.take().context("tcpdump stderr")?);
     let mut line = String::new();
-    std::io::BufReader::new(stderr).read_line(&mut line)?;
+    stderr.read_line(&mut line)?;
     if !line.contains("listening") {
         bail!("tcpdump did not start: {line}");
     }
     Ok(Peer {
         child,
         name: "tcpdump",
+        stderr: Some(stderr),
     })
 }
 
@@ -483,6 +499,7 @@ impl Baresip {
             _peer: Peer {
                 child,
                 name: "baresip",
+                stderr: None,
             },
             dir,
             cons_port,
