@@ -67,7 +67,10 @@ fn main() -> ExitCode {
 
 fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     // RUST_LOG overrides; the admin API's set_log_level adjusts the global ceiling.
-    let env = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // rsipstack logs every SIP message whole at info (SDES-SRTP keys in SDP bodies,
+    // digest Authorization headers): only its warnings by default.
+    let env =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rsipstack=warn"));
     let (ceiling, handle) = reload::Layer::new(LevelFilter::TRACE);
     tracing_subscriber::registry()
         .with(ceiling)
