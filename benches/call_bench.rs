@@ -9,6 +9,10 @@
 //! the CPU allows; only the gateway's side is timed: SRTP in and out, str0m, the
 //! bridge, and the phone-side `recvfrom`/`sendto`.
 //!
+//! Each N runs twice: plain RTP toward the phone, then SDES-SRTP (AES_CM_128_HMAC_SHA1_80
+//! through libsrtp, as `srtp: sdes_mandatory` sets it up; the phone's own SRTP is
+//! untimed).
+//!
 //! Prints CPU per call (µs per second of call), calls per core, and what arrived at
 //! each end. Asserts nothing. `cargo bench --bench call_bench` (add `-- 50 200` to
 //! pick N).
@@ -20,6 +24,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use cardea::ingest::sip::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec, Dest};
 use cardea::ingest::sip::sdp::{self, Direction, SipCodec};
+use cardea::ingest::sip::srtp::{SdesKey, SrtpLeg, Suite};
 use cardea::media::webrtc::{voice_config, VoiceLeg};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
@@ -42,6 +47,8 @@ struct Call {
     phone_seq: u16,
     browser_rx: u64,
     phone_rx: u64,
+    /// SDES-SRTP: the gateway's leg and the phone's.
+    srtp: Option<(SrtpLeg, SrtpLeg)>,
 }
 
 /// Delivers everything `from` wants to send to `to`; returns `from`'s events.
@@ -68,7 +75,7 @@ fn pump(from: &mut Rtc, to: &mut Rtc, now: Instant, events: &mut Vec<Event>) {
     }
 }
 
-fn new_call(i: usize, now: Instant) -> Call {
+fn new_call(i: usize, now: Instant, sdes: bool) -> Call {
     let gw_addr: SocketAddr = format!("10.0.0.1:{}", 10000 + i).parse().unwrap();
     let browser_addr: SocketAddr = format!("10.0.1.1:{}", 20000 + i).parse().unwrap();
     let mut gw = voice_config(RtcConfig::new(), VoiceLeg::Opus).build(now);
@@ -122,6 +129,14 @@ fn new_call(i: usize, now: Instant) -> Call {
         phone_seq: 0,
         browser_rx: 0,
         phone_rx: 0,
+        srtp: sdes.then(|| {
+            let gw = SdesKey::generate(Suite::AesCm128HmacSha1_80);
+            let phone = SdesKey::generate(Suite::AesCm128HmacSha1_80);
+            (
+                SrtpLeg::new(&gw, &phone).unwrap(),
+                SrtpLeg::new(&phone, &gw).unwrap(),
+            )
+        }),
     }
 }
 
@@ -156,14 +171,16 @@ fn main() {
         .collect();
     println!("calls  CPU/call(µs per s)  calls/core  browser rx/expected  phone rx/expected");
     for n in counts {
-        run(n, &frames, &pcmu);
+        for sdes in [false, true] {
+            run(n, &frames, &pcmu, sdes);
+        }
     }
 }
 
-fn run(n: usize, frames: &[Vec<u8>], pcmu: &[u8]) {
+fn run(n: usize, frames: &[Vec<u8>], pcmu: &[u8], sdes: bool) {
     let start = Instant::now();
     let mut now = start;
-    let mut calls: Vec<Call> = (0..n).map(|i| new_call(i, now)).collect();
+    let mut calls: Vec<Call> = (0..n).map(|i| new_call(i, now, sdes)).collect();
     // Connect (ICE + DTLS) in simulated time.
     let mut events = Vec::new();
     for _ in 0..200 {
@@ -231,6 +248,10 @@ fn run(n: usize, frames: &[Vec<u8>], pcmu: &[u8]) {
             pkt.extend_from_slice(&7u32.to_be_bytes());
             pkt.extend_from_slice(pcmu);
             c.phone_seq = c.phone_seq.wrapping_add(1);
+            let pkt = match c.srtp.as_mut() {
+                Some((_, phone)) => phone.protect(false, &pkt).unwrap().to_vec(),
+                None => pkt,
+            };
             let _ = c.phone.send_to(&pkt, c.sip.local_addr().unwrap());
 
             // The gateway's share, timed.
@@ -250,11 +271,32 @@ fn run(n: usize, frames: &[Vec<u8>], pcmu: &[u8]) {
             let _ = c.gw.handle_input(Input::Timeout(now));
             let mut transmit = Vec::new();
             let (sip, bridge, gw) = (&c.sip, &mut c.bridge, &mut c.gw);
-            let mut send = |dest: Dest, d: &[u8]| {
-                let a = match dest {
-                    Dest::Rtp(a) | Dest::Rtcp(a) => a,
+            let mut gw_srtp = c.srtp.as_mut().map(|(gw, _)| gw);
+            while let Ok((len, src)) = sip.recv_from(&mut buf) {
+                let len = match gw_srtp.as_mut() {
+                    Some(leg) => match leg.unprotect(false, &mut buf, len) {
+                        Ok(n) => n,
+                        Err(_) => continue,
+                    },
+                    None => len,
                 };
-                let _ = sip.send_to(d, a);
+                bridge.from_sip(now, src, &buf[..len]);
+            }
+            let mut send = |dest: Dest, d: &[u8]| {
+                let (a, rtcp) = match dest {
+                    Dest::Rtp(a) => (a, false),
+                    Dest::Rtcp(a) => (a, true),
+                };
+                match gw_srtp.as_mut() {
+                    Some(leg) => {
+                        if let Some(p) = leg.protect(rtcp, d) {
+                            let _ = sip.send_to(p, a);
+                        }
+                    }
+                    None => {
+                        let _ = sip.send_to(d, a);
+                    }
+                }
             };
             loop {
                 match gw.poll_output() {
@@ -265,9 +307,6 @@ fn run(n: usize, frames: &[Vec<u8>], pcmu: &[u8]) {
                     }
                     Ok(Output::Event(e)) => events.push(e),
                 }
-            }
-            while let Ok((len, src)) = sip.recv_from(&mut buf) {
-                bridge.from_sip(now, src, &buf[..len]);
             }
             let mid = c.gw_mid;
             let mut to_browser = |p: &[u8], ts: u32| {
@@ -312,6 +351,11 @@ fn run(n: usize, frames: &[Vec<u8>], pcmu: &[u8]) {
                 ));
             }
             while let Ok((len, _)) = c.phone.recv_from(&mut buf) {
+                let len = match c.srtp.as_mut() {
+                    // Only what authenticates counts (RTCP fails here and is skipped).
+                    Some((_, phone)) => phone.unprotect(false, &mut buf, len).unwrap_or(0),
+                    None => len,
+                };
                 if len > 12 && buf[1] & 0x7f == 0 {
                     c.phone_rx += 1;
                 }
@@ -324,12 +368,13 @@ fn run(n: usize, frames: &[Vec<u8>], pcmu: &[u8]) {
     let phone_rx: u64 = calls.iter().map(|c| c.phone_rx).sum();
     let expected = steps as u64 * n as u64;
     println!(
-        "{n:>5}  {per_call_us:>19.0}  {:>10.0}  {:>8}/{:<10}  {:>8}/{:<8}  ({connected} of {n} connected, {:.1} s wall)",
+        "{n:>5}  {per_call_us:>19.0}  {:>10.0}  {:>8}/{:<10}  {:>8}/{:<8}  ({}, {connected} of {n} connected, {:.1} s wall)",
         1e6 / per_call_us,
         browser_rx,
         expected,
         phone_rx,
         expected,
+        if sdes { "SDES-SRTP" } else { "plain RTP" },
         start.elapsed().as_secs_f64()
     );
 }

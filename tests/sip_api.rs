@@ -134,6 +134,23 @@ async fn call_requests_are_validated() {
             json!({"request": "call", "uri": callee, "headers": {"X-A": "1\r\nVia: x"}}),
             444,
         ),
+        // SDES-SRTP: only sdes_optional/sdes_mandatory, only the AES-CM suites.
+        (
+            json!({"request": "call", "uri": callee, "srtp": "dtls"}),
+            444,
+        ),
+        (json!({"request": "call", "uri": callee, "srtp": true}), 444),
+        (
+            json!({"request": "call", "uri": callee, "srtp": "sdes_mandatory",
+                "srtp_profile": "AEAD_AES_256_GCM"}),
+            444,
+        ),
+        (
+            json!({"request": "call", "uri": callee, "srtp": "sdes_mandatory",
+                "srtp_profile": "AES_CM_128_HMAC_SHA1_32"}),
+            448,
+        ),
+        (json!({"request": "accept", "srtp": "sdes"}), 444),
         (json!({"request": "accept"}), 447),
         (json!({"request": "progress"}), 447),
         (json!({"request": "decline"}), 447),

@@ -1,7 +1,8 @@
 //! The SIP leg's hostile inputs: any SDP body through our parser (and, when it
-//! parses, our answer to it read back), any datagrams on the call's RTP and RTCP
-//! ports through the bridge, and any SIP INFO dtmf-relay body. No panic; every RTP
-//! datagram is either used or counted as dropped, exactly once.
+//! parses, our answer to it read back, SDES keys included), any datagrams on the
+//! call's RTP and RTCP ports through the bridge and through SRTP's unprotect, and any
+//! SIP INFO dtmf-relay body. No panic; every RTP datagram is either used or counted
+//! as dropped, exactly once; no forged datagram passes SRTP.
 #![no_main]
 
 use std::sync::atomic::Ordering;
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use cardea::ingest::sip::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec};
 use cardea::ingest::sip::call::parse_dtmf_relay;
 use cardea::ingest::sip::sdp::{self, Direction, LocalAudio, SipCodec};
+use cardea::ingest::sip::srtp::{Crypto, SdesKey, SrtpLeg, Suite};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -28,11 +30,18 @@ fuzz_target!(|data: &[u8]| {
                 direction: remote.direction.reversed(),
                 session_id: 1,
                 version: 1,
+                secure: remote.secure,
+                crypto: remote.crypto.first().map(|c| Crypto {
+                    tag: c.tag,
+                    key: SdesKey::generate(c.key.suite),
+                }),
             };
             ours.answer_events(&remote, codec);
             let back = sdp::parse(&ours.to_sdp()).unwrap();
             assert_eq!(back.codecs, vec![codec]);
             assert_eq!(back.pt(codec), remote.pt(codec));
+            assert_eq!(back.secure, remote.secure);
+            assert_eq!(back.crypto.first(), ours.crypto.as_ref());
         }
     }
     // The same bytes as datagrams: split on 0xFF 0xFF, alternate peer and stranger,
@@ -64,6 +73,20 @@ fuzz_target!(|data: &[u8]| {
         stats.clone(),
     )
     .unwrap();
+    // An SDES-SRTP leg: none of the datagrams (no key known to the input) passes.
+    // (Inbound with the 80-bit tag: a random datagram authenticates with p = 2^-80.)
+    let (a, b) = (
+        SdesKey::generate(Suite::AesCm128HmacSha1_32),
+        SdesKey::generate(Suite::AesCm128HmacSha1_80),
+    );
+    let mut srtp = SrtpLeg::new(&a, &b).unwrap();
+    let mut buf = [0u8; 2048];
+    for (i, d) in data.split(|b| *b == 0xff).enumerate().take(64) {
+        let n = d.len().min(buf.len());
+        buf[..n].copy_from_slice(&d[..n]);
+        assert!(srtp.unprotect(i % 2 == 1, &mut buf, n).is_err());
+        let _ = srtp.protect(i % 2 == 1, d);
+    }
     let peer = "127.0.0.1:40000".parse().unwrap();
     let stranger = "127.0.0.2:40000".parse().unwrap();
     let s = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);

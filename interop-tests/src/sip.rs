@@ -420,9 +420,10 @@ pub struct Baresip {
 impl Baresip {
     /// Starts baresip in `dir` (its config, log and recordings go there) for
     /// `user`/`password` at the kamailio on `registrar`, sending a `tone_hz` sine;
-    /// `dial` is a SIP URI it calls as soon as it is up; `codecs` (e.g.
-    /// `"G722/16000/1,PCMU"`: baresip's own names and rates) narrows what it offers and accepts, else Opus, G.722, PCMU and
-    /// PCMA in that order.
+    /// `dial` is a SIP URI it calls as soon as it is up; `account` adds parameters to
+    /// its account line: `;audio_codecs=G722/16000/1,PCMU` (baresip's own names and
+    /// rates) narrows what it offers and accepts, else Opus, G.722, PCMU and PCMA in
+    /// that order; `;mediaenc=srtp-mand` makes its media SDES-SRTP only (RTP/SAVP).
     pub fn start(
         dir: &std::path::Path,
         user: &str,
@@ -430,14 +431,15 @@ impl Baresip {
         registrar: u16,
         tone_hz: u32,
         dial: Option<&str>,
-        codecs: Option<&str>,
+        account: &str,
     ) -> anyhow::Result<Baresip> {
         let dir = dir.join(format!("baresip-{user}"));
         std::fs::create_dir_all(dir.join("snd"))?;
         let (sip_port, cons_port, rtp_port) =
             (crate::free_port(), crate::free_port(), free_rtp_pair());
-        // Codecs in baresip's own order of preference (Opus first) unless narrowed: the
-        // gateway has to pick its own out of a real multi-codec offer.
+        // Codecs in baresip's own order of preference (Opus first) unless `account`
+        // narrows them (`;audio_codecs=…`): the gateway has to pick its own out of a
+        // real multi-codec offer. srtp.so is loaded; `;mediaenc=srtp-mand` uses it.
         let config = format!(
             "poll_method epoll\n\
              sip_listen 127.0.0.1:{sip_port}\n\
@@ -458,6 +460,7 @@ impl Baresip {
              module g722.so\n\
              module g711.so\n\
              module ausine.so\n\
+             module srtp.so\n\
              module alsa.so\n\
              module sndfile.so\n\
              module cons.so\n\
@@ -473,10 +476,7 @@ impl Baresip {
         std::fs::write(
             dir.join("accounts"),
             format!(
-                "<sip:{user}@127.0.0.1:{registrar}>;auth_pass={password};answermode=auto{}\n",
-                codecs
-                    .map(|c| format!(";audio_codecs={c}"))
-                    .unwrap_or_default()
+                "<sip:{user}@127.0.0.1:{registrar}>;auth_pass={password};answermode=auto{account}\n"
             ),
         )?;
         std::fs::write(

@@ -16,6 +16,13 @@
 //! Each also with the gateway's leg over TCP (`proxy` = `sip:localhost:<kamailio's
 //! TCP-only port>;transport=tcp`, a name to look up; baresip stays on UDP): the capture shows the INVITEs to and
 //! from the gateway over TCP.
+//!
+//! And each with SDES-SRTP (baresip's `mediaenc=srtp-mand`: RTP/SAVP with an
+//! `a=crypto` key, SRTP or nothing; PCMU only): the browser calls with `srtp:
+//! sdes_mandatory`, or gets `incomingcall` with `srtp: sdes_mandatory` and accepts so.
+//! Baresip decoding the browser's tone and the browser hearing baresip's prove both
+//! directions keyed right; the capture shows the offer's key and, on the wire to
+//! baresip, PCMU payloads that are not the tone (ciphertext).
 
 #![allow(clippy::disallowed_methods)] // drives real peers in real time
 
@@ -28,7 +35,7 @@ use interop_tests::sip::{Baresip, Scratch};
 use serde_json::Value;
 
 /// What both ends of an established call must show: the browser got `accepted`
-/// with `codec` on the SIP leg (`opus`: relayed; `G722`: transcoded both ways) and
+/// with `codec` on the SIP leg (`opus`: relayed; `G722`, `PCMU`: transcoded both ways) and
 /// Opus on its own, > 200 packets each way (captured on their way to baresip, with
 /// G.722's payload type 9 or a dynamic one for Opus), each side hears the other's
 /// tone (700 Hz in the browser; 440 Hz in what baresip decoded), and the call ended
@@ -68,6 +75,7 @@ fn assert_call_both_ways(r: &Value, seen: &Value, heard: &Value, codec: &str) {
     };
     let to_baresip = match codec {
         "G722" => packets(&|pt| pt == 9),
+        "PCMU" => packets(&|pt| pt == 0),
         _ => packets(&|pt| pt >= 96),
     };
     assert!(to_baresip > 200, "{codec} packets to baresip: {seen}");
@@ -96,18 +104,61 @@ fn alice_at(registrar: &interop_tests::sip::Kamailio, tcp: bool) -> String {
     format!("user=sip:alice@127.0.0.1:{k}&secret=s3cret{proxy}")
 }
 
-/// Baresip's codecs: all of them (Opus first) over UDP; over TCP, narrowed to G.722
-/// and G.711 so that the transcoding path meets a real peer too.
-fn narrowed(tcp: bool) -> Option<&'static str> {
-    tcp.then_some("G722/16000/1,PCMU,PCMA")
+/// How the gateway meets baresip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    /// UDP, baresip's codecs all offered (Opus first): relayed Opus.
+    Udp,
+    /// The gateway over TCP, baresip narrowed to G.722 and G.711 so that the
+    /// transcoding path meets a real peer too.
+    Tcp,
+    /// UDP, SDES-SRTP mandatory on both sides, PCMU only.
+    Srtp,
 }
 
-/// What the SIP leg settles on with [`narrowed`] codecs.
-fn codec_of(tcp: bool) -> &'static str {
-    if tcp {
-        "G722"
-    } else {
-        "opus"
+impl Leg {
+    fn tcp(self) -> bool {
+        self == Leg::Tcp
+    }
+
+    /// Baresip's account parameters.
+    fn account(self) -> &'static str {
+        match self {
+            Leg::Udp => "",
+            Leg::Tcp => ";audio_codecs=G722/16000/1,PCMU,PCMA",
+            Leg::Srtp => ";audio_codecs=PCMU;mediaenc=srtp-mand",
+        }
+    }
+
+    /// What the SIP leg settles on.
+    fn codec(self) -> &'static str {
+        match self {
+            Leg::Udp => "opus",
+            Leg::Tcp => "G722",
+            Leg::Srtp => "PCMU",
+        }
+    }
+
+    /// The page's parameters for it (`srtp` on `call` and `accept`).
+    fn page(self) -> &'static str {
+        match self {
+            Leg::Srtp => "&srtp=sdes_mandatory",
+            _ => "",
+        }
+    }
+
+    /// With SRTP: what travelled to baresip was ciphertext. Its PCMU payloads do not
+    /// carry the browser's 440 Hz (the plain-PCMU tests read that tone off the same
+    /// capture), though baresip decoded it.
+    fn assert_encrypted(self, seen: &Value) {
+        if self != Leg::Srtp {
+            return;
+        }
+        let f = seen["pcmu_freq"].as_f64().unwrap_or(0.0);
+        assert!(
+            (f - 440.0).abs() > 100.0,
+            "the PCMU on the wire reads as the tone: not encrypted? {seen}"
+        );
     }
 }
 
@@ -127,25 +178,35 @@ fn invite_hops(seen: &Value, call_id: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_calls_baresip() {
-    browser_calls_baresip_via(false).await
+    browser_calls_baresip_via(Leg::Udp).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn browser_calls_baresip_over_tcp() {
-    browser_calls_baresip_via(true).await
+    browser_calls_baresip_via(Leg::Tcp).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_calls_baresip_with_srtp() {
+    browser_calls_baresip_via(Leg::Srtp).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn baresip_calls_browser() {
-    baresip_calls_browser_via(false).await
+    baresip_calls_browser_via(Leg::Udp).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn baresip_calls_browser_over_tcp() {
-    baresip_calls_browser_via(true).await
+    baresip_calls_browser_via(Leg::Tcp).await
 }
 
-async fn browser_calls_baresip_via(tcp: bool) {
+#[tokio::test(flavor = "multi_thread")]
+async fn baresip_calls_browser_with_srtp() {
+    baresip_calls_browser_via(Leg::Srtp).await
+}
+
+async fn browser_calls_baresip_via(leg: Leg) {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
     let dir = Scratch::new("baresip-uas").unwrap();
@@ -158,7 +219,7 @@ async fn browser_calls_baresip_via(tcp: bool) {
         registrar.port,
         700,
         None,
-        narrowed(tcp),
+        leg.account(),
     )
     .unwrap();
     assert!(
@@ -169,9 +230,10 @@ async fn browser_calls_baresip_via(tcp: bool) {
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let query = format!(
-        "{}&call=sip:bob@127.0.0.1:{}",
-        alice_at(&registrar, tcp),
-        registrar.port
+        "{}&call=sip:bob@127.0.0.1:{}{}",
+        alice_at(&registrar, leg.tcp()),
+        registrar.port,
+        leg.page()
     );
     // Six seconds into the call, bob hangs up.
     let r = chromium_phone(&gw, &query, &wav, 40, async {
@@ -186,7 +248,8 @@ async fn browser_calls_baresip_via(tcp: bool) {
     cap.interrupt();
     let seen = analyze_capture(&pcap, bob.rtp_port).expect("capture");
     let heard = bob.heard().expect("baresip's recording");
-    assert_call_both_ways(&r, &seen, &heard, codec_of(tcp));
+    assert_call_both_ways(&r, &seen, &heard, leg.codec());
+    leg.assert_encrypted(&seen);
     assert!(
         bob.log().contains("answering call"),
         "baresip answered: {}",
@@ -199,10 +262,42 @@ async fn browser_calls_baresip_via(tcp: bool) {
     // kamailio's to baresip over UDP.
     let call_id = &events_named(&r, "calling")[0]["result"]["call_id"];
     let hops = invite_hops(&seen, call_id);
-    assert_eq!(hops, [if tcp { "tcp" } else { "udp" }, "udp"], "{seen}");
+    assert_eq!(
+        hops,
+        [if leg.tcp() { "tcp" } else { "udp" }, "udp"],
+        "{seen}"
+    );
+    if leg == Leg::Srtp {
+        // Our offer: RTP/SAVP with our key, the default suite.
+        let offer = invite_body(&seen, call_id);
+        let m = offer
+            .lines()
+            .find(|l| l.starts_with("m=audio "))
+            .unwrap_or("");
+        assert!(m.contains(" RTP/SAVP "), "{offer}");
+        assert!(
+            offer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"),
+            "{offer}"
+        );
+    }
 }
 
-async fn baresip_calls_browser_via(tcp: bool) {
+/// The SDP of the first captured INVITE of call `call_id`.
+fn invite_body(seen: &Value, call_id: &Value) -> String {
+    seen["sip_requests"]
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|q| {
+                q["call_id"] == *call_id
+                    && q["cseq"].as_str().is_some_and(|c| c.ends_with("INVITE"))
+            })
+        })
+        .and_then(|q| q["body"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn baresip_calls_browser_via(leg: Leg) {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
     let dir = Scratch::new("baresip-uac").unwrap();
@@ -211,7 +306,11 @@ async fn baresip_calls_browser_via(tcp: bool) {
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let bob = std::sync::Mutex::new(None);
-    let query = format!("{}&answer=1&hangup_after=6000", alice_at(&registrar, tcp));
+    let query = format!(
+        "{}&answer=1&hangup_after=6000{}",
+        alice_at(&registrar, leg.tcp()),
+        leg.page()
+    );
     // Once alice is registered, bob calls her.
     let r = chromium_phone(&gw, &query, &wav, 40, async {
         let alice = format!("sip:alice@127.0.0.1:{}", registrar.port);
@@ -222,7 +321,7 @@ async fn baresip_calls_browser_via(tcp: bool) {
             registrar.port,
             700,
             Some(&alice),
-            narrowed(tcp),
+            leg.account(),
         );
         *bob.lock().unwrap() = Some(b.expect("baresip"));
     })
@@ -245,10 +344,21 @@ async fn baresip_calls_browser_via(tcp: bool) {
         format!("sip:bob@127.0.0.1:{}", registrar.port),
         "{r}"
     );
-    assert_call_both_ways(&r, &seen, &heard, codec_of(tcp));
+    assert_call_both_ways(&r, &seen, &heard, leg.codec());
+    leg.assert_encrypted(&seen);
     assert_eq!(events_named(&r, "hangingup").len(), 1, "{r}");
+    // What the caller asked of SRTP, as Janus reports it.
+    let asked = match leg {
+        Leg::Srtp => serde_json::json!("sdes_mandatory"),
+        _ => Value::Null,
+    };
+    assert_eq!(incoming[0]["result"]["srtp"], asked, "{r}");
     // baresip's INVITE reached kamailio over UDP; kamailio forwarded it to the gateway
     // over TCP when alice registered over TCP, else over UDP.
     let hops = invite_hops(&seen, &incoming[0]["call_id"]);
-    assert_eq!(hops, ["udp", if tcp { "tcp" } else { "udp" }], "{seen}");
+    assert_eq!(
+        hops,
+        ["udp", if leg.tcp() { "tcp" } else { "udp" }],
+        "{seen}"
+    );
 }

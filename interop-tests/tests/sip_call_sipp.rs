@@ -18,6 +18,8 @@
 //! * Update: the browser renegotiates mid-call with an ICE restart; the audio goes on
 //!   and the phone sees no re-INVITE.
 //! * Declined: the browser declines with 603; sipp's scenario expects exactly that.
+//! * Too strict: a page that accepts only with SDES-SRTP (`srtp: sdes_mandatory`) gets
+//!   sipp's plain RTP/AVP call: 452, then it declines with 488.
 
 #![allow(clippy::disallowed_methods)] // drives real peers in real time
 
@@ -448,18 +450,30 @@ async fn browser_answers_with_early_media() {
     assert_sipp_hung_up(&r, status);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn browser_declines_with_603() {
+/// sipp calls alice, whose page acts on `action` and ends up refusing the call with
+/// `code`: the page's report (after `declining` and `hangup` with that code, checked)
+/// once sipp got that final answer (its scenario checks the code).
+async fn browser_refuses(name: &str, action: &str, code: u16) -> Value {
     let gw = interop_tests::start_gateway().await;
     let registrar = kamailio().expect("kamailio");
-    let dir = Scratch::new("sipp-decline").unwrap();
+    let dir = Scratch::new(name).unwrap();
     let wav = dir.0.join("tone440.wav");
     tone_file("wav", 440, &wav).unwrap();
-    let scenario = interop_tests::workspace().join("interop-tests/sip/uac_declined.xml");
+    let template = interop_tests::workspace().join("interop-tests/sip/uac_declined.xml");
+    let scenario = dir.0.join("uac_declined.xml");
+    let xml = std::fs::read_to_string(template).unwrap();
+    std::fs::write(
+        &scenario,
+        xml.replace(
+            r#"<recv response="603"/>"#,
+            &format!(r#"<recv response="{code}"/>"#),
+        ),
+    )
+    .unwrap();
     let (r, status) = sipp_calls_alice(
         &gw,
         registrar.port,
-        "decline=603",
+        action,
         &wav,
         15,
         &scenario,
@@ -470,9 +484,38 @@ async fn browser_declines_with_603() {
     .await;
     println!("browser: {}", r["phone"]["events"]);
     assert_eq!(events_named(&r, "incomingcall").len(), 1, "{r}");
-    assert_eq!(events_named(&r, "declining").len(), 1, "{r}");
+    let declining = events_named(&r, "declining");
+    assert_eq!(declining.len(), 1, "{r}");
+    assert_eq!(declining[0]["result"]["code"], code, "{r}");
     let hangup = events_named(&r, "hangup");
     assert_eq!(hangup.len(), 1, "{r}");
-    assert_eq!(hangup[0]["result"]["code"], 603, "{r}");
-    assert!(matches!(status, Some(Ok(0))), "sipp got 603: {status:?}");
+    assert_eq!(hangup[0]["result"]["code"], code, "{r}");
+    assert!(matches!(status, Some(Ok(0))), "sipp got {code}: {status:?}");
+    r
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_declines_with_603() {
+    let r = browser_refuses("sipp-decline", "decline=603", 603).await;
+    assert_eq!(r["phone"]["errors"], serde_json::json!([]), "{r}");
+}
+
+/// A page that insists on SDES-SRTP (`accept` with `srtp: sdes_mandatory`) gets a
+/// plain RTP/AVP call from sipp: `incomingcall` says no `srtp`, the accept is refused
+/// with 452 (Janus's "too strict") and the page declines with 488.
+#[tokio::test(flavor = "multi_thread")]
+async fn browser_requiring_srtp_refuses_a_plain_call() {
+    let r = browser_refuses("sipp-srtp-refused", "answer=1&srtp=sdes_mandatory", 488).await;
+    assert_eq!(
+        events_named(&r, "incomingcall")[0]["result"]["srtp"],
+        Value::Null,
+        "{r}"
+    );
+    let errors = r["phone"]["errors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(errors.len(), 1, "{r}");
+    assert!(
+        errors[0].as_str().is_some_and(|e| e.starts_with("452: ")),
+        "{r}"
+    );
+    assert!(events_named(&r, "accepted").is_empty(), "{r}");
 }

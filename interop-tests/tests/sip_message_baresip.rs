@@ -18,7 +18,7 @@ async fn messages_both_ways_outside_a_call() {
     let registrar = kamailio().expect("kamailio");
     let domain = format!("127.0.0.1:{}", registrar.port);
     let dir = Scratch::new("baresip-message").unwrap();
-    let bob = Baresip::start(&dir.0, "bob", "b0bpass", registrar.port, 700, None, None).unwrap();
+    let bob = Baresip::start(&dir.0, "bob", "b0bpass", registrar.port, 700, None, "").unwrap();
     let alice = SipHandle::attach(&gw);
     alice.send(
         json!({"request": "register", "username": format!("sip:alice@{domain}"),

@@ -34,8 +34,10 @@ use super::{MediaHandler, MediaOut, Plugin, PluginCtx, PluginInfo, PluginMessage
 use crate::api::{ApiError, HandleId, Jsep, JsepKind, SourceId};
 use crate::ingest::sip::bridge::{BridgeStats, BrowserCodec, BrowserFrame};
 use crate::ingest::sip::sdp::Direction;
+use crate::ingest::sip::srtp::Suite;
 use crate::ingest::sip::{
     check_header, split_sip_uri, Account, CallEvent, CallMedia, CallOp, SipCommand, SipEvent,
+    SrtpMode,
 };
 use crate::media::webrtc::VoiceLeg;
 
@@ -48,6 +50,7 @@ mod err {
     pub(super) const INVALID_ADDRESS: u16 = 446;
     pub(super) const WRONG_STATE: u16 = 447;
     pub(super) const MISSING_SDP: u16 = 448;
+    pub(super) const TOO_STRICT: u16 = 452;
     pub(super) const UNKNOWN: u16 = 499;
 }
 
@@ -125,6 +128,8 @@ struct Call {
     stats: Arc<BridgeStats>,
     /// An `update` whose browser offer the PeerConnection is answering: its transaction.
     updating: Option<String>,
+    /// For incoming calls: what the caller's offer asks of SRTP (`incomingcall`'s `srtp`).
+    offered_srtp: Option<&'static str>,
 }
 
 /// The plugin.
@@ -178,6 +183,27 @@ fn transcode_of(body: &Map<String, Value>, default: bool) -> Result<bool, Failur
         Some(_) => Err((
             err::INVALID_ELEMENT,
             "Invalid element type (transcode should be a boolean)".into(),
+        )),
+    }
+}
+
+/// `srtp` (`sdes_optional` or `sdes_mandatory`) and `srtp_profile` (the suite,
+/// AES_CM_128_HMAC_SHA1_80 by default): 444 for anything else.
+fn srtp_of(body: &Map<String, Value>) -> Result<SrtpMode, Failure> {
+    let suite = match optional_str(body, "srtp_profile")? {
+        None => Suite::AesCm128HmacSha1_80,
+        Some(p) => Suite::parse(p).ok_or((
+            err::INVALID_ELEMENT,
+            format!("Invalid element (unsupported SRTP profile {p})"),
+        ))?,
+    };
+    match optional_str(body, "srtp")? {
+        None => Ok(SrtpMode::Off),
+        Some("sdes_optional") => Ok(SrtpMode::Optional(suite)),
+        Some("sdes_mandatory") => Ok(SrtpMode::Mandatory(suite)),
+        Some(_) => Err((
+            err::INVALID_ELEMENT,
+            "Invalid element (srtp can only be sdes_optional or sdes_mandatory)".into(),
         )),
     }
 }
@@ -359,12 +385,7 @@ impl Sip {
         }
         let uri = sip_uri_of(body)?;
         let transcode = transcode_of(body, h.account.transcode)?;
-        if body.get("srtp").and_then(Value::as_str) == Some("sdes_mandatory") {
-            return Err((
-                err::INVALID_ELEMENT,
-                "Invalid element (SDES-SRTP toward SIP is not supported yet)".into(),
-            ));
-        }
+        let srtp = srtp_of(body)?;
         let headers = headers_of(body)?;
         let Some(offer) = jsep.filter(|j| j.kind == JsepKind::Offer) else {
             return Err((
@@ -400,6 +421,7 @@ impl Sip {
             browser,
             stats: stats.clone(),
             updating: None,
+            offered_srtp: None,
         });
         ctx.sip(SipCommand::Call {
             handle,
@@ -412,6 +434,7 @@ impl Sip {
                 from_browser,
                 browser,
                 stats,
+                srtp,
             },
         });
         Ok(())
@@ -457,15 +480,23 @@ impl Sip {
         ctx: &mut PluginCtx<'_>,
         handle: HandleId,
         tx: &str,
+        body: &Map<String, Value>,
         jsep: Option<&Jsep>,
         early: bool,
     ) -> Result<(), Failure> {
+        let srtp = srtp_of(body)?;
         let states: &[CallState] = if early {
             &[CallState::Ringing]
         } else {
             &[CallState::Ringing, CallState::Progressing]
         };
         let call = self.call_in(handle, states)?;
+        if matches!(srtp, SrtpMode::Mandatory(_)) && call.offered_srtp.is_none() {
+            return Err((
+                err::TOO_STRICT,
+                "Can't accept the call: SDES-SRTP required, but caller didn't offer it".into(),
+            ));
+        }
         let media = if call.state == CallState::Progressing {
             // The media was set up by `progress`.
             None
@@ -486,6 +517,7 @@ impl Sip {
                 from_browser,
                 browser,
                 stats,
+                srtp,
             })
         };
         let (state, event, op) = match (early, media) {
@@ -511,6 +543,7 @@ impl Sip {
             caller,
             display_name,
             callee,
+            srtp,
         } = what
         {
             if h.call.is_some() {
@@ -547,6 +580,7 @@ impl Sip {
                 browser,
                 stats: Arc::new(BridgeStats::default()),
                 updating: None,
+                offered_srtp: *srtp,
             });
             tracing::info!(%handle, %caller, "incoming SIP call");
             let mut data = result(json!({
@@ -555,6 +589,9 @@ impl Sip {
                 "displayname": display_name,
                 "callee": callee,
             }));
+            if let Some(srtp) = srtp {
+                data["result"]["srtp"] = json!(srtp);
+            }
             data["call_id"] = json!(call_id);
             ctx.push_event(handle, None, data, Some(jsep.to_json()));
             return;
@@ -733,8 +770,8 @@ impl Sip {
                 }
             }
             "call" => self.call(ctx, handle, body, jsep),
-            "accept" => self.answer(ctx, handle, tx, jsep, false),
-            "progress" => self.answer(ctx, handle, tx, jsep, true),
+            "accept" => self.answer(ctx, handle, tx, body, jsep, false),
+            "progress" => self.answer(ctx, handle, tx, body, jsep, true),
             "decline" => {
                 let code = match body.get("code") {
                     None => 486,

@@ -87,6 +87,9 @@ pub struct BridgeStats {
     pub dropped_late: AtomicU64,
     /// Packets the jitter buffer found missing at playout.
     pub lost: AtomicU64,
+    /// SRTP/SRTCP packets that failed authentication or the replay check (forged,
+    /// replayed, garbled, or plain RTP on a secure leg).
+    pub dropped_srtp: AtomicU64,
     /// RTCP packets received from the peer.
     pub rtcp_in: AtomicU64,
     /// RTCP packets sent.
@@ -110,6 +113,7 @@ impl BridgeStats {
             "dropped_stranger": r(&self.dropped_stranger),
             "dropped_late": r(&self.dropped_late),
             "lost": r(&self.lost),
+            "dropped_srtp": r(&self.dropped_srtp),
             "rtcp_in": r(&self.rtcp_in),
             "rtcp_out": r(&self.rtcp_out),
             "browser_in": r(&self.browser_in),

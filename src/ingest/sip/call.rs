@@ -14,9 +14,10 @@ use rsipstack::sip::{Header, StatusCode};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::bridge::{Bridge, BridgeSetup, BrowserCodec, BrowserFrame, Dest};
+use super::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec, BrowserFrame, Dest};
 use super::sdp::{self, Direction, LocalAudio, RemoteAudio, SipCodec};
-use super::{CallEvent, CallMedia, CallOp, SipEvent};
+use super::srtp::{Crypto, SdesKey, SrtpLeg};
+use super::{CallEvent, CallMedia, CallOp, SipEvent, SrtpMode};
 use crate::api::HandleId;
 use crate::ingest::rtp::RtpHeader;
 use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
@@ -148,6 +149,8 @@ async fn local_media(ctx: &CallCtx, codecs: Vec<SipCodec>) -> std::io::Result<Lo
             direction: Direction::SendRecv,
             session_id: rand::random::<u32>() as u64,
             version: 1,
+            secure: false,
+            crypto: None,
         },
     })
 }
@@ -165,13 +168,20 @@ pub async fn outgoing(
         BrowserCodec::Opus => SIP_CODECS.to_vec(),
         BrowserCodec::Same => vec![SipCodec::Pcmu],
     };
-    let local = match local_media(&ctx, codecs.clone()).await {
+    let mut local = match local_media(&ctx, codecs.clone()).await {
         Ok(l) => l,
         Err(e) => {
             ctx.emit(ended(500, format!("no media port: {e}")));
             return;
         }
     };
+    if let SrtpMode::Optional(suite) | SrtpMode::Mandatory(suite) = media.srtp {
+        local.sdp.crypto = Some(Crypto {
+            tag: 1,
+            key: SdesKey::generate(suite),
+        });
+        local.sdp.secure = matches!(media.srtp, SrtpMode::Mandatory(_));
+    }
     opt.offer = Some(local.sdp.to_sdp().into_bytes());
     opt.content_type = Some("application/sdp".into());
     let (state_tx, mut states) = layer.new_dialog_state_channel();
@@ -253,6 +263,14 @@ pub async fn incoming(
     local.sdp.opus_pt = remote.pt(SipCodec::Opus);
     local.sdp.answer_events(&remote, codec);
     local.sdp.direction = remote.direction.reversed();
+    // Keys offered: answered in kind (RFC 4568 §7.1.2), with the first line we can use.
+    if let Some(c) = remote.crypto.first() {
+        local.sdp.crypto = Some(Crypto {
+            tag: c.tag,
+            key: SdesKey::generate(c.key.suite),
+        });
+        local.sdp.secure = remote.secure;
+    }
     let sdp = local.sdp.to_sdp().into_bytes();
     let headers = Some(vec![content_type("application/sdp")]);
     // A body makes rsipstack's provisional answer a 183 Session Progress.
@@ -353,6 +371,96 @@ impl ToBrowser {
     }
 }
 
+/// The call's packets toward the SIP peer: plain RTP, or SRTP once both sides gave
+/// keys (SDES, RFC 4568).
+struct ToPeer<'a> {
+    rtp: &'a UdpSocket,
+    rtcp: &'a UdpSocket,
+    srtp: Option<SrtpLeg>,
+}
+
+impl ToPeer<'_> {
+    fn send(&mut self, dest: Dest, packet: &[u8]) {
+        let (socket, addr, rtcp) = match dest {
+            Dest::Rtp(a) => (self.rtp, a, false),
+            Dest::Rtcp(a) => (self.rtcp, a, true),
+        };
+        let packet = match self.srtp.as_mut() {
+            Some(leg) => match leg.protect(rtcp, packet) {
+                Some(p) => p,
+                None => return,
+            },
+            None => packet,
+        };
+        if let Err(e) = socket.try_send_to(packet, addr) {
+            tracing::trace!(error = %e, "SIP media send failed");
+        }
+    }
+
+    /// What arrived in `buf[..n]`, unprotected in place on a keyed leg: its length,
+    /// or None (counted) when it fails authentication or the replay check.
+    fn received(
+        &mut self,
+        rtcp: bool,
+        buf: &mut [u8],
+        n: usize,
+        stats: &BridgeStats,
+    ) -> Option<usize> {
+        let Some(leg) = self.srtp.as_mut() else {
+            return Some(n);
+        };
+        match leg.unprotect(rtcp, buf, n) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                stats
+                    .dropped_srtp
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    /// Keys from the peer's SDP (the answer to ours, its offer we answered, or a
+    /// later offer): SRTP starts when both sides gave a key of the same suite, the
+    /// peer's new key replaces its old one. Without a key from the peer the call stays
+    /// plain unless we (or it) asked for RTP/SAVP; then our own key is dropped so
+    /// later offers are plain too.
+    fn key(&mut self, ours: &mut LocalAudio, remote: &RemoteAudio) -> Result<(), String> {
+        let Some(mine) = ours.crypto.as_mut() else {
+            return match remote.secure {
+                true => Err("the peer asks for SRTP that was not offered".into()),
+                false => Ok(()),
+            };
+        };
+        // The line with our tag; in a new offer from the peer, any of our suite
+        // (the answer then carries its tag).
+        let same_suite = |c: &&Crypto| c.key.suite == mine.key.suite;
+        let theirs = (remote.crypto.iter().filter(same_suite))
+            .find(|c| c.tag == mine.tag)
+            .or_else(|| remote.crypto.iter().find(same_suite));
+        match (theirs, self.srtp.as_mut()) {
+            (Some(t), Some(leg)) => {
+                mine.tag = t.tag;
+                leg.set_inbound(&t.key).map_err(|e| e.to_string())
+            }
+            (Some(t), None) => {
+                mine.tag = t.tag;
+                self.srtp = Some(SrtpLeg::new(&mine.key, &t.key).map_err(|e| e.to_string())?);
+                tracing::debug!(suite = t.key.suite.name(), "SIP media keyed (SDES-SRTP)");
+                Ok(())
+            }
+            (None, Some(_)) => Err("the peer's SDP drops the SRTP keys".into()),
+            (None, None) if ours.secure || remote.secure => {
+                Err("SDES-SRTP required but the SDP has no matching a=crypto".into())
+            }
+            (None, None) => {
+                ours.crypto = None;
+                Ok(())
+            }
+        }
+    }
+}
+
 /// The call: media both ways (from the peer's first SDP on: a 183's early media, or
 /// the answer) and in-dialog requests, until either side ends it. While our INVITE
 /// waits for its final answer, provisional answers are reported and a hangup cancels it.
@@ -375,7 +483,13 @@ async fn in_call(
         mut from_browser,
         browser,
         stats,
+        srtp: _,
     } = media;
+    let mut to_peer = ToPeer {
+        rtp: &rtp,
+        rtcp: &rtcp,
+        srtp: None,
+    };
     let mut out = ToBrowser {
         engine: ctx.engine.clone(),
         source,
@@ -398,7 +512,10 @@ async fn in_call(
     let early = matches!(answer, Answer::Early(..));
     let (mut bridge, mut invite, codecs, mut unaccepted) = match answer {
         Answer::Known(remote, codec) | Answer::Early(remote, codec) => {
-            match start(&remote, codec, our_sdp.direction) {
+            let keyed = to_peer.key(&mut our_sdp, &remote);
+            match keyed.and_then(|()| {
+                start(&remote, codec, our_sdp.direction).map_err(|e| format!("transcoder: {e}"))
+            }) {
                 Ok(b) => {
                     if !early {
                         ctx.emit(CallEvent::Accepted {
@@ -409,24 +526,15 @@ async fn in_call(
                 }
                 Err(e) if early => {
                     let _ = dialog.reject(Some(StatusCode::ServerInternalError), None);
-                    return ended(500, format!("transcoder: {e}"));
+                    return ended(500, e);
                 }
                 Err(e) => {
                     let _ = dialog.hangup().await;
-                    return ended(500, format!("transcoder: {e}"));
+                    return ended(500, e);
                 }
             }
         }
         Answer::Awaiting { codecs, invite } => (None, Some(invite), codecs, false),
-    };
-    let mut send = |dest: Dest, d: &[u8]| {
-        let r = match dest {
-            Dest::Rtp(a) => rtp.try_send_to(d, a),
-            Dest::Rtcp(a) => rtcp.try_send_to(d, a),
-        };
-        if let Err(e) = r {
-            tracing::trace!(error = %e, "SIP media send failed");
-        }
     };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -456,8 +564,11 @@ async fn in_call(
                     // Early media: a 183's SDP starts the media before the answer.
                     if bridge.is_none() && !resp.body.is_empty() {
                         match media_of(&resp.body, &codecs) {
-                            Ok((remote, codec)) => match start(&remote, codec, our_sdp.direction) {
-                                Ok(b) => bridge = Some(b),
+                            Ok((remote, codec)) => match to_peer.key(&mut our_sdp, &remote) {
+                                Ok(()) => match start(&remote, codec, our_sdp.direction) {
+                                    Ok(b) => bridge = Some(b),
+                                    Err(e) => tracing::info!(error = %e, "no early media"),
+                                },
                                 Err(e) => tracing::info!(error = %e, "no early media"),
                             },
                             Err(e) => tracing::info!(error = %e, "provisional answer's SDP unusable"),
@@ -473,6 +584,11 @@ async fn in_call(
                     let body = String::from_utf8_lossy(&req.body).into_owned();
                     match sdp::parse(&body) {
                         Ok(r) if r.rtp.port() != 0 => {
+                            if let Err(e) = to_peer.key(&mut our_sdp, &r) {
+                                tracing::info!(handle = %ctx.handle, error = %e, "re-INVITE refused");
+                                let _ = th.respond(StatusCode::NotAcceptableHere, None, None).await;
+                                continue;
+                            }
                             bridge.set_remote(&r);
                             our_sdp.version += 1;
                             let ours = if our_sdp.direction == Direction::SendRecv {
@@ -542,7 +658,10 @@ async fn in_call(
                     // Answered and ended at once (a BYE right behind the 200).
                     return terminated(&reason);
                 }
-                match media_of(&resp.body, &codecs) {
+                let answered = media_of(&resp.body, &codecs).and_then(|(remote, codec)| {
+                    to_peer.key(&mut our_sdp, &remote).map(|()| (remote, codec))
+                });
+                match answered {
                     // The answer's SDP normally repeats the 183's: same codec, same bridge.
                     Ok((remote, codec)) => match bridge.as_mut() {
                         Some((b, c)) if *c == codec => b.set_remote(&remote),
@@ -572,6 +691,7 @@ async fn in_call(
             }
             r = rtp.recv_from(&mut buf) => {
                 let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
+                let Some(n) = to_peer.received(false, &mut buf, n, &stats) else { continue };
                 bridge.from_sip(now(), src, &buf[..n]);
                 while let Some(super::bridge::BridgeEvent::Dtmf { digit, duration_ms }) = bridge.poll_event() {
                     ctx.emit(CallEvent::Dtmf { signal: digit, duration: duration_ms, info: false });
@@ -579,13 +699,14 @@ async fn in_call(
             }
             r = rtcp.recv_from(&mut rbuf) => {
                 let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
+                let Some(n) = to_peer.received(true, &mut rbuf, n, &stats) else { continue };
                 bridge.from_sip_rtcp(src, &rbuf[..n]);
             }
             Some(frame) = from_browser.recv() => {
                 let Some((bridge, _)) = bridge.as_mut() else { continue };
                 match frame {
                     BrowserFrame::Audio { ts, len, data } => {
-                        bridge.from_browser(&data[..len as usize], ts, &mut send);
+                        bridge.from_browser(&data[..len as usize], ts, &mut |d, p| to_peer.send(d, p));
                     }
                     BrowserFrame::Dtmf { ts, code, end, duration } => {
                         bridge.browser_dtmf(ts, code, end, duration);
@@ -598,7 +719,7 @@ async fn in_call(
                         BrowserCodec::Opus => SipCodec::Opus.pt(),
                         BrowserCodec::Same => codec.pt(),
                     };
-                    bridge.tick(now(), &mut send, &mut |p: &[u8], ts: u32| out.send(p, ts));
+                    bridge.tick(now(), &mut |d, p| to_peer.send(d, p), &mut |p: &[u8], ts: u32| out.send(p, ts));
                 }
             }
             Some(ev) = done_rx.recv() => ctx.emit(ev),

@@ -371,6 +371,7 @@ fn incoming_invite(st: &mut State, tx: Transaction) {
         }
     };
     let call_id = dialog.id().call_id.clone();
+    let srtp = super::SrtpMode::offered(&remote);
     let mut handler = dialog.clone();
     let mut tx = tx;
     tokio::spawn(async move {
@@ -396,6 +397,7 @@ fn incoming_invite(st: &mut State, tx: Transaction) {
             caller,
             display_name,
             callee,
+            srtp,
         },
     );
 }

@@ -10,6 +10,7 @@ pub mod bridge;
 pub mod call;
 pub mod driver;
 pub mod sdp;
+pub mod srtp;
 
 use crate::api::{HandleId, SourceId};
 use bridge::{BridgeStats, BrowserCodec, BrowserFrame};
@@ -126,6 +127,32 @@ pub struct CallMedia {
     pub browser: BrowserCodec,
     /// Counters shown by `handle_info`.
     pub stats: std::sync::Arc<BridgeStats>,
+    /// SDES-SRTP toward the SIP peer, as the request asked.
+    pub srtp: SrtpMode,
+}
+
+/// SDES-SRTP on the SIP leg, as `call`, `accept` or `progress` ask for it (`srtp`,
+/// `srtp_profile`). An incoming offer with keys is answered with SRTP whatever this says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SrtpMode {
+    /// Plain RTP/AVP.
+    Off,
+    /// `sdes_optional`: keys offered on RTP/AVP; plain RTP if the answer has none.
+    Optional(srtp::Suite),
+    /// `sdes_mandatory`: RTP/SAVP; an answer without a matching key ends the call.
+    Mandatory(srtp::Suite),
+}
+
+impl SrtpMode {
+    /// The API's name for what an offer asks: `sdes_mandatory` for RTP/SAVP,
+    /// `sdes_optional` for keys on RTP/AVP, none for plain RTP.
+    pub fn offered(remote: &sdp::RemoteAudio) -> Option<&'static str> {
+        match (remote.secure, remote.crypto.is_empty()) {
+            (true, _) => Some("sdes_mandatory"),
+            (false, false) => Some("sdes_optional"),
+            (false, true) => None,
+        }
+    }
 }
 
 /// An operation on an existing call.
@@ -258,6 +285,8 @@ pub enum CallEvent {
         display_name: Option<String>,
         /// The Request-URI / To.
         callee: String,
+        /// What the caller asks of SRTP ([`SrtpMode::offered`]).
+        srtp: Option<&'static str>,
     },
     /// A call arrived while the handle was busy: refused with 486.
     Missed {

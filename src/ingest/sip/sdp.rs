@@ -1,9 +1,11 @@
-//! The SIP leg's SDP (RFC 4566 / RFC 3264): one audio stream of plain RTP/AVP.
+//! The SIP leg's SDP (RFC 4566 / RFC 3264): one audio stream of RTP/AVP, or of
+//! RTP/SAVP with SDES keys (`a=crypto`, RFC 4568; see [`super::srtp`]).
 //!
 //! Sans-IO and forgiving of what phones send (unknown lines are skipped), strict
 //! about what we use: the connection address, the audio port, the payload types
 //! we can speak and the direction. Never panics on any input (fuzzed).
 
+use super::srtp::Crypto;
 use std::net::{IpAddr, SocketAddr};
 
 /// What the SIP leg carries: the phone codecs the voice transcoders speak.
@@ -86,6 +88,10 @@ pub struct RemoteAudio {
     pub ptime: Option<u32>,
     /// `o=` session id and version, to tell a new offer from a repeat.
     pub origin: (u64, u64),
+    /// The m-line's profile is RTP/SAVP(F): SRTP or nothing.
+    pub secure: bool,
+    /// The `a=crypto` lines we can use, in the peer's order of preference.
+    pub crypto: Vec<Crypto>,
 }
 
 /// Why an SDP cannot be used.
@@ -103,9 +109,12 @@ pub enum SdpError {
     /// No connection address for the audio stream.
     #[error("no connection address (c=) for the audio stream")]
     NoConnection,
-    /// Only secure or other profiles offered.
-    #[error("unsupported transport profile {0} (RTP/AVP expected)")]
+    /// DTLS-SRTP or another profile we do not speak.
+    #[error("unsupported transport profile {0} (RTP/AVP or RTP/SAVP expected)")]
     Profile(String),
+    /// RTP/SAVP without a key we can use.
+    #[error("RTP/SAVP with no usable a=crypto (AES_CM_128_HMAC_SHA1_80 or _32 needed)")]
+    NoCrypto,
     /// None of Opus, G.722, PCMU or PCMA.
     #[error("no codec in common (Opus, G.722, PCMU or PCMA needed)")]
     NoCodec,
@@ -147,6 +156,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
     let mut rtcp_port = None;
     let mut rtpmaps: Vec<(u8, String)> = Vec::new();
     let mut ptime = None;
+    let mut secure = false;
+    let mut crypto = Vec::new();
     // 0: session part, 1: in the audio section, 2: in another section (after or before).
     let mut section = 0u8;
     for line in lines {
@@ -175,9 +186,11 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
                     .unwrap_or("")
                     .parse()
                     .map_err(|_| malformed(line))?;
-                if profile != "RTP/AVP" && profile != "RTP/AVPF" {
-                    return Err(SdpError::Profile(profile.chars().take(32).collect()));
-                }
+                secure = match profile {
+                    "RTP/AVP" | "RTP/AVPF" => false,
+                    "RTP/SAVP" | "RTP/SAVPF" => true,
+                    _ => return Err(SdpError::Profile(profile.chars().take(32).collect())),
+                };
                 let mut pts = Vec::new();
                 for p in parts {
                     let pt: u8 = p.parse().map_err(|_| malformed(line))?;
@@ -236,6 +249,7 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
                             .and_then(|p| p.parse::<u16>().ok());
                     }
                     "ptime" => ptime = arg.trim().parse::<u32>().ok(),
+                    "crypto" if crypto.len() < 8 => crypto.extend(Crypto::parse(arg)),
                     _ => {}
                 }
             }
@@ -244,6 +258,9 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
     }
     let (port, pts) = audio.ok_or(SdpError::NoAudio)?;
     let ip = media_c.or(session_c).ok_or(SdpError::NoConnection)?;
+    if secure && crypto.is_empty() {
+        return Err(SdpError::NoCrypto);
+    }
     let rtpmap = |pt: u8| {
         rtpmaps
             .iter()
@@ -291,6 +308,8 @@ pub fn parse(sdp: &str) -> Result<RemoteAudio, SdpError> {
         direction: media_direction.unwrap_or(session_direction),
         ptime,
         origin,
+        secure,
+        crypto,
     })
 }
 
@@ -332,6 +351,10 @@ pub struct LocalAudio {
     pub session_id: u64,
     /// `o=` version (incremented on each new offer).
     pub version: u64,
+    /// RTP/SAVP on the m-line (SRTP mandatory) rather than RTP/AVP.
+    pub secure: bool,
+    /// Our `a=crypto` line (our sending key), when we offer or answer SDES-SRTP.
+    pub crypto: Option<Crypto>,
 }
 
 impl LocalAudio {
@@ -361,10 +384,11 @@ impl LocalAudio {
         let mut s = String::with_capacity(320);
         let _ = write!(
             s,
-            "v=0\r\no=- {} {} IN {family} {ip}\r\ns=Cardea\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {} RTP/AVP",
+            "v=0\r\no=- {} {} IN {family} {ip}\r\ns=Cardea\r\nc=IN {family} {ip}\r\nt=0 0\r\nm=audio {} {}",
             self.session_id,
             self.version,
-            self.rtp.port()
+            self.rtp.port(),
+            if self.secure { "RTP/SAVP" } else { "RTP/AVP" }
         );
         let pt = |c: &SipCodec| match c {
             SipCodec::Opus => self.opus_pt,
@@ -397,6 +421,9 @@ impl LocalAudio {
                     "a=rtpmap:{te} telephone-event/{clock}\r\na=fmtp:{te} 0-16\r\n"
                 );
             }
+        }
+        if let Some(c) = &self.crypto {
+            let _ = write!(s, "a=crypto:{}\r\n", c.to_attr());
         }
         let _ = write!(
             s,
@@ -490,6 +517,8 @@ mod tests {
             direction: Direction::SendRecv,
             session_id: 7,
             version: 1,
+            secure: false,
+            crypto: None,
         };
         ours.answer_events(&r, SipCodec::Opus);
         let sdp = ours.to_sdp();
@@ -515,6 +544,8 @@ mod tests {
             direction: Direction::SendRecv,
             session_id: 7,
             version: 2,
+            secure: false,
+            crypto: None,
         };
         let sdp = local.to_sdp();
         assert!(
@@ -526,6 +557,61 @@ mod tests {
         assert_eq!(r.pt(SipCodec::Opus), 111);
         assert_eq!(r.telephone_event, Some(101));
         assert_eq!(r.telephone_event_48k, Some(102));
+    }
+
+    /// Debian 12's baresip 1.0 with `mediaenc=srtp-mand` (srtp.so), captured from
+    /// its INVITE; `mediaenc=srtp` sends the same with RTP/AVP.
+    const BARESIP_SRTP_OFFER: &str = "v=0\r\no=- 4145158504 503073128 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\na=tool:baresip 1.0.0\r\nm=audio 31000 RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\na=label:1\r\na=rtcp-rsize\r\na=ssrc:1162178912 cname:sip:bob@127.0.0.1:15070\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:rDesHb9W8Xlfg6fp06JcTwG9z1IiBjmpn0OmpgJ5\r\na=minptime:20\r\na=ptime:20\r\n";
+
+    #[test]
+    fn sdes_srtp_offers_and_answers() {
+        use crate::ingest::sip::srtp::{Crypto, SdesKey, Suite};
+        let r = parse(BARESIP_SRTP_OFFER).unwrap();
+        assert!(r.secure);
+        assert_eq!(r.codecs, vec![SipCodec::Pcmu]);
+        assert_eq!(r.crypto.len(), 1);
+        assert_eq!(
+            (r.crypto[0].tag, r.crypto[0].key.suite),
+            (1, Suite::AesCm128HmacSha1_80)
+        );
+        // Best-effort SRTP (RTP/AVP with keys) is not mandatory but keyed.
+        let optional = parse(&BARESIP_SRTP_OFFER.replace("RTP/SAVP", "RTP/AVP")).unwrap();
+        assert!(!optional.secure);
+        assert_eq!(optional.crypto, r.crypto);
+        // Keys we cannot use are skipped; with none left, RTP/SAVP is refused.
+        let mki = BARESIP_SRTP_OFFER.replace("pgJ5\r\n", "pgJ5|2^20|1:4\r\n");
+        assert_eq!(parse(&mki), Err(SdpError::NoCrypto));
+        let two = BARESIP_SRTP_OFFER.replace(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80",
+            "a=crypto:1 AEAD_AES_256_GCM inline:x\r\na=crypto:2 AES_CM_128_HMAC_SHA1_80",
+        );
+        assert_eq!(parse(&two).unwrap().crypto[0].tag, 2);
+        // Our answer: RTP/SAVP, the offer's tag and suite, our own key.
+        let ours = Crypto {
+            tag: r.crypto[0].tag,
+            key: SdesKey::generate(r.crypto[0].key.suite),
+        };
+        let answer = LocalAudio {
+            rtp: "127.0.0.1:20000".parse().unwrap(),
+            codecs: vec![SipCodec::Pcmu],
+            telephone_event: Some(101),
+            telephone_event_48k: None,
+            opus_pt: 111,
+            direction: Direction::SendRecv,
+            session_id: 7,
+            version: 1,
+            secure: true,
+            crypto: Some(ours.clone()),
+        };
+        let sdp = answer.to_sdp();
+        assert!(sdp.contains("m=audio 20000 RTP/SAVP 0 101\r\n"), "{sdp}");
+        assert!(
+            sdp.contains(&format!("a=crypto:{}\r\n", ours.to_attr())),
+            "{sdp}"
+        );
+        let back = parse(&sdp).unwrap();
+        assert!(back.secure);
+        assert_eq!(back.crypto, vec![ours]);
     }
 
     #[test]
@@ -550,6 +636,8 @@ mod tests {
             direction: Direction::SendRecv,
             session_id: 7,
             version: 2,
+            secure: false,
+            crypto: None,
         };
         let r = parse(&local.to_sdp()).unwrap();
         assert_eq!(r.rtp, local.rtp);
@@ -571,8 +659,12 @@ mod tests {
             parse("v=0\r\nm=audio 5 RTP/AVP 0\r\n"),
             Err(SdpError::NoConnection)
         );
-        assert!(matches!(
+        assert_eq!(
             parse("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 RTP/SAVP 0\r\n"),
+            Err(SdpError::NoCrypto)
+        );
+        assert!(matches!(
+            parse("v=0\r\nc=IN IP4 1.2.3.4\r\nm=audio 5 UDP/TLS/RTP/SAVP 0\r\n"),
             Err(SdpError::Profile(_))
         ));
         assert!(matches!(
