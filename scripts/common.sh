@@ -26,8 +26,9 @@ apt_install() {
 }
 
 build_deps() {
-    # C toolchain; clang + libclang + libav*-dev for ffmpeg-next's bindings (AAC decoding);
-    # cmake for the bundled libopus.
+    # C toolchain (also configure + make for the bundled libsrtp2); clang + libclang +
+    # libav*-dev for ffmpeg-next's bindings (AAC decoding) and srtp2-sys's; cmake for
+    # the bundled libopus.
     apt_install build-essential pkg-config clang libclang-dev cmake \
         libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libswscale-dev \
         libavfilter-dev libavdevice-dev
