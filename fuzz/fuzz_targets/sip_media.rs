@@ -31,10 +31,7 @@ fuzz_target!(|data: &[u8]| {
                 session_id: 1,
                 version: 1,
                 secure: remote.secure,
-                crypto: remote.crypto.first().map(|c| Crypto {
-                    tag: c.tag,
-                    key: SdesKey::generate(c.key.suite),
-                }),
+                crypto: remote.crypto.first().map(|c| Crypto::generate(c.tag, c.key.suite)),
             };
             ours.answer_events(&remote, codec);
             let back = sdp::parse(&ours.to_sdp()).unwrap();

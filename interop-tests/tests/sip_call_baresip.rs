@@ -162,18 +162,25 @@ impl Leg {
     }
 }
 
-/// The transports of the captured INVITEs of call `call_id`, hop by hop.
-fn invite_hops(seen: &Value, call_id: &Value) -> Vec<String> {
+/// The captured INVITEs of call `call_id`, hop by hop.
+fn invites<'a>(seen: &'a Value, call_id: &Value) -> Vec<&'a Value> {
     seen["sip_requests"]
         .as_array()
         .map(|a| {
             a.iter()
                 .filter(|q| q["line"].as_str().unwrap_or("").starts_with("INVITE "))
                 .filter(|q| q["call_id"] == *call_id)
-                .filter_map(|q| q["transport"].as_str().map(str::to_owned))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// The transports of the captured INVITEs of call `call_id`, hop by hop.
+fn invite_hops(seen: &Value, call_id: &Value) -> Vec<String> {
+    invites(seen, call_id)
+        .iter()
+        .filter_map(|q| q["transport"].as_str().map(str::to_owned))
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -269,7 +276,9 @@ async fn browser_calls_baresip_via(leg: Leg) {
     );
     if leg == Leg::Srtp {
         // Our offer: RTP/SAVP with our key, the default suite.
-        let offer = invite_body(&seen, call_id);
+        let offer = (invites(&seen, call_id).first().copied())
+            .and_then(|q| q["body"].as_str())
+            .unwrap_or("");
         let m = offer
             .lines()
             .find(|l| l.starts_with("m=audio "))
@@ -280,21 +289,6 @@ async fn browser_calls_baresip_via(leg: Leg) {
             "{offer}"
         );
     }
-}
-
-/// The SDP of the first captured INVITE of call `call_id`.
-fn invite_body(seen: &Value, call_id: &Value) -> String {
-    seen["sip_requests"]
-        .as_array()
-        .and_then(|a| {
-            a.iter().find(|q| {
-                q["call_id"] == *call_id
-                    && q["cseq"].as_str().is_some_and(|c| c.ends_with("INVITE"))
-            })
-        })
-        .and_then(|q| q["body"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 async fn baresip_calls_browser_via(leg: Leg) {

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 
 use super::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec, BrowserFrame, Dest};
 use super::sdp::{self, Direction, LocalAudio, RemoteAudio, SipCodec};
-use super::srtp::{Crypto, SdesKey, SrtpLeg};
+use super::srtp::{Crypto, SrtpLeg};
 use super::{CallEvent, CallMedia, CallOp, SipEvent, SrtpMode};
 use crate::api::HandleId;
 use crate::ingest::rtp::RtpHeader;
@@ -176,10 +176,7 @@ pub async fn outgoing(
         }
     };
     if let SrtpMode::Optional(suite) | SrtpMode::Mandatory(suite) = media.srtp {
-        local.sdp.crypto = Some(Crypto {
-            tag: 1,
-            key: SdesKey::generate(suite),
-        });
+        local.sdp.crypto = Some(Crypto::generate(1, suite));
         local.sdp.secure = matches!(media.srtp, SrtpMode::Mandatory(_));
     }
     opt.offer = Some(local.sdp.to_sdp().into_bytes());
@@ -265,10 +262,7 @@ pub async fn incoming(
     local.sdp.direction = remote.direction.reversed();
     // Keys offered: answered in kind (RFC 4568 §7.1.2), with the first line we can use.
     if let Some(c) = remote.crypto.first() {
-        local.sdp.crypto = Some(Crypto {
-            tag: c.tag,
-            key: SdesKey::generate(c.key.suite),
-        });
+        local.sdp.crypto = Some(Crypto::generate(c.tag, c.key.suite));
         local.sdp.secure = remote.secure;
     }
     let sdp = local.sdp.to_sdp().into_bytes();
@@ -377,6 +371,8 @@ struct ToPeer<'a> {
     rtp: &'a UdpSocket,
     rtcp: &'a UdpSocket,
     srtp: Option<SrtpLeg>,
+    /// Where refused SRTP packets are counted.
+    stats: &'a BridgeStats,
 }
 
 impl ToPeer<'_> {
@@ -399,20 +395,14 @@ impl ToPeer<'_> {
 
     /// What arrived in `buf[..n]`, unprotected in place on a keyed leg: its length,
     /// or None (counted) when it fails authentication or the replay check.
-    fn received(
-        &mut self,
-        rtcp: bool,
-        buf: &mut [u8],
-        n: usize,
-        stats: &BridgeStats,
-    ) -> Option<usize> {
+    fn received(&mut self, rtcp: bool, buf: &mut [u8], n: usize) -> Option<usize> {
         let Some(leg) = self.srtp.as_mut() else {
             return Some(n);
         };
         match leg.unprotect(rtcp, buf, n) {
             Ok(n) => Some(n),
             Err(_) => {
-                stats
+                self.stats
                     .dropped_srtp
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 None
@@ -489,6 +479,7 @@ async fn in_call(
         rtp: &rtp,
         rtcp: &rtcp,
         srtp: None,
+        stats: &stats,
     };
     let mut out = ToBrowser {
         engine: ctx.engine.clone(),
@@ -691,7 +682,7 @@ async fn in_call(
             }
             r = rtp.recv_from(&mut buf) => {
                 let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
-                let Some(n) = to_peer.received(false, &mut buf, n, &stats) else { continue };
+                let Some(n) = to_peer.received(false, &mut buf, n) else { continue };
                 bridge.from_sip(now(), src, &buf[..n]);
                 while let Some(super::bridge::BridgeEvent::Dtmf { digit, duration_ms }) = bridge.poll_event() {
                     ctx.emit(CallEvent::Dtmf { signal: digit, duration: duration_ms, info: false });
@@ -699,7 +690,7 @@ async fn in_call(
             }
             r = rtcp.recv_from(&mut rbuf) => {
                 let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
-                let Some(n) = to_peer.received(true, &mut rbuf, n, &stats) else { continue };
+                let Some(n) = to_peer.received(true, &mut rbuf, n) else { continue };
                 bridge.from_sip_rtcp(src, &rbuf[..n]);
             }
             Some(frame) = from_browser.recv() => {

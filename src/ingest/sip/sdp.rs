@@ -509,16 +509,9 @@ mod tests {
         assert_eq!(r.telephone_event_for(SipCodec::G722), Some(101));
         // An answer with Opus takes 116 and has no telephone-event to offer back.
         let mut ours = LocalAudio {
-            rtp: "127.0.0.1:20000".parse().unwrap(),
-            codecs: vec![SipCodec::Opus],
-            telephone_event: Some(101),
             telephone_event_48k: Some(102),
             opus_pt: r.pt(SipCodec::Opus),
-            direction: Direction::SendRecv,
-            session_id: 7,
-            version: 1,
-            secure: false,
-            crypto: None,
+            ..local_audio(vec![SipCodec::Opus])
         };
         ours.answer_events(&r, SipCodec::Opus);
         let sdp = ours.to_sdp();
@@ -533,19 +526,29 @@ mod tests {
         assert_eq!(parse(odd).unwrap().codecs, vec![]);
     }
 
-    #[test]
-    fn our_opus_offer_reads_back() {
-        let local = LocalAudio {
+    /// Our audio on 127.0.0.1:20000 offering `codecs`, telephone-event 101, plain
+    /// RTP/AVP; each test changes what it is about.
+    fn local_audio(codecs: Vec<SipCodec>) -> LocalAudio {
+        LocalAudio {
             rtp: "127.0.0.1:20000".parse().unwrap(),
-            codecs: vec![SipCodec::Opus, SipCodec::Pcmu],
+            codecs,
             telephone_event: Some(101),
-            telephone_event_48k: Some(102),
+            telephone_event_48k: None,
             opus_pt: 111,
             direction: Direction::SendRecv,
             session_id: 7,
-            version: 2,
+            version: 1,
             secure: false,
             crypto: None,
+        }
+    }
+
+    #[test]
+    fn our_opus_offer_reads_back() {
+        let local = LocalAudio {
+            telephone_event_48k: Some(102),
+            version: 2,
+            ..local_audio(vec![SipCodec::Opus, SipCodec::Pcmu])
         };
         let sdp = local.to_sdp();
         assert!(
@@ -565,7 +568,7 @@ mod tests {
 
     #[test]
     fn sdes_srtp_offers_and_answers() {
-        use crate::ingest::sip::srtp::{Crypto, SdesKey, Suite};
+        use crate::ingest::sip::srtp::{Crypto, Suite};
         let r = parse(BARESIP_SRTP_OFFER).unwrap();
         assert!(r.secure);
         assert_eq!(r.codecs, vec![SipCodec::Pcmu]);
@@ -587,21 +590,11 @@ mod tests {
         );
         assert_eq!(parse(&two).unwrap().crypto[0].tag, 2);
         // Our answer: RTP/SAVP, the offer's tag and suite, our own key.
-        let ours = Crypto {
-            tag: r.crypto[0].tag,
-            key: SdesKey::generate(r.crypto[0].key.suite),
-        };
+        let ours = Crypto::generate(r.crypto[0].tag, r.crypto[0].key.suite);
         let answer = LocalAudio {
-            rtp: "127.0.0.1:20000".parse().unwrap(),
-            codecs: vec![SipCodec::Pcmu],
-            telephone_event: Some(101),
-            telephone_event_48k: None,
-            opus_pt: 111,
-            direction: Direction::SendRecv,
-            session_id: 7,
-            version: 1,
             secure: true,
             crypto: Some(ours.clone()),
+            ..local_audio(vec![SipCodec::Pcmu])
         };
         let sdp = answer.to_sdp();
         assert!(sdp.contains("m=audio 20000 RTP/SAVP 0 101\r\n"), "{sdp}");
@@ -628,16 +621,8 @@ mod tests {
     #[test]
     fn ours_reads_back() {
         let local = LocalAudio {
-            rtp: "127.0.0.1:20000".parse().unwrap(),
-            codecs: vec![SipCodec::Pcmu, SipCodec::Pcma],
-            telephone_event: Some(101),
-            telephone_event_48k: None,
-            opus_pt: 111,
-            direction: Direction::SendRecv,
-            session_id: 7,
             version: 2,
-            secure: false,
-            crypto: None,
+            ..local_audio(vec![SipCodec::Pcmu, SipCodec::Pcma])
         };
         let r = parse(&local.to_sdp()).unwrap();
         assert_eq!(r.rtp, local.rtp);

@@ -81,6 +81,14 @@ pub struct Crypto {
 }
 
 impl Crypto {
+    /// Our line `tag` with a fresh key of `suite`.
+    pub fn generate(tag: u32, suite: Suite) -> Crypto {
+        Crypto {
+            tag,
+            key: SdesKey::generate(suite),
+        }
+    }
+
     /// Parses the value of an `a=crypto:` attribute:
     /// `<tag> <suite> inline:<key||salt>[|<lifetime>][|<mki>:<len>] [<session params>]`.
     /// None for what we cannot use: other suites, MKIs, several keys, session
