@@ -65,6 +65,7 @@ fn main() {
         .unwrap();
     let mut config = Config::default().on_loopback_ephemeral_ports();
     config.streaming.mountpoints.clear();
+    config.streaming.open_admin = true; // the bench creates its mountpoint through the API
     config.web.enabled = false;
     let running = rt
         .block_on(cardea::start(config, StartOptions::default()))

@@ -65,8 +65,18 @@ impl Default for SipConfig {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamingConfig {
-    /// When non-empty, `create` must carry this `admin_key`.
+    /// When non-empty, mountpoint administration (`create`, `edit`, `destroy`, `enable`,
+    /// `disable`, `kick_all`, `permanent`) may carry this `admin_key`.
     pub admin_key: String,
+    /// Janus's looser rule, by explicit choice: anyone may `create` (unless `admin_key` is
+    /// set), and a mountpoint without a `secret` may be edited or destroyed by anyone.
+    /// Off: administration needs the `admin_key` (or, per mountpoint, its `secret`).
+    pub open_admin: bool,
+    /// Hosts an RTSP mountpoint's `url` may name (names or addresses, compared exactly,
+    /// case-insensitively); empty = any host.
+    pub rtsp_allow: Vec<String>,
+    /// Most mountpoints created through the API at once (configured ones not counted).
+    pub max_api_mountpoints: usize,
     /// Address RTP mountpoint ports are bound on.
     pub rtp_bind_ip: IpAddr,
     /// Mountpoints created at start, as `create` requests would.
@@ -181,6 +191,9 @@ impl Default for StreamingConfig {
     fn default() -> Self {
         StreamingConfig {
             admin_key: String::new(),
+            open_admin: false,
+            rtsp_allow: Vec::new(),
+            max_api_mountpoints: 64,
             rtp_bind_ip: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             mountpoints: vec![MountpointConfig {
                 id: 1,

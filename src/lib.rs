@@ -28,13 +28,17 @@
 //! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners and the
 //!   demo page; the only async code on the control side.
 //! * [`clock`]: the one place the control side reads time.
+//! * [`secret`]: constant-time comparison of every secret a request carries.
+//! * [`contain`]: panic containment: a panic costs one request or one peer, never the gateway.
 
 pub mod api;
 pub mod clock;
 pub mod config;
+pub mod contain;
 pub mod ingest;
 pub mod media;
 pub mod plugin;
+pub mod secret;
 pub mod transport;
 
 pub use config::Config;

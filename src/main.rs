@@ -97,12 +97,22 @@ fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         if let Some(http) = running.http {
             tracing::info!("demo page: http://{}/", display_addr(http));
         }
-        tokio::select! {
-            _ = shutdown_signal() => tracing::info!("shutting down"),
-            _ = running.wait() => tracing::error!("a listener stopped"),
-        }
+        // A task that ends by itself is fatal: exit non-zero so a supervisor restarts us.
+        let fatal = tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down");
+                None
+            }
+            why = running.wait() => {
+                tracing::error!(%why, "stopping");
+                Some(why)
+            }
+        };
         running.shutdown().await;
-        Ok(())
+        match fatal {
+            Some(why) => Err(anyhow::anyhow!(why)),
+            None => Ok(()),
+        }
     })
 }
 

@@ -49,6 +49,8 @@ pub async fn start_gateway() -> Running {
     }
     let mut c = Config::default().on_loopback_ephemeral_ports();
     c.web.node_modules = workspace().join("web/node_modules");
+    // The tests create cameras' mountpoints through the API, as Janus lets anyone do.
+    c.streaming.open_admin = true;
     cardea::start(c, StartOptions::default())
         .await
         .expect("gateway starts")

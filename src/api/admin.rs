@@ -25,7 +25,9 @@ impl Gateway {
 
     fn check_admin_secret(&self, body: &Map<String, Value>) -> Result<(), ApiError> {
         let secret = &self.core.config.general.admin_secret;
-        if secret.is_empty() || body.get("admin_secret").and_then(Value::as_str) == Some(secret) {
+        if secret.is_empty()
+            || crate::secret::given_eq(body.get("admin_secret").and_then(Value::as_str), secret)
+        {
             Ok(())
         } else {
             Err(ApiError::unauthorized())

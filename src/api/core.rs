@@ -13,8 +13,9 @@ use super::{
     code, no_handle, ApiError, Core, Deferred, HandleId, Jsep, JsepKind, Output, Owner, Pc, PeerId,
     PendingOffer, SessionId, SourceId,
 };
-use crate::media::webrtc::{MediaCommand, NewPeer, OfferTrack, PeerStats};
+use crate::media::webrtc::{MediaCommand, NewPeer, OfferTrack, PeerStats, MAX_REMOTE_CANDIDATES};
 use crate::plugin::{MediaHandler, Plugin, PluginCtx};
+use crate::secret;
 
 impl Core {
     pub(super) fn check_auth(&self, body: &Map<String, Value>) -> Result<(), ApiError> {
@@ -24,17 +25,29 @@ impl Core {
             return Ok(());
         }
         let secret_ok = secret_set
-            && body.get("apisecret").and_then(Value::as_str) == Some(g.api_secret.as_str());
+            && secret::given_eq(body.get("apisecret").and_then(Value::as_str), &g.api_secret);
         let token_ok = g.token_auth
             && body
                 .get("token")
                 .and_then(Value::as_str)
-                .is_some_and(|t| self.tokens.contains_key(t));
+                .is_some_and(|t| self.token(t).is_some());
         if secret_ok || token_ok {
             Ok(())
         } else {
             Err(ApiError::unauthorized())
         }
+    }
+
+    /// The plugins a stored token may use, found by comparing it with every token in
+    /// constant time (a map lookup would tell how close a guess came).
+    fn token(&self, given: &str) -> Option<&std::collections::BTreeSet<String>> {
+        let mut found = None;
+        for (t, plugins) in &self.tokens {
+            if secret::eq(given, t) {
+                found = Some(plugins);
+            }
+        }
+        found
     }
 
     /// With token auth, a token limited to some plugins may attach only to those (405).
@@ -48,14 +61,14 @@ impl Core {
         }
         let g = &self.config.general;
         if !g.api_secret.is_empty()
-            && body.get("apisecret").and_then(Value::as_str) == Some(g.api_secret.as_str())
+            && secret::given_eq(body.get("apisecret").and_then(Value::as_str), &g.api_secret)
         {
             return Ok(());
         }
         let allowed = body
             .get("token")
             .and_then(Value::as_str)
-            .and_then(|t| self.tokens.get(t))
+            .and_then(|t| self.token(t))
             .is_some_and(|plugins| plugins.contains(plugin));
         if allowed {
             Ok(())
@@ -432,9 +445,22 @@ impl Core {
             h.trickle_completed = true;
             return Ok(());
         }
+        if h.trickled >= MAX_REMOTE_CANDIDATES {
+            return Err(ApiError::new(
+                code::UNKNOWN,
+                format!(
+                    "Too many candidates for this PeerConnection (limit {MAX_REMOTE_CANDIDATES})"
+                ),
+            ));
+        }
+        h.trickled += 1;
         let line = line.strip_prefix("a=").unwrap_or(line);
         let candidate = match str0m::Candidate::from_sdp_string(line) {
-            Ok(c) => c,
+            Ok(c) if plausible(c.addr()) => c,
+            Ok(c) => {
+                tracing::debug!(handle = %hid, addr = %c.addr(), "ignoring a candidate no peer can have");
+                return Ok(());
+            }
             Err(e) => {
                 // Janus acks candidates it cannot use (mDNS names, TCP) and carries on.
                 tracing::debug!(handle = %hid, error = %e, "ignoring unusable candidate");
@@ -486,6 +512,7 @@ impl Core {
         };
         let (sid, index) = (h.session, h.plugin);
         h.pending_candidates.clear();
+        h.trickled = 0;
         h.pending_offer = None;
         h.trickle_completed = false;
         if let Some(pc) = h.pc.take() {
@@ -509,4 +536,16 @@ impl Core {
         };
         plugins[index].hangup_media(&mut ctx, hid);
     }
+}
+
+/// Whether a peer could really send from `addr`: STUN checks go to every remote
+/// candidate, so an unspecified, multicast or broadcast address, or port 0, would turn
+/// the gateway's ICE agent into a packet cannon for whoever trickles it.
+fn plausible(addr: std::net::SocketAddr) -> bool {
+    let ip = addr.ip();
+    let special = match ip {
+        std::net::IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast() || v4.is_unspecified(),
+        std::net::IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
+    };
+    addr.port() != 0 && !special
 }

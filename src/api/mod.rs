@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
+use crate::contain::contain;
 use crate::media::webrtc::{MediaCommand, MediaCounters, MediaEvent, PeerStats, WebrtcFactory};
 use crate::plugin::{Plugin, PluginCtx, PluginMessage, PluginResult};
 
@@ -144,6 +145,8 @@ struct Handle {
     pc: Option<Pc>,
     /// Trickled candidates that arrived before the offer created the PeerConnection.
     pending_candidates: Vec<str0m::Candidate>,
+    /// Candidates trickled since the last hangup (bounded by `MAX_REMOTE_CANDIDATES`).
+    trickled: usize,
     trickle_completed: bool,
 }
 
@@ -249,8 +252,21 @@ impl Gateway {
             Ok(r) => r,
             Err(e) => return error_reply(None, e.transaction.as_deref(), &e.error),
         };
-        let reply = dispatch(self, now, origin, &req);
-        self.run_deferred(now);
+        let reply = match contain(|| dispatch(self, now, origin, &req)) {
+            Ok(reply) => reply,
+            Err(panic) => {
+                tracing::error!(
+                    request = %req.janus, session = ?req.target.session.map(|s| s.0),
+                    handle = ?req.target.handle.map(|h| h.0), %panic,
+                    "request handler panicked: answered with an internal error"
+                );
+                Err(ApiError::new(
+                    code::UNKNOWN,
+                    "Internal error while handling the request (logged)",
+                ))
+            }
+        };
+        self.contained("deferred work", |g| g.run_deferred(now));
         match reply {
             Ok(v) => v,
             Err(e) => error_reply(req.target.session, Some(&req.transaction), &e),
@@ -408,6 +424,7 @@ impl Gateway {
                 pc: None,
                 pending_offer: None,
                 pending_candidates: Vec::new(),
+                trickled: 0,
                 trickle_completed: false,
             },
         );
@@ -544,15 +561,32 @@ impl Gateway {
             })
     }
 
+    /// Runs `f`, containing a panic: logged with `what`, and the work the plugins
+    /// deferred is still done. The core's tables stay usable: each entry is inserted or
+    /// removed whole, so a panic leaves at worst a session or handle its client can
+    /// destroy.
+    fn contained(&mut self, what: &str, f: impl FnOnce(&mut Self)) {
+        if let Err(panic) = contain(|| f(self)) {
+            tracing::error!(%what, %panic, "panic contained in the API core");
+            self.core.deferred.clear();
+        }
+    }
+
     /// Lets every plugin set itself up (e.g. mountpoints declared in the configuration).
     pub fn init_plugins(&mut self, now: Instant) {
         for i in 0..self.plugins.len() {
-            self.call_plugin(i, now, |p, ctx| p.init(ctx));
+            self.contained("plugin init", |g| {
+                g.call_plugin(i, now, |p, ctx| p.init(ctx))
+            });
         }
     }
 
     /// Time passed: time out idle sessions and orphans whose reclaim time is over.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.contained("timeout", |g| g.timeout(now));
+    }
+
+    fn timeout(&mut self, now: Instant) {
         let reclaim = Duration::from_secs(self.core.config.general.reclaim_session_timeout);
         let mut expired = Vec::new();
         for (id, s) in &self.core.sessions {
@@ -589,6 +623,10 @@ impl Gateway {
 
     /// A WebSocket closed: its sessions end now, or after the reclaim timeout.
     pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
+        self.contained("connection closed", |g| g.close_connection(now, conn));
+    }
+
+    fn close_connection(&mut self, now: Instant, conn: ConnId) {
         let owned: Vec<SessionId> = self
             .core
             .sessions
@@ -634,6 +672,10 @@ impl Gateway {
 
     /// An event from the media engine.
     pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
+        self.contained("media event", |g| g.media_event(now, ev));
+    }
+
+    fn media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
             MediaEvent::Sip(ev) => {
                 for i in 0..self.plugins.len() {

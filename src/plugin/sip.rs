@@ -164,8 +164,8 @@ type Failure = (u16, String);
 
 /// The request's `uri`, a SIP address: 443 when missing, 446 when not `sip:user@host`.
 fn sip_uri_of(body: &Map<String, Value>) -> Result<&str, Failure> {
-    let uri =
-        optional_str(body, "uri")?.ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
+    let uri = address_field(body, "uri")?
+        .ok_or((err::MISSING_ELEMENT, "Missing element (uri)".into()))?;
     if split_sip_uri(uri).is_none() {
         return Err((
             err::INVALID_ADDRESS,
@@ -208,9 +208,24 @@ fn srtp_of(body: &Map<String, Value>) -> Result<SrtpMode, Failure> {
     }
 }
 
+/// Longest string field but `content` (a message body, bounded by the request size).
+const MAX_FIELD: usize = 2048;
+
+/// A string field. Every one but `content` ends up in a SIP header, an SDP line or an
+/// event: CR, LF or NUL would end that line and start another of the caller's choosing
+/// (444, naming the field).
 fn optional_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Failure> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if key == "content" => Ok(Some(s)),
+        Some(Value::String(s)) if s.contains(['\r', '\n', '\0']) => Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element ({key} may not hold CR, LF or NUL)"),
+        )),
+        Some(Value::String(s)) if s.len() > MAX_FIELD => Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element ({key} is longer than {MAX_FIELD} bytes)"),
+        )),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err((
             err::INVALID_ELEMENT,
@@ -218,6 +233,54 @@ fn optional_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'
         )),
     }
 }
+
+/// A SIP address field (`uri`, `username`, `proxy`, `outbound_proxy`): besides line
+/// breaks, no `<`, `>`, quotes, spaces or `?` (a `?headers` part would put headers of
+/// the caller's choosing in our request): 446 naming the field.
+fn address_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Failure> {
+    let bad = |c: char| c.is_whitespace() || c.is_control() || "<>?\"\\".contains(c);
+    match body.get(key) {
+        Some(Value::String(s)) if s.len() > MAX_FIELD || s.contains(bad) => Err((
+            err::INVALID_ADDRESS,
+            format!("Invalid address ({key}: no spaces, line breaks, <, >, quotes or ?headers)"),
+        )),
+        _ => optional_str(body, key),
+    }
+}
+
+/// A display name or auth user, written inside quotes: 444 for what would end them.
+fn quoted_field<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, Failure> {
+    let value = optional_str(body, key)?;
+    if value.is_some_and(|v| v.contains(|c: char| c.is_control() || "<>\"\\".contains(c))) {
+        return Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element ({key} may not hold <, >, quotes or control characters)"),
+        ));
+    }
+    Ok(value)
+}
+
+/// Headers that give a SIP message its structure and routing: the user agent writes
+/// them, a request's `headers` may not.
+const STRUCTURAL_HEADERS: [&str; 11] = [
+    "via",
+    "route",
+    "record-route",
+    "contact",
+    "from",
+    "to",
+    "call-id",
+    "cseq",
+    "content-length",
+    "content-type",
+    "max-forwards",
+];
+
+/// Most custom headers one request may add (each at most 1024 bytes).
+const MAX_CUSTOM_HEADERS: usize = 16;
+
+/// The compact forms of those (RFC 3261 7.3.3): v, m, f, t, i, l, c.
+const COMPACT_STRUCTURAL: [&str; 7] = ["v", "m", "f", "t", "i", "l", "c"];
 
 /// The `headers` object of a request, each checked for what would break the message.
 fn headers_of(body: &Map<String, Value>) -> Result<Vec<(String, String)>, Failure> {
@@ -230,6 +293,12 @@ fn headers_of(body: &Map<String, Value>) -> Result<Vec<(String, String)>, Failur
             "Invalid element type (headers should be an object)".into(),
         ));
     };
+    if h.len() > MAX_CUSTOM_HEADERS {
+        return Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element (at most {MAX_CUSTOM_HEADERS} custom headers)"),
+        ));
+    }
     let mut out = Vec::with_capacity(h.len());
     for (name, value) in h {
         let Some(value) = value.as_str() else {
@@ -240,6 +309,17 @@ fn headers_of(body: &Map<String, Value>) -> Result<Vec<(String, String)>, Failur
         };
         check_header(name, value)
             .map_err(|e| (err::INVALID_ELEMENT, format!("Invalid element ({e})")))?;
+        let lower = name.to_ascii_lowercase();
+        if STRUCTURAL_HEADERS.contains(&lower.as_str())
+            || COMPACT_STRUCTURAL.contains(&lower.as_str())
+        {
+            return Err((
+                err::INVALID_ELEMENT,
+                format!(
+                    "Invalid element (header '{name}' is written by the gateway, not the request)"
+                ),
+            ));
+        }
         out.push((name.clone(), value.to_owned()));
     }
     Ok(out)
@@ -289,7 +369,7 @@ impl Sip {
                 ))
             }
         };
-        let uri = optional_str(body, "username")?
+        let uri = address_field(body, "username")?
             .ok_or((err::MISSING_ELEMENT, "Missing element (username)".into()))?;
         let (user, domain) = split_sip_uri(uri).ok_or((
             err::INVALID_ADDRESS,
@@ -305,8 +385,8 @@ impl Sip {
         if secret.is_none() && send_register {
             return Err((err::MISSING_ELEMENT, "Missing element (secret)".into()));
         }
-        let authuser = optional_str(body, "authuser")?;
-        let proxy = optional_str(body, "outbound_proxy")?.or(optional_str(body, "proxy")?);
+        let authuser = quoted_field(body, "authuser")?;
+        let proxy = address_field(body, "outbound_proxy")?.or(address_field(body, "proxy")?);
         if let Some(p) = proxy {
             if !p.starts_with("sip:") && !p.starts_with("sips:") {
                 return Err((err::INVALID_ADDRESS, format!("Invalid proxy address ({p})")));
@@ -325,7 +405,7 @@ impl Sip {
             },
         };
         let headers = headers_of(body)?;
-        let display_name = optional_str(body, "display_name")?.map(str::to_owned);
+        let display_name = quoted_field(body, "display_name")?.map(str::to_owned);
         let account = Account {
             uri: uri.to_owned(),
             user: user.to_owned(),

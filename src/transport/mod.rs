@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::api::{ConnId, Gateway, Output, SessionId, SourceId};
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::contain::lock;
 use crate::media::webrtc::engine::LocalAddrs;
 use crate::media::webrtc::{self, MediaCommand, MediaCounters, MediaEvent, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
@@ -61,8 +62,9 @@ pub struct Hub {
 impl Hub {
     /// Runs `f` on the gateway with the current time, then routes what it output.
     pub fn with_gateway<R>(&self, f: impl FnOnce(&mut Gateway, Instant) -> R) -> R {
-        // A poisoned lock means a panic in the core: a bug; fail loudly rather than serve bad state.
-        let mut g = self.gateway.lock().expect("gateway lock");
+        // The core contains its own panics (a failed request is answered with an error),
+        // so the lock is never left mid-update.
+        let mut g = lock(&self.gateway);
         let r = f(&mut g, self.clock.now());
         while let Some(out) = g.poll_output() {
             self.route(out);
@@ -73,13 +75,13 @@ impl Hub {
     fn route(&self, out: Output) {
         match out {
             Output::Deliver { conn, msg } => {
-                let conns = self.conns.lock().expect("conns lock");
+                let conns = lock(&self.conns);
                 if let Some(tx) = conns.get(&conn) {
                     let _ = tx.send(msg.to_string());
                 }
             }
             Output::Wake(sid) => {
-                if let Some(n) = self.waiters.lock().expect("waiters lock").get(&sid) {
+                if let Some(n) = lock(&self.waiters).get(&sid) {
                     n.notify_waiters();
                 }
             }
@@ -97,10 +99,7 @@ impl Hub {
                     counters,
                     self.media.clone(),
                 ));
-                self.sources
-                    .lock()
-                    .expect("sources lock")
-                    .insert(id, SourceTask::Task(task.abort_handle()));
+                lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
             }
             Output::StartRtspSource { id, spec, status } => {
                 let task = tokio::spawn(crate::ingest::rtsp::run(
@@ -110,10 +109,7 @@ impl Hub {
                     self.media.clone(),
                     self.events.clone(),
                 ));
-                self.sources
-                    .lock()
-                    .expect("sources lock")
-                    .insert(id, SourceTask::Task(task.abort_handle()));
+                lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
             }
             Output::StartDemoSource { id, viewers } => {
                 let stop = Arc::new(AtomicBool::new(false));
@@ -123,10 +119,7 @@ impl Hub {
                     .spawn(move || crate::ingest::demo::run(id, viewers, flag, media));
                 match spawned {
                     Ok(_) => {
-                        self.sources
-                            .lock()
-                            .expect("sources lock")
-                            .insert(id, SourceTask::Thread(stop));
+                        lock(&self.sources).insert(id, SourceTask::Thread(stop));
                     }
                     Err(e) => {
                         tracing::error!(source = %id, error = %e, "cannot start the demo source")
@@ -140,7 +133,7 @@ impl Hub {
                 None => tracing::warn!(?cmd, "SIP command while the user agent is off"),
             },
             Output::StopSource(id) => {
-                match self.sources.lock().expect("sources lock").remove(&id) {
+                match lock(&self.sources).remove(&id) {
                     Some(SourceTask::Task(task)) => task.abort(),
                     Some(SourceTask::Thread(stop)) => stop.store(true, Ordering::Relaxed),
                     None => {}
@@ -158,26 +151,21 @@ impl Hub {
     pub(crate) fn register_conn(&self) -> (ConnId, mpsc::UnboundedReceiver<String>) {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed) + 1);
         let (tx, rx) = mpsc::unbounded_channel();
-        self.conns.lock().expect("conns lock").insert(id, tx);
+        lock(&self.conns).insert(id, tx);
         (id, rx)
     }
 
     pub(crate) fn unregister_conn(&self, id: ConnId) {
-        self.conns.lock().expect("conns lock").remove(&id);
+        lock(&self.conns).remove(&id);
         self.with_gateway(|g, now| g.connection_closed(now, id));
     }
 
     pub(crate) fn waiter(&self, sid: SessionId) -> Arc<Notify> {
-        self.waiters
-            .lock()
-            .expect("waiters lock")
-            .entry(sid)
-            .or_default()
-            .clone()
+        lock(&self.waiters).entry(sid).or_default().clone()
     }
 
     fn forget_dead_waiters(&self) {
-        let mut w = self.waiters.lock().expect("waiters lock");
+        let mut w = lock(&self.waiters);
         w.retain(|_, n| Arc::strong_count(n) > 1);
     }
 }
@@ -229,7 +217,7 @@ impl Running {
     /// Stops every listener and the media engine, and waits for them.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for (_, task) in self.hub.sources.lock().expect("sources lock").drain() {
+        for (_, task) in lock(&self.hub.sources).drain() {
             match task {
                 SourceTask::Task(t) => t.abort(),
                 SourceTask::Thread(stop) => stop.store(true, Ordering::Relaxed),
@@ -238,9 +226,18 @@ impl Running {
         while self.tasks.join_next().await.is_some() {}
     }
 
-    /// Resolves when any task ends (they end only on shutdown or a fatal error).
-    pub async fn wait(&mut self) {
-        self.tasks.join_next().await;
+    /// Resolves when any task ends (they end only on shutdown or a fatal error),
+    /// saying how it ended.
+    pub async fn wait(&mut self) -> String {
+        match self.tasks.join_next().await {
+            Some(Ok(())) => "a gateway task ended".to_owned(),
+            Some(Err(e)) if e.is_panic() => format!(
+                "a gateway task panicked: {}",
+                crate::contain::panic_message(e.into_panic().as_ref())
+            ),
+            Some(Err(e)) => format!("a gateway task failed: {e}"),
+            None => "no gateway task is running".to_owned(),
+        }
     }
 }
 
@@ -320,12 +317,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let sip_addr = sip_endpoint.as_ref().map(|e| e.local);
     let plugins: Vec<Box<dyn crate::plugin::Plugin>> = vec![
         Box::new(EchoTest::new(config.media.default_remb_bitrate)),
-        Box::new(Streaming::new(
-            (!config.streaming.admin_key.is_empty()).then(|| config.streaming.admin_key.clone()),
-            config.streaming.rtp_bind_ip,
-            config.streaming.mountpoints.clone(),
-            opts.config_path.clone(),
-        )),
+        Box::new(Streaming::new(&config.streaming, opts.config_path.clone())),
         Box::new(crate::plugin::sip::Sip::new(
             sip_endpoint.is_some(),
             config.sip.register_ttl,

@@ -43,11 +43,11 @@ pub async fn run(
                 Ok((n, source)) => {
                     #[allow(clippy::disallowed_methods)] // the driver owns the clock
                     let now = Instant::now();
-                    engine.handle_datagram(now, source, &buf[..n], &mut |d, b| send_to(&socket, d, b));
+                    contained("datagram", || engine.handle_datagram(now, source, &buf[..n], &mut |d, b| send_to(&socket, d, b)));
                     // Drain what else is already queued before looking at timers.
                     for _ in 0..64 {
                         match socket.try_recv_from(&mut buf) {
-                            Ok((n, source)) => engine.handle_datagram(now, source, &buf[..n], &mut |d, b| send_to(&socket, d, b)),
+                            Ok((n, source)) => contained("datagram", || engine.handle_datagram(now, source, &buf[..n], &mut |d, b| send_to(&socket, d, b))),
                             Err(_) => break,
                         }
                     }
@@ -56,13 +56,13 @@ pub async fn run(
             },
             cmd = commands.recv() => match cmd {
                 #[allow(clippy::disallowed_methods)] // the driver owns the clock
-                Some(cmd) => engine.handle_command(Instant::now(), cmd, &mut |d, b| send_to(&socket, d, b)),
+                Some(cmd) => contained("command", || engine.handle_command(Instant::now(), cmd, &mut |d, b| send_to(&socket, d, b))),
                 None => break,
             },
             _ = tokio::time::sleep_until(deadline.into()) => {
                 #[allow(clippy::disallowed_methods)] // the driver owns the clock
                 let now = Instant::now();
-                engine.handle_timeout(now, &mut |d, b| send_to(&socket, d, b));
+                contained("timer", || engine.handle_timeout(now, &mut |d, b| send_to(&socket, d, b)));
             }
             _ = shutdown.changed() => break,
         }
@@ -71,5 +71,13 @@ pub async fn run(
                 return;
             }
         }
+    }
+}
+
+/// The engine closes a peer whose media panics; this catches what is left (a panic
+/// outside any one peer's work) so the one media task never dies with every peer.
+fn contained(what: &str, f: impl FnOnce()) {
+    if let Err(panic) = crate::contain::contain(f) {
+        tracing::error!(%what, %panic, "panic contained in the media engine");
     }
 }

@@ -16,8 +16,12 @@ use str0m::{Event, IceConnectionState, Input, Output};
 use tokio::sync::mpsc;
 
 use super::demux::{classify, Datagram};
-use super::{MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats, SourcePacket};
+use super::{
+    MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats, SourcePacket,
+    MAX_REMOTE_CANDIDATES,
+};
 use crate::api::{HandleId, PeerId, SourceId};
+use crate::contain::contain;
 use crate::media::gop::GopCache;
 use crate::plugin::{MediaHandler, MediaOut};
 
@@ -109,6 +113,10 @@ pub struct Engine {
     gop: HashMap<SourceId, GopCache>,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
+    /// The candidates peers told us about, so a datagram from an address not learned
+    /// yet finds its peer without a scan of every peer (one address, one peer: the
+    /// latest to name it).
+    by_candidate: HashMap<SocketAddr, PeerId>,
     /// Where keyframe requests for each source's tracks go (RTP sources with RTCP).
     keyframe_tx: HashMap<SourceId, mpsc::UnboundedSender<u8>>,
     local: LocalAddrs,
@@ -125,6 +133,7 @@ impl Engine {
             gop: HashMap::new(),
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
+            by_candidate: HashMap::new(),
             keyframe_tx: HashMap::new(),
             local,
             counters,
@@ -158,13 +167,23 @@ impl Engine {
         send: &mut dyn FnMut(SocketAddr, &[u8]),
     ) {
         match cmd {
-            MediaCommand::AddPeer(new) => self.add_peer(now, *new, send),
+            MediaCommand::AddPeer(new) => {
+                let id = new.id;
+                self.for_peer(id, "adding", |e| e.add_peer(now, *new, send));
+            }
             MediaCommand::RemoteCandidate { peer, candidate } => {
-                if let Some(p) = self.peers.get_mut(&peer) {
-                    p.addrs.insert(candidate.addr());
-                    p.rtc.add_remote_candidate(candidate);
-                    self.drive(now, peer, send);
-                }
+                self.for_peer(peer, "remote candidate", |e| {
+                    if let Some(p) = e.peers.get_mut(&peer) {
+                        if p.addrs.len() >= MAX_REMOTE_CANDIDATES {
+                            tracing::debug!(%peer, "remote candidate over the limit, ignored");
+                            return;
+                        }
+                        p.addrs.insert(candidate.addr());
+                        e.by_candidate.insert(candidate.addr(), peer);
+                        p.rtc.add_remote_candidate(candidate);
+                        e.drive(now, peer, send);
+                    }
+                });
             }
             MediaCommand::SourcePacket(packet) => {
                 match self.gop.get_mut(&packet.source) {
@@ -176,13 +195,23 @@ impl Engine {
             MediaCommand::Resubscribe {
                 peer,
                 subscriptions,
-            } => self.resubscribe(now, peer, subscriptions, send),
+            } => self.for_peer(peer, "resubscribe", |e| {
+                e.resubscribe(now, peer, subscriptions, send)
+            }),
             MediaCommand::KeyframeRequests { source, tx } => {
                 self.keyframe_tx.insert(source, tx);
             }
-            MediaCommand::IceRestart { peer } => self.ice_restart(now, peer, send),
-            MediaCommand::RestartAnswer { peer, sdp } => self.restart_answer(now, peer, &sdp, send),
-            MediaCommand::RemoteOffer { peer, sdp } => self.remote_offer(now, peer, &sdp, send),
+            MediaCommand::IceRestart { peer } => {
+                self.for_peer(peer, "ICE restart", |e| e.ice_restart(now, peer, send))
+            }
+            MediaCommand::RestartAnswer { peer, sdp } => {
+                self.for_peer(peer, "restart answer", |e| {
+                    e.restart_answer(now, peer, &sdp, send)
+                })
+            }
+            MediaCommand::RemoteOffer { peer, sdp } => self.for_peer(peer, "remote offer", |e| {
+                e.remote_offer(now, peer, &sdp, send)
+            }),
             MediaCommand::DropSource(source) => {
                 self.gop.remove(&source);
                 self.keyframe_tx.remove(&source);
@@ -190,11 +219,25 @@ impl Engine {
             MediaCommand::ClosePeer { peer, reason } => {
                 if let Some(p) = self.peers.get_mut(&peer) {
                     tracing::debug!(%peer, %reason, "closing peer");
-                    p.rtc.disconnect();
+                    let _ = contain(|| p.rtc.disconnect());
                     self.remove(peer, reason);
                 }
             }
         }
+    }
+
+    /// Runs `f` for peer `id`: a panic (in str0m, a handler or our code) closes that
+    /// peer, with a hangup reason for its client, and no other.
+    fn for_peer(&mut self, id: PeerId, what: &str, f: impl FnOnce(&mut Engine)) {
+        if let Err(panic) = contain(|| f(self)) {
+            self.close_panicked(id, what, &panic);
+        }
+    }
+
+    fn close_panicked(&mut self, id: PeerId, what: &str, panic: &str) {
+        tracing::error!(peer = %id, %what, %panic, "panic in a peer's media: closing it");
+        self.counters.peer_panics.fetch_add(1, Ordering::Relaxed);
+        self.remove(id, "Internal error".to_owned());
     }
 
     fn add_peer(&mut self, now: Instant, new: NewPeer, send: &mut dyn FnMut(SocketAddr, &[u8])) {
@@ -213,8 +256,9 @@ impl Engine {
         }
         let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
         let mut addrs = HashSet::new();
-        for c in remote_candidates {
+        for c in remote_candidates.into_iter().take(MAX_REMOTE_CANDIDATES) {
             addrs.insert(c.addr());
+            self.by_candidate.insert(c.addr(), id);
             rtc.add_remote_candidate(c);
         }
         tracing::debug!(%session, %handle, peer = %id, %ufrag, "peer added");
@@ -395,18 +439,27 @@ impl Engine {
             if p.stats.state() != PeerState::Connected {
                 continue;
             }
-            let mut out = MediaOut {
-                rtc: &mut p.rtc,
-                source_keyframes: &mut p.source_keyframes,
-            };
-            p.handler.source_packet(&mut out, packet);
-            if let Some(reason) = drive_peer(p, now, send, events) {
-                closed.push((*id, reason));
+            let done = contain(|| {
+                let mut out = MediaOut {
+                    rtc: &mut p.rtc,
+                    source_keyframes: &mut p.source_keyframes,
+                };
+                p.handler.source_packet(&mut out, packet);
+                let closed = drive_peer(p, now, send, events);
+                pass_keyframe_requests(p, keyframe_tx);
+                closed
+            });
+            match done {
+                Ok(None) => {}
+                Ok(Some(reason)) => closed.push((*id, Err(reason))),
+                Err(panic) => closed.push((*id, Ok(panic))),
             }
-            pass_keyframe_requests(p, keyframe_tx);
         }
-        for (id, reason) in closed {
-            self.remove(id, reason);
+        for (id, why) in closed {
+            match why {
+                Err(reason) => self.remove(id, reason),
+                Ok(panic) => self.close_panicked(id, "fan-out", &panic),
+            }
         }
     }
 
@@ -431,14 +484,12 @@ impl Engine {
                 local_ufrag: Some(ufrag),
             } => self.by_ufrag.get(ufrag).copied(),
             Datagram::Stun { local_ufrag: None } | Datagram::Dtls | Datagram::Rtp => {
-                self.by_addr.get(&source).copied().or_else(|| {
-                    // Not learned yet (a STUN response racing the peer's first request):
-                    // the candidates the peer told us about identify it.
-                    self.peers
-                        .values()
-                        .find(|p| p.addrs.contains(&source))
-                        .map(|p| p.id)
-                })
+                // Not learned yet (a STUN response racing the peer's first request):
+                // the candidates the peer told us about identify it.
+                self.by_addr
+                    .get(&source)
+                    .or_else(|| self.by_candidate.get(&source))
+                    .copied()
             }
         };
         let Some(id) = id else {
@@ -462,31 +513,32 @@ impl Engine {
                 contents,
             },
         );
-        let Some(peer) = self.peers.get_mut(&id) else {
-            return;
-        };
-        peer.stats.packets_in.fetch_add(1, Ordering::Relaxed);
-        peer.stats
-            .bytes_in
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if let Err(e) = peer.rtc.handle_input(input) {
-            self.counters
-                .dropped_rejected
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(peer = %id, %source, error = %e, "datagram rejected");
-        } else if matches!(
+        let learn = matches!(
             class,
             Datagram::Stun {
                 local_ufrag: Some(_)
             }
-        ) {
-            if let Some(old) = self.by_addr.insert(source, id) {
-                if old != id {
-                    tracing::debug!(%source, from = %old, to = %id, "address moved to another peer");
+        );
+        self.for_peer(id, "datagram", |e| {
+            let Some(peer) = e.peers.get_mut(&id) else {
+                return;
+            };
+            peer.stats.packets_in.fetch_add(1, Ordering::Relaxed);
+            peer.stats
+                .bytes_in
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            if let Err(err) = peer.rtc.handle_input(input) {
+                e.counters.dropped_rejected.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(peer = %id, %source, error = %err, "datagram rejected");
+            } else if learn {
+                if let Some(old) = e.by_addr.insert(source, id) {
+                    if old != id {
+                        tracing::debug!(%source, from = %old, to = %id, "address moved to another peer");
+                    }
                 }
             }
-        }
-        self.drive(now, id, send);
+            e.drive(now, id, send);
+        });
     }
 
     /// Time passed: drive every peer whose timer is due.
@@ -498,26 +550,31 @@ impl Engine {
             .map(|p| p.id)
             .collect();
         for id in due {
-            if let Some(p) = self.peers.get_mut(&id) {
-                if p.rtc_timeout <= now {
-                    if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
-                        tracing::debug!(peer = %id, error = %e, "timeout input failed");
-                    }
-                }
-                if p.next_tick <= now {
-                    p.next_tick = now + TICK;
-                    if p.stats.state() == PeerState::Connected {
-                        let mut out = MediaOut {
-                            rtc: &mut p.rtc,
-                            source_keyframes: &mut p.source_keyframes,
-                        };
-                        p.handler.tick(&mut out, now);
-                    }
-                    check_receiving(p, now, &mut self.events);
+            self.for_peer(id, "timer", |e| e.peer_timeout(now, id, send));
+        }
+    }
+
+    /// Peer `id`'s timer is due: str0m's timeout, the handler's tick, receiving state.
+    fn peer_timeout(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        if let Some(p) = self.peers.get_mut(&id) {
+            if p.rtc_timeout <= now {
+                if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                    tracing::debug!(peer = %id, error = %e, "timeout input failed");
                 }
             }
-            self.drive(now, id, send);
+            if p.next_tick <= now {
+                p.next_tick = now + TICK;
+                if p.stats.state() == PeerState::Connected {
+                    let mut out = MediaOut {
+                        rtc: &mut p.rtc,
+                        source_keyframes: &mut p.source_keyframes,
+                    };
+                    p.handler.tick(&mut out, now);
+                }
+                check_receiving(p, now, &mut self.events);
+            }
         }
+        self.drive(now, id, send);
     }
 
     /// Polls one peer until str0m has nothing more than a timeout.
@@ -583,6 +640,11 @@ impl Engine {
             self.by_ufrag.remove(old);
         }
         self.by_addr.retain(|_, v| *v != id);
+        for a in &p.addrs {
+            if self.by_candidate.get(a) == Some(&id) {
+                self.by_candidate.remove(a);
+            }
+        }
         unsubscribe(&mut self.subscribers, id, &p.subscriptions);
         self.counters
             .peers

@@ -314,6 +314,10 @@ impl PeerStats {
     }
 }
 
+/// Most remote candidates one peer may have (trickled or in its SDP): a browser sends a
+/// handful; more is an attack on the ICE agent, whose pair list grows with each.
+pub const MAX_REMOTE_CANDIDATES: usize = 64;
+
 /// Engine-wide counters: what the one socket saw and dropped.
 #[derive(Debug, Default)]
 pub struct MediaCounters {
@@ -327,6 +331,8 @@ pub struct MediaCounters {
     pub dropped_rejected: AtomicU64,
     /// Peers currently served.
     pub peers: AtomicU64,
+    /// Peers closed because handling their media panicked (always a bug to report).
+    pub peer_panics: AtomicU64,
 }
 
 impl MediaCounters {
@@ -339,6 +345,7 @@ impl MediaCounters {
             "dropped_unknown_peer": r(&self.dropped_unknown_peer),
             "dropped_rejected": r(&self.dropped_rejected),
             "peers": r(&self.peers),
+            "peer_panics": r(&self.peer_panics),
         })
     }
 }

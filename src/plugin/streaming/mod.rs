@@ -6,7 +6,6 @@
 //! stop. Sources: plain RTP, RTSP cameras, the built-in demo.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -22,7 +21,7 @@ mod mountpoint;
 mod persist;
 mod viewer;
 
-use mountpoint::{required_str, str_field, Mountpoint, Refusal};
+use mountpoint::{required_str, str_field, InfoView, Mountpoint, Refusal};
 use viewer::{track_bit, Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
 
 /// The streaming plugin's error codes.
@@ -96,29 +95,76 @@ pub struct Streaming {
     /// Declared in the configuration; created by `init`.
     configured: Vec<crate::config::MountpointConfig>,
     viewers: HashMap<HandleId, Viewer>,
-    admin_key: Option<String>,
-    bind_ip: IpAddr,
+    /// `[streaming]`: admin_key, open_admin, rtsp_allow, limits, where ports bind.
+    settings: crate::config::StreamingConfig,
     /// The configuration file `permanent: true` writes to.
     config_path: Option<PathBuf>,
 }
 
+/// Who sends a request: the operator (the configuration file, the admin API) or a
+/// client of the Janus API, whose administrative rights depend on `[streaming]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Configuration,
+    AdminApi,
+    Client,
+}
+
 impl Streaming {
-    /// `admin_key`: required on `create` when set; `bind_ip`: where RTP ports are bound.
-    /// `configured`: mountpoints to create at start. `config_path`: the file that
-    /// `permanent: true` updates (none: `permanent` is refused).
-    pub fn new(
-        admin_key: Option<String>,
-        bind_ip: IpAddr,
-        configured: Vec<crate::config::MountpointConfig>,
-        config_path: Option<PathBuf>,
-    ) -> Self {
+    /// `settings`: `[streaming]` (its mountpoints are created by `init`).
+    /// `config_path`: the file that `permanent: true` updates (none: `permanent` is refused).
+    pub fn new(settings: &crate::config::StreamingConfig, config_path: Option<PathBuf>) -> Self {
         Streaming {
             mountpoints: BTreeMap::new(),
-            configured,
+            configured: settings.mountpoints.clone(),
             viewers: HashMap::new(),
-            admin_key,
-            bind_ip,
+            settings: crate::config::StreamingConfig {
+                mountpoints: Vec::new(),
+                ..settings.clone()
+            },
             config_path,
+        }
+    }
+
+    /// Whether the request may administer every mountpoint: the operator, a request
+    /// with the right `admin_key`, or anyone when `open_admin` is chosen and no key is set.
+    fn is_admin(&self, caller: Caller, body: &Map<String, Value>) -> bool {
+        let key = &self.settings.admin_key;
+        match caller {
+            Caller::Configuration | Caller::AdminApi => true,
+            Caller::Client if key.is_empty() => self.settings.open_admin,
+            Caller::Client => {
+                crate::secret::given_eq(body.get("admin_key").and_then(Value::as_str), key)
+            }
+        }
+    }
+
+    /// Whether the request holds a key to every mountpoint: the operator, or the right
+    /// `admin_key` (`open_admin` opens only what has no secret of its own).
+    fn key_holder(&self, caller: Caller, body: &Map<String, Value>) -> bool {
+        caller != Caller::Client
+            || (!self.settings.admin_key.is_empty() && self.is_admin(caller, body))
+    }
+
+    /// Refuses what only an administrator may do, saying how to be one.
+    fn require_admin(&self, caller: Caller, body: &Map<String, Value>) -> Result<(), Refusal> {
+        if self.is_admin(caller, body) {
+            return Ok(());
+        }
+        if self.settings.admin_key.is_empty() {
+            Err((
+                err::UNAUTHORIZED,
+                "Unauthorized (mountpoint administration is off: the operator sets \
+                 streaming.admin_key, or streaming.open_admin)"
+                    .into(),
+            ))
+        } else if body.get("admin_key").is_none() {
+            Err((
+                err::MISSING_ELEMENT,
+                "Missing mandatory element (admin_key)".into(),
+            ))
+        } else {
+            Err((err::UNAUTHORIZED, "Unauthorized (wrong admin_key)".into()))
         }
     }
 }
@@ -171,29 +217,42 @@ impl Streaming {
     fn viewable(&self, id: u64, body: &Map<String, Value>) -> Result<&Mountpoint, Refusal> {
         let mp = self.mountpoint(id)?;
         if let Some(pin) = &mp.pin {
-            if body.get("pin").and_then(Value::as_str) != Some(pin) {
+            if !crate::secret::given_eq(body.get("pin").and_then(Value::as_str), pin) {
                 return Err((err::UNAUTHORIZED, "Unauthorized (wrong pin)".into()));
             }
         }
         Ok(mp)
     }
 
-    /// Checks the mountpoint's secret when it has one.
+    /// Whether the request carries mountpoint `mp`'s secret (it has one, and it matches).
+    fn has_secret(mp: &Mountpoint, body: &Map<String, Value>) -> bool {
+        mp.secret
+            .as_deref()
+            .is_some_and(|s| crate::secret::given_eq(body.get("secret").and_then(Value::as_str), s))
+    }
+
+    /// May administer mountpoint `id`: an administrator, or the mountpoint's secret; with
+    /// `open_admin` (Janus's rule) a mountpoint without a secret is anyone's.
     fn authorized(
         &mut self,
+        caller: Caller,
         id: u64,
         body: &Map<String, Value>,
     ) -> Result<&mut Mountpoint, Refusal> {
-        let mp = self.mountpoints.get_mut(&id).ok_or((
+        let mp = self.mountpoint(id)?;
+        let open = self.settings.open_admin && mp.secret.is_none();
+        if !(self.key_holder(caller, body) || open || Self::has_secret(mp, body)) {
+            let why = if mp.secret.is_some() {
+                "Unauthorized (wrong secret)"
+            } else {
+                "Unauthorized (this mountpoint has no secret: administering it needs admin_key)"
+            };
+            return Err((err::UNAUTHORIZED, why.into()));
+        }
+        self.mountpoints.get_mut(&id).ok_or((
             err::NO_SUCH_MOUNTPOINT,
             format!("No such mountpoint/stream {id}"),
-        ))?;
-        if let Some(secret) = &mp.secret {
-            if body.get("secret").and_then(Value::as_str) != Some(secret) {
-                return Err((err::UNAUTHORIZED, "Unauthorized (wrong secret)".into()));
-            }
-        }
-        Ok(mp)
+        ))
     }
 
     /// Writes (`Some`) or removes (`None`) mountpoint `id` in the configuration file.
@@ -220,9 +279,15 @@ impl Streaming {
     fn sync_request(
         &mut self,
         ctx: &mut PluginCtx<'_>,
+        caller: Caller,
         request: &str,
         body: &Map<String, Value>,
     ) -> Result<Value, Refusal> {
+        let permanent = optional_bool(body, "permanent")?.unwrap_or(false);
+        if permanent {
+            // Rewriting the operator's file takes more than a mountpoint's secret.
+            self.require_admin(caller, body)?;
+        }
         match request {
             "list" => Ok(json!({"streaming": "list", "list": self
                 .mountpoints
@@ -233,15 +298,20 @@ impl Streaming {
             "info" => {
                 let id = mountpoint_id(body)?;
                 let mp = self.mountpoint(id)?;
-                let with_secret = mp.secret.is_none()
-                    || body.get("secret").and_then(Value::as_str) == mp.secret.as_deref();
-                Ok(json!({"streaming": "info", "info": mp.info(with_secret, ctx.now)}))
+                let view = if self.key_holder(caller, body) || Self::has_secret(mp, body) {
+                    InfoView::Owner
+                } else if mp.secret.is_none() && self.settings.open_admin {
+                    // Janus shows a mountpoint without a secret whole (pins excepted).
+                    InfoView::Owner
+                } else {
+                    InfoView::Viewer
+                };
+                Ok(json!({"streaming": "info", "info": mp.info(view, ctx.now)}))
             }
-            "create" => self.create(ctx, body),
+            "create" => self.create(ctx, caller, body),
             "destroy" => {
                 let id = mountpoint_id(body)?;
-                self.authorized(id, body)?;
-                let permanent = optional_bool(body, "permanent")?.unwrap_or(false);
+                self.authorized(caller, id, body)?;
                 if permanent {
                     self.persist(id, None)?;
                 }
@@ -265,7 +335,7 @@ impl Streaming {
             }
             "enable" | "disable" => {
                 let id = mountpoint_id(body)?;
-                let mp = self.authorized(id, body)?;
+                let mp = self.authorized(caller, id, body)?;
                 mp.enabled = request == "enable";
                 let (enabled, source) = (mp.enabled, mp.source);
                 for h in &self.mountpoints[&id].viewers {
@@ -278,10 +348,10 @@ impl Streaming {
                 }
                 Ok(json!({"streaming": "ok"}))
             }
-            "edit" => self.edit(ctx, body),
+            "edit" => self.edit(ctx, caller, body),
             "kick_all" => {
                 let id = mountpoint_id(body)?;
-                self.authorized(id, body)?;
+                self.authorized(caller, id, body)?;
                 let viewers: Vec<HandleId> = self.mountpoint(id)?.viewers.iter().copied().collect();
                 for h in viewers {
                     ctx.push_event(h, None, event(json!({"status": "kicked_all"})), None);
@@ -297,6 +367,7 @@ impl Streaming {
     fn edit(
         &mut self,
         ctx: &mut PluginCtx<'_>,
+        caller: Caller,
         body: &Map<String, Value>,
     ) -> Result<Value, Refusal> {
         let id = mountpoint_id(body)?;
@@ -307,7 +378,7 @@ impl Streaming {
         let is_private = optional_bool(body, "new_is_private")?;
         let permanent = optional_bool(body, "permanent")?.unwrap_or(false);
         let edited_event = optional_bool(body, "edited_event")?.unwrap_or(false);
-        let mp = self.authorized(id, body)?;
+        let mp = self.authorized(caller, id, body)?;
         let mut config = mp.config.clone();
         if let Some(d) = &description {
             config.description = Some(d.clone());
@@ -352,21 +423,17 @@ impl Streaming {
     fn create(
         &mut self,
         ctx: &mut PluginCtx<'_>,
+        caller: Caller,
         body: &Map<String, Value>,
     ) -> Result<Value, Refusal> {
-        if let Some(key) = &self.admin_key {
-            match body.get("admin_key").and_then(Value::as_str) {
-                None => {
-                    return Err((
-                        err::MISSING_ELEMENT,
-                        "Missing mandatory element (admin_key)".into(),
-                    ))
-                }
-                Some(k) if k != key => {
-                    return Err((err::UNAUTHORIZED, "Unauthorized (wrong admin_key)".into()))
-                }
-                Some(_) => {}
-            }
+        self.require_admin(caller, body)?;
+        let from_api = caller != Caller::Configuration;
+        let limit = self.settings.max_api_mountpoints;
+        if from_api && self.mountpoints.values().filter(|m| m.from_api).count() >= limit {
+            return Err((
+                err::CANT_CREATE,
+                format!("Too many mountpoints created through the API (limit {limit})"),
+            ));
         }
         let kind = required_str(body, "type")?.to_owned();
         if !matches!(kind.as_str(), "rtp" | "rtsp" | "demo") {
@@ -428,7 +495,7 @@ impl Streaming {
                 ctx.start_demo_source(viewer_count.clone()),
             )
         } else if kind == "rtsp" {
-            let (media, mut spec) = Mountpoint::parse_rtsp(body)?;
+            let (media, mut spec) = Mountpoint::parse_rtsp(body, &self.settings.rtsp_allow)?;
             spec.viewers = viewer_count.clone();
             spec.counters = counters.clone();
             ondemand = spec.ondemand;
@@ -436,11 +503,12 @@ impl Streaming {
             rtsp = Some(status.clone());
             (media, ctx.start_rtsp_source(spec, status))
         } else {
-            let (media, ports) = Mountpoint::parse_media(body, self.bind_ip)?;
+            let (media, ports) = Mountpoint::parse_media(body, self.settings.rtp_bind_ip)?;
             (media, ctx.start_rtp_source(ports, counters.clone()))
         };
         let mp = Mountpoint {
             id,
+            from_api,
             name: name.clone(),
             description,
             metadata: optional_str(body, "metadata")?,
@@ -806,7 +874,7 @@ impl Plugin for Streaming {
                 Ok(Value::Object(b)) => b,
                 _ => continue,
             };
-            if let Err((code, text)) = self.create(ctx, &body) {
+            if let Err((code, text)) = self.create(ctx, Caller::Configuration, &body) {
                 tracing::error!(mountpoint = m.id, code, %text, "configured mountpoint not created");
             }
         }
@@ -849,7 +917,7 @@ impl Plugin for Streaming {
         };
         match request.as_str() {
             "list" | "info" | "create" | "edit" | "destroy" | "enable" | "disable" | "kick_all" => {
-                match self.sync_request(ctx, &request, &msg.body) {
+                match self.sync_request(ctx, Caller::Client, &request, &msg.body) {
                     Ok(v) => PluginResult::Ok(v),
                     Err((code, text)) => PluginResult::Ok(error(code, text)),
                 }
@@ -883,7 +951,7 @@ impl Plugin for Streaming {
         let request = body.get("request").and_then(Value::as_str).unwrap_or("");
         Some(match request {
             "list" | "info" | "create" | "edit" | "destroy" | "enable" | "disable" | "kick_all" => {
-                match self.sync_request(ctx, request, body) {
+                match self.sync_request(ctx, Caller::AdminApi, request, body) {
                     Ok(v) => v,
                     Err((code, text)) => error(code, text),
                 }

@@ -120,9 +120,20 @@ impl MountMedia {
     }
 }
 
+/// What `info` shows of a mountpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum InfoView {
+    /// Its administrator: secret, ports, the camera's errors as they are.
+    Owner,
+    /// Anyone else.
+    Viewer,
+}
+
 /// A mountpoint fed by a plain-RTP source.
 pub(super) struct Mountpoint {
     pub(super) id: u64,
+    /// Created through the API (counted against `max_api_mountpoints`), not configured.
+    pub(super) from_api: bool,
     pub(super) name: String,
     pub(super) description: String,
     pub(super) metadata: Option<String>,
@@ -185,6 +196,48 @@ pub(super) fn required_str<'a>(
     ))
 }
 
+/// Most media one mountpoint may have: cameras have a handful of tracks, and each
+/// medium is an m-line in every viewer's offer (and, for RTP, two bound ports).
+pub(super) const MAX_MEDIA: usize = 16;
+
+/// A `media` list: a non-empty array of at most [`MAX_MEDIA`] items.
+fn media_list(body: &Map<String, Value>) -> Result<Option<&Vec<Value>>, Refusal> {
+    match body.get("media") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(list)) if !list.is_empty() && list.len() <= MAX_MEDIA => Ok(Some(list)),
+        Some(_) => Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element (media should be an array of 1 to {MAX_MEDIA} items)"),
+        )),
+    }
+}
+
+/// A media item's `type`: "audio" or "video".
+fn media_kind(m: &Map<String, Value>) -> Result<&'static str, Refusal> {
+    match required_str(m, "type")? {
+        "audio" => Ok("audio"),
+        "video" => Ok("video"),
+        _ => Err((
+            err::INVALID_ELEMENT,
+            "Invalid element (type should be audio or video)".to_owned(),
+        )),
+    }
+}
+
+/// A `mid` as it will read in the SDP: 1 to 16 of `[A-Za-z0-9_]` (what the WebRTC
+/// stack keeps unchanged; it would rewrite anything else behind our back).
+fn checked_mid(mid: &str) -> Result<String, Refusal> {
+    if (1..=16).contains(&mid.len()) && mid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        Ok(mid.to_owned())
+    } else {
+        Err((
+            err::INVALID_ELEMENT,
+            "Invalid element (mid should be 1 to 16 letters, digits or _)".to_owned(),
+        ))
+    }
+}
+
 /// A port number element's value.
 fn port_value(v: &Value, key: &str) -> Result<u16, Refusal> {
     v.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or((
@@ -226,17 +279,28 @@ impl Mountpoint {
     /// as many of the camera's tracks as wanted (`[{type, mid, codec, pt}]`, matched
     /// in order among the camera's tracks of that type and codec); plus `rtsp_transport`
     /// (`tcp`, the default, or `udp`) and `ondemand`.
+    /// `allow`: the hosts the url may name (`streaming.rtsp_allow`; empty = any).
     pub(super) fn parse_rtsp(
         body: &Map<String, Value>,
+        allow: &[String],
     ) -> Result<(Vec<MountMedia>, RtspSpec), Refusal> {
         let url = required_str(body, "url")?;
         let parsed = url::Url::parse(url)
             .ok()
             .filter(|u| matches!(u.scheme(), "rtsp" | "rtsps"))
+            .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
             .ok_or((
                 err::INVALID_ELEMENT,
-                "Invalid element (url should be rtsp://...)".to_owned(),
+                "Invalid element (url should be rtsp://host...)".to_owned(),
             ))?;
+        let host = parsed.host_str().unwrap_or_default();
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(host)) {
+            return Err((
+                err::INVALID_ELEMENT,
+                "Invalid element (url: host not in streaming.rtsp_allow)".to_owned(),
+            ));
+        }
         let mut user = str_field(body, "rtsp_user")?.map(str::to_owned);
         let mut pass = str_field(body, "rtsp_pwd")?.map(str::to_owned);
         if user.is_none() && !parsed.username().is_empty() {
@@ -259,18 +323,19 @@ impl Mountpoint {
                     )),
             }
         };
-        match body.get("media") {
-            Some(Value::Array(list)) if !list.is_empty() => {
+        match media_list(body)? {
+            Some(list) => {
                 for m in list {
                     let m = m.as_object().ok_or((
                         err::INVALID_ELEMENT,
                         "Invalid element (media items should be objects)".to_owned(),
                     ))?;
-                    let kind = required_str(m, "type")?;
+                    let kind = media_kind(m)?;
                     let codec = required_str(m, "codec")?;
                     let mid = match str_field(m, "mid")? {
-                        Some(mid) => mid.to_owned(),
-                        None => format!("{}{}", &kind[..1.min(kind.len())], wanted.len()),
+                        Some(mid) => checked_mid(mid)?,
+                        None if kind == "audio" => format!("a{}", wanted.len()),
+                        None => format!("v{}", wanted.len()),
                     };
                     wanted.push((
                         kind.to_owned(),
@@ -282,7 +347,7 @@ impl Mountpoint {
                     ));
                 }
             }
-            None | Some(Value::Null) => {
+            None => {
                 if flag("video", true) {
                     let codec = str_field(body, "videocodec")?.unwrap_or("h264");
                     wanted.push((
@@ -305,12 +370,6 @@ impl Mountpoint {
                         None,
                     ));
                 }
-            }
-            Some(_) => {
-                return Err((
-                    err::INVALID_ELEMENT,
-                    "Invalid element (media should be a non-empty array)".into(),
-                ))
             }
         }
         if wanted.is_empty() {
@@ -457,21 +516,10 @@ impl Mountpoint {
         body: &Map<String, Value>,
         bind_ip: IpAddr,
     ) -> Result<(Vec<MountMedia>, Vec<RtpPort>), Refusal> {
-        let list = match body.get("media") {
-            None => {
-                return Err((
-                    err::MISSING_ELEMENT,
-                    "Missing mandatory element (media)".into(),
-                ))
-            }
-            Some(Value::Array(l)) if !l.is_empty() => l,
-            Some(_) => {
-                return Err((
-                    err::INVALID_ELEMENT,
-                    "Invalid element (media should be a non-empty array)".into(),
-                ))
-            }
-        };
+        let list = media_list(body)?.ok_or((
+            err::MISSING_ELEMENT,
+            "Missing mandatory element (media)".to_owned(),
+        ))?;
         let mut media = Vec::new();
         let mut ports = Vec::new();
         for (i, m) in list.iter().enumerate() {
@@ -479,8 +527,9 @@ impl Mountpoint {
                 err::INVALID_ELEMENT,
                 "Invalid element (media items should be objects)".to_owned(),
             ))?;
-            let kind = required_str(m, "type")?;
-            let mid = required_str(m, "mid")?;
+            let kind = media_kind(m)?;
+            let mid = checked_mid(required_str(m, "mid")?)?;
+            let mid = mid.as_str();
             if media.iter().any(|x: &MountMedia| x.mid == mid) {
                 return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
             }
@@ -494,7 +543,7 @@ impl Mountpoint {
             } else {
                 MediaKind::Video
             };
-            if !matches!(kind, "audio" | "video") || codec.kind != expected {
+            if codec.kind != expected {
                 return Err((
                     err::INVALID_ELEMENT,
                     format!("Invalid media type '{kind}' for codec '{codec_name}'"),
@@ -602,8 +651,10 @@ impl Mountpoint {
         })
     }
 
-    /// `info`; secrets and ports only with the secret.
-    pub(super) fn info(&self, with_secret: bool, now: std::time::Instant) -> Value {
+    /// `info`: its owner sees the secret, ports and the camera's last error; a viewer
+    /// sees a generic error, and nobody sees the pin.
+    pub(super) fn info(&self, view: InfoView, now: std::time::Instant) -> Value {
+        let with_secret = view == InfoView::Owner;
         use std::sync::atomic::Ordering::Relaxed;
         let age = self.counters.age_ms(now);
         let mut v = json!({
@@ -613,7 +664,12 @@ impl Mountpoint {
             "rtsp": self.rtsp.as_ref().map(|s| json!({
                 "connected": s.connected.load(Relaxed),
                 "reconnects": s.reconnects.load(Relaxed),
-                "last_error": s.last_error.lock().map(|e| e.clone()).unwrap_or_default(),
+                "last_error": match crate::contain::lock(&s.last_error).as_str() {
+                    "" => "",
+                    e if with_secret => e,
+                    // Camera errors name hosts and ports: a scan oracle for strangers.
+                    _ => "the camera cannot be reached",
+                },
             })),
             "source": {"packets": self.counters.packets.load(Relaxed),
                        "bytes": self.counters.bytes.load(Relaxed),
@@ -642,7 +698,7 @@ impl Mountpoint {
         });
         if with_secret {
             v["secret"] = json!(self.secret);
-            v["pin"] = json!(self.pin);
+            v["pin_required"] = json!(self.pin.is_some());
             v["is_private"] = json!(self.is_private);
         }
         v

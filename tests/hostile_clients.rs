@@ -1,0 +1,593 @@
+//! What an attacker sends, and what it gets: each attack is refused with the exact Janus
+//! error code, and afterwards the gateway still answers a fresh create/attach/destroy.
+//! (Media flowing through an established echo session while requests panic is shown in
+//! tests/echo_in_process.rs; SIP forgeries on the wire in interop-tests.)
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+/// Sends a plugin message; the synchronous answer, or the event for an asynchronous one.
+async fn message(gw: &Gw, sid: u64, hid: u64, body: Value) -> Value {
+    let r = gw
+        .post(
+            &format!("/{sid}/{hid}"),
+            json!({"janus": "message", "transaction": "m", "body": body}),
+        )
+        .await;
+    match r["janus"].as_str() {
+        Some("success") => r["plugindata"]["data"].clone(),
+        Some("ack") => {
+            let (_, ev) = gw.poll(sid, 1).await;
+            ev["plugindata"]["data"].clone()
+        }
+        _ => r,
+    }
+}
+
+/// The gateway is still whole: a new session, a handle on every plugin, destroyed.
+async fn still_serves(gw: &Gw) {
+    let sid = gw.create_session().await;
+    for plugin in [
+        "janus.plugin.echotest",
+        "janus.plugin.streaming",
+        "janus.plugin.sip",
+    ] {
+        gw.attach_plugin(sid, plugin).await;
+    }
+    let r = gw
+        .post(
+            &format!("/{sid}"),
+            json!({"janus": "destroy", "transaction": "d"}),
+        )
+        .await;
+    assert_eq!(r["janus"], "success", "{r}");
+}
+
+/// The strings every field gets: line breaks, multibyte characters, NUL, 60 KB.
+fn hostile_strings() -> Vec<String> {
+    vec![
+        "é".into(),
+        "日本語🎥".into(),
+        "a\r\nVia: SIP/2.0/UDP 203.0.113.1".into(),
+        "\0".into(),
+        "x".repeat(60_000),
+        "sip:bob@127.0.0.1?Route=%3Csip:evil%3E".into(),
+        "<sip:evil@203.0.113.1>".into(),
+    ]
+}
+
+/// Numbers no field should take.
+fn hostile_numbers() -> Vec<Value> {
+    vec![
+        json!(-1),
+        json!(u64::MAX),
+        json!(1e300),
+        json!(-1e300),
+        json!(0),
+        json!(4294967296u64),
+        json!("12"),
+    ]
+}
+
+#[tokio::test]
+async fn a_multibyte_media_type_is_refused_and_the_gateway_lives_on() {
+    // Once, this one request poisoned the gateway's lock and ended the process (status 0).
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtsp", "url": "rtsp://127.0.0.1:1/",
+               "media": [{"type": "é", "codec": "h264"}]}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 454, "{r}");
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtp",
+               "media": [{"type": "video", "mid": "é", "pt": 96, "codec": "vp8"}]}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 454, "{r}");
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_thousand_media_entries_are_refused_at_once() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
+    let media: Vec<Value> = (0..1000)
+        .map(|i| json!({"type": "video", "mid": format!("v{i}"), "codec": "h264"}))
+        .collect();
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtsp", "url": "rtsp://127.0.0.1:1/", "media": media}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 454, "{r}");
+    assert!(r["error"].as_str().unwrap().contains("1 to 16"), "{r}");
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn mountpoint_administration_is_off_by_default() {
+    let gw = start(|c| {
+        c.streaming.open_admin = false;
+        c.streaming.mountpoints = vec![
+            cardea::config::MountpointConfig {
+                id: 1,
+                kind: "demo".into(),
+                ..Default::default()
+            },
+            cardea::config::MountpointConfig {
+                id: 2,
+                kind: "demo".into(),
+                secret: Some("owner".into()),
+                pin: Some("1234".into()),
+                ..Default::default()
+            },
+        ];
+    })
+    .await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
+    let r = message(&gw, sid, hid, json!({"request": "create", "type": "demo"})).await;
+    assert_eq!(r["error_code"], 457, "{r}");
+    assert!(
+        r["error"].as_str().unwrap().contains("open_admin"),
+        "says how: {r}"
+    );
+    for request in ["destroy", "enable", "disable", "kick_all", "edit"] {
+        let r = message(&gw, sid, hid, json!({"request": request, "id": 1})).await;
+        assert_eq!(
+            r["error_code"], 457,
+            "{request} on a mountpoint without secret: {r}"
+        );
+        let r = message(
+            &gw,
+            sid,
+            hid,
+            json!({"request": request, "id": 2, "secret": "nope"}),
+        )
+        .await;
+        assert_eq!(r["error_code"], 457, "{request} with a wrong secret: {r}");
+    }
+    // Rewriting the operator's file takes more than the mountpoint's secret.
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "edit", "id": 2, "secret": "owner", "permanent": true}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 457, "{r}");
+    // The owner's secret still administers its own mountpoint.
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "edit", "id": 2, "secret": "owner", "new_description": "front"}),
+    )
+    .await;
+    assert_eq!(r["streaming"], "edited", "{r}");
+    // Nobody reads a pin back, not even the owner.
+    for body in [
+        json!({"request": "info", "id": 2}),
+        json!({"request": "info", "id": 2, "secret": "owner"}),
+    ] {
+        let r = message(&gw, sid, hid, body).await;
+        assert_eq!(r["streaming"], "info", "{r}");
+        assert!(!r.to_string().contains("1234"), "pin shown: {r}");
+    }
+    let r = message(&gw, sid, hid, json!({"request": "list"})).await;
+    assert_eq!(r["list"].as_array().unwrap().len(), 2, "{r}");
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_key_opens_administration() {
+    let gw = start(|c| {
+        c.streaming.open_admin = false;
+        c.streaming.admin_key = "k3y".into();
+        c.streaming.rtsp_allow = vec!["camera.lan".into()];
+        c.streaming.max_api_mountpoints = 2;
+    })
+    .await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
+    let r = message(&gw, sid, hid, json!({"request": "create", "type": "demo"})).await;
+    assert_eq!(r["error_code"], 453, "{r}");
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "demo", "admin_key": "k3Y"}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 457, "{r}");
+    // Only the hosts the operator allows (no SSRF, no port scan through the gateway).
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtsp", "admin_key": "k3y", "url": "rtsp://127.0.0.1:22/"}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 454, "{r}");
+    for id in [10, 11] {
+        let r = message(
+            &gw,
+            sid,
+            hid,
+            json!({"request": "create", "type": "demo", "id": id, "admin_key": "k3y"}),
+        )
+        .await;
+        assert_eq!(r["streaming"], "created", "{r}");
+    }
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "demo", "id": 12, "admin_key": "k3y"}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 456, "over max_api_mountpoints: {r}");
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "destroy", "id": 10, "admin_key": "k3y"}),
+    )
+    .await;
+    assert_eq!(r["streaming"], "destroyed", "{r}");
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn hostile_strings_and_numbers_in_every_plugin_request() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let echo = gw.attach_plugin(sid, "janus.plugin.echotest").await;
+    let streaming = gw.attach_plugin(sid, "janus.plugin.streaming").await;
+    let sip = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let requests: Vec<(u64, Value)> = vec![
+        (
+            echo,
+            json!({"audio": true, "video": true, "bitrate": 0, "substream": 0, "temporal": 0,
+            "videocodec": "", "filename": ""}),
+        ),
+        (
+            streaming,
+            json!({"request": "create", "type": "rtp", "id": 77, "name": "", "description": "", "metadata": "", "secret": "", "pin": "",
+            "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8", "fmtp": "", "label": "", "msid": ""}]}),
+        ),
+        (
+            streaming,
+            json!({"request": "create", "type": "rtsp", "id": 78, "url": "rtsp://127.0.0.1:1/", "rtsp_user": "", "rtsp_pwd": "",
+            "media": [{"type": "video", "mid": "v", "codec": "h264", "fmtp": "", "label": ""}]}),
+        ),
+        (
+            streaming,
+            json!({"request": "info", "id": 77, "secret": ""}),
+        ),
+        (
+            streaming,
+            json!({"request": "edit", "id": 77, "new_description": "", "new_metadata": "", "new_secret": "", "new_pin": ""}),
+        ),
+        (
+            streaming,
+            json!({"request": "watch", "id": 77, "pin": "", "media": ["v"]}),
+        ),
+        (
+            streaming,
+            json!({"request": "configure", "streams": [{"mid": "", "send": true}]}),
+        ),
+        (streaming, json!({"request": "switch", "id": 77})),
+        (
+            sip,
+            json!({"request": "register", "username": "", "secret": "", "authuser": "", "display_name": "", "proxy": "", "outbound_proxy": "",
+            "headers": {"X-A": ""}}),
+        ),
+        (
+            sip,
+            json!({"request": "register", "type": "guest", "username": "", "display_name": ""}),
+        ),
+        (
+            sip,
+            json!({"request": "call", "uri": "", "headers": {"X-B": ""}}),
+        ),
+        (
+            sip,
+            json!({"request": "message", "uri": "", "content_type": "", "content": ""}),
+        ),
+        (sip, json!({"request": "dtmf_info", "digit": ""})),
+        (sip, json!({"request": "transfer", "uri": ""})),
+    ];
+    let mut answered = 0;
+    for (hid, template) in &requests {
+        // Each field in turn holds each hostile string, then each hostile number.
+        let fields = scalar_fields(template);
+        for path in &fields {
+            for bad in hostile_strings()
+                .into_iter()
+                .map(Value::String)
+                .chain(hostile_numbers())
+            {
+                let mut body = template.clone();
+                set(&mut body, path, bad);
+                let r = message(&gw, sid, *hid, body).await;
+                assert!(
+                    r.get("error_code").is_some()
+                        || r.get("streaming").is_some()
+                        || r.get("echotest").is_some()
+                        || r.get("sip").is_some()
+                        || r["janus"] == "error",
+                    "{path:?}: {r}"
+                );
+                assert_ne!(r["janus"], "error", "no core error for a plugin field: {r}");
+                answered += 1;
+            }
+        }
+    }
+    println!("{answered} hostile requests answered");
+    assert!(answered > 300);
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+/// The paths of every string, number and boolean in `v` (object keys, array indexes).
+fn scalar_fields(v: &Value) -> Vec<Vec<Value>> {
+    let mut out = Vec::new();
+    fn walk(v: &Value, path: &mut Vec<Value>, out: &mut Vec<Vec<Value>>) {
+        match v {
+            Value::String(_) | Value::Number(_) | Value::Bool(_) => out.push(path.clone()),
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "request" || k == "type" {
+                        continue;
+                    }
+                    path.push(json!(k));
+                    walk(x, path, out);
+                    path.pop();
+                }
+            }
+            Value::Array(a) => {
+                for (i, x) in a.iter().enumerate() {
+                    path.push(json!(i));
+                    walk(x, path, out);
+                    path.pop();
+                }
+            }
+            Value::Null => {}
+        }
+    }
+    walk(v, &mut Vec::new(), &mut out);
+    out
+}
+
+fn set(v: &mut Value, path: &[Value], new: Value) {
+    let mut at = v;
+    for p in path {
+        at = match p {
+            Value::String(k) => &mut at[k.as_str()],
+            _ => &mut at[p.as_u64().unwrap() as usize],
+        };
+    }
+    *at = new;
+}
+
+#[tokio::test]
+async fn absurd_ids_get_the_janus_codes() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach(sid).await;
+    for bad in ["18446744073709551615", "-1", "1e300", "é", "0"] {
+        let (_, r) = gw
+            .post_raw(
+                &format!("{}/{bad}", gw.base),
+                &json!({"janus": "keepalive", "transaction": "k"}).to_string(),
+            )
+            .await;
+        assert_eq!(error_code(&r), 458, "session {bad}: {r}");
+        let (_, r) = gw
+            .post_raw(
+                &format!("{}/{sid}/{bad}", gw.base),
+                &json!({"janus": "message", "transaction": "k", "body": {}}).to_string(),
+            )
+            .await;
+        assert_eq!(error_code(&r), 459, "handle {bad}: {r}");
+    }
+    let absurd = [
+        json!(-1),
+        json!(u64::MAX),
+        json!(1e300),
+        json!(0),
+        json!(1u64 << 53),
+        json!("12"),
+    ];
+    for id in absurd {
+        let r = gw
+            .post("", json!({"janus": "create", "transaction": "c", "id": id}))
+            .await;
+        assert_eq!(error_code(&r), 467, "create with id {id}: {r}");
+    }
+    let r = gw
+        .post(
+            &format!("/{sid}/{hid}"),
+            json!({"janus": "detach", "transaction": "d"}),
+        )
+        .await;
+    assert_eq!(r["janus"], "success", "{r}");
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn five_thousand_trickled_candidates_stop_at_the_limit() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach(sid).await;
+    let candidates: Vec<Value> = (0..5000)
+        .map(|i| {
+            json!({"sdpMid": "0", "sdpMLineIndex": 0, "candidate":
+                format!("candidate:{i} 1 udp 2122260223 127.0.0.1 {} typ host", 1024 + i)})
+        })
+        .collect();
+    // In batches under the 64 KB body cap: every batch is refused at the limit.
+    for batch in candidates.chunks(500) {
+        let r = gw
+            .post(
+                &format!("/{sid}/{hid}"),
+                json!({"janus": "trickle", "transaction": "t", "candidates": batch}),
+            )
+            .await;
+        assert_eq!(error_code(&r), 490, "{r}");
+        assert!(
+            r["error"]["reason"].as_str().unwrap().contains("limit 64"),
+            "{r}"
+        );
+    }
+    let r = gw
+        .post(
+            &format!("/{sid}/{hid}"),
+            json!({"janus": "trickle", "transaction": "t", "candidate":
+                {"sdpMid": "0", "sdpMLineIndex": 0, "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}}),
+        )
+        .await;
+    assert_eq!(error_code(&r), 490, "still over the limit: {r}");
+    // A hangup starts a new PeerConnection's count.
+    gw.post(
+        &format!("/{sid}/{hid}"),
+        json!({"janus": "hangup", "transaction": "h"}),
+    )
+    .await;
+    let r = gw
+        .post(
+            &format!("/{sid}/{hid}"),
+            json!({"janus": "trickle", "transaction": "t", "candidate":
+                {"sdpMid": "0", "sdpMLineIndex": 0, "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host"}}),
+        )
+        .await;
+    assert_eq!(r["janus"], "ack", "{r}");
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn sip_forgeries_are_refused_naming_the_field() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
+    let user = "sip:alice@127.0.0.1:5999";
+    let forged = "sip:bob@127.0.0.1\r\nFrom: <sip:ceo@bank.example>";
+    let cases = [
+        (
+            json!({"request": "register", "username": forged, "secret": "x"}),
+            446,
+            "username",
+        ),
+        (
+            json!({"request": "register", "username": "sip:bob@127.0.0.1?Route=<sip:evil>", "secret": "x"}),
+            446,
+            "username",
+        ),
+        (
+            json!({"request": "register", "username": "<sip:bob@127.0.0.1>", "secret": "x"}),
+            446,
+            "username",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "proxy": "sip:127.0.0.1?X=1"}),
+            446,
+            "proxy",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "outbound_proxy": "sip:127.0.0.1\n"}),
+            446,
+            "outbound_proxy",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "display_name": "Bob\"<sip:ceo@bank>"}),
+            444,
+            "display_name",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "display_name": "Bob\r\nX: 1"}),
+            444,
+            "display_name",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "authuser": "a\"b"}),
+            444,
+            "authuser",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x\r\n"}),
+            444,
+            "secret",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "headers": {"Via": "SIP/2.0/UDP 203.0.113.1"}}),
+            444,
+            "Via",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "headers": {"contact": "<sip:evil@203.0.113.1>"}}),
+            444,
+            "contact",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x", "headers": {"l": "0"}}),
+            444,
+            "'l'",
+        ),
+        (
+            json!({"request": "register", "username": user, "secret": "x",
+            "headers": (0..17).map(|i| (format!("X-{i}"), json!("1"))).collect::<serde_json::Map<_, _>>()}),
+            444,
+            "16",
+        ),
+    ];
+    for (body, code, field) in cases {
+        let r = message(&gw, sid, hid, body.clone()).await;
+        assert_eq!(r["error_code"], code, "{body}: {r}");
+        assert!(r["error"].as_str().unwrap().contains(field), "{body}: {r}");
+    }
+    // A guest registration (nothing sent) then calls with forged addresses.
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "register", "type": "guest", "username": user}),
+    )
+    .await;
+    assert_eq!(r["result"]["event"], "registered", "{r}");
+    for (body, code) in [
+        (json!({"request": "call", "uri": forged}), 446),
+        (
+            json!({"request": "call", "uri": "sip:bob@127.0.0.1?Call-ID=1"}),
+            446,
+        ),
+        (
+            json!({"request": "message", "uri": "sip:bob@127.0.0.1", "content": "hi", "content_type": "text/plain\r\nX: 1"}),
+            444,
+        ),
+    ] {
+        let r = message(&gw, sid, hid, body.clone()).await;
+        assert_eq!(r["error_code"], code, "{body}: {r}");
+    }
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
