@@ -7,14 +7,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cardea::api::{Gateway, Origin, Output, SessionId, Target};
+use cardea::api::{ApiError, Gateway, HandleId, Origin, Output, SessionId, Target};
 use cardea::config::Config;
 use cardea::media::webrtc::engine::{Engine, LocalAddrs};
 use cardea::media::webrtc::{MediaCounters, WebrtcFactory};
 use cardea::plugin::echotest::EchoTest;
+use cardea::plugin::{Plugin, PluginCtx, PluginInfo, PluginMessage, PluginResult};
 use serde_json::{json, Map, Value};
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind, MediaTime};
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 
@@ -40,7 +41,7 @@ impl Sim {
         let counters = Arc::new(MediaCounters::default());
         let gateway = Gateway::new(
             config,
-            vec![Box::new(EchoTest::new(0))],
+            vec![Box::new(EchoTest::new(0)), Box::new(Panicky)],
             factory,
             counters.clone(),
             now,
@@ -145,85 +146,155 @@ impl Sim {
     }
 }
 
+/// A plugin whose every message panics: a bug in one request's path.
+struct Panicky;
+
+impl Plugin for Panicky {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            package: "test.plugin.panicky",
+            name: "panics",
+            description: "panics on every message",
+            version: 1,
+            version_string: "1",
+        }
+    }
+
+    fn create_session(&mut self, _ctx: &mut PluginCtx<'_>, _h: HandleId) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn handle_message(&mut self, _ctx: &mut PluginCtx<'_>, _msg: PluginMessage) -> PluginResult {
+        let kind = "é";
+        // The slice that once took the gateway down: a byte index inside a character.
+        PluginResult::Ok(json!({ "initial": &kind[..1] }))
+    }
+
+    fn destroy_session(&mut self, _ctx: &mut PluginCtx<'_>, _h: HandleId) {}
+
+    fn query_session(&self, _h: HandleId) -> Value {
+        Value::Null
+    }
+}
+
+/// An echo call set up through the API: its session, handle and the client's mids.
+struct EchoCall {
+    sid: SessionId,
+    hid: HandleId,
+    audio: Mid,
+    video: Mid,
+    audio_sent: u64,
+    video_sent: u64,
+    next_audio: Instant,
+    next_video: Instant,
+    received: [u64; 2],
+    connected: bool,
+}
+
+impl EchoCall {
+    fn start(sim: &mut Sim) -> EchoCall {
+        let r = sim.request(
+            Target::default(),
+            json!({"janus": "create", "transaction": "c"}),
+        );
+        let sid = SessionId(r["data"]["id"].as_u64().unwrap());
+        let r = sim.request(
+            Target {
+                session: Some(sid),
+                handle: None,
+            },
+            json!({"janus": "attach", "plugin": "janus.plugin.echotest", "transaction": "a"}),
+        );
+        let hid = HandleId(r["data"]["id"].as_u64().unwrap());
+        let mut change = sim.client.sdp_api();
+        let audio = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let video = change.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
+        let (offer, pending) = change.apply().unwrap();
+        let r = sim.request(
+            at(sid, hid),
+            json!({"janus": "message", "transaction": "o", "body": {"audio": true, "video": true},
+                   "jsep": {"type": "offer", "sdp": offer.to_sdp_string()}}),
+        );
+        assert_eq!(r["janus"], "ack", "{r}");
+        let evs = sim.events(sid);
+        let answer = evs
+            .iter()
+            .find_map(|e| e["jsep"]["sdp"].as_str())
+            .expect("an event with the answer");
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        sim.client.sdp_api().accept_answer(pending, answer).unwrap();
+        EchoCall {
+            sid,
+            hid,
+            audio,
+            video,
+            audio_sent: 0,
+            video_sent: 0,
+            next_audio: sim.now,
+            next_video: sim.now,
+            received: [0; 2],
+            connected: false,
+        }
+    }
+
+    /// Runs the call for `secs` of fake time: audio every 20 ms, VP8 every 33 ms.
+    fn run(&mut self, sim: &mut Sim, secs: u64) {
+        let start = sim.now;
+        while sim.now.duration_since(start) < Duration::from_secs(secs) {
+            sim.step(&mut self.received, &mut self.connected);
+            if !self.connected {
+                continue;
+            }
+            let now = sim.now;
+            if now >= self.next_audio {
+                let w = sim.client.writer(self.audio).unwrap();
+                let pt = w
+                    .payload_params()
+                    .find(|p| p.spec().codec.is_audio())
+                    .unwrap()
+                    .pt();
+                let t = MediaTime::new(
+                    self.audio_sent * 960,
+                    str0m::media::Frequency::FORTY_EIGHT_KHZ,
+                );
+                w.write(pt, now, t, vec![0xfc, 0xff, 0xfe]).unwrap();
+                self.audio_sent += 1;
+                self.next_audio += Duration::from_millis(20);
+            }
+            if now >= self.next_video {
+                let w = sim.client.writer(self.video).unwrap();
+                let pt = w
+                    .payload_params()
+                    .find(|p| p.spec().codec == str0m::format::Codec::Vp8)
+                    .unwrap()
+                    .pt();
+                let t = MediaTime::new(self.video_sent * 3000, str0m::media::Frequency::NINETY_KHZ);
+                // A VP8 payload descriptor's frame: keyframe flag clear in the first byte = keyframe.
+                let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
+                frame.extend(std::iter::repeat_n(0x55, 1500));
+                w.write(pt, now, t, frame).unwrap();
+                self.video_sent += 1;
+                self.next_video += Duration::from_millis(33);
+            }
+        }
+    }
+}
+
+fn at(sid: SessionId, hid: HandleId) -> Target {
+    Target {
+        session: Some(sid),
+        handle: Some(hid),
+    }
+}
+
 #[test]
 fn str0m_client_gets_its_media_echoed() {
     let mut sim = Sim::new();
-    let r = sim.request(
-        Target::default(),
-        json!({"janus": "create", "transaction": "c"}),
-    );
-    let sid = SessionId(r["data"]["id"].as_u64().unwrap());
-    let r = sim.request(
-        Target {
-            session: Some(sid),
-            handle: None,
-        },
-        json!({"janus": "attach", "plugin": "janus.plugin.echotest", "transaction": "a"}),
-    );
-    let hid = cardea::api::HandleId(r["data"]["id"].as_u64().unwrap());
-    let at_handle = Target {
-        session: Some(sid),
-        handle: Some(hid),
-    };
-
-    let mut change = sim.client.sdp_api();
-    let audio = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
-    let video = change.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
-    let (offer, pending) = change.apply().unwrap();
-    let r = sim.request(
-        at_handle,
-        json!({"janus": "message", "transaction": "o", "body": {"audio": true, "video": true},
-               "jsep": {"type": "offer", "sdp": offer.to_sdp_string()}}),
-    );
-    assert_eq!(r["janus"], "ack", "{r}");
-    let evs = sim.events(sid);
-    let answer = evs
-        .iter()
-        .find_map(|e| e["jsep"]["sdp"].as_str())
-        .expect("an event with the answer");
-    let answer = SdpAnswer::from_sdp_string(answer).unwrap();
-    sim.client.sdp_api().accept_answer(pending, answer).unwrap();
-
-    let mut received = [0u64; 2];
-    let mut connected = false;
-    let start = sim.now;
-    let (mut next_audio, mut next_video) = (start, start);
-    let (mut audio_sent, mut video_sent) = (0u64, 0u64);
-    while sim.now.duration_since(start) < Duration::from_secs(6) {
-        sim.step(&mut received, &mut connected);
-        if !connected {
-            continue;
-        }
-        let now = sim.now;
-        if now >= next_audio {
-            let w = sim.client.writer(audio).unwrap();
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec.is_audio())
-                .unwrap()
-                .pt();
-            let t = MediaTime::new(audio_sent * 960, str0m::media::Frequency::FORTY_EIGHT_KHZ);
-            w.write(pt, now, t, vec![0xfc, 0xff, 0xfe]).unwrap();
-            audio_sent += 1;
-            next_audio += Duration::from_millis(20);
-        }
-        if now >= next_video {
-            let w = sim.client.writer(video).unwrap();
-            let pt = w
-                .payload_params()
-                .find(|p| p.spec().codec == str0m::format::Codec::Vp8)
-                .unwrap()
-                .pt();
-            let t = MediaTime::new(video_sent * 3000, str0m::media::Frequency::NINETY_KHZ);
-            // A VP8 payload descriptor's frame: keyframe flag clear in the first byte = keyframe.
-            let mut frame = vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a];
-            frame.extend(std::iter::repeat_n(0x55, 1500));
-            w.write(pt, now, t, frame).unwrap();
-            video_sent += 1;
-            next_video += Duration::from_millis(33);
-        }
-    }
-    assert!(connected, "ICE and DTLS completed in memory");
+    let mut call = EchoCall::start(&mut sim);
+    let (sid, hid) = (call.sid, call.hid);
+    call.run(&mut sim, 6);
+    let (received, audio_sent, video_sent) = (call.received, call.audio_sent, call.video_sent);
+    assert!(call.connected, "ICE and DTLS completed in memory");
     let evs = sim.events(sid);
     assert!(
         evs.iter()
@@ -257,8 +328,56 @@ fn str0m_client_gets_its_media_echoed() {
     );
 
     // Hangup from the client side of the API: the engine drops the peer, events follow.
-    sim.request(at_handle, json!({"janus": "hangup", "transaction": "h"}));
+    sim.request(at(sid, hid), json!({"janus": "hangup", "transaction": "h"}));
     assert!(sim.engine.is_empty());
     let evs = sim.events(sid);
     assert!(evs.iter().any(|e| e["janus"] == "hangup"), "{evs:?}");
+}
+
+#[test]
+fn a_panicking_request_is_answered_and_the_echo_flows_on() {
+    let mut sim = Sim::new();
+    let mut call = EchoCall::start(&mut sim);
+    call.run(&mut sim, 3);
+    assert!(call.connected);
+    let before = call.received;
+
+    // Another client's session, a handle on the panicking plugin, a message: error 490.
+    let r = sim.request(
+        Target::default(),
+        json!({"janus": "create", "transaction": "c"}),
+    );
+    let other = SessionId(r["data"]["id"].as_u64().unwrap());
+    let r = sim.request(
+        Target {
+            session: Some(other),
+            handle: None,
+        },
+        json!({"janus": "attach", "plugin": "test.plugin.panicky", "transaction": "a"}),
+    );
+    let bad = HandleId(r["data"]["id"].as_u64().unwrap());
+    for _ in 0..3 {
+        let r = sim.request(
+            at(other, bad),
+            json!({"janus": "message", "transaction": "p", "body": {}}),
+        );
+        assert_eq!(r["janus"], "error", "{r}");
+        assert_eq!(r["error"]["code"], 490, "{r}");
+        assert_eq!(r["transaction"], "p", "{r}");
+    }
+    // The core still answers everyone, and the echo call's media keeps coming back.
+    let r = sim.request(
+        Target {
+            session: Some(other),
+            handle: None,
+        },
+        json!({"janus": "destroy", "transaction": "d"}),
+    );
+    assert_eq!(r["janus"], "success", "{r}");
+    call.run(&mut sim, 3);
+    let after = [call.received[0] - before[0], call.received[1] - before[1]];
+    println!("echoed in the 3 s after the panics: {after:?}");
+    assert!(after[0] > 140 && after[1] > 80, "{after:?}");
+    let evs = sim.events(call.sid);
+    assert!(!evs.iter().any(|e| e["janus"] == "hangup"), "{evs:?}");
 }
