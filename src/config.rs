@@ -223,7 +223,19 @@ pub struct GeneralConfig {
     pub admin_secret: String,
     /// Whether new sessions are accepted at start (admin `accept_new_sessions` toggles it).
     pub accept_new_sessions: bool,
+    /// Most sessions at once; past it `create` is refused (472).
+    pub max_sessions: usize,
+    /// Most sessions one client address may hold at once (472 past it).
+    pub max_sessions_per_client: usize,
+    /// Most handles one session may attach (461 past it).
+    pub max_handles_per_session: usize,
+    /// Most events queued for a session's long poll; past it the oldest is dropped and
+    /// counted (admin `get_status`: `dropped_events`).
+    pub max_queued_events: usize,
 }
+
+/// The admin secret every Janus install ships with: fine on loopback, never beyond.
+pub const WELL_KNOWN_ADMIN_SECRET: &str = "janusoverlord";
 
 /// `[http]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -261,6 +273,12 @@ pub struct WebsocketConfig {
     pub admin_enabled: bool,
     /// Address of the admin WebSocket listener.
     pub admin_bind: SocketAddr,
+    /// Messages queued toward one WebSocket client; a client that lets it fill (or
+    /// does not take a message within `send_timeout_seconds`) is disconnected, and
+    /// its sessions end as on any close.
+    pub max_queued_messages: usize,
+    /// Seconds one message may take to reach a client's socket.
+    pub send_timeout_seconds: u64,
 }
 
 /// `[media]`
@@ -297,8 +315,12 @@ impl Default for GeneralConfig {
             reclaim_session_timeout: 0,
             api_secret: String::new(),
             token_auth: false,
-            admin_secret: "janusoverlord".into(),
+            admin_secret: WELL_KNOWN_ADMIN_SECRET.into(),
             accept_new_sessions: true,
+            max_sessions: 10_000,
+            max_sessions_per_client: 200,
+            max_handles_per_session: 64,
+            max_queued_events: 1_000,
         }
     }
 }
@@ -326,6 +348,8 @@ impl Default for WebsocketConfig {
             bind: ([0, 0, 0, 0], 8188).into(),
             admin_enabled: true,
             admin_bind: ([127, 0, 0, 1], 7188).into(),
+            max_queued_messages: 1_000,
+            send_timeout_seconds: 10,
         }
     }
 }
@@ -402,7 +426,8 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+    /// Checks what types alone cannot; `path` names the file in errors.
+    pub(crate) fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| ConfigError::Invalid {
             path: path.to_owned(),
             key,
@@ -414,6 +439,21 @@ impl Config {
         ] {
             if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') {
                 return Err(invalid(key, "must start with '/' and not end with '/'"));
+            }
+        }
+        if self.general.admin_secret == WELL_KNOWN_ADMIN_SECRET {
+            let exposed = [
+                (self.http.admin_enabled, self.http.admin_bind),
+                (self.websocket.admin_enabled, self.websocket.admin_bind),
+            ]
+            .into_iter()
+            .any(|(on, bind)| on && !bind.ip().is_loopback());
+            if exposed {
+                return Err(invalid(
+                    "general.admin_secret",
+                    "is the well-known default while an admin listener is bound beyond \
+                     loopback: set your own secret, or bind the admin listeners on 127.0.0.1",
+                ));
             }
         }
         if self.http.base_path == self.http.admin_base_path

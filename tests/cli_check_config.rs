@@ -52,3 +52,29 @@ fn help_lists_the_options() {
         "{out}"
     );
 }
+
+#[test]
+fn the_well_known_admin_secret_beyond_loopback_is_refused() {
+    let dir = std::env::temp_dir().join(format!("cardea-cli-admin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let exposed = dir.join("exposed.toml");
+    std::fs::write(&exposed, "[http]\nadmin_bind = \"0.0.0.0:7088\"\n").unwrap();
+    let path = exposed.to_str().unwrap();
+    let (code, _, err) = cardea(&["--config", path, "--check-config"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("general.admin_secret"), "{err}");
+    // A start refuses with the same message, before binding anything.
+    let (code, _, err) = cardea(&["--config", path]);
+    assert_ne!(code, 0);
+    assert!(err.contains("general.admin_secret"), "{err}");
+    // The operator's own secret makes it acceptable.
+    let own = dir.join("own.toml");
+    std::fs::write(
+        &own,
+        "[general]\nadmin_secret = \"s0mething-else\"\n[http]\nadmin_bind = \"0.0.0.0:7088\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = cardea(&["--config", own.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -591,3 +591,153 @@ async fn sip_forgeries_are_refused_naming_the_field() {
     still_serves(&gw).await;
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn sessions_handles_and_queued_events_are_bounded() {
+    let gw = start(|c| {
+        c.general.max_sessions_per_client = 3;
+        c.general.max_handles_per_session = 3;
+        c.general.max_queued_events = 5;
+    })
+    .await;
+    let mut sids = Vec::new();
+    for _ in 0..3 {
+        sids.push(gw.create_session().await);
+    }
+    let r = gw
+        .post("", json!({"janus": "create", "transaction": "c"}))
+        .await;
+    assert_eq!(error_code(&r), 472, "fourth session from one address: {r}");
+    // Destroying one frees a place.
+    gw.post(
+        &format!("/{}", sids[0]),
+        json!({"janus": "destroy", "transaction": "d"}),
+    )
+    .await;
+    let sid = gw.create_session().await;
+    for _ in 0..3 {
+        gw.attach(sid).await;
+    }
+    let r = gw
+        .post(
+            &format!("/{sid}"),
+            json!({"janus": "attach", "plugin": "janus.plugin.echotest", "transaction": "a"}),
+        )
+        .await;
+    assert_eq!(error_code(&r), 461, "fourth handle: {r}");
+    // A client that never polls: each detach queues an event; only the newest 5 stay.
+    let other = sids[1];
+    let mut handles = Vec::new();
+    for _ in 0..2 {
+        handles.push(gw.attach(other).await);
+    }
+    for (i, hid) in handles.iter().enumerate() {
+        for _ in 0..4 {
+            gw.post(
+                &format!("/{other}/{hid}"),
+                json!({"janus": "message", "transaction": format!("m{i}"), "body": {"audio": true}}),
+            )
+            .await;
+        }
+    }
+    let (_, events) = gw.poll(other, 100).await;
+    assert_eq!(events.as_array().unwrap().len(), 5, "{events}");
+    let status = gw
+        .admin_post(
+            "",
+            json!({"janus": "get_status", "transaction": "s", "admin_secret": "janusoverlord"}),
+        )
+        .await;
+    assert_eq!(status["status"]["dropped_events"], 3, "{status}");
+    gw.post(
+        &format!("/{sid}"),
+        json!({"janus": "destroy", "transaction": "d"}),
+    )
+    .await;
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_websocket_client_that_never_reads_is_disconnected() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::Message;
+    let gw = start(|c| {
+        c.websocket.max_queued_messages = 50;
+        c.websocket.send_timeout_seconds = 2;
+    })
+    .await;
+    let mut req = gw.ws.as_str().into_client_request().unwrap();
+    req.headers_mut()
+        .insert("Sec-WebSocket-Protocol", "janus-protocol".parse().unwrap());
+    // A small receive window: its replies fill the kernel buffers quickly.
+    let (mut stream, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    stream
+        .send(Message::Text(
+            json!({"janus": "create", "transaction": "c"})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    // It sends pings with 50 KB transactions and never reads a reply.
+    let big = "p".repeat(50_000);
+    let mut sent = 0;
+    for _ in 0..2_000 {
+        let msg = json!({"janus": "ping", "transaction": big}).to_string();
+        match tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            stream.send(Message::Text(msg.into())),
+        )
+        .await
+        {
+            Ok(Ok(())) => sent += 1,
+            _ => break,
+        }
+    }
+    println!("sent {sent} pings without reading");
+    // The gateway gave up on it: the session it created is gone, everyone else is served.
+    assert!(
+        eventually(|| gw.running.hub.with_gateway(|g, _| g.session_count()) == 0).await,
+        "the non-reading client's session ends"
+    );
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_answers_no_cross_origin_page() {
+    let gw = start(|_| {}).await;
+    let r = gw
+        .client
+        .post(&gw.admin)
+        .header("Origin", "http://evil.example")
+        .body(json!({"janus": "ping", "transaction": "p"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    // The main API keeps its CORS for janus.js pages of other origins.
+    let r = gw
+        .client
+        .post(&gw.base)
+        .header("Origin", "http://pages.example")
+        .body(json!({"janus": "ping", "transaction": "p"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    // A browser page of another origin cannot open the admin WebSocket.
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = gw.admin_ws.as_str().into_client_request().unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "janus-admin-protocol".parse().unwrap(),
+    );
+    req.headers_mut()
+        .insert("Origin", "http://evil.example".parse().unwrap());
+    let e = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(e.to_string().contains("403"), "{e}");
+    gw.running.shutdown().await;
+}

@@ -113,6 +113,7 @@ impl Gateway {
                 "accepting_new_sessions": self.core.accepting,
                 "sessions": self.core.sessions.len(),
                 "handles": self.core.handles.len(),
+                "dropped_events": self.core.dropped_events,
                 "uptime": now.saturating_duration_since(self.core.started).as_secs(),
                 "media": self.core.media_counters.to_json(),
             }})),

@@ -85,6 +85,16 @@ impl Core {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        if matches!(s.owner, Owner::Http | Owner::Orphan(_))
+            && s.queue.len() >= self.config.general.max_queued_events
+        {
+            // Nobody polls: the oldest event goes, not the gateway's memory.
+            s.queue.pop_front();
+            self.dropped_events += 1;
+            if self.dropped_events.is_power_of_two() {
+                tracing::warn!(session = %sid, dropped = self.dropped_events, "event queue full: oldest events dropped");
+            }
+        }
         match s.owner {
             Owner::Websocket(conn) => self.outputs.push_back(Output::Deliver { conn, msg }),
             Owner::Http => {

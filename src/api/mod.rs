@@ -9,6 +9,7 @@
 //! Contract: after every `handle_*` call, drain `poll_output` until it returns `None`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,20 +43,40 @@ pub struct Origin {
     pub transport: TransportKind,
     /// The WebSocket connection, `None` for HTTP.
     pub conn: Option<ConnId>,
+    /// The client's address, when the transport knows it (sessions per client).
+    pub client: Option<IpAddr>,
 }
 
 impl Origin {
-    /// An HTTP request.
+    /// An HTTP request from an unknown address.
     pub const HTTP: Origin = Origin {
         transport: TransportKind::Http,
         conn: None,
+        client: None,
     };
+
+    /// An HTTP request from `client`.
+    pub fn http_from(client: IpAddr) -> Origin {
+        Origin {
+            client: Some(client),
+            ..Origin::HTTP
+        }
+    }
 
     /// A request on WebSocket connection `conn`.
     pub fn websocket(conn: ConnId) -> Origin {
         Origin {
             transport: TransportKind::Websocket,
             conn: Some(conn),
+            client: None,
+        }
+    }
+
+    /// A request on WebSocket connection `conn` from `client`.
+    pub fn websocket_from(conn: ConnId, client: IpAddr) -> Origin {
+        Origin {
+            client: Some(client),
+            ..Origin::websocket(conn)
         }
     }
 }
@@ -117,6 +138,8 @@ enum Owner {
 
 struct Session {
     owner: Owner,
+    /// The address that created it (counted against `max_sessions_per_client`).
+    client: Option<IpAddr>,
     created: Instant,
     last_activity: Instant,
     handles: BTreeSet<HandleId>,
@@ -165,6 +188,10 @@ pub struct Core {
     session_timeout: Option<Duration>,
     outputs: VecDeque<Output>,
     farewells: HashMap<SessionId, (Instant, Value)>,
+    /// Live sessions per client address.
+    per_client: HashMap<IpAddr, usize>,
+    /// Events dropped from full long-poll queues.
+    dropped_events: u64,
     webrtc: Arc<WebrtcFactory>,
     media_counters: Arc<MediaCounters>,
     deferred: Vec<Deferred>,
@@ -201,6 +228,8 @@ impl Gateway {
                 session_timeout,
                 outputs: VecDeque::new(),
                 farewells: HashMap::new(),
+                per_client: HashMap::new(),
+                dropped_events: 0,
                 webrtc,
                 media_counters,
                 deferred: Vec::new(),
@@ -375,6 +404,26 @@ impl Gateway {
                 _ => return Err(ApiError::bad_type("id", "a positive integer")),
             },
         };
+        let g = &self.core.config.general;
+        if self.core.sessions.len() >= g.max_sessions {
+            return Err(ApiError::new(
+                code::NOT_ACCEPTING_SESSIONS,
+                format!(
+                    "Not accepting new sessions (limit {} reached)",
+                    g.max_sessions
+                ),
+            ));
+        }
+        if let Some(ip) = origin.client {
+            let held = self.core.per_client.get(&ip).copied().unwrap_or(0);
+            if held >= g.max_sessions_per_client {
+                return Err(ApiError::new(
+                    code::NOT_ACCEPTING_SESSIONS,
+                    format!("Not accepting new sessions (this address holds {held}, the limit)"),
+                ));
+            }
+            *self.core.per_client.entry(ip).or_default() += 1;
+        }
         let owner = match origin.conn {
             Some(c) => Owner::Websocket(c),
             None => Owner::Http,
@@ -383,6 +432,7 @@ impl Gateway {
             id,
             Session {
                 owner,
+                client: origin.client,
                 created: now,
                 last_activity: now,
                 handles: BTreeSet::new(),
@@ -401,6 +451,18 @@ impl Gateway {
         };
         let index = self.plugin_index(name)?;
         self.core.check_token_plugin(&req.body, name)?;
+        let limit = self.core.config.general.max_handles_per_session;
+        if self
+            .core
+            .sessions
+            .get(&sid)
+            .is_some_and(|s| s.handles.len() >= limit)
+        {
+            return Err(ApiError::new(
+                code::PLUGIN_ATTACH,
+                format!("Too many handles in this session (limit {limit})"),
+            ));
+        }
         let opaque_id = match req.body.get("opaque_id") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
@@ -520,7 +582,14 @@ impl Gateway {
         for hid in handles {
             self.detach(now, hid);
         }
-        self.core.sessions.remove(&sid);
+        if let Some(ip) = self.core.sessions.remove(&sid).and_then(|s| s.client) {
+            if let Some(n) = self.core.per_client.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    self.core.per_client.remove(&ip);
+                }
+            }
+        }
         tracing::info!(session = %sid, "session destroyed");
     }
 

@@ -1,10 +1,11 @@
 //! HTTP REST + long-poll transport, main and admin API, with CORS.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -32,7 +33,8 @@ pub fn main_router(hub: Arc<Hub>) -> Router {
         .with_state(hub)
 }
 
-/// The admin API at `http.admin_base_path`.
+/// The admin API at `http.admin_base_path`. No CORS headers: a page of another origin
+/// must not read what the admin API answers (Janus answers `*` there too; we do not).
 pub fn admin_router(hub: Arc<Hub>) -> Router {
     let base = hub.config.http.admin_base_path.clone();
     Router::new()
@@ -42,7 +44,6 @@ pub fn admin_router(hub: Arc<Hub>) -> Router {
             &format!("{base}/{{session}}/{{handle}}"),
             post(admin_handle),
         )
-        .layer(middleware::from_fn_with_state(hub.clone(), cors))
         .with_state(hub)
 }
 
@@ -58,16 +59,29 @@ fn json_response(status: StatusCode, v: &Value) -> Response {
         .into_response()
 }
 
-/// Reads the body up to the configured cap; over it, HTTP 413 with a Janus error.
+/// How long a request body may take to arrive (a client trickling it byte by byte
+/// must not hold its request open).
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reads the body up to the configured cap; over it, HTTP 413 with a Janus error; too
+/// slow, HTTP 408.
 async fn read_body(hub: &Hub, body: Body) -> Result<Bytes, Response> {
     let limit = hub.config.http.max_body_bytes;
-    axum::body::to_bytes(body, limit).await.map_err(|_| {
-        let e = ApiError::new(
-            code::TRANSPORT_SPECIFIC,
+    let refuse = |status, reason: String| {
+        let e = ApiError::new(code::TRANSPORT_SPECIFIC, reason);
+        json_response(status, &error_reply(None, None, &e))
+    };
+    match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
             format!("Request body too large (limit is {limit} bytes)"),
-        );
-        json_response(StatusCode::PAYLOAD_TOO_LARGE, &error_reply(None, None, &e))
-    })
+        )),
+        Err(_) => Err(refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("Request body not received within {BODY_TIMEOUT:?}"),
+        )),
+    }
 }
 
 /// Reads `<session>[/<handle>]` from the path; a non-number is an unknown id, as in Janus.
@@ -100,6 +114,7 @@ fn url_target(session: &str, handle: Option<&str>) -> Result<Target, ApiError> {
 async fn request(
     hub: Arc<Hub>,
     admin: bool,
+    origin: Origin,
     target: Result<Target, ApiError>,
     body: Body,
 ) -> Response {
@@ -113,20 +128,26 @@ async fn request(
     };
     let reply = hub.with_gateway(|g, now| {
         if admin {
-            g.handle_admin_request(now, Origin::HTTP, Some(target), &bytes)
+            g.handle_admin_request(now, origin, Some(target), &bytes)
         } else {
-            g.handle_request(now, Origin::HTTP, Some(target), &bytes)
+            g.handle_request(now, origin, Some(target), &bytes)
         }
     });
     json_response(StatusCode::OK, &reply)
 }
 
-async fn main_root(State(hub): State<Arc<Hub>>, body: Body) -> Response {
-    request(hub, false, Ok(Target::default()), body).await
+/// The root takes `create`: the client's address counts its sessions.
+async fn main_root(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Response {
+    let origin = Origin::http_from(client.ip());
+    request(hub, false, origin, Ok(Target::default()), body).await
 }
 
 async fn main_session(State(hub): State<Arc<Hub>>, Path(s): Path<String>, body: Body) -> Response {
-    request(hub, false, url_target(&s, None), body).await
+    request(hub, false, Origin::HTTP, url_target(&s, None), body).await
 }
 
 async fn main_handle(
@@ -134,15 +155,15 @@ async fn main_handle(
     Path((s, h)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    request(hub, false, url_target(&s, Some(&h)), body).await
+    request(hub, false, Origin::HTTP, url_target(&s, Some(&h)), body).await
 }
 
 async fn admin_root(State(hub): State<Arc<Hub>>, body: Body) -> Response {
-    request(hub, true, Ok(Target::default()), body).await
+    request(hub, true, Origin::HTTP, Ok(Target::default()), body).await
 }
 
 async fn admin_session(State(hub): State<Arc<Hub>>, Path(s): Path<String>, body: Body) -> Response {
-    request(hub, true, url_target(&s, None), body).await
+    request(hub, true, Origin::HTTP, url_target(&s, None), body).await
 }
 
 async fn admin_handle(
@@ -150,7 +171,7 @@ async fn admin_handle(
     Path((s, h)): Path<(String, String)>,
     body: Body,
 ) -> Response {
-    request(hub, true, url_target(&s, Some(&h)), body).await
+    request(hub, true, Origin::HTTP, url_target(&s, Some(&h)), body).await
 }
 
 fn info_reply(hub: &Hub, admin: bool) -> Response {

@@ -49,7 +49,7 @@ pub struct Hub {
     events: mpsc::UnboundedSender<MediaEvent>,
     /// The SIP user agent's commands, when it runs.
     sip: Option<mpsc::UnboundedSender<crate::ingest::sip::SipCommand>>,
-    conns: Mutex<HashMap<ConnId, mpsc::UnboundedSender<String>>>,
+    conns: Mutex<HashMap<ConnId, mpsc::Sender<String>>>,
     waiters: Mutex<HashMap<SessionId, Arc<Notify>>>,
     sources: Mutex<HashMap<SourceId, SourceTask>>,
     next_conn: AtomicU64,
@@ -75,9 +75,13 @@ impl Hub {
     fn route(&self, out: Output) {
         match out {
             Output::Deliver { conn, msg } => {
-                let conns = lock(&self.conns);
+                let mut conns = lock(&self.conns);
                 if let Some(tx) = conns.get(&conn) {
-                    let _ = tx.send(msg.to_string());
+                    if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(msg.to_string()) {
+                        // It does not read: dropping its sender ends its connection loop.
+                        tracing::warn!(%conn, "WebSocket client does not read its events: disconnecting it");
+                        conns.remove(&conn);
+                    }
                 }
             }
             Output::Wake(sid) => {
@@ -148,9 +152,9 @@ impl Hub {
         }
     }
 
-    pub(crate) fn register_conn(&self) -> (ConnId, mpsc::UnboundedReceiver<String>) {
+    pub(crate) fn register_conn(&self) -> (ConnId, mpsc::Receiver<String>) {
         let id = ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed) + 1);
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.config.websocket.max_queued_messages.max(1));
         lock(&self.conns).insert(id, tx);
         (id, rx)
     }
@@ -257,6 +261,9 @@ pub enum StartError {
     /// The SIP user agent could not start.
     #[error("SIP: {0}")]
     Sip(String),
+    /// The configuration is not safe or not valid (also for one built in code).
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
 }
 
 async fn bind_tcp(
@@ -274,6 +281,11 @@ async fn bind_tcp(
 
 /// Binds everything in `config` and runs the gateway until [`Running::shutdown`].
 pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartError> {
+    let source = opts
+        .config_path
+        .clone()
+        .unwrap_or_else(|| "(configuration given in code)".into());
+    config.validate(&source)?;
     let udp = UdpSocket::bind(config.media.udp_bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -412,6 +424,16 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         shutdown: shutdown_tx,
         tasks,
     };
+    let g = &config.general;
+    let open_api = g.api_secret.is_empty() && !g.token_auth;
+    for (on, bind, what) in [
+        (config.http.enabled, config.http.bind, "HTTP"),
+        (config.websocket.enabled, config.websocket.bind, "WebSocket"),
+    ] {
+        if on && open_api && !bind.ip().is_loopback() {
+            tracing::warn!(%bind, "the {what} API is open to anyone who reaches it: set general.api_secret or token_auth");
+        }
+    }
     let h = &config.http;
     let shared_http = h.enabled && h.admin_enabled && h.bind == h.admin_bind;
     if h.enabled {
@@ -479,7 +501,8 @@ fn spawn_serve(
         }
     });
     tasks.spawn(async move {
-        let r = axum::serve(listener, router)
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let r = axum::serve(listener, service)
             .with_graceful_shutdown(async move {
                 let _ = shutdown.changed().await;
             })
