@@ -68,9 +68,52 @@ pub(super) fn rewrite(
         (Some(i), None) => list.remove(i),
         (None, None) => {}
     }
+    replace(path, doc.to_string().as_bytes())
+}
+
+/// Replaces the file at `path` with `bytes` atomically: a new file beside it (never an
+/// existing one, so a link planted there is not followed) with the old file's mode and
+/// owner, synced, renamed over the old one, and the directory synced. A `path` that is
+/// a symbolic link is refused: renaming over it would swap the operator's link for a
+/// plain file.
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    use std::io::Write;
+    let shown = path.display();
+    let meta = std::fs::symlink_metadata(path).map_err(|e| format!("reading {shown}: {e}"))?;
+    if meta.file_type().is_symlink() {
+        return Err(format!(
+            "{shown} is a symbolic link: point --config at the file itself"
+        ));
+    }
     let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, doc.to_string()).map_err(|e| format!("writing {}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("replacing {}: {e}", path.display()))
+    let _ = std::fs::remove_file(&tmp); // a leftover of a crash, or a planted link
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| format!("creating {}: {e}", tmp.display()))?;
+    let written = (|| {
+        file.set_permissions(meta.permissions())?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            // Only root may give a file away; others keep their own ownership.
+            let _ = std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()));
+        }
+        file.write_all(bytes)?;
+        file.sync_all()
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("writing {}: {e}", tmp.display()));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| format!("replacing {shown}: {e}"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -148,6 +191,39 @@ mod tests {
             "back to the shipped file:\n{}",
             std::fs::read_to_string(&path).unwrap()
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_keeps_its_mode_and_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("cardea-persist-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cardea.toml");
+        std::fs::write(&file, "[general]\napi_secret = \"s\"\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let config = MountpointConfig {
+            id: 9,
+            kind: "demo".into(),
+            ..Default::default()
+        };
+        rewrite(&file, 9, Some(&config)).unwrap();
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "secrets stay unreadable to others");
+        assert!(std::fs::read_to_string(&file).unwrap().contains("id = 9"));
+        assert!(!dir.join("cardea.toml.tmp").exists());
+        // A link to the file: refused, the link and its target untouched.
+        let link = dir.join("link.toml");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        let before = std::fs::read_to_string(&file).unwrap();
+        let e = rewrite(&link, 9, None).unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), before);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
