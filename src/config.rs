@@ -259,6 +259,14 @@ pub struct HttpConfig {
     pub long_poll_seconds: u64,
     /// `Access-Control-Allow-Origin` value.
     pub allow_origin: String,
+    /// Connections open at once on each listener (HTTP, WebSocket, admin); past it a new
+    /// connection is closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address, on each listener.
+    pub max_connections_per_client: usize,
+    /// Seconds a client has to send a request's header (slow-loris), and that an idle
+    /// kept-alive connection stays open.
+    pub header_read_timeout_seconds: u64,
 }
 
 /// `[websocket]`
@@ -337,6 +345,9 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             long_poll_seconds: 30,
             allow_origin: "*".into(),
+            max_connections: 1024,
+            max_connections_per_client: 256,
+            header_read_timeout_seconds: 10,
         }
     }
 }

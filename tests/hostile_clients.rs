@@ -718,3 +718,69 @@ async fn the_admin_api_answers_no_cross_origin_page() {
     assert!(e.to_string().contains("403"), "{e}");
     gw.running.shutdown().await;
 }
+
+#[tokio::test]
+async fn slow_loris_connections_neither_starve_nor_outlive_their_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let gw = start(|c| c.http.header_read_timeout_seconds = 2).await;
+    let addr = gw.running.http.unwrap();
+    // 200 connections that send half a header and a byte now and then.
+    let mut slow = Vec::new();
+    for _ in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"POST /janus HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    // A normal client is served meanwhile, promptly.
+    #[allow(clippy::disallowed_methods)] // measuring a real network wait
+    let t = std::time::Instant::now();
+    still_serves(&gw).await;
+    let served_in = t.elapsed();
+    println!("served in {served_in:?} beside 200 slow-loris connections");
+    assert!(
+        served_in < std::time::Duration::from_secs(2),
+        "{served_in:?}"
+    );
+    // Dribbling keeps none of them alive past the header timeout: each is closed.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut closed = 0;
+    for s in &mut slow {
+        let _ = s.write_all(b"a").await;
+        let mut buf = [0u8; 256];
+        use tokio::io::AsyncReadExt;
+        match tokio::time::timeout(std::time::Duration::from_millis(500), s.read(&mut buf)).await {
+            Ok(Ok(_)) | Ok(Err(_)) => closed += 1, // EOF, a 408, or a reset
+            Err(_) => {}
+        }
+    }
+    assert_eq!(
+        closed, 200,
+        "every slow connection closed after the header timeout"
+    );
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_at_once() {
+    use tokio::io::AsyncReadExt;
+    let gw = start(|c| c.http.max_connections_per_client = 20).await;
+    let addr = gw.running.http.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut extra = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(2), extra.read(&mut buf))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the 21st connection from one address is closed");
+    // Places come back when connections close (give the server a moment to see it).
+    drop(held);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    still_serves(&gw).await;
+    gw.running.shutdown().await;
+}

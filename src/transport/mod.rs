@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::serve::ListenerExt;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
@@ -26,6 +25,7 @@ use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
 
 pub mod http;
+mod serve;
 pub mod web;
 pub mod ws;
 
@@ -448,7 +448,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         }
         running.http = Some(addr);
         tracing::info!(%addr, base = %h.base_path, "HTTP API listening");
-        spawn_serve(&mut running.tasks, l, router, shutdown_rx.clone());
+        spawn_serve(&mut running.tasks, l, router, h, shutdown_rx.clone());
     }
     if h.admin_enabled && !shared_http {
         let (l, addr) = bind_tcp("HTTP admin API", h.admin_bind).await?;
@@ -458,6 +458,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             &mut running.tasks,
             l,
             http::admin_router(hub.clone()),
+            h,
             shutdown_rx.clone(),
         );
     }
@@ -470,6 +471,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             &mut running.tasks,
             l,
             ws::router(hub.clone(), false),
+            h,
             shutdown_rx.clone(),
         );
     }
@@ -481,6 +483,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             &mut running.tasks,
             l,
             ws::router(hub.clone(), true),
+            h,
             shutdown_rx.clone(),
         );
     }
@@ -491,24 +494,13 @@ fn spawn_serve(
     tasks: &mut JoinSet<()>,
     listener: TcpListener,
     router: axum::Router,
-    mut shutdown: watch::Receiver<bool>,
+    config: &crate::config::HttpConfig,
+    shutdown: watch::Receiver<bool>,
 ) {
-    // Small JSON messages each way: Nagle's algorithm would hold replies back for the
-    // peer's delayed ACK (tens of milliseconds per WebSocket round trip).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    tasks.spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let r = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.changed().await;
-            })
-            .await;
-        if let Err(e) = r {
-            tracing::error!(error = %e, "listener failed");
-        }
-    });
+    let limits = serve::Limits {
+        max_connections: config.max_connections,
+        max_per_client: config.max_connections_per_client,
+        header_timeout: Duration::from_secs(config.header_read_timeout_seconds.max(1)),
+    };
+    tasks.spawn(serve::run(listener, router, limits, shutdown));
 }
