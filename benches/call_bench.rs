@@ -112,6 +112,8 @@ fn new_call(i: usize, now: Instant, sdes: bool) -> Call {
             remote,
             ssrc: 1000 + i as u32,
             direction: Direction::SendRecv,
+            nat: true,
+            answered: true,
         },
         Arc::new(BridgeStats::default()),
     )

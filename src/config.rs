@@ -46,6 +46,12 @@ pub struct SipConfig {
     pub register_ttl: u32,
     /// User-Agent header of requests.
     pub user_agent: String,
+    /// Who may send INVITEs and MESSAGEs besides the registrar or proxy of the account
+    /// they are for: addresses, or `"any"` (Janus's behaviour). Others get 403.
+    pub accept_from: Vec<String>,
+    /// Latch a call's media to the address it comes from, once answered, when that is
+    /// not the address in the phone's SDP (phones behind NAT). Off: only the SDP address.
+    pub symmetric_rtp_nat: bool,
 }
 
 impl Default for SipConfig {
@@ -57,6 +63,8 @@ impl Default for SipConfig {
             advertised_ip: None,
             register_ttl: 3600,
             user_agent: "Cardea".into(),
+            accept_from: Vec::new(),
+            symmetric_rtp_nat: false,
         }
     }
 }
@@ -114,6 +122,12 @@ pub struct MountpointConfig {
     /// `rtp`: the media and their ports; `rtsp`: the camera's tracks to take.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub media: Vec<MountMediaConfig>,
+    /// `rtp`: take packets only from this address (else from the first source heard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    /// `rtp`: seconds a locked source must be silent before another may take its place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relock_timeout: Option<f64>,
     /// `rtsp`: the camera URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
@@ -450,6 +464,11 @@ impl Config {
         ] {
             if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') {
                 return Err(invalid(key, "must start with '/' and not end with '/'"));
+            }
+        }
+        for a in &self.sip.accept_from {
+            if a != "any" && a.parse::<IpAddr>().is_err() {
+                return Err(invalid("sip.accept_from", "takes IP addresses, or \"any\""));
             }
         }
         if self.general.admin_secret == WELL_KNOWN_ADMIN_SECRET {

@@ -66,6 +66,8 @@ fuzz_target!(|data: &[u8]| {
             remote,
             ssrc: 1,
             direction: Direction::SendRecv,
+            nat: true,
+            answered: true,
         },
         stats.clone(),
     )

@@ -317,6 +317,8 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             user_agent: config.sip.user_agent.clone(),
             media_ip: config.sip.local_ip,
             sdp_ip: config.sip.advertised_ip.unwrap_or(config.sip.local_ip),
+            accept_from: accept_from(&config.sip.accept_from),
+            symmetric_rtp_nat: config.sip.symmetric_rtp_nat,
         };
         let ep = crate::ingest::sip::driver::bind(&settings)
             .await
@@ -488,6 +490,20 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         );
     }
     Ok(running)
+}
+
+/// `sip.accept_from` (validated with the configuration) as the driver takes it.
+fn accept_from(list: &[String]) -> crate::ingest::sip::driver::AcceptFrom {
+    use crate::ingest::sip::driver::AcceptFrom;
+    if list.iter().any(|a| a == "any") {
+        return AcceptFrom::Any;
+    }
+    let ips: Vec<std::net::IpAddr> = list.iter().filter_map(|a| a.parse().ok()).collect();
+    if ips.is_empty() {
+        AcceptFrom::Registrars
+    } else {
+        AcceptFrom::Also(ips)
+    }
 }
 
 fn spawn_serve(

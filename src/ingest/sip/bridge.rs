@@ -12,12 +12,16 @@
 //! * A phone that speaks Opus gets the browser's packets as they are (our SSRC,
 //!   sequence and timeline), and its own go to the browser through the same jitter
 //!   buffer without a codec in between; RFC 4733 then runs on the 48 kHz clock.
-//! * Symmetric RTP without "RTP Bleed": we send to the address in the peer's SDP and
-//!   accept media from it; a peer behind NAT whose media comes from elsewhere is
-//!   latched once, after a few consecutive packets of one SSRC with the negotiated
-//!   payload type arrive before any from the SDP address; once latched the address
-//!   never changes for the rest of the offer/answer (a stranger's packets are dropped
-//!   and counted).
+//! * RTP without "RTP Bleed": we send to the address in the peer's SDP and accept
+//!   media only from it. Where phones sit behind NAT (`sip.symmetric_rtp_nat`), media
+//!   from elsewhere is latched once, after the call is answered (never on early media,
+//!   which anyone who saw the SDP could race), when a few consecutive packets of one
+//!   SSRC with the negotiated payload type arrive before any from the SDP address.
+//!   Once latched the address never changes for the rest of the offer/answer (a
+//!   stranger's packets are dropped and counted). The trade-off: with latching on, a
+//!   stranger who learns the port and sends first, right after the answer, takes the
+//!   call's audio; with it off, a phone behind NAT that puts its private address in
+//!   the SDP is not heard.
 //! * RTCP: a sender report (with a reception report once media arrives) every 5 s.
 //!
 //! Nothing here allocates per packet.
@@ -70,6 +74,10 @@ pub struct BridgeSetup {
     pub ssrc: u32,
     /// Our direction toward the peer (hold sets sendonly/inactive).
     pub direction: Direction,
+    /// `sip.symmetric_rtp_nat`: latch to where media comes from once answered.
+    pub nat: bool,
+    /// The call is answered already (else [`Bridge::answered`] says when).
+    pub answered: bool,
 }
 
 /// Counters of one call's SIP leg, shared with the plugin's `handle_info`.
@@ -229,14 +237,17 @@ struct Latch {
     latched: Option<SocketAddr>,
     /// A different address whose stream looks genuine so far: (addr, ssrc, last seq, count).
     candidate: Option<(SocketAddr, u32, u16, u8)>,
+    /// Whether another address may be latched (NAT latching on, call answered).
+    elsewhere: bool,
 }
 
 impl Latch {
-    fn new(expected: SocketAddr) -> Self {
+    fn new(expected: SocketAddr, elsewhere: bool) -> Self {
         Latch {
             expected,
             latched: None,
             candidate: None,
+            elsewhere,
         }
     }
 
@@ -253,6 +264,7 @@ impl Latch {
                 self.candidate = None;
                 true
             }
+            None if !self.elsewhere => false,
             None => {
                 let next = match self.candidate {
                     Some((a, s, last, n))
@@ -521,6 +533,8 @@ pub struct Bridge {
     to_browser: Option<PhoneToOpus>,
     te_pt: Option<u8>,
     latch: Latch,
+    /// `sip.symmetric_rtp_nat`.
+    nat: bool,
     rtcp_to: SocketAddr,
     direction: Direction,
     ssrc: u32,
@@ -579,7 +593,8 @@ impl Bridge {
             to_sip,
             to_browser,
             te_pt: setup.remote.telephone_event_for(setup.codec),
-            latch: Latch::new(setup.remote.rtp),
+            latch: Latch::new(setup.remote.rtp, setup.nat && setup.answered),
+            nat: setup.nat,
             rtcp_to,
             direction: setup.direction,
             ssrc: setup.ssrc,
@@ -612,7 +627,7 @@ impl Bridge {
     /// starts over for the new address.
     pub fn set_remote(&mut self, remote: &RemoteAudio) {
         if remote.rtp != self.latch.expected {
-            self.latch = Latch::new(remote.rtp);
+            self.latch = Latch::new(remote.rtp, self.latch.elsewhere);
             self.rtcp_to = remote.rtcp;
         }
         if let Some(te) = remote.telephone_event_for(self.codec) {
@@ -621,6 +636,11 @@ impl Bridge {
         if self.codec == SipCodec::Opus {
             self.pt = remote.pt(SipCodec::Opus);
         }
+    }
+
+    /// The call is answered (the 200 of an early-media call): NAT latching may start.
+    pub fn answered(&mut self) {
+        self.latch.elsewhere = self.nat;
     }
 
     /// Our own direction (hold: sendonly or inactive; unhold: sendrecv).
@@ -1036,6 +1056,8 @@ mod tests {
                 remote,
                 ssrc: 0x1234_5678,
                 direction: Direction::SendRecv,
+                nat: true,
+                answered: true,
             },
             stats.clone(),
         )
@@ -1154,6 +1176,39 @@ mod tests {
         b.send_dtmf('5', 100);
         b.tick(now, &mut |d, _| sent.push(d), &mut |_, _| {});
         assert_eq!(sent.first(), Some(&Dest::Rtp(natted)));
+    }
+
+    #[test]
+    fn without_nat_latching_only_the_sdp_address_is_heard() {
+        let (mut b, stats, now) = setup(BrowserCodec::Same);
+        b.nat = false;
+        b.latch.elsewhere = false;
+        let natted: SocketAddr = "127.0.0.7:61000".parse().unwrap();
+        for seq in 1..10u16 {
+            b.from_sip(now, natted, &rtp(0, seq, 0, 6, &[0; 160]));
+        }
+        assert_eq!(b.remote_rtp(), PEER.parse().unwrap());
+        assert_eq!(stats.dropped_stranger.load(Ordering::Relaxed), 9);
+        // The SDP address is heard at once.
+        b.from_sip(now, PEER.parse().unwrap(), &rtp(0, 10, 0, 6, &[0; 160]));
+        assert_eq!(stats.rtp_in.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn nat_latching_waits_for_the_answer() {
+        let (mut b, stats, now) = setup(BrowserCodec::Same);
+        b.latch.elsewhere = false; // early media: created before the 200
+        let natted: SocketAddr = "127.0.0.7:61000".parse().unwrap();
+        for seq in 1..5u16 {
+            b.from_sip(now, natted, &rtp(0, seq, 0, 6, &[0; 160]));
+        }
+        assert_eq!(b.remote_rtp(), PEER.parse().unwrap());
+        b.answered();
+        for seq in 5..8u16 {
+            b.from_sip(now, natted, &rtp(0, seq, 0, 6, &[0; 160]));
+        }
+        assert_eq!(b.remote_rtp(), natted);
+        assert_eq!(stats.dropped_stranger.load(Ordering::Relaxed), 4 + 2);
     }
 
     #[test]

@@ -50,6 +50,8 @@ pub struct CallCtx {
     pub media_ip: IpAddr,
     /// The address written in our SDP.
     pub sdp_ip: IpAddr,
+    /// `sip.symmetric_rtp_nat`: latch the phone's media where it comes from.
+    pub nat: bool,
 }
 
 impl CallCtx {
@@ -489,13 +491,15 @@ async fn in_call(
     };
     let ssrc = rand::random::<u32>();
     // The bridge, once the peer's SDP is known.
-    let start = |remote: &RemoteAudio, codec: SipCodec, direction: Direction| {
+    let start = |remote: &RemoteAudio, codec: SipCodec, direction: Direction, answered: bool| {
         let setup = BridgeSetup {
             codec,
             browser,
             remote: remote.clone(),
             ssrc,
             direction,
+            nat: ctx.nat,
+            answered,
         };
         tracing::info!(handle = %ctx.handle, remote = %remote.rtp, codec = codec.name(), "SIP media up");
         Bridge::new(now(), wall_clock(), setup, stats.clone()).map(|b| (b, codec))
@@ -505,7 +509,8 @@ async fn in_call(
         Answer::Known(remote, codec) | Answer::Early(remote, codec) => {
             let keyed = to_peer.key(&mut our_sdp, &remote);
             match keyed.and_then(|()| {
-                start(&remote, codec, our_sdp.direction).map_err(|e| format!("transcoder: {e}"))
+                start(&remote, codec, our_sdp.direction, !early)
+                    .map_err(|e| format!("transcoder: {e}"))
             }) {
                 Ok(b) => {
                     if !early {
@@ -556,7 +561,7 @@ async fn in_call(
                     if bridge.is_none() && !resp.body.is_empty() {
                         match media_of(&resp.body, &codecs) {
                             Ok((remote, codec)) => match to_peer.key(&mut our_sdp, &remote) {
-                                Ok(()) => match start(&remote, codec, our_sdp.direction) {
+                                Ok(()) => match start(&remote, codec, our_sdp.direction, false) {
                                     Ok(b) => bridge = Some(b),
                                     Err(e) => tracing::info!(error = %e, "no early media"),
                                 },
@@ -656,7 +661,7 @@ async fn in_call(
                     // The answer's SDP normally repeats the 183's: same codec, same bridge.
                     Ok((remote, codec)) => match bridge.as_mut() {
                         Some((b, c)) if *c == codec => b.set_remote(&remote),
-                        _ => match start(&remote, codec, our_sdp.direction) {
+                        _ => match start(&remote, codec, our_sdp.direction, true) {
                             Ok(b) => bridge = Some(b),
                             Err(e) => {
                                 let _ = dialog.hangup().await;
@@ -677,6 +682,9 @@ async fn in_call(
                 our_sdp.codecs = codec.into_iter().collect();
                 if let Some(c) = codec {
                     our_sdp.settle_events(c);
+                }
+                if let Some((b, _)) = bridge.as_mut() {
+                    b.answered();
                 }
                 ctx.emit(CallEvent::Accepted { codec: codec.map(SipCodec::name).unwrap_or_default() });
             }
@@ -738,6 +746,9 @@ async fn in_call(
                             return ended(500, format!("200 not sent: {e}"));
                         }
                         unaccepted = false;
+                        if let Some((b, _)) = bridge.as_mut() {
+                            b.answered();
+                        }
                         let codec = bridge.as_ref().map(|(_, c)| c.name()).unwrap_or_default();
                         ctx.emit(CallEvent::Accepted { codec });
                     }

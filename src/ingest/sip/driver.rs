@@ -51,6 +51,22 @@ pub struct SipSettings {
     pub media_ip: IpAddr,
     /// The address calls' SDP gives for media (the advertised one behind NAT).
     pub sdp_ip: IpAddr,
+    /// Who may send INVITEs and MESSAGEs besides an account's registrar or proxy.
+    pub accept_from: AcceptFrom,
+    /// Latch calls' media to where it comes from once answered (phones behind NAT).
+    pub symmetric_rtp_nat: bool,
+}
+
+/// Sources of incoming INVITEs and MESSAGEs (`sip.accept_from`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AcceptFrom {
+    /// Only the registrar or proxy of the account a request is for.
+    #[default]
+    Registrars,
+    /// Those, and these addresses.
+    Also(Vec<IpAddr>),
+    /// Anyone (Janus's behaviour).
+    Any,
 }
 
 /// The bound endpoint, ready to [`run`].
@@ -63,6 +79,8 @@ pub struct SipEndpoint {
     tcp_contact: SocketAddr,
     media_ip: IpAddr,
     sdp_ip: IpAddr,
+    accept_from: AcceptFrom,
+    nat: bool,
 }
 
 /// Binds the SIP UDP socket and a TCP listener on the same port; errors name the address.
@@ -103,6 +121,8 @@ pub async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
         tcp_contact: advertised.unwrap_or(local),
         media_ip: settings.media_ip,
         sdp_ip: settings.sdp_ip,
+        accept_from: settings.accept_from.clone(),
+        nat: settings.symmetric_rtp_nat,
     })
 }
 
@@ -112,10 +132,22 @@ struct Bound {
     registration: Arc<Mutex<Registration>>,
     server: Uri,
     refresher: JoinHandle<()>,
-    /// The account's user part: incoming INVITEs for it go to this handle.
-    user: String,
+    /// The user part of the Contact this registration gives (`user-token`): the
+    /// registrar sends the handle's calls to it, so two handles registering the same
+    /// user (through different registrars) never get each other's calls.
+    contact_user: String,
+    /// What the refresher knows: registered now, and the registrar's (or proxy's)
+    /// address, the one source incoming requests for this handle are taken from.
+    status: Arc<std::sync::Mutex<RegStatus>>,
     /// Whether its incoming calls may be transcoded (else PCMU end to end).
     transcode: bool,
+}
+
+/// A registration as its refresher last saw it.
+#[derive(Debug, Default)]
+struct RegStatus {
+    registered: bool,
+    registrar: Option<IpAddr>,
 }
 
 /// A handle's call: its task and how to reach it.
@@ -138,6 +170,11 @@ struct State {
     tcp_contact: SocketAddr,
     /// Where the SIP socket is bound: a proxy's name resolves to an address of its family.
     local: SocketAddr,
+    accept_from: AcceptFrom,
+    /// `sip.symmetric_rtp_nat`.
+    nat: bool,
+    /// Incoming INVITEs and MESSAGEs refused for their source (403).
+    refused_strangers: u64,
 }
 
 impl State {
@@ -148,6 +185,7 @@ impl State {
             engine: self.engine.clone(),
             media_ip: self.media_ip,
             sdp_ip: self.sdp_ip,
+            nat: self.nat,
         }
     }
 
@@ -185,6 +223,8 @@ pub async fn run(
         sdp_ip,
         tcp_contact,
         local,
+        accept_from,
+        nat,
         ..
     } = sip;
     let inner = endpoint.inner.clone();
@@ -207,6 +247,9 @@ pub async fn run(
         sdp_ip,
         tcp_contact,
         local,
+        accept_from,
+        nat,
+        refused_strangers: 0,
     };
     loop {
         tokio::select! {
@@ -268,10 +311,9 @@ fn handle_incoming(st: &mut State, tx: Transaction) {
         Method::Options => reply(tx, StatusCode::OK),
         Method::Invite => incoming_invite(st, tx),
         Method::Message => {
-            let user = tx.original.uri.user().unwrap_or("").to_owned();
-            let Some(handle) = st.handle_of(&user) else {
-                reply(tx, StatusCode::NotFound);
-                return;
+            let handle = match st.route(&tx) {
+                Ok(h) => h,
+                Err(code) => return reply(tx, code),
             };
             let ct = call::header_value(&tx.original, "content-type")
                 .unwrap_or("text/plain")
@@ -304,19 +346,69 @@ fn caller_of(tx: &Transaction) -> (String, Option<String>) {
 }
 
 impl State {
-    fn handle_of(&self, user: &str) -> Option<HandleId> {
-        self.bound
-            .iter()
-            .find(|(_, b)| b.user == user)
-            .map(|(h, _)| *h)
+    /// The handle a request from outside is for: the registration whose Contact user
+    /// is the Request-URI's, while it is registered; and only from that registration's
+    /// registrar (or what `accept_from` adds). `Err` is the answer to give.
+    fn route(&mut self, tx: &Transaction) -> Result<HandleId, StatusCode> {
+        let user = tx.original.uri.user().unwrap_or("");
+        let Some((handle, registrar)) = self.bound.iter().find_map(|(h, b)| {
+            let status = crate::contain::lock(&b.status);
+            (b.contact_user == user && status.registered).then_some((*h, status.registrar))
+        }) else {
+            return Err(StatusCode::NotFound);
+        };
+        let source = source_ip(tx);
+        let allowed = match &self.accept_from {
+            AcceptFrom::Any => true,
+            AcceptFrom::Registrars => source.is_some() && source == registrar,
+            AcceptFrom::Also(extra) => {
+                source.is_some_and(|ip| Some(ip) == registrar || extra.contains(&ip))
+            }
+        };
+        if !allowed {
+            self.refused_strangers += 1;
+            if self.refused_strangers.is_power_of_two() {
+                tracing::warn!(source = ?source, method = %tx.original.method, refused = self.refused_strangers,
+                    "SIP request from an address that is not the account's registrar: 403 (see sip.accept_from)");
+            }
+            return Err(StatusCode::Forbidden);
+        }
+        Ok(handle)
     }
+}
+
+/// Where a request came from: its top Via's `received` (the transport writes it when
+/// the source differs from what Via claims), else the Via's host.
+fn source_ip(tx: &Transaction) -> Option<IpAddr> {
+    let via = tx.original.via_header().ok()?.typed().ok()?;
+    let received = via.params.iter().find_map(|p| match p {
+        Param::Received(r) => r.trim_matches(['[', ']']).parse().ok(),
+        _ => None,
+    });
+    received.or_else(|| {
+        via.uri
+            .host_with_port
+            .host
+            .to_string()
+            .trim_matches(['[', ']'])
+            .parse()
+            .ok()
+    })
+}
+
+/// A token for a registration's Contact user part: 8 letters and digits.
+fn contact_token() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric
+        .sample_string(&mut rand::rng(), 8)
+        .to_ascii_lowercase()
 }
 
 fn incoming_invite(st: &mut State, tx: Transaction) {
     let user = tx.original.uri.user().unwrap_or("").to_owned();
-    let Some(handle) = st.handle_of(&user) else {
-        reply(tx, StatusCode::NotFound);
-        return;
+    let handle = match st.route(&tx) {
+        Ok(h) => h,
+        Err(code) => return reply(tx, code),
     };
     let (caller, display_name) = caller_of(&tx);
     let callee = tx.original.uri.to_string();
@@ -564,96 +656,136 @@ fn start_registration(st: &State, handle: HandleId, account: Account) -> Result<
         auth_username: account.authuser.clone(),
     };
     let mut reg = Registration::new(st.inner.clone(), Some(credential));
-    if over_tcp {
-        // Our listener, not the connection's ephemeral port: the registrar may open
-        // a new connection for incoming calls.
-        reg.contact = Some(Contact {
-            display_name: None,
-            uri: tcp_contact(&account.user, st.tcp_contact),
-            params: vec![],
-        });
+    let contact_user = format!("{}-{}", account.user, contact_token());
+    // Over TCP: our listener, not the connection's ephemeral port (the registrar may
+    // open a new connection for incoming calls).
+    let mut contact = tcp_contact(&contact_user, st.tcp_contact);
+    if !over_tcp {
+        contact.params.clear();
     }
+    reg.contact = Some(Contact {
+        display_name: None,
+        uri: contact,
+        params: vec![],
+    });
     reg.extra_headers = account
         .headers
         .iter()
         .map(|(n, v)| Header::Other(n.clone(), v.clone()))
         .collect();
     let proxy = account.proxy.as_deref().map(Proxy::parse).transpose()?;
+    // Where REGISTERs go, so where this account's calls may come from.
+    let registrar = match &proxy {
+        Some(p) => p.clone(),
+        None => Proxy::parse(&account.domain)?,
+    };
     let family = st.local;
     let registration = Arc::new(Mutex::new(reg));
     let shared = registration.clone();
-    let user = account.user.clone();
     let target = server.clone();
+    let status = Arc::new(std::sync::Mutex::new(RegStatus::default()));
+    let seen = status.clone();
     let refresher = tokio::spawn(async move {
         let mut first = true;
+        let mut backoff = RETRY_FIRST;
         loop {
             let mut reg = shared.lock().await;
-            // A proxy's name is looked up again at each refresh (its address may move).
-            if let Some(p) = &proxy {
-                match p.resolve(family).await {
-                    Ok(addr) => reg.outbound_proxy = Some(addr),
-                    Err(reason) => {
-                        // RFC 3261 8.1.3.1: a DNS failure counts as a 503.
-                        let failed = SipEvent::RegistrationFailed {
-                            handle,
-                            code: 503,
-                            reason,
-                        };
-                        let _ = events.send(MediaEvent::Sip(failed));
-                        return;
-                    }
+            // Names are looked up again at each refresh (their address may move).
+            let resolved = registrar.resolve(family).await;
+            crate::contain::lock(&seen).registrar = resolved.as_ref().ok().map(|a| a.ip());
+            let event = match (&proxy, resolved) {
+                // RFC 3261 8.1.3.1: a DNS failure counts as a 503.
+                (_, Err(reason)) => Some(SipEvent::RegistrationFailed {
+                    handle,
+                    code: 503,
+                    reason,
+                }),
+                (Some(_), Ok(addr)) => {
+                    reg.outbound_proxy = Some(addr);
+                    None
                 }
-            }
-            let outcome =
-                tokio::time::timeout(GUARD, reg.register(target.clone(), Some(account.ttl))).await;
-            let event = match outcome {
-                Ok(Ok(resp)) if (200..300).contains(&resp.status_code.code()) => {
-                    SipEvent::Registered {
-                        handle,
-                        expires: reg.expires(),
-                        first,
-                    }
-                }
-                Ok(Ok(resp)) => SipEvent::RegistrationFailed {
-                    handle,
-                    code: resp.status_code.code(),
-                    reason: resp
-                        .wire_reason
-                        .clone()
-                        .unwrap_or_else(|| resp.status_code.text().to_owned()),
-                },
-                Ok(Err(e)) => SipEvent::RegistrationFailed {
-                    handle,
-                    code: 408,
-                    reason: format!("no answer from the registrar ({e})"),
-                },
-                Err(_) => SipEvent::RegistrationFailed {
-                    handle,
-                    code: 408,
-                    reason: format!(
-                        "no answer from the registrar within {} s",
-                        TIMER_F.as_secs()
-                    ),
-                },
+                (None, Ok(_)) => None,
+            };
+            let event = match event {
+                Some(failed) => failed,
+                None => register_once(&mut reg, handle, &target, account.ttl, first).await,
             };
             let expires = reg.expires();
             drop(reg);
             let registered = matches!(event, SipEvent::Registered { .. });
+            // The route lives exactly as long as the registration.
+            crate::contain::lock(&seen).registered = registered;
             tracing::debug!(%handle, ?event, "REGISTER outcome");
-            if events.send(MediaEvent::Sip(event)).is_err() || !registered {
+            if events.send(MediaEvent::Sip(event)).is_err() {
                 return;
             }
-            first = false;
-            tokio::time::sleep(refresh_interval(expires)).await;
+            if registered {
+                first = false;
+                backoff = RETRY_FIRST;
+                tokio::time::sleep(refresh_interval(expires)).await;
+            } else if first {
+                // A first registration that fails is the user's to retry (as Janus).
+                return;
+            } else {
+                // A refresh failed: registration_failed was reported; try again, slower
+                // each time, until the registrar takes it or the handle unregisters.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
         }
     });
     Ok(Bound {
         registration,
         server,
         refresher,
-        user,
+        contact_user,
+        status,
         transcode: account.transcode,
     })
+}
+
+/// After a failed refresh, the first retry waits this long, then twice as long each
+/// time up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_secs(5);
+const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// One REGISTER and what it means for the handle.
+async fn register_once(
+    reg: &mut Registration,
+    handle: HandleId,
+    target: &Uri,
+    ttl: u32,
+    first: bool,
+) -> SipEvent {
+    let outcome = tokio::time::timeout(GUARD, reg.register(target.clone(), Some(ttl))).await;
+    match outcome {
+        Ok(Ok(resp)) if (200..300).contains(&resp.status_code.code()) => SipEvent::Registered {
+            handle,
+            expires: reg.expires(),
+            first,
+        },
+        Ok(Ok(resp)) => SipEvent::RegistrationFailed {
+            handle,
+            code: resp.status_code.code(),
+            reason: resp
+                .wire_reason
+                .clone()
+                .unwrap_or_else(|| resp.status_code.text().to_owned()),
+        },
+        Ok(Err(e)) => SipEvent::RegistrationFailed {
+            handle,
+            code: 408,
+            reason: format!("no answer from the registrar ({e})"),
+        },
+        Err(_) => SipEvent::RegistrationFailed {
+            handle,
+            code: 408,
+            reason: format!(
+                "no answer from the registrar within {} s",
+                TIMER_F.as_secs()
+            ),
+        },
+    }
 }
 
 /// The INVITE for a call from `account` to `uri`.
