@@ -784,3 +784,100 @@ async fn connections_past_the_cap_are_closed_at_once() {
     still_serves(&gw).await;
     gw.running.shutdown().await;
 }
+
+/// An RTP packet of VP8 (pt 96) with `ssrc` and `seq`.
+fn vp8_rtp(ssrc: u32, seq: u16) -> Vec<u8> {
+    let mut p = vec![0x80, 96];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&(u32::from(seq) * 3000).to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0x10, 0, 0x9d, 0x01, 0x2a, 0, 0, 0]);
+    p
+}
+
+#[tokio::test]
+async fn nobody_injects_into_a_live_rtp_mountpoint() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtp", "id": 40,
+               "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"}]}),
+    )
+    .await;
+    let port = r["stream"]["ports"][0]["port"].as_u64().unwrap() as u16;
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let camera = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let attacker = tokio::net::UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let same_host = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for seq in 0..20u16 {
+        camera
+            .send_to(&vp8_rtp(0xCA3E_0001, seq), target)
+            .await
+            .unwrap();
+        // The attacker copies the camera's SSRC, uses its own, or the camera's host.
+        attacker
+            .send_to(&vp8_rtp(0xCA3E_0001, 100 + seq), target)
+            .await
+            .unwrap();
+        attacker
+            .send_to(&vp8_rtp(0xBAD, 200 + seq), target)
+            .await
+            .unwrap();
+        same_host
+            .send_to(&vp8_rtp(0xCA3E_0001, 300 + seq), target)
+            .await
+            .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let r = source_counts(&gw, sid, hid, 40, 80).await;
+    assert_eq!(r["info"]["source"]["packets"], 20, "only the camera's: {r}");
+    assert_eq!(r["info"]["source"]["dropped_foreign"], 60, "{r}");
+
+    // source_ip: a mountpoint fed from 127.0.0.2 only.
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtp", "id": 41, "source_ip": "127.0.0.2",
+               "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"}]}),
+    )
+    .await;
+    let port = r["stream"]["ports"][0]["port"].as_u64().unwrap() as u16;
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    for seq in 0..10u16 {
+        camera.send_to(&vp8_rtp(7, seq), target).await.unwrap();
+        attacker.send_to(&vp8_rtp(8, seq), target).await.unwrap();
+    }
+    let r = source_counts(&gw, sid, hid, 41, 20).await;
+    assert_eq!(r["info"]["source"]["packets"], 10, "{r}");
+    assert_eq!(r["info"]["source"]["dropped_foreign"], 10, "{r}");
+    let r = message(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtp", "source_ip": "camera.lan",
+               "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "vp8"}]}),
+    )
+    .await;
+    assert_eq!(r["error_code"], 454, "{r}");
+    gw.running.shutdown().await;
+}
+
+/// Mountpoint `id`'s `info` once its source has counted `total` packets, taken or
+/// dropped as foreign (or after a second).
+async fn source_counts(gw: &Gw, sid: u64, hid: u64, id: u64, total: u64) -> Value {
+    let mut r = Value::Null;
+    for _ in 0..50 {
+        r = message(gw, sid, hid, json!({"request": "info", "id": id})).await;
+        let count = |k: &str| r["info"]["source"][k].as_u64().unwrap_or(0);
+        if count("packets") + count("dropped_foreign") >= total {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    r
+}

@@ -1,7 +1,7 @@
 //! Plain RTP over UDP: the RTP header parser (sans-IO, fuzzed) and the thin driver
 //! that reads a mountpoint's ports and hands each packet to the media engine.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -107,6 +107,8 @@ pub struct SourceCounters {
     pub rtcp_in: AtomicU64,
     /// Keyframe requests (RTCP PLI) sent to the source.
     pub plis_sent: AtomicU64,
+    /// Well-formed packets from anyone but the locked source (injection attempts).
+    pub dropped_foreign: AtomicU64,
     /// When the last packet arrived (see [`SourceCounters::age_ms`]); 0: never.
     last: AtomicU64,
 }
@@ -151,6 +153,60 @@ pub struct RtpPort {
     pub rtcp: Option<std::net::UdpSocket>,
     /// H.264: SPS and PPS (from the fmtp, then in-band) put before keyframes lacking them.
     pub h264_sets: Option<cardea_codecs::h264::ParameterSetInserter>,
+    /// Which packets are the source's.
+    pub lock: SourceLock,
+}
+
+/// Which datagrams on a mountpoint's port come from its source: from `source_ip` when
+/// one is set, and from the first stream heard (its address and SSRC) until that stream
+/// falls silent for `relock`; only then may another take its place (an encoder that
+/// restarts with a new SSRC or port). Anyone else's packets, however well formed, are
+/// dropped and counted: nobody can inject into a live camera view.
+#[derive(Debug, Clone)]
+pub struct SourceLock {
+    source_ip: Option<IpAddr>,
+    relock: Duration,
+    locked: Option<(SocketAddr, u32)>,
+    last: Option<Instant>,
+}
+
+impl SourceLock {
+    /// A lock taking only `source_ip` (any address when `None`), relocking after `relock`.
+    pub fn new(source_ip: Option<IpAddr>, relock: Duration) -> SourceLock {
+        SourceLock {
+            source_ip,
+            relock,
+            locked: None,
+            last: None,
+        }
+    }
+
+    /// Whether a packet of `ssrc` from `from` at `now` is the source's.
+    pub fn accept(&mut self, now: Instant, from: SocketAddr, ssrc: u32) -> bool {
+        if self.source_ip.is_some_and(|ip| ip != from.ip()) {
+            return false;
+        }
+        let silent = self
+            .last
+            .is_none_or(|t| now.saturating_duration_since(t) >= self.relock);
+        match self.locked {
+            Some(l) if l == (from, ssrc) => {}
+            Some(_) if !silent => return false,
+            _ => {
+                if self.locked.is_some() {
+                    tracing::info!(%from, ssrc, "RTP source relocked after silence");
+                }
+                self.locked = Some((from, ssrc));
+            }
+        }
+        self.last = Some(now);
+        true
+    }
+
+    /// The locked source's address (where its RTCP is expected from).
+    pub fn source(&self) -> Option<SocketAddr> {
+        self.locked.map(|(a, _)| a)
+    }
 }
 
 /// The SSRC of the sender of an RTCP compound packet (RFC 3550 §6.4: it starts with
@@ -187,6 +243,8 @@ struct TrackRtcp {
     track: u8,
     socket: UdpSocket,
     peer: Mutex<Option<SocketAddr>>,
+    /// The address the accepted RTP comes from: RTCP (and so PLIs) only from there.
+    source_ip: Mutex<Option<IpAddr>>,
     /// The SSRC RTP arrives with, plus 1 << 32 once one has (an atomic: set per packet).
     ssrc: AtomicU64,
     last_pli: Mutex<Option<Instant>>,
@@ -224,6 +282,7 @@ pub async fn run(
                 track: port.track,
                 socket,
                 peer: Mutex::new(None),
+                source_ip: Mutex::new(None),
                 ssrc: AtomicU64::new(0),
                 last_pli: Mutex::new(None),
             })
@@ -250,6 +309,7 @@ pub async fn run(
             port.pt,
             port.keyframes,
             port.h264_sets,
+            port.lock,
             rtcp,
             counters.clone(),
             engine.clone(),
@@ -275,6 +335,7 @@ async fn read_rtp(
     pt: u8,
     keyframes: Option<cardea_codecs::keyframe::VideoCodec>,
     mut h264_sets: Option<cardea_codecs::h264::ParameterSetInserter>,
+    mut lock: SourceLock,
     rtcp: Option<Arc<TrackRtcp>>,
     counters: Arc<SourceCounters>,
     engine: mpsc::UnboundedSender<MediaCommand>,
@@ -301,13 +362,21 @@ async fn read_rtp(
                 continue;
             }
         };
+        #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
+        let arrival = Instant::now();
+        if !lock.accept(arrival, from, h.ssrc) {
+            let n = counters.dropped_foreign.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(%source, %from, ssrc = h.ssrc, dropped = n, "RTP from another source than the mountpoint's: dropped");
+            }
+            continue;
+        }
         if let Some(r) = &rtcp {
             r.ssrc
                 .store((1 << 32) | u64::from(h.ssrc), Ordering::Relaxed);
+            *crate::contain::lock(&r.source_ip) = lock.source().map(|a| a.ip());
         }
         let payload = &d[h.payload_offset..h.payload_end];
-        #[allow(clippy::disallowed_methods)] // the ingest driver stamps arrival time
-        let arrival = Instant::now();
         counters.arrived(arrival, payload.len());
         let send = |header: RtpHeader, payload: &[u8], keyframe: Option<bool>| {
             if keyframe == Some(true) {
@@ -361,9 +430,16 @@ async fn read_rtcp(source: SourceId, r: Arc<TrackRtcp>, counters: Arc<SourceCoun
             tracing::trace!(%source, %from, "not RTCP");
             continue;
         };
+        // Only the locked RTP source decides where keyframe requests go.
+        let source_ip = *crate::contain::lock(&r.source_ip);
+        if source_ip != Some(from.ip()) {
+            counters.dropped_foreign.fetch_add(1, Ordering::Relaxed);
+            tracing::trace!(%source, %from, "RTCP from another address than the RTP source");
+            continue;
+        }
         counters.rtcp_in.fetch_add(1, Ordering::Relaxed);
         let media = r.media_ssrc();
-        let mut peer = r.peer.lock().expect("rtcp lock");
+        let mut peer = crate::contain::lock(&r.peer);
         if peer.is_none() || media == Some(sender) {
             if *peer != Some(from) {
                 tracing::debug!(%source, track = r.track, %from, "RTCP address latched");
@@ -388,13 +464,13 @@ async fn send_plis(
         #[allow(clippy::disallowed_methods)] // the driver owns the clock
         let now = Instant::now();
         {
-            let mut last = r.last_pli.lock().expect("rtcp lock");
+            let mut last = crate::contain::lock(&r.last_pli);
             if last.is_some_and(|t| now.duration_since(t) < PLI_INTERVAL) {
                 continue;
             }
             *last = Some(now);
         }
-        let peer = *r.peer.lock().expect("rtcp lock");
+        let peer = *crate::contain::lock(&r.peer);
         let ssrc = r.media_ssrc();
         let (Some(peer), Some(ssrc)) = (peer, ssrc) else {
             tracing::debug!(%source, track, "keyframe wanted, but no RTCP from the source yet");
@@ -474,5 +550,34 @@ mod tests {
         let p = pli(1, 0x2855_6759);
         assert_eq!(&p[..4], &[0x81, 206, 0, 2]);
         assert_eq!(&p[8..], &0x2855_6759u32.to_be_bytes());
+    }
+
+    #[test]
+    fn the_first_stream_holds_the_port_until_it_falls_silent() {
+        #[allow(clippy::disallowed_methods)] // a fake clock's starting point
+        let t0 = Instant::now();
+        let ms = |n| t0 + Duration::from_millis(n);
+        let cam: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let evil: SocketAddr = "127.0.0.9:5000".parse().unwrap();
+        let mut lock = SourceLock::new(None, Duration::from_secs(2));
+        assert!(lock.accept(ms(0), cam, 0x1111));
+        // Another address, even with the camera's SSRC, or the camera's address with
+        // another SSRC: refused while the camera talks.
+        assert!(!lock.accept(ms(10), evil, 0x1111));
+        assert!(!lock.accept(ms(20), evil, 0x2222));
+        assert!(!lock.accept(ms(30), cam, 0x2222));
+        assert!(lock.accept(ms(1900), cam, 0x1111));
+        assert!(
+            !lock.accept(ms(3800), evil, 0x2222),
+            "1.9 s of silence is not 2"
+        );
+        // Silent for 2 s: the next stream (an encoder restart) takes over.
+        assert!(lock.accept(ms(3900), cam, 0x3333));
+        assert!(!lock.accept(ms(3910), cam, 0x1111));
+        assert_eq!(lock.source(), Some(cam));
+        // With source_ip, nobody else ever.
+        let mut only = SourceLock::new(Some("127.0.0.2".parse().unwrap()), Duration::from_secs(2));
+        assert!(!only.accept(ms(0), cam, 1));
+        assert!(only.accept(ms(0), "127.0.0.2:7000".parse().unwrap(), 1));
     }
 }

@@ -12,7 +12,7 @@ use str0m::media::MediaKind;
 
 use super::err;
 use crate::api::{HandleId, SourceId};
-use crate::ingest::rtp::{RtpPort, SourceCounters};
+use crate::ingest::rtp::{RtpPort, SourceCounters, SourceLock};
 use crate::ingest::rtsp::{RtspSpec, RtspStatus, RtspTrack};
 use crate::media::webrtc::OfferTrack;
 
@@ -237,6 +237,10 @@ fn checked_mid(mid: &str) -> Result<String, Refusal> {
         ))
     }
 }
+
+/// How long an RTP mountpoint's locked source must be silent before another stream
+/// may take its place (an encoder restart shows a gap this long).
+const DEFAULT_RELOCK: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// A port number element's value.
 fn port_value(v: &Value, key: &str) -> Result<u16, Refusal> {
@@ -520,6 +524,26 @@ impl Mountpoint {
             err::MISSING_ELEMENT,
             "Missing mandatory element (media)".to_owned(),
         ))?;
+        let source_ip = match str_field(body, "source_ip")? {
+            None => None,
+            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
+                (
+                    err::INVALID_ELEMENT,
+                    "Invalid element (source_ip should be an IP address)".to_owned(),
+                )
+            })?),
+        };
+        let relock = match body.get("relock_timeout") {
+            None | Some(Value::Null) => DEFAULT_RELOCK,
+            Some(v) => v
+                .as_f64()
+                .filter(|s| (0.1..=3600.0).contains(s))
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or((
+                    err::INVALID_ELEMENT,
+                    "Invalid element (relock_timeout should be 0.1 to 3600 seconds)".to_owned(),
+                ))?,
+        };
         let mut media = Vec::new();
         let mut ports = Vec::new();
         for (i, m) in list.iter().enumerate() {
@@ -595,6 +619,7 @@ impl Mountpoint {
                 h264_sets: (codec.codec == Codec::H264).then(|| {
                     cardea_codecs::h264::ParameterSetInserter::from_fmtp(fmtp.unwrap_or(""))
                 }),
+                lock: SourceLock::new(source_ip, relock),
             });
             media.push(MountMedia {
                 mid: mid.to_owned(),
@@ -676,7 +701,8 @@ impl Mountpoint {
                        "dropped": self.counters.dropped.load(Relaxed),
                        "keyframes": self.counters.keyframes.load(Relaxed),
                        "rtcp_in": self.counters.rtcp_in.load(Relaxed),
-                       "plis_sent": self.counters.plis_sent.load(Relaxed)},
+                       "plis_sent": self.counters.plis_sent.load(Relaxed),
+                       "dropped_foreign": self.counters.dropped_foreign.load(Relaxed)},
             "media": self.media.iter().enumerate().map(|(i, m)| {
                 let mut e = json!({
                     "mid": m.mid, "mindex": i, "type": m.kind_name(), "label": m.label,
