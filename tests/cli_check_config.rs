@@ -78,3 +78,59 @@ fn the_well_known_admin_secret_beyond_loopback_is_refused() {
     assert_eq!(code, 0, "{out}{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[cfg(unix)]
+#[test]
+fn sigterm_stops_the_gateway_with_status_zero() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = std::env::temp_dir().join(format!("cardea-cli-term-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("loopback.toml");
+    std::fs::write(
+        &conf,
+        "[http]\nbind = \"127.0.0.1:0\"\nadmin_bind = \"127.0.0.1:0\"\n\
+         [websocket]\nbind = \"127.0.0.1:0\"\nadmin_bind = \"127.0.0.1:0\"\n\
+         [media]\nudp_bind = \"127.0.0.1:0\"\nhost_addresses = [\"127.0.0.1\"]\n\
+         [web]\nenabled = false\n[streaming]\nrtp_bind_ip = \"127.0.0.1\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cardea"))
+        .args(["--config", conf.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run cardea");
+    // Up when it says its WebSocket API listens (the last listener to start).
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    let up = lines.by_ref().take(200).any(|l| {
+        l.map(|l| l.contains("WebSocket admin API listening"))
+            .unwrap_or(false)
+    });
+    assert!(up, "the gateway started");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Read the rest of its log aside, so it never blocks writing it.
+    let reader = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let mut code = None;
+    for _ in 0..150 {
+        if let Some(c) = child.try_wait().unwrap() {
+            code = Some(c);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let Some(code) = code else {
+        let _ = child.kill();
+        panic!("still running 15 s after SIGTERM");
+    };
+    let log = reader.join().unwrap();
+    assert_eq!(code.code(), Some(0), "{log:?}");
+    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -151,7 +151,8 @@ def analyze(path, port):
                                  if h.split(':', 1)[0].strip().lower() in names), '')
                 request = {'line': first, 'dport': dport, 'cseq': header('cseq'),
                            'call_id': header('call-id', 'i'), 'body': content,
-                           'transport': transport}
+                           'transport': transport, 'expires': header('expires'),
+                           'contact': header('contact', 'm')}
                 # A retransmission (same request, same CSeq) is one request.
                 if request not in sip_requests:
                     sip_requests.append(request)

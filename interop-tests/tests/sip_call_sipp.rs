@@ -519,3 +519,80 @@ async fn browser_requiring_srtp_refuses_a_plain_call() {
     );
     assert!(events_named(&r, "accepted").is_empty(), "{r}");
 }
+
+/// The gateway is stopped (what SIGTERM does) in the middle of a call: sipp gets a BYE
+/// and ends its scenario with success, kamailio gets alice's registration removed
+/// (Expires 0), and the browser gets the call's `hangup`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shutdown_during_a_call_says_bye_and_unregisters() {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("sipp-shutdown").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
+    let scenario = interop_tests::workspace().join("interop-tests/sip/uas_echo.xml");
+    let (sip_port_s, media_port_s) = (sip_port.to_string(), media_port.to_string());
+    let args = [
+        "-sf",
+        scenario.to_str().unwrap(),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &sip_port_s,
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        &media_port_s,
+        "-m",
+        "1",
+        "-rtp_echo",
+    ];
+    let mut uas = sipp(&args, &dir.0).expect("sipp");
+    let pcap = dir.0.join("call.pcap");
+    let mut cap = capture(&pcap).expect("tcpdump");
+    let query = format!(
+        "user=sip:alice@127.0.0.1:{}&secret=s3cret&call=sip:service@127.0.0.1:{sip_port}",
+        registrar.port
+    );
+    let drained = std::sync::Mutex::new(None);
+    let r = chromium_phone(&gw, &query, &wav, 16, async {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        #[allow(clippy::disallowed_methods)] // measuring a real shutdown
+        let t = std::time::Instant::now();
+        gw.drain(Duration::from_secs(3)).await;
+        *drained.lock().unwrap() = Some(t.elapsed());
+    })
+    .await
+    .expect("browser");
+    let status = uas.wait(Duration::from_secs(10)).ok();
+    cap.interrupt();
+    let seen = analyze_capture(&pcap, media_port).expect("capture");
+    report(&r, &seen);
+    println!("drained in {:?}", drained.lock().unwrap());
+    assert!(
+        !events_named(&r, "accepted").is_empty(),
+        "the call was up: {r}"
+    );
+    assert!(
+        !events_named(&r, "hangup").is_empty(),
+        "the browser heard of it: {r}"
+    );
+    let requests = seen["sip_requests"].as_array().unwrap();
+    assert!(
+        requests
+            .iter()
+            .any(|q| q["line"].as_str().unwrap().starts_with("BYE ") && q["dport"] == sip_port),
+        "a BYE reached sipp: {requests:?}"
+    );
+    assert!(
+        requests.iter().any(|q| {
+            q["line"].as_str().unwrap().starts_with("REGISTER ")
+                && q["dport"] == registrar.port
+                && (q["expires"] == "0" || q["contact"].as_str().unwrap().contains("expires=0"))
+        }),
+        "the registration was removed: {requests:?}"
+    );
+    assert_eq!(status, Some(0), "sipp's scenario ended on the BYE");
+    gw.shutdown().await;
+}

@@ -690,6 +690,25 @@ impl Gateway {
         self.run_deferred(now);
     }
 
+    /// The gateway stops: no new sessions, and every PeerConnection is hung up, so each
+    /// client gets a `hangup` (reason "Shutdown") and each plugin ends what it bridged.
+    pub fn begin_shutdown(&mut self, now: Instant) {
+        self.contained("shutdown", |g| {
+            g.core.accepting = false;
+            let live: Vec<HandleId> = g
+                .core
+                .handles
+                .iter()
+                .filter(|(_, h)| h.pc.is_some())
+                .map(|(id, _)| *id)
+                .collect();
+            for hid in live {
+                g.core.hangup(now, &mut g.plugins, hid, "Shutdown");
+            }
+            g.run_deferred(now);
+        });
+    }
+
     /// A WebSocket closed: its sessions end now, or after the reclaim timeout.
     pub fn connection_closed(&mut self, now: Instant, conn: ConnId) {
         self.contained("connection closed", |g| g.close_connection(now, conn));

@@ -29,6 +29,11 @@ mod serve;
 pub mod web;
 pub mod ws;
 
+/// How long a shutdown waits for SIP peers to answer its BYEs and unregistrations.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// How long clients get to take their `hangup` events before the listeners close.
+const EVENTS_FLUSH: Duration = Duration::from_millis(300);
+
 /// How a running source is stopped.
 enum SourceTask {
     /// An async ingest task.
@@ -218,8 +223,17 @@ pub struct Running {
 }
 
 impl Running {
-    /// Stops every listener and the media engine, and waits for them.
-    pub async fn shutdown(mut self) {
+    /// Stops the gateway in order: every client's PeerConnection is hung up (a `hangup`
+    /// event each), SIP calls get their BYE and registrations their removal (waiting at
+    /// most `grace` for the answers), clients get a moment to take their events; then
+    /// every listener and the media engine stop, and this waits for them.
+    pub async fn shutdown(self) {
+        self.shutdown_within(SHUTDOWN_GRACE).await;
+    }
+
+    /// [`Running::shutdown`] with another bound on the wait for SIP peers.
+    pub async fn shutdown_within(mut self, grace: Duration) {
+        self.drain(grace).await;
         let _ = self.shutdown.send(true);
         for (_, task) in lock(&self.hub.sources).drain() {
             match task {
@@ -228,6 +242,26 @@ impl Running {
             }
         }
         while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// The first half of a shutdown, with the listeners still up: new sessions are
+    /// refused, every PeerConnection is hung up (each client gets `hangup`, reason
+    /// "Shutdown"), every SIP call gets its BYE (or CANCEL) and every registration its
+    /// removal, waiting at most `grace` for the answers; then clients get a moment to
+    /// take their events.
+    pub async fn drain(&self, grace: Duration) {
+        self.hub.with_gateway(|g, now| g.begin_shutdown(now));
+        if let Some(sip) = &self.hub.sip {
+            let (done, finished) = tokio::sync::oneshot::channel();
+            if sip
+                .send(crate::ingest::sip::SipCommand::Shutdown { grace, done })
+                .is_ok()
+            {
+                let _ = tokio::time::timeout(grace + Duration::from_secs(1), finished).await;
+            }
+        }
+        // Long polls woken by the hangups come back for them before the listeners go.
+        tokio::time::sleep(EVENTS_FLUSH).await;
     }
 
     /// Resolves when any task ends (they end only on shutdown or a fatal error),

@@ -87,13 +87,7 @@ pub struct SipEndpoint {
 pub async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
     let cancel = CancellationToken::new();
     let transport = TransportLayer::new(cancel.clone());
-    // Bound first to learn the port when it is 0; the advertised address keeps it.
-    let probe = std::net::UdpSocket::bind(settings.bind)
-        .map_err(|e| format!("cannot bind the SIP socket on {}: {e}", settings.bind))?;
-    let local = probe
-        .local_addr()
-        .map_err(|e| format!("SIP socket address: {e}"))?;
-    drop(probe);
+    let local = free_udp_and_tcp(settings.bind)?;
     let advertised = settings
         .advertised_ip
         .map(|ip| SocketAddr::new(ip, local.port()));
@@ -124,6 +118,25 @@ pub async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
         accept_from: settings.accept_from.clone(),
         nat: settings.symmetric_rtp_nat,
     })
+}
+
+/// The address to bind: `bind` itself, or, when its port is 0, one whose port is free
+/// for both UDP and TCP (a port free for UDP may be taken for TCP: try a few).
+fn free_udp_and_tcp(bind: SocketAddr) -> Result<SocketAddr, String> {
+    let attempts = if bind.port() == 0 { 20 } else { 1 };
+    let mut last = String::new();
+    for _ in 0..attempts {
+        let probe = std::net::UdpSocket::bind(bind)
+            .map_err(|e| format!("cannot bind the SIP socket on {bind}: {e}"))?;
+        let local = probe
+            .local_addr()
+            .map_err(|e| format!("SIP socket address: {e}"))?;
+        match std::net::TcpListener::bind(local) {
+            Ok(_) => return Ok(local),
+            Err(e) => last = format!("cannot listen for SIP over TCP on {local}: {e}"),
+        }
+    }
+    Err(last)
 }
 
 /// One handle's registration: the refresh task and the REGISTER state it shares
@@ -620,6 +633,34 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                     code,
                     reason,
                 }));
+            });
+        }
+        SipCommand::Shutdown { grace, done } => {
+            let mut ending: Vec<JoinHandle<()>> = Vec::new();
+            for (handle, c) in st.calls.drain() {
+                if !c.task.is_finished() {
+                    tracing::info!(%handle, "shutting down: hanging up the call");
+                    let _ = c.ops.send(CallOp::Hangup);
+                    ending.push(c.task);
+                }
+            }
+            for (handle, b) in st.bound.drain() {
+                b.refresher.abort();
+                if !crate::contain::lock(&b.status).registered {
+                    continue;
+                }
+                tracing::info!(%handle, "shutting down: unregistering");
+                ending.push(tokio::spawn(async move {
+                    let mut reg = b.registration.lock().await;
+                    let _ = tokio::time::timeout(GUARD, reg.register(b.server, Some(0))).await;
+                }));
+            }
+            tokio::spawn(async move {
+                let all = futures_util::future::join_all(ending);
+                if tokio::time::timeout(grace, all).await.is_err() {
+                    tracing::warn!("shutting down: SIP peers did not all answer in time");
+                }
+                let _ = done.send(());
             });
         }
         SipCommand::Forget { handle } => {

@@ -91,6 +91,15 @@ pub enum SipCommand {
         /// The handle.
         handle: HandleId,
     },
+    /// The gateway stops: hang up every call (BYE, or CANCEL before the answer) and
+    /// remove every registration (REGISTER with Expires: 0); `done` fires once all of
+    /// it went out and was answered, or after `grace`.
+    Shutdown {
+        /// How long to wait for the answers.
+        grace: std::time::Duration,
+        /// Fired when done.
+        done: tokio::sync::oneshot::Sender<()>,
+    },
     /// Place a call (INVITE) from the handle's account to `uri`.
     Call {
         /// The handle.
