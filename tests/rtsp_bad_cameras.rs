@@ -1,6 +1,7 @@
 //! Cameras that answer badly: malformed SDP, a Content-Length longer than the body,
-//! endless 401s, interleaved frames with a bad length. Each gives a clear error on
-//! the mountpoint (`info`), retries with backoff, and the gateway carries on.
+//! endless 401s, interleaved frames with a bad length, a SETUP never answered. Each
+//! gives a clear error on the mountpoint (`info`), retries with backoff, and the
+//! gateway carries on.
 
 mod common;
 
@@ -19,6 +20,8 @@ enum Misbehaviour {
     ShortBody,
     Unauthorized,
     BadInterleavedFrame,
+    /// Answers DESCRIBE, then never SETUP (the connection stays open).
+    StallAfterDescribe,
 }
 
 const GOOD_SDP: &str =
@@ -68,6 +71,11 @@ async fn bad_camera(how: Misbehaviour) -> (u16, Arc<AtomicUsize>) {
                         (Misbehaviour::ShortBody, "DESCRIBE") => {
                             let _ = sock.write_all(format!("RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Type: application/sdp\r\nContent-Length: 5000\r\n\r\n{GOOD_SDP}").as_bytes()).await;
                             return; // Hang up with 5000 bytes promised.
+                        }
+                        (Misbehaviour::StallAfterDescribe, "SETUP") => {
+                            // Read on, answer nothing, keep the connection open.
+                            while read_request(&mut sock).await.is_some() {}
+                            return;
                         }
                         (_, "DESCRIBE") => format!(
                             "RTSP/1.0 200 OK\r\nCSeq: {cseq}\r\nContent-Base: rtsp://127.0.0.1/cam/\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{GOOD_SDP}",
@@ -152,5 +160,39 @@ async fn bad_cameras_give_clear_errors_and_retries() {
     // The gateway carries on.
     let r = streaming(&gw, sid, hid, json!({"request": "list"})).await;
     assert_eq!(r["list"].as_array().unwrap().len(), 4, "{r}");
+    gw.running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_camera_that_stalls_after_describe_is_reconnected() {
+    let gw = start(|_| {}).await;
+    let sid = gw.create_session().await;
+    let hid = gw.attach_plugin(sid, "janus.plugin.streaming").await;
+    let (port, connections) = bad_camera(Misbehaviour::StallAfterDescribe).await;
+    let r = streaming(
+        &gw,
+        sid,
+        hid,
+        json!({"request": "create", "type": "rtsp", "id": 55,
+        "url": format!("rtsp://127.0.0.1:{port}/cam"), "rtsp_reconnect_delay": 0.2}),
+    )
+    .await;
+    assert_eq!(r["streaming"], "created", "{r}");
+    // SETUP times out after 5 s: the supervisor says why and connects again.
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let info = streaming(&gw, sid, hid, json!({"request": "info", "id": 55})).await;
+    println!(
+        "{} connections, {}",
+        connections.load(Ordering::Relaxed),
+        info["info"]["rtsp"]
+    );
+    assert_eq!(
+        info["info"]["rtsp"]["last_error"], "SETUP timed out",
+        "{info}"
+    );
+    assert!(
+        connections.load(Ordering::Relaxed) >= 2,
+        "reconnected: {info}"
+    );
     gw.running.shutdown().await;
 }

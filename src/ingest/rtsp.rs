@@ -29,6 +29,8 @@ use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
 
 /// A camera that sends nothing for this long is taken as gone.
 const SILENCE: Duration = Duration::from_secs(10);
+/// How long a camera may take to answer SETUP or PLAY (a stalled one is reconnected).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// On-demand cameras: how often the viewer count is looked at, and how long the
@@ -432,14 +434,14 @@ async fn session(
         let setup = SetupOptions::default()
             .transport(transport)
             .frame_format(FrameFormat::SIMPLE);
-        session
-            .setup(*i, setup)
+        tokio::time::timeout(REQUEST_TIMEOUT, session.setup(*i, setup))
             .await
+            .map_err(|_| "SETUP timed out".to_owned())?
             .map_err(|e| describe_error(spec, e))?;
     }
-    let playing = session
-        .play(PlayOptions::default())
+    let playing = tokio::time::timeout(REQUEST_TIMEOUT, session.play(PlayOptions::default()))
         .await
+        .map_err(|_| "PLAY timed out".to_owned())?
         .map_err(|e| describe_error(spec, e))?;
     let mut feed = if raw {
         Feed::Packets(Box::pin(playing), raw_tracks)
