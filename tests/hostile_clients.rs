@@ -490,7 +490,10 @@ async fn sip_forgeries_are_refused_naming_the_field() {
     let gw = start(|_| {}).await;
     let sid = gw.create_session().await;
     let hid = gw.attach_plugin(sid, "janus.plugin.sip").await;
-    let user = "sip:alice@127.0.0.1:5999";
+    // The registrar every refused request would have gone to: nothing may reach it.
+    let registrar = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let user = format!("sip:alice@{}", registrar.local_addr().unwrap());
+    let user = user.as_str();
     let forged = "sip:bob@127.0.0.1\r\nFrom: <sip:ceo@bank.example>";
     // (field, value, code, what the error names): one field of a register per case.
     let headers_17: serde_json::Map<String, Value> =
@@ -542,6 +545,13 @@ async fn sip_forgeries_are_refused_naming_the_field() {
         assert_eq!(r["error_code"], code, "{body}: {r}");
         assert!(r["error"].as_str().unwrap().contains(named), "{body}: {r}");
     }
+    let mut buf = [0u8; 2048];
+    let heard = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        registrar.recv_from(&mut buf),
+    )
+    .await;
+    assert!(heard.is_err(), "a refused request reached the wire");
     // A guest registration (nothing sent) then calls with forged addresses.
     let r = message(
         &gw,
