@@ -1,0 +1,252 @@
+//! What the fan-out and flood benches share: the gateway's own CPU and RSS, the Janus
+//! HTTP calls they make, an H.264-shaped RTP source stamping send times, and a process
+//! of str0m viewers that watch a mountpoint and count what reaches them.
+#![allow(dead_code)] // each bench uses its part
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use str0m::change::SdpOffer;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+pub(crate) const MOUNTPOINT: u64 = 77;
+pub(crate) const PAYLOAD: usize = 1000;
+/// 2 Mbit/s of 1000-byte payloads.
+pub(crate) const PACKETS_PER_SECOND: u64 = 2_000_000 / 8 / PAYLOAD as u64;
+pub(crate) const WINDOW: Duration = Duration::from_secs(10);
+
+pub(crate) fn proc_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the command name (in parentheses) come state, ppid, ...: utime is the
+    // 12th field from there and stime the 13th (proc(5) fields 14 and 15), in ticks.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
+pub(crate) fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0)
+        * 4096
+}
+
+pub(crate) async fn post(client: &reqwest::Client, url: &str, body: Value) -> Value {
+    client
+        .post(url)
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+pub(crate) async fn attach(client: &reqwest::Client, base: &str) -> (u64, u64) {
+    let sid = post(client, base, json!({"janus": "create", "transaction": "c"})).await["data"]
+        ["id"]
+        .as_u64()
+        .unwrap();
+    let hid = post(
+        client,
+        &format!("{base}/{sid}"),
+        json!({"janus": "attach", "plugin": "janus.plugin.streaming", "transaction": "a"}),
+    )
+    .await["data"]["id"]
+        .as_u64()
+        .unwrap();
+    (sid, hid)
+}
+
+pub(crate) fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as u64
+}
+
+/// The source: H.264-shaped RTP (an IDR NAL header every 2 s so the gateway sees
+/// keyframes), each payload stamped with its send time.
+pub(crate) fn source(port: u16, sent: Arc<AtomicU64>) {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let dst: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut seq: u16 = 1;
+    let mut ts: u32 = 0;
+    let interval = Duration::from_secs(1) / PACKETS_PER_SECOND as u32;
+    let start = Instant::now();
+    let mut pkt = vec![0u8; 12 + PAYLOAD];
+    for i in 0u64.. {
+        let frame_start = i % 8 == 0;
+        let keyframe = i % (2 * PACKETS_PER_SECOND) == 0;
+        if frame_start && i > 0 {
+            ts = ts.wrapping_add(3000);
+        }
+        pkt[0] = 0x80;
+        pkt[1] = 96 | if i % 8 == 7 { 0x80 } else { 0 };
+        pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+        pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+        pkt[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+        pkt[12] = if keyframe { 0x65 } else { 0x41 };
+        pkt[13..21].copy_from_slice(&now_nanos().to_be_bytes());
+        let _ = sock.send_to(&pkt, dst);
+        sent.fetch_add(1, Ordering::Relaxed);
+        seq = seq.wrapping_add(1);
+        let next = start + interval * (i as u32 + 1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct Tally {
+    received: u64,
+    latencies_us: Vec<u32>,
+}
+
+/// `n` viewers of mountpoint [`MOUNTPOINT`] and its source on `port`. Prints `ready`
+/// once all receive, waits for a line on stdin, measures for `window` (or until a
+/// second line, `None`), then prints the result as one JSON line.
+pub(crate) fn viewers_process(base: &str, n: usize, port: u16, window: Option<Duration>) {
+    let sent = Arc::new(AtomicU64::new(0));
+    {
+        let sent = sent.clone();
+        std::thread::spawn(move || source(port, sent));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let mut joined = Vec::new();
+        for _ in 0..n {
+            joined.push(tokio::spawn(viewer(
+                client.clone(),
+                base.to_owned(),
+                tally.clone(),
+                measuring.clone(),
+            )));
+        }
+        for j in joined {
+            j.await.unwrap();
+        }
+        // Everyone is receiving.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    });
+    println!("ready");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let (s0, r0) = (sent.load(Ordering::Relaxed), tally.lock().unwrap().received);
+    tally.lock().unwrap().latencies_us.clear();
+    measuring.store(true, Ordering::Relaxed);
+    match window {
+        Some(w) => std::thread::sleep(w),
+        None => {
+            let _ = std::io::stdin().read_line(&mut line);
+        }
+    }
+    measuring.store(false, Ordering::Relaxed);
+    let (s1, r1) = (sent.load(Ordering::Relaxed), tally.lock().unwrap().received);
+    let mut lat = std::mem::take(&mut tally.lock().unwrap().latencies_us);
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let expected = (s1 - s0) * n as u64;
+    let got = r1 - r0;
+    println!(
+        "{}",
+        json!({"received": got, "loss": 1.0 - got as f64 / expected.max(1) as f64,
+               "p50_us": pct(0.50), "p99_us": pct(0.99)})
+    );
+}
+
+/// One viewer: watch over the Janus HTTP API, answer with a str0m client, count packets.
+pub(crate) async fn viewer(
+    client: reqwest::Client,
+    base: String,
+    tally: Arc<Mutex<Tally>>,
+    measuring: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (sid, hid) = attach(&client, &base).await;
+    let h = format!("{base}/{sid}/{hid}");
+    post(&client, &h, json!({"janus": "message", "transaction": "w", "body": {"request": "watch", "id": MOUNTPOINT}})).await;
+    let offer = loop {
+        let evs: Value = client
+            .get(format!("{base}/{sid}?maxev=10"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(sdp) = evs.as_array().and_then(|a| {
+            a.iter()
+                .find_map(|e| e["jsep"]["sdp"].as_str().map(str::to_owned))
+        }) {
+            break sdp;
+        }
+    };
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = socket.local_addr().unwrap();
+    let mut rtc = Rtc::builder().set_rtp_mode(true).build(Instant::now());
+    rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
+    let answer = rtc
+        .sdp_api()
+        .accept_offer(SdpOffer::from_sdp_string(&offer).unwrap())
+        .unwrap();
+    post(
+        &client,
+        &h,
+        json!({"janus": "message", "transaction": "s", "body": {"request": "start"},
+                             "jsep": {"type": "answer", "sdp": answer.to_sdp_string()}}),
+    )
+    .await;
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let timeout = loop {
+                match rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => {
+                        let _ = socket.try_send_to(&t.contents, t.destination);
+                    }
+                    Ok(Output::Timeout(t)) => break t,
+                    Ok(Output::Event(Event::RtpPacket(p))) => {
+                        let mut t = tally.lock().unwrap();
+                        t.received += 1;
+                        if measuring.load(Ordering::Relaxed) && p.payload.len() >= 9 {
+                            let sent = u64::from_be_bytes(p.payload[1..9].try_into().unwrap());
+                            t.latencies_us
+                                .push((now_nanos().saturating_sub(sent) / 1000) as u32);
+                        }
+                    }
+                    Ok(Output::Event(_)) => {}
+                    Err(_) => return,
+                }
+            };
+            let wait = timeout.saturating_duration_since(Instant::now());
+            tokio::select! {
+                r = socket.recv_from(&mut buf) => {
+                    let Ok((n, source)) = r else { continue };
+                    let Ok(contents) = buf[..n].try_into() else { continue };
+                    let _ = rtc.handle_input(Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents }));
+                }
+                _ = tokio::time::sleep(wait) => {
+                    let _ = rtc.handle_input(Input::Timeout(Instant::now()));
+                }
+            }
+        }
+    });
+}
