@@ -12,8 +12,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use cardea::{Config, StartOptions};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 mod common;
 use common::*;
@@ -39,22 +38,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut config = Config::default().on_loopback_ephemeral_ports();
-    config.streaming.mountpoints.clear();
-    config.streaming.open_admin = true; // the bench creates its mountpoint through the API
-    config.web.enabled = false;
-    let running = rt
-        .block_on(cardea::start(config, StartOptions::default()))
-        .unwrap();
-    let base = format!("http://{}/janus", running.http.unwrap());
-    let port = rt.block_on(async {
-        let client = reqwest::Client::new();
-        let (sid, hid) = attach(&client, &base).await;
-        let r = post(&client, &format!("{base}/{sid}/{hid}"), json!({"janus": "message", "transaction": "c",
-            "body": {"request": "create", "type": "rtp", "id": MOUNTPOINT,
-                     "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "h264"}]}})).await;
-        r["plugindata"]["data"]["stream"]["ports"][0]["port"].as_u64().unwrap() as u16
-    });
+    let (running, base, port) = rt.block_on(gateway_with_mountpoint());
     println!("fan-out of one {} kbit/s H.264 RTP source (gateway: this process; viewers: a child process)", PACKETS_PER_SECOND * PAYLOAD as u64 * 8 / 1000);
     println!(
         "{:>6} {:>16} {:>16} {:>8} {:>10} {:>10}",

@@ -18,7 +18,6 @@ use std::net::{SocketAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use cardea::{Config, StartOptions};
 use serde_json::{json, Value};
 
 mod common;
@@ -50,22 +49,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut config = Config::default().on_loopback_ephemeral_ports();
-    config.streaming.mountpoints.clear();
-    config.streaming.open_admin = true; // the bench creates its mountpoint through the API
-    config.web.enabled = false;
-    let running = rt
-        .block_on(cardea::start(config, StartOptions::default()))
-        .unwrap();
-    let base = format!("http://{}/janus", running.http.unwrap());
-    let port = rt.block_on(async {
-        let client = reqwest::Client::new();
-        let (sid, hid) = attach(&client, &base).await;
-        let r = post(&client, &format!("{base}/{sid}/{hid}"), json!({"janus": "message", "transaction": "c",
-            "body": {"request": "create", "type": "rtp", "id": MOUNTPOINT,
-                     "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "h264"}]}})).await;
-        r["plugindata"]["data"]["stream"]["ports"][0]["port"].as_u64().unwrap() as u16
-    });
+    let (running, base, port) = rt.block_on(gateway_with_mountpoint());
     let sip = running.sip.expect("SIP on");
 
     let mut viewers = Command::new(std::env::current_exe().unwrap())

@@ -39,6 +39,33 @@ pub(crate) fn rss_bytes() -> u64 {
         * 4096
 }
 
+/// A gateway on loopback with RTP mountpoint [`MOUNTPOINT`] (H.264, pt 96): the
+/// gateway, its API's base URL and the mountpoint's RTP port.
+pub(crate) async fn gateway_with_mountpoint() -> (cardea::Running, String, u16) {
+    let mut config = cardea::Config::default().on_loopback_ephemeral_ports();
+    config.streaming.mountpoints.clear();
+    config.streaming.open_admin = true; // the bench creates its mountpoint through the API
+    config.web.enabled = false;
+    let running = cardea::start(config, cardea::StartOptions::default())
+        .await
+        .unwrap();
+    let base = format!("http://{}/janus", running.http.unwrap());
+    let client = reqwest::Client::new();
+    let (sid, hid) = attach(&client, &base).await;
+    let r = post(
+        &client,
+        &format!("{base}/{sid}/{hid}"),
+        json!({"janus": "message", "transaction": "c",
+        "body": {"request": "create", "type": "rtp", "id": MOUNTPOINT,
+                 "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "h264"}]}}),
+    )
+    .await;
+    let port = r["plugindata"]["data"]["stream"]["ports"][0]["port"]
+        .as_u64()
+        .unwrap() as u16;
+    (running, base, port)
+}
+
 pub(crate) async fn post(client: &reqwest::Client, url: &str, body: Value) -> Value {
     client
         .post(url)
