@@ -494,6 +494,31 @@ impl Config {
                 "must differ from http.base_path when both share a listener",
             ));
         }
+        for (key, n) in [
+            ("http.max_connections", self.http.max_connections),
+            (
+                "http.max_connections_per_client",
+                self.http.max_connections_per_client,
+            ),
+            ("general.max_sessions", self.general.max_sessions),
+            (
+                "general.max_sessions_per_client",
+                self.general.max_sessions_per_client,
+            ),
+            (
+                "general.max_handles_per_session",
+                self.general.max_handles_per_session,
+            ),
+            ("general.max_queued_events", self.general.max_queued_events),
+            (
+                "websocket.max_queued_messages",
+                self.websocket.max_queued_messages,
+            ),
+        ] {
+            if n == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
         if self.http.max_body_bytes < 1024 {
             return Err(invalid("http.max_body_bytes", "must be at least 1024"));
         }

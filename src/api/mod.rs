@@ -630,10 +630,10 @@ impl Gateway {
             })
     }
 
-    /// Runs `f`, containing a panic: logged with `what`, and the work the plugins
-    /// deferred is still done. The core's tables stay usable: each entry is inserted or
-    /// removed whole, so a panic leaves at worst a session or handle its client can
-    /// destroy.
+    /// Runs `f`, containing a panic: logged with `what`, and the work plugins deferred
+    /// during it dropped (it may be what panicked). The core's tables stay usable: each
+    /// entry is inserted or removed whole, so a panic leaves at worst a session or handle
+    /// its client can destroy.
     fn contained(&mut self, what: &str, f: impl FnOnce(&mut Self)) {
         if let Err(panic) = contain(|| f(self)) {
             tracing::error!(%what, %panic, "panic contained in the API core");

@@ -5,10 +5,11 @@
 //! * a header read timeout: a client must send a request's whole header within it, and
 //!   an idle keep-alive connection is closed after it (slow-loris holds nothing);
 //! * a cap on open connections per listener, and one per client address, past which a
-//!   new connection is closed at once (counted, logged at most once a second).
+//!   new connection is closed at once (counted, logged at powers of two).
 //!
-//! A WebSocket, once upgraded, is no longer HTTP: the timeout no longer applies to it,
-//! the connection caps still do until it closes.
+//! A WebSocket, once upgraded, leaves the HTTP connection behind and with it this
+//! accounting: neither the timeout nor the caps count it any more (its bounds are the
+//! session limits and `websocket.max_queued_messages`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -75,8 +76,8 @@ impl Drop for ClientSlot {
     }
 }
 
-/// Connections refused at a cap, over every listener (admin `get_status` may show it).
-pub(crate) static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
+/// Connections refused at a cap, over every listener (for the log's powers of two).
+static REFUSED_CONNECTIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Accepts connections on `listener` and serves `router` on each until `shutdown`
 /// flips; connections then finish what they are doing (graceful shutdown) and close.
