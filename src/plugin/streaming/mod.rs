@@ -283,7 +283,8 @@ impl Streaming {
         request: &str,
         body: &Map<String, Value>,
     ) -> Result<Value, Refusal> {
-        let permanent = optional_bool(body, "permanent")?.unwrap_or(false);
+        let writes = matches!(request, "create" | "edit" | "destroy");
+        let permanent = writes && optional_bool(body, "permanent")?.unwrap_or(false);
         if permanent {
             // Rewriting the operator's file takes more than a mountpoint's secret.
             self.require_admin(caller, body)?;
