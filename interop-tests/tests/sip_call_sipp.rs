@@ -51,19 +51,15 @@ fn scenario_with_tone(dir: &std::path::Path, name: &str, hz: u32) -> std::path::
     scenario
 }
 
-/// Registers alice and calls a sipp UAS with `extra` page parameters and a loopback
-/// capture running: the UAS runs `uas_echo.xml` echoing RTP, or, with `tone`,
-/// `(scenario, Hz)` playing that tone; the page's report, what reached the phone's
-/// media port, sipp's SIP port and sipp's exit code.
-async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value, u16, Option<i32>) {
-    let gw = interop_tests::start_gateway().await;
-    let registrar = kamailio().expect("kamailio");
-    let dir = Scratch::new("sipp-uas").unwrap();
-    let wav = dir.0.join("tone440.wav");
-    tone_file("wav", 440, &wav).unwrap();
+/// A sipp UAS for one call on free SIP and media ports: `uas_echo.xml` echoing RTP, or,
+/// with `tone`, `(scenario, Hz)` playing that tone. The peer, its SIP and media ports.
+fn sipp_uas(
+    dir: &std::path::Path,
+    tone: Option<(&str, u32)>,
+) -> (interop_tests::sip::Peer, u16, u16) {
     let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
     let scenario = match tone {
-        Some((name, hz)) => scenario_with_tone(&dir.0, name, hz),
+        Some((name, hz)) => scenario_with_tone(dir, name, hz),
         None => interop_tests::workspace().join("interop-tests/sip/uas_echo.xml"),
     };
     let (sip_port_s, media_port_s) = (sip_port.to_string(), media_port.to_string());
@@ -84,7 +80,20 @@ async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value,
     if tone.is_none() {
         args.push("-rtp_echo");
     }
-    let mut uas = sipp(&args, &dir.0).expect("sipp");
+    (sipp(&args, dir).expect("sipp"), sip_port, media_port)
+}
+
+/// Registers alice and calls a sipp UAS with `extra` page parameters and a loopback
+/// capture running: the UAS runs `uas_echo.xml` echoing RTP, or, with `tone`,
+/// `(scenario, Hz)` playing that tone; the page's report, what reached the phone's
+/// media port, sipp's SIP port and sipp's exit code.
+async fn call_sipp_uas(extra: &str, tone: Option<(&str, u32)>) -> (Value, Value, u16, Option<i32>) {
+    let gw = interop_tests::start_gateway().await;
+    let registrar = kamailio().expect("kamailio");
+    let dir = Scratch::new("sipp-uas").unwrap();
+    let wav = dir.0.join("tone440.wav");
+    tone_file("wav", 440, &wav).unwrap();
+    let (mut uas, sip_port, media_port) = sipp_uas(&dir.0, tone);
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let query = format!(
@@ -530,25 +539,7 @@ async fn a_shutdown_during_a_call_says_bye_and_unregisters() {
     let dir = Scratch::new("sipp-shutdown").unwrap();
     let wav = dir.0.join("tone440.wav");
     tone_file("wav", 440, &wav).unwrap();
-    let (sip_port, media_port) = (interop_tests::free_port(), interop_tests::free_port());
-    let scenario = interop_tests::workspace().join("interop-tests/sip/uas_echo.xml");
-    let (sip_port_s, media_port_s) = (sip_port.to_string(), media_port.to_string());
-    let args = [
-        "-sf",
-        scenario.to_str().unwrap(),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &sip_port_s,
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        &media_port_s,
-        "-m",
-        "1",
-        "-rtp_echo",
-    ];
-    let mut uas = sipp(&args, &dir.0).expect("sipp");
+    let (mut uas, sip_port, media_port) = sipp_uas(&dir.0, None);
     let pcap = dir.0.join("call.pcap");
     let mut cap = capture(&pcap).expect("tcpdump");
     let query = format!(
