@@ -70,6 +70,26 @@ impl Sim {
         r
     }
 
+    fn create_session(&mut self) -> SessionId {
+        let r = self.request(
+            Target::default(),
+            json!({"janus": "create", "transaction": "c"}),
+        );
+        SessionId(r["data"]["id"].as_u64().unwrap())
+    }
+
+    fn attach(&mut self, sid: SessionId, plugin: &str) -> HandleId {
+        let at = Target {
+            session: Some(sid),
+            handle: None,
+        };
+        let r = self.request(
+            at,
+            json!({"janus": "attach", "plugin": plugin, "transaction": "a"}),
+        );
+        HandleId(r["data"]["id"].as_u64().unwrap())
+    }
+
     /// Moves the core's media commands into the engine.
     fn pump_gateway(&mut self) {
         while let Some(out) = self.gateway.poll_output() {
@@ -193,19 +213,8 @@ struct EchoCall {
 
 impl EchoCall {
     fn start(sim: &mut Sim) -> EchoCall {
-        let r = sim.request(
-            Target::default(),
-            json!({"janus": "create", "transaction": "c"}),
-        );
-        let sid = SessionId(r["data"]["id"].as_u64().unwrap());
-        let r = sim.request(
-            Target {
-                session: Some(sid),
-                handle: None,
-            },
-            json!({"janus": "attach", "plugin": "janus.plugin.echotest", "transaction": "a"}),
-        );
-        let hid = HandleId(r["data"]["id"].as_u64().unwrap());
+        let sid = sim.create_session();
+        let hid = sim.attach(sid, "janus.plugin.echotest");
         let mut change = sim.client.sdp_api();
         let audio = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let video = change.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
@@ -343,19 +352,8 @@ fn a_panicking_request_is_answered_and_the_echo_flows_on() {
     let before = call.received;
 
     // Another client's session, a handle on the panicking plugin, a message: error 490.
-    let r = sim.request(
-        Target::default(),
-        json!({"janus": "create", "transaction": "c"}),
-    );
-    let other = SessionId(r["data"]["id"].as_u64().unwrap());
-    let r = sim.request(
-        Target {
-            session: Some(other),
-            handle: None,
-        },
-        json!({"janus": "attach", "plugin": "test.plugin.panicky", "transaction": "a"}),
-    );
-    let bad = HandleId(r["data"]["id"].as_u64().unwrap());
+    let other = sim.create_session();
+    let bad = sim.attach(other, "test.plugin.panicky");
     for _ in 0..3 {
         let r = sim.request(
             at(other, bad),
