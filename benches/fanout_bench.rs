@@ -8,8 +8,7 @@
 //! `cargo bench --bench fanout_bench` (add `-- 10 100` to pick N).
 #![allow(clippy::disallowed_methods)] // a bench measures wall time
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -46,15 +45,7 @@ fn main() {
     );
     for n in counts {
         let rss_before = rss_bytes();
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--viewers", &base, &n.to_string(), &port.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines.next().and_then(Result::ok).unwrap_or_default();
-        assert_eq!(ready, "ready", "viewers process failed to start");
+        let (mut child, mut lines) = spawn_viewers(&base, n, port);
         let rss_viewers = rss_bytes();
         let cpu0 = proc_cpu_seconds();
         let t0 = Instant::now();

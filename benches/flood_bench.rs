@@ -13,9 +13,9 @@
 //! datagrams per class instead of 10^6; the API requests are a tenth of it).
 #![allow(clippy::disallowed_methods)] // a bench measures wall time
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -52,15 +52,7 @@ fn main() {
     let (running, base, port) = rt.block_on(gateway_with_mountpoint());
     let sip = running.sip.expect("SIP on");
 
-    let mut viewers = Command::new(std::env::current_exe().unwrap())
-        .args(["--viewers", &base, &VIEWERS.to_string(), &port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(viewers.stdout.take().unwrap()).lines();
-    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(ready, "ready", "viewers process failed to start");
+    let (mut viewers, mut lines) = spawn_viewers(&base, VIEWERS, port);
     std::thread::sleep(std::time::Duration::from_secs(2));
     let rss0 = rss_bytes();
     let cpu0 = proc_cpu_seconds();

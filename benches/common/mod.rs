@@ -39,6 +39,29 @@ pub(crate) fn rss_bytes() -> u64 {
         * 4096
 }
 
+/// Starts this bench's binary as the viewers' process (`--viewers`, see
+/// [`viewers_process`]) and waits for its `ready`; the child and its output lines.
+pub(crate) fn spawn_viewers(
+    base: &str,
+    n: usize,
+    port: u16,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--viewers", base, &n.to_string(), &port.to_string()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(ready, "ready", "viewers process failed to start");
+    (child, lines)
+}
+
 /// A gateway on loopback with RTP mountpoint [`MOUNTPOINT`] (H.264, pt 96): the
 /// gateway, its API's base URL and the mountpoint's RTP port.
 pub(crate) async fn gateway_with_mountpoint() -> (cardea::Running, String, u16) {
