@@ -10,11 +10,11 @@ use cardea_codecs::g711::linear_to_ulaw;
 use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePeriod};
 use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
-use tokio::sync::mpsc;
 
 use crate::api::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
-use crate::media::webrtc::{MediaCommand, SourcePacket};
+use crate::media::webrtc::queue::MediaTx;
+use crate::media::webrtc::SourcePacket;
 
 /// Picture size of the demo stream.
 pub const WIDTH: usize = 640;
@@ -57,12 +57,7 @@ fn draw(n: u32, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
 }
 
 /// Runs the demo source on the current thread until `stop` is set.
-pub fn run(
-    source: SourceId,
-    viewers: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    engine: mpsc::UnboundedSender<MediaCommand>,
-) {
+pub fn run(source: SourceId, viewers: Arc<AtomicUsize>, stop: Arc<AtomicBool>, engine: MediaTx) {
     let config = EncoderConfig::new()
         .bitrate(BitRate::from_bps(1_200_000))
         .max_frame_rate(FrameRate::from_hz(FPS as f32))
@@ -89,7 +84,7 @@ pub fn run(
     let start = Instant::now();
     let mut next_frame = start;
     let mut next_audio = start;
-    let mut emit = |p: SourcePacket| engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok();
+    let mut emit = |p: SourcePacket| engine.packet(p).is_ok();
     while !stop.load(Ordering::Relaxed) {
         if viewers.load(Ordering::Relaxed) == 0 {
             watching = false;

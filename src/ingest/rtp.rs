@@ -10,6 +10,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::api::SourceId;
+use crate::media::webrtc::queue::MediaTx;
 use crate::media::webrtc::{MediaCommand, SourcePacket};
 
 /// The fixed RTP header fields a forwarder needs (RFC 3550 §5.1).
@@ -236,6 +237,8 @@ pub fn pli(sender_ssrc: u32, media_ssrc: u32) -> [u8; 12] {
 /// Fewest milliseconds between two keyframe requests for one track: viewers joining
 /// together, or one losing packets, must not make the encoder send keyframe after keyframe.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
+/// Keyframe requests waiting for a source's RTCP task (more add nothing: one PLI per interval).
+const KEYFRAME_REQUESTS: usize = 16;
 
 /// A track's RTCP: the socket, where the source's reports come from, and the SSRC
 /// its RTP arrives with.
@@ -263,7 +266,7 @@ pub async fn run(
     source: SourceId,
     ports: Vec<RtpPort>,
     counters: Arc<SourceCounters>,
-    engine: mpsc::UnboundedSender<MediaCommand>,
+    engine: MediaTx,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     let mut rtcp_tracks = Vec::new();
@@ -316,9 +319,9 @@ pub async fn run(
         ));
     }
     if !rtcp_tracks.is_empty() {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(KEYFRAME_REQUESTS);
         if engine
-            .send(MediaCommand::KeyframeRequests { source, tx })
+            .command(MediaCommand::KeyframeRequests { source, tx })
             .is_ok()
         {
             tasks.spawn(send_plis(source, rx, rtcp_tracks, counters.clone()));
@@ -338,7 +341,7 @@ async fn read_rtp(
     mut lock: SourceLock,
     rtcp: Option<Arc<TrackRtcp>>,
     counters: Arc<SourceCounters>,
-    engine: mpsc::UnboundedSender<MediaCommand>,
+    engine: MediaTx,
 ) {
     let mut keyframes = keyframes.map(cardea_codecs::keyframe::KeyframeStarts::new);
     // Packets inserted (parameter sets) so far: later sequence numbers move up.
@@ -390,9 +393,7 @@ async fn read_rtp(
                 payload: Arc::from(payload),
                 arrival,
             };
-            engine
-                .send(MediaCommand::SourcePacket(Arc::new(packet)))
-                .is_ok()
+            engine.packet(packet).is_ok()
         };
         if let Some(sets) = h264_sets
             .as_mut()
@@ -452,7 +453,7 @@ async fn read_rtcp(source: SourceId, r: Arc<TrackRtcp>, counters: Arc<SourceCoun
 /// Sends a PLI to the source for each keyframe request the engine passes on.
 async fn send_plis(
     source: SourceId,
-    mut requests: mpsc::UnboundedReceiver<u8>,
+    mut requests: mpsc::Receiver<u8>,
     tracks: Vec<Arc<TrackRtcp>>,
     counters: Arc<SourceCounters>,
 ) {

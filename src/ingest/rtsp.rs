@@ -25,7 +25,8 @@ use cardea_codecs::keyframe::VideoCodec;
 
 use crate::api::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
-use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
+use crate::media::webrtc::queue::MediaTx;
+use crate::media::webrtc::{MediaEvent, SourcePacket};
 
 /// A camera that sends nothing for this long is taken as gone.
 const SILENCE: Duration = Duration::from_secs(10);
@@ -118,8 +119,8 @@ pub async fn run(
     source: SourceId,
     spec: RtspSpec,
     status: Arc<RtspStatus>,
-    engine: mpsc::UnboundedSender<MediaCommand>,
-    events: mpsc::UnboundedSender<MediaEvent>,
+    engine: MediaTx,
+    events: mpsc::Sender<MediaEvent>,
 ) {
     let mut lost = false;
     let mut backoff = spec.reconnect_delay.max(Duration::from_millis(200));
@@ -149,11 +150,12 @@ pub async fn run(
         }
         let mut played = false;
         let on_play = || {
-            if lost {
-                let _ = events.send(MediaEvent::SourceState {
-                    source,
-                    connected: true,
-                });
+            let reconnected = MediaEvent::SourceState {
+                source,
+                connected: true,
+            };
+            if lost && events.try_send(reconnected).is_err() {
+                tracing::warn!(%source, "event queue full: 'reconnected' not reported");
             }
         };
         let result = session(
@@ -175,10 +177,12 @@ pub async fn run(
         }
         if played || !lost {
             lost = true;
-            let _ = events.send(MediaEvent::SourceState {
-                source,
-                connected: false,
-            });
+            let _ = events
+                .send(MediaEvent::SourceState {
+                    source,
+                    connected: false,
+                })
+                .await;
         }
         status.connected.store(false, Ordering::Relaxed);
         if engine.is_closed() {
@@ -363,7 +367,7 @@ async fn session(
     source: SourceId,
     spec: &RtspSpec,
     status: &RtspStatus,
-    engine: &mpsc::UnboundedSender<MediaCommand>,
+    engine: &MediaTx,
     packetizers: &mut [TrackPacketizer],
     transcoders: &mut [Option<cardea_codecs::aac::AacToOpus>],
     played: &mut bool,
@@ -495,8 +499,7 @@ async fn session(
         };
         silent_since = now;
         *played = true;
-        let mut emit =
-            |p: SourcePacket| engine.send(MediaCommand::SourcePacket(Arc::new(p))).is_ok();
+        let mut emit = |p: SourcePacket| engine.packet(p).is_ok();
         let ok = match item {
             Item::Frame(frame) => {
                 let (stream_id, data, ts, video) = match &frame {

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::contain::lock;
 use crate::media::webrtc::engine::LocalAddrs;
+use crate::media::webrtc::queue::{self, MediaTx, COMMAND_QUEUE, EVENT_QUEUE, PACKET_QUEUE};
 use crate::media::webrtc::{self, MediaCommand, MediaCounters, MediaEvent, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
@@ -49,11 +50,11 @@ pub type LogControl = Box<dyn Fn(u8) + Send + Sync>;
 pub struct Hub {
     gateway: Mutex<Gateway>,
     clock: Arc<dyn Clock>,
-    media: mpsc::UnboundedSender<MediaCommand>,
+    media: MediaTx,
     /// Where sources report their state (same channel as the media engine's events).
-    events: mpsc::UnboundedSender<MediaEvent>,
+    events: mpsc::Sender<MediaEvent>,
     /// The SIP user agent's commands, when it runs.
-    sip: Option<mpsc::UnboundedSender<crate::ingest::sip::SipCommand>>,
+    sip: Option<mpsc::Sender<crate::ingest::sip::SipCommand>>,
     conns: Mutex<HashMap<ConnId, mpsc::Sender<String>>>,
     waiters: Mutex<HashMap<SessionId, Arc<Notify>>>,
     sources: Mutex<HashMap<SourceId, SourceTask>>,
@@ -95,7 +96,7 @@ impl Hub {
                 }
             }
             Output::Media(cmd) => {
-                let _ = self.media.send(cmd);
+                let _ = self.media.command(cmd);
             }
             Output::StartRtpSource {
                 id,
@@ -136,9 +137,7 @@ impl Hub {
                 }
             }
             Output::Sip(cmd) => match &self.sip {
-                Some(tx) => {
-                    let _ = tx.send(cmd);
-                }
+                Some(tx) => crate::ingest::sip::driver::submit(tx, &self.events, cmd),
                 None => tracing::warn!(?cmd, "SIP command while the user agent is off"),
             },
             Output::StopSource(id) => {
@@ -147,7 +146,7 @@ impl Hub {
                     Some(SourceTask::Thread(stop)) => stop.store(true, Ordering::Relaxed),
                     None => {}
                 }
-                let _ = self.media.send(MediaCommand::DropSource(id));
+                let _ = self.media.command(MediaCommand::DropSource(id));
             }
             Output::SetLogLevel(level) => {
                 if let Some(f) = &self.log_control {
@@ -255,6 +254,7 @@ impl Running {
             let (done, finished) = tokio::sync::oneshot::channel();
             if sip
                 .send(crate::ingest::sip::SipCommand::Shutdown { grace, done })
+                .await
                 .is_ok()
             {
                 let _ = tokio::time::timeout(grace + Duration::from_secs(1), finished).await;
@@ -378,10 +378,10 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         counters.clone(),
         opts.clock.now(),
     );
-    let (media_tx, media_rx) = mpsc::unbounded_channel();
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let (media_tx, media_rx) = queue::channel(PACKET_QUEUE, COMMAND_QUEUE, counters.clone());
+    let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+    let (sip_tx, sip_rx) = mpsc::channel(crate::ingest::sip::driver::COMMAND_QUEUE);
     let hub = Arc::new(Hub {
         gateway: Mutex::new(gateway),
         clock: opts.clock.clone(),

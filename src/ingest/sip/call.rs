@@ -20,7 +20,8 @@ use super::srtp::{Crypto, SrtpLeg};
 use super::{CallEvent, CallMedia, CallOp, SipEvent, SrtpMode};
 use crate::api::HandleId;
 use crate::ingest::rtp::RtpHeader;
-use crate::media::webrtc::{MediaCommand, MediaEvent, SourcePacket};
+use crate::media::webrtc::queue::MediaTx;
+use crate::media::webrtc::{MediaEvent, SourcePacket};
 
 /// Our telephone-event payload type on the SIP leg.
 const TELEPHONE_EVENT_PT: u8 = 101;
@@ -36,6 +37,8 @@ pub const SIP_CODECS: [SipCodec; 4] = [
 ];
 /// How long an INFO/MESSAGE/REFER/re-INVITE waits for its answer (timer F).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(32);
+/// In-dialog requests we sent (INFO, MESSAGE, REFER, re-INVITE) that may await their answer at once.
+const IN_FLIGHT: usize = 16;
 
 /// What every call task needs from the driver.
 #[derive(Clone)]
@@ -43,9 +46,9 @@ pub struct CallCtx {
     /// The handle the call belongs to.
     pub handle: HandleId,
     /// Where events go (the core's channel).
-    pub events: mpsc::UnboundedSender<MediaEvent>,
+    pub events: mpsc::Sender<MediaEvent>,
     /// The media engine, for the audio toward the browser.
-    pub engine: mpsc::UnboundedSender<MediaCommand>,
+    pub engine: MediaTx,
     /// Where the media sockets bind.
     pub media_ip: IpAddr,
     /// The address written in our SDP.
@@ -56,10 +59,31 @@ pub struct CallCtx {
 
 impl CallCtx {
     pub(super) fn emit(&self, what: CallEvent) {
-        let _ = self.events.send(MediaEvent::Sip(SipEvent::Call {
-            handle: self.handle,
-            what,
-        }));
+        super::driver::report(
+            &self.events,
+            SipEvent::Call {
+                handle: self.handle,
+                what,
+            },
+        );
+    }
+
+    /// Room for the outcome of one more in-dialog request we send, or `None` (and a
+    /// 503 reported as `what`'s outcome) when [`IN_FLIGHT`] are unanswered already.
+    fn slot(
+        &self,
+        done: &mpsc::Sender<CallEvent>,
+        what: &'static str,
+    ) -> Option<mpsc::OwnedPermit<CallEvent>> {
+        let slot = done.clone().try_reserve_owned().ok();
+        if slot.is_none() {
+            self.emit(CallEvent::Delivery {
+                what,
+                code: 503,
+                reason: format!("{IN_FLIGHT} requests in this dialog are unanswered"),
+            });
+        }
+        slot
     }
 }
 
@@ -163,7 +187,7 @@ pub async fn outgoing(
     layer: Arc<DialogLayer>,
     mut opt: InviteOption,
     media: CallMedia,
-    mut ops: mpsc::UnboundedReceiver<CallOp>,
+    mut ops: mpsc::Receiver<CallOp>,
 ) {
     // Without transcoding the browser's codec (PCMU) is the only one both legs can share.
     let codecs = match media.browser {
@@ -210,7 +234,7 @@ pub async fn incoming(
     mut states: DialogStateReceiver,
     remote: RemoteAudio,
     codec: SipCodec,
-    mut ops: mpsc::UnboundedReceiver<CallOp>,
+    mut ops: mpsc::Receiver<CallOp>,
 ) {
     // Until the browser answers (or sends early media): ringing, decline, or the
     // caller gives up.
@@ -337,7 +361,7 @@ fn final_answer(
 
 /// The call's audio toward the browser: a source the browser's PeerConnection reads.
 struct ToBrowser {
-    engine: mpsc::UnboundedSender<MediaCommand>,
+    engine: MediaTx,
     source: crate::api::SourceId,
     pt: u8,
     seq: u16,
@@ -346,24 +370,22 @@ struct ToBrowser {
 impl ToBrowser {
     fn send(&mut self, payload: &[u8], ts: u32) {
         self.seq = self.seq.wrapping_add(1);
-        let _ = self
-            .engine
-            .send(MediaCommand::SourcePacket(Arc::new(SourcePacket {
-                source: self.source,
-                track: 0,
-                header: RtpHeader {
-                    pt: self.pt,
-                    marker: false,
-                    seq: self.seq,
-                    timestamp: ts,
-                    ssrc: 0,
-                    payload_offset: 0,
-                    payload_end: payload.len(),
-                },
-                payload: Arc::from(payload),
-                keyframe: None,
-                arrival: now(),
-            })));
+        let _ = self.engine.packet(SourcePacket {
+            source: self.source,
+            track: 0,
+            header: RtpHeader {
+                pt: self.pt,
+                marker: false,
+                seq: self.seq,
+                timestamp: ts,
+                ssrc: 0,
+                payload_offset: 0,
+                payload_end: payload.len(),
+            },
+            payload: Arc::from(payload),
+            keyframe: None,
+            arrival: now(),
+        });
     }
 }
 
@@ -463,7 +485,7 @@ async fn in_call(
     local: LocalMedia,
     media: CallMedia,
     answer: Answer,
-    ops: &mut mpsc::UnboundedReceiver<CallOp>,
+    ops: &mut mpsc::Receiver<CallOp>,
 ) -> CallEvent {
     let LocalMedia {
         rtp,
@@ -537,7 +559,7 @@ async fn in_call(
     let mut buf = [0u8; 2048];
     let mut rbuf = [0u8; 1500];
     // A re-INVITE or INFO we sent, answered in its own task; its outcome comes back here.
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<CallEvent>();
+    let (done_tx, mut done_rx) = mpsc::channel::<CallEvent>(IN_FLIGHT);
     // Before the final answer: the dialog ended (its final answer tells how), CANCEL sent.
     let mut ended_early = None;
     let mut cancelled = false;
@@ -772,31 +794,39 @@ async fn in_call(
                 }
                 Some(CallOp::Direction(d)) => {
                     let Some((bridge, _)) = bridge.as_mut() else { continue };
+                    let Some(done) = ctx.slot(&done_tx, "update") else { continue };
                     our_sdp.version += 1;
                     our_sdp.direction = d;
                     bridge.set_direction(d);
-                    let (dialog, done, body) = (dialog.clone(), done_tx.clone(), our_sdp.to_sdp().into_bytes());
+                    let (dialog, body) = (dialog.clone(), our_sdp.to_sdp().into_bytes());
                     tokio::spawn(async move {
                         let r = tokio::time::timeout(REQUEST_TIMEOUT, dialog.reinvite(Some(vec![content_type("application/sdp")]), Some(body))).await;
                         let code = match r {
                             Ok(Ok(Some(resp))) => resp.status_code.code(),
                             _ => 408,
                         };
-                        let _ = done.send(CallEvent::DirectionSet { direction: d, code });
+                        done.send(CallEvent::DirectionSet { direction: d, code });
                     });
                 }
                 Some(CallOp::DtmfInfo { digit, duration }) => {
                     let body = format!("Signal={digit}\r\nDuration={duration}\r\n");
-                    send_in_dialog(dialog, &done_tx, "info", "application/dtmf-relay", body);
+                    if let Some(done) = ctx.slot(&done_tx, "info") {
+                        send_in_dialog(dialog, done, "info", "application/dtmf-relay", body);
+                    }
                 }
                 Some(CallOp::Info { content_type, content }) => {
-                    send_in_dialog(dialog, &done_tx, "info", &content_type, content);
+                    if let Some(done) = ctx.slot(&done_tx, "info") {
+                        send_in_dialog(dialog, done, "info", &content_type, content);
+                    }
                 }
                 Some(CallOp::Message { content_type, content }) => {
-                    send_in_dialog(dialog, &done_tx, "message", &content_type, content);
+                    if let Some(done) = ctx.slot(&done_tx, "message") {
+                        send_in_dialog(dialog, done, "message", &content_type, content);
+                    }
                 }
                 Some(CallOp::Transfer { uri }) => {
-                    let (dialog, done) = (dialog.clone(), done_tx.clone());
+                    let Some(done) = ctx.slot(&done_tx, "transfer") else { continue };
+                    let dialog = dialog.clone();
                     tokio::spawn(async move {
                         let code = match uri.parse::<rsipstack::sip::Uri>() {
                             Ok(to) => match tokio::time::timeout(REQUEST_TIMEOUT, dialog.refer(to, None, None)).await {
@@ -805,7 +835,7 @@ async fn in_call(
                             },
                             Err(_) => 400,
                         };
-                        let _ = done.send(CallEvent::Delivery { what: "transfer", code, reason: StatusCode::from(code).text().to_owned() });
+                        done.send(CallEvent::Delivery { what: "transfer", code, reason: StatusCode::from(code).text().to_owned() });
                     });
                 }
                 Some(CallOp::Accept(_) | CallOp::Progress(_) | CallOp::Ringing | CallOp::Decline(_)) => {}
@@ -817,12 +847,12 @@ async fn in_call(
 /// Sends an INFO or MESSAGE in the dialog from its own task; its final answer comes back as [`CallEvent::Delivery`].
 fn send_in_dialog(
     dialog: &InviteDialog,
-    done: &mpsc::UnboundedSender<CallEvent>,
+    done: mpsc::OwnedPermit<CallEvent>,
     what: &'static str,
     ct: &str,
     body: String,
 ) {
-    let (dialog, done, headers) = (dialog.clone(), done.clone(), vec![content_type(ct)]);
+    let (dialog, headers) = (dialog.clone(), vec![content_type(ct)]);
     tokio::spawn(async move {
         let fut = async {
             if what == "info" {
@@ -842,7 +872,7 @@ fn send_in_dialog(
             Ok(Err(e)) => (408, e.to_string()),
             Err(_) => (408, "Request Timeout".to_owned()),
         };
-        let _ = done.send(CallEvent::Delivery { what, code, reason });
+        done.send(CallEvent::Delivery { what, code, reason });
     });
 }
 

@@ -30,13 +30,94 @@ use super::call::{self, CallCtx, SIP_CODECS};
 use super::sdp::SipCodec;
 use super::{sdp, Account, CallEvent, CallOp, SipCommand, SipEvent};
 use crate::api::HandleId;
-use crate::media::webrtc::{MediaCommand, MediaEvent};
+use crate::media::webrtc::queue::MediaTx;
+use crate::media::webrtc::MediaEvent;
 
 /// RFC 3261 timer F (64 × T1): how long a REGISTER waits for any final answer.
 /// rsipstack ends the transaction with a 408 then; this guard (2 s later) only
 /// covers a transaction that never ends.
 const TIMER_F: Duration = Duration::from_secs(32);
 const GUARD: Duration = Duration::from_secs(34);
+/// Operations (DTMF, hold, INFO…) a call may have waiting for its task.
+const CALL_OPS: usize = 32;
+
+/// Reports `event` to the core without waiting (from code that cannot): when the core
+/// is a whole queue behind, the event is dropped and logged.
+pub(super) fn report(events: &mpsc::Sender<MediaEvent>, event: SipEvent) {
+    if let Err(e) = events.try_send(MediaEvent::Sip(event)) {
+        drop(e.into_inner()); // its fields may be private (message bodies): not logged
+        tracing::warn!("event queue full: SIP event dropped");
+    }
+}
+
+/// Commands the user agent may be behind by.
+pub const COMMAND_QUEUE: usize = 1024;
+
+/// Hands `cmd` to the user agent without waiting. When it is a whole queue behind, a
+/// command that releases something waits for room in a task of its own; a new
+/// registration, call or message fails at once with 503, reported as its outcome.
+pub fn submit(tx: &mpsc::Sender<SipCommand>, events: &mpsc::Sender<MediaEvent>, cmd: SipCommand) {
+    let cmd = match tx.try_send(cmd) {
+        Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
+        Err(mpsc::error::TrySendError::Full(cmd)) => cmd,
+    };
+    const BUSY: &str = "SIP user agent overloaded";
+    let failed = |code| (code, BUSY.to_owned());
+    let outcome = match cmd {
+        SipCommand::Unregister { .. } | SipCommand::Forget { .. } | SipCommand::Shutdown { .. } => {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.send(cmd).await });
+            return;
+        }
+        SipCommand::Register { handle, .. } => {
+            let (code, reason) = failed(503);
+            SipEvent::RegistrationFailed {
+                handle,
+                code,
+                reason,
+            }
+        }
+        SipCommand::Call { handle, .. } => {
+            let (code, reason) = failed(503);
+            SipEvent::Call {
+                handle,
+                what: CallEvent::Ended { code, reason },
+            }
+        }
+        SipCommand::Message {
+            handle, call_id, ..
+        } => {
+            let (code, reason) = failed(503);
+            SipEvent::MessageDelivery {
+                handle,
+                call_id,
+                code,
+                reason,
+            }
+        }
+        SipCommand::InCall { handle, .. } => {
+            let (code, reason) = failed(503);
+            SipEvent::Call {
+                handle,
+                what: CallEvent::Delivery {
+                    what: "operation",
+                    code,
+                    reason,
+                },
+            }
+        }
+    };
+    tracing::warn!("{BUSY}: a command refused");
+    report(events, outcome);
+}
+
+/// Asks a call to hang up; the request waits for room rather than being lost.
+fn hang_up(ops: &mpsc::Sender<CallOp>) {
+    if let Err(mpsc::error::TrySendError::Full(op)) = ops.try_send(CallOp::Hangup) {
+        let ops = ops.clone();
+        tokio::spawn(async move { ops.send(op).await });
+    }
+}
 
 /// Where the user agent listens and what it calls itself.
 #[derive(Debug, Clone)]
@@ -165,7 +246,7 @@ struct RegStatus {
 
 /// A handle's call: its task and how to reach it.
 struct CallSlot {
-    ops: mpsc::UnboundedSender<CallOp>,
+    ops: mpsc::Sender<CallOp>,
     task: JoinHandle<()>,
 }
 
@@ -175,8 +256,8 @@ struct State {
     layer: Arc<DialogLayer>,
     bound: HashMap<HandleId, Bound>,
     calls: HashMap<HandleId, CallSlot>,
-    events: mpsc::UnboundedSender<MediaEvent>,
-    engine: mpsc::UnboundedSender<MediaCommand>,
+    events: mpsc::Sender<MediaEvent>,
+    engine: MediaTx,
     media_ip: IpAddr,
     sdp_ip: IpAddr,
     /// Our address in Contact headers of requests and dialogs over TCP.
@@ -203,9 +284,7 @@ impl State {
     }
 
     fn emit(&self, handle: HandleId, what: CallEvent) {
-        let _ = self
-            .events
-            .send(MediaEvent::Sip(SipEvent::Call { handle, what }));
+        report(&self.events, SipEvent::Call { handle, what });
     }
 
     /// The handle's call, if one is going on.
@@ -224,9 +303,9 @@ impl State {
 /// Runs the user agent until shutdown or until the command channel closes.
 pub async fn run(
     sip: SipEndpoint,
-    mut commands: mpsc::UnboundedReceiver<SipCommand>,
-    events: mpsc::UnboundedSender<MediaEvent>,
-    engine: mpsc::UnboundedSender<MediaCommand>,
+    mut commands: mpsc::Receiver<SipCommand>,
+    events: mpsc::Sender<MediaEvent>,
+    engine: MediaTx,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let SipEndpoint {
@@ -333,16 +412,20 @@ fn handle_incoming(st: &mut State, tx: Transaction) {
                 .to_owned();
             let (sender, display_name) = caller_of(&tx);
             let content = String::from_utf8_lossy(&tx.original.body).into_owned();
-            let _ = st
+            let delivered = st
                 .events
-                .send(MediaEvent::Sip(SipEvent::OutOfDialogMessage {
+                .try_send(MediaEvent::Sip(SipEvent::OutOfDialogMessage {
                     handle,
                     sender,
                     display_name,
                     content_type: ct,
                     content,
                 }));
-            reply(tx, StatusCode::OK);
+            match delivered {
+                Ok(()) => reply(tx, StatusCode::OK),
+                // The core is a whole queue behind: the sender may retry.
+                Err(_) => reply(tx, StatusCode::ServiceUnavailable),
+            }
         }
         Method::Ack => {}
         Method::Bye | Method::Cancel => reply(tx, StatusCode::CallTransactionDoesNotExist),
@@ -484,7 +567,7 @@ fn incoming_invite(st: &mut State, tx: Transaction) {
             tracing::debug!(error = %e, "incoming INVITE transaction failed");
         }
     });
-    let (ops_tx, ops) = mpsc::unbounded_channel();
+    let (ops_tx, ops) = mpsc::channel(CALL_OPS);
     let task = tokio::spawn(call::incoming(
         st.ctx(handle),
         st.layer.clone(),
@@ -517,22 +600,19 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                 Ok(b) => {
                     st.bound.insert(handle, b);
                 }
-                Err(reason) => {
-                    let _ = st
-                        .events
-                        .send(MediaEvent::Sip(SipEvent::RegistrationFailed {
-                            handle,
-                            code: 400,
-                            reason,
-                        }));
-                }
+                Err(reason) => report(
+                    &st.events,
+                    SipEvent::RegistrationFailed {
+                        handle,
+                        code: 400,
+                        reason,
+                    },
+                ),
             }
         }
         SipCommand::Unregister { handle } => {
             let Some(b) = st.bound.remove(&handle) else {
-                let _ = st
-                    .events
-                    .send(MediaEvent::Sip(SipEvent::Unregistered { handle }));
+                report(&st.events, SipEvent::Unregistered { handle });
                 return;
             };
             b.refresher.abort();
@@ -546,7 +626,9 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                     Ok(Err(e)) => tracing::debug!(%handle, error = %e, "unregister failed"),
                     Err(_) => tracing::debug!(%handle, "unregister timed out"),
                 }
-                let _ = events.send(MediaEvent::Sip(SipEvent::Unregistered { handle }));
+                let _ = events
+                    .send(MediaEvent::Sip(SipEvent::Unregistered { handle }))
+                    .await;
             });
         }
         SipCommand::Call {
@@ -574,7 +656,7 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                 });
             match prepared {
                 Ok((mut opt, proxy)) => {
-                    let (ops_tx, ops) = mpsc::unbounded_channel();
+                    let (ops_tx, ops) = mpsc::channel(CALL_OPS);
                     let (ctx, layer, local) = (st.ctx(handle), st.layer.clone(), st.local);
                     let transport = uses_tcp(&account).then_some(Transport::Tcp);
                     let task = tokio::spawn(async move {
@@ -602,7 +684,17 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
         }
         SipCommand::InCall { handle, op } => match st.live_call(handle) {
             Some(c) => {
-                let _ = c.ops.send(op);
+                if c.ops.try_send(op).is_err() {
+                    tracing::warn!(%handle, "call busy: {CALL_OPS} operations pending, one refused");
+                    st.emit(
+                        handle,
+                        CallEvent::Delivery {
+                            what: "operation",
+                            code: 503,
+                            reason: "too many operations pending".into(),
+                        },
+                    );
+                }
             }
             None => tracing::debug!(%handle, ?op, "no call for this operation"),
         },
@@ -627,12 +719,14 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                 };
                 let (code, reason) = send_message(&inner, local, message).await;
                 tracing::debug!(%handle, code, "MESSAGE delivered");
-                let _ = events.send(MediaEvent::Sip(SipEvent::MessageDelivery {
-                    handle,
-                    call_id,
-                    code,
-                    reason,
-                }));
+                let _ = events
+                    .send(MediaEvent::Sip(SipEvent::MessageDelivery {
+                        handle,
+                        call_id,
+                        code,
+                        reason,
+                    }))
+                    .await;
             });
         }
         SipCommand::Shutdown { grace, done } => {
@@ -640,7 +734,7 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
             for (handle, c) in st.calls.drain() {
                 if !c.task.is_finished() {
                     tracing::info!(%handle, "shutting down: hanging up the call");
-                    let _ = c.ops.send(CallOp::Hangup);
+                    hang_up(&c.ops);
                     ending.push(c.task);
                 }
             }
@@ -666,7 +760,7 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
         SipCommand::Forget { handle } => {
             if let Some(c) = st.calls.remove(&handle) {
                 // Hang up (BYE or CANCEL) and let the task end by itself.
-                let _ = c.ops.send(CallOp::Hangup);
+                hang_up(&c.ops);
             }
             if let Some(b) = st.bound.remove(&handle) {
                 b.refresher.abort();
@@ -757,7 +851,7 @@ fn start_registration(st: &State, handle: HandleId, account: Account) -> Result<
             // The route lives exactly as long as the registration.
             crate::contain::lock(&seen).registered = registered;
             tracing::debug!(%handle, ?event, "REGISTER outcome");
-            if events.send(MediaEvent::Sip(event)).is_err() {
+            if events.send(MediaEvent::Sip(event)).await.is_err() {
                 return;
             }
             if registered {
@@ -1197,5 +1291,37 @@ mod tests {
             tcp_contact("alice", "192.0.2.7:5062".parse().unwrap()).to_string(),
             "sip:alice@192.0.2.7:5062;transport=TCP"
         );
+    }
+
+    #[tokio::test]
+    async fn a_full_command_queue_fails_new_work_and_keeps_releases() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let (events, mut news) = mpsc::channel(8);
+        let handle = HandleId(7);
+        submit(&tx, &events, SipCommand::Unregister { handle });
+        // Full now: a registration fails with 503 at once, a Forget waits for room.
+        let account = Account {
+            uri: "sip:alice@127.0.0.1".into(),
+            user: "alice".into(),
+            domain: "127.0.0.1".into(),
+            secret: Some("s3cret".into()),
+            authuser: None,
+            proxy: None,
+            ttl: 60,
+            headers: vec![],
+            transcode: true,
+        };
+        submit(&tx, &events, SipCommand::Register { handle, account });
+        submit(&tx, &events, SipCommand::Forget { handle });
+        match news.try_recv() {
+            Ok(MediaEvent::Sip(SipEvent::RegistrationFailed { code: 503, .. })) => {}
+            other => panic!("expected a 503 registration failure, got {other:?}"),
+        }
+        assert!(matches!(
+            rx.recv().await,
+            Some(SipCommand::Unregister { .. })
+        ));
+        assert!(matches!(rx.recv().await, Some(SipCommand::Forget { .. })));
+        assert!(rx.try_recv().is_err());
     }
 }

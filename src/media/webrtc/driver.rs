@@ -9,6 +9,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
 use super::engine::{Engine, LocalAddrs};
+use super::queue::MediaRx;
 use super::{MediaCommand, MediaCounters, MediaEvent};
 
 /// Largest datagram read; WebRTC keeps under ~1200 bytes, this leaves room for jumbo garbage.
@@ -19,10 +20,14 @@ pub async fn run(
     socket: UdpSocket,
     local: LocalAddrs,
     counters: Arc<MediaCounters>,
-    mut commands: mpsc::UnboundedReceiver<MediaCommand>,
-    events: mpsc::UnboundedSender<MediaEvent>,
+    queues: MediaRx,
+    events: mpsc::Sender<MediaEvent>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let MediaRx {
+        mut packets,
+        mut commands,
+    } = queues;
     let mut engine = Engine::new(local, counters);
     let mut buf = vec![0u8; RECV_BUF];
     let send_to = |socket: &UdpSocket, dst: SocketAddr, data: &[u8]| {
@@ -54,6 +59,11 @@ pub async fn run(
                 }
                 Err(e) => tracing::debug!(error = %e, "UDP receive error"),
             },
+            packet = packets.recv() => match packet {
+                #[allow(clippy::disallowed_methods)] // the driver owns the clock
+                Some(p) => contained("packet", || engine.handle_command(Instant::now(), MediaCommand::SourcePacket(p), &mut |d, b| send_to(&socket, d, b))),
+                None => break,
+            },
             cmd = commands.recv() => match cmd {
                 #[allow(clippy::disallowed_methods)] // the driver owns the clock
                 Some(cmd) => contained("command", || engine.handle_command(Instant::now(), cmd, &mut |d, b| send_to(&socket, d, b))),
@@ -66,9 +76,16 @@ pub async fn run(
             }
             _ = shutdown.changed() => break,
         }
-        while let Some(ev) = engine.poll_event() {
-            if events.send(ev).is_err() {
-                return;
+        // Events wait in the engine while the core is a whole queue behind.
+        loop {
+            let permit = match events.try_reserve() {
+                Ok(permit) => permit,
+                Err(mpsc::error::TrySendError::Full(())) => break,
+                Err(mpsc::error::TrySendError::Closed(())) => return,
+            };
+            match engine.poll_event() {
+                Some(ev) => permit.send(ev),
+                None => break,
             }
         }
     }

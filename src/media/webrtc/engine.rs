@@ -118,7 +118,7 @@ pub struct Engine {
     /// latest to name it).
     by_candidate: HashMap<SocketAddr, PeerId>,
     /// Where keyframe requests for each source's tracks go (RTP sources with RTCP).
-    keyframe_tx: HashMap<SourceId, mpsc::UnboundedSender<u8>>,
+    keyframe_tx: HashMap<SourceId, mpsc::Sender<u8>>,
     local: LocalAddrs,
     counters: Arc<MediaCounters>,
     events: VecDeque<MediaEvent>,
@@ -670,14 +670,14 @@ fn unsubscribe(subscribers: &mut HashMap<SourceId, Vec<PeerId>>, id: PeerId, sou
 }
 
 /// Hands the keyframe requests a peer's handler made to its sources' channels.
-fn pass_keyframe_requests(p: &mut Peer, channels: &HashMap<SourceId, mpsc::UnboundedSender<u8>>) {
+fn pass_keyframe_requests(p: &mut Peer, channels: &HashMap<SourceId, mpsc::Sender<u8>>) {
     if p.source_keyframes.is_empty() {
         return;
     }
     for source in &p.subscriptions {
         if let Some(tx) = channels.get(source) {
             for track in &p.source_keyframes {
-                let _ = tx.send(*track);
+                let _ = tx.try_send(*track); // full: requests are pending already
             }
         }
     }

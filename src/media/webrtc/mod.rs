@@ -24,6 +24,7 @@ use crate::plugin::MediaHandler;
 pub mod demux;
 pub mod driver;
 pub mod engine;
+pub mod queue;
 
 /// Why a PeerConnection could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +63,7 @@ pub enum MediaCommand {
         /// The source.
         source: SourceId,
         /// Receives the track index each time a viewer needs a keyframe.
-        tx: tokio::sync::mpsc::UnboundedSender<u8>,
+        tx: tokio::sync::mpsc::Sender<u8>,
     },
     /// A source stopped: its GOP cache and keyframe channel are dropped.
     DropSource(SourceId),
@@ -333,6 +334,10 @@ pub struct MediaCounters {
     pub peers: AtomicU64,
     /// Peers closed because handling their media panicked (always a bug to report).
     pub peer_panics: AtomicU64,
+    /// Source packets dropped because the engine was a whole queue behind.
+    pub dropped_queue_full: AtomicU64,
+    /// Control commands refused because the engine was a whole queue behind.
+    pub dropped_commands: AtomicU64,
 }
 
 impl MediaCounters {
@@ -346,6 +351,8 @@ impl MediaCounters {
             "dropped_rejected": r(&self.dropped_rejected),
             "peers": r(&self.peers),
             "peer_panics": r(&self.peer_panics),
+            "dropped_queue_full": r(&self.dropped_queue_full),
+            "dropped_commands": r(&self.dropped_commands),
         })
     }
 }
