@@ -12,10 +12,12 @@ use cardea::config::Config;
 use cardea::media::webrtc::engine::{Engine, LocalAddrs};
 use cardea::media::webrtc::{MediaCounters, WebrtcFactory};
 use cardea::plugin::echotest::EchoTest;
-use cardea::plugin::{Plugin, PluginCtx, PluginInfo, PluginMessage, PluginResult};
+use cardea::plugin::{
+    MediaHandler, MediaOut, Plugin, PluginCtx, PluginInfo, PluginMessage, PluginResult,
+};
 use serde_json::{json, Map, Value};
 use str0m::change::SdpAnswer;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, MediaData, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output as RtcOutput, Rtc};
 
@@ -166,8 +168,23 @@ impl Sim {
     }
 }
 
-/// A plugin whose every message panics: a bug in one request's path.
+/// A plugin whose every message panics (a bug in one request's path), except an offer:
+/// that is answered with a PeerConnection whose media handling panics.
 struct Panicky;
+
+/// Panics on the peer's first frame: a bug in one peer's media path.
+struct PanickyMedia;
+
+impl MediaHandler for PanickyMedia {
+    fn incoming_media(&mut self, _out: &mut MediaOut<'_>, data: &MediaData) {
+        let kind = if data.params.spec().codec.is_audio() {
+            "é"
+        } else {
+            "ü"
+        };
+        let _ = &kind[..1];
+    }
+}
 
 impl Plugin for Panicky {
     fn info(&self) -> PluginInfo {
@@ -184,7 +201,14 @@ impl Plugin for Panicky {
         Ok(())
     }
 
-    fn handle_message(&mut self, _ctx: &mut PluginCtx<'_>, _msg: PluginMessage) -> PluginResult {
+    fn handle_message(&mut self, ctx: &mut PluginCtx<'_>, msg: PluginMessage) -> PluginResult {
+        if let Some(offer) = &msg.jsep {
+            let answer = ctx.accept_offer(msg.handle, offer, Box::new(PanickyMedia));
+            let answer = answer.expect("an answer").to_json();
+            let tx = Some(msg.transaction.as_str());
+            ctx.push_event(msg.handle, tx, json!({"panicky": "ok"}), Some(answer));
+            return PluginResult::OkWait(None);
+        }
         let kind = "é";
         // The slice that once took the gateway down: a byte index inside a character.
         PluginResult::Ok(json!({ "initial": &kind[..1] }))
@@ -213,8 +237,13 @@ struct EchoCall {
 
 impl EchoCall {
     fn start(sim: &mut Sim) -> EchoCall {
+        EchoCall::start_on(sim, "janus.plugin.echotest")
+    }
+
+    /// A call like the echo test's to another plugin.
+    fn start_on(sim: &mut Sim, plugin: &str) -> EchoCall {
         let sid = sim.create_session();
-        let hid = sim.attach(sid, "janus.plugin.echotest");
+        let hid = sim.attach(sid, plugin);
         let mut change = sim.client.sdp_api();
         let audio = change.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
         let video = change.add_media(MediaKind::Video, Direction::SendRecv, None, None, None);
@@ -378,4 +407,51 @@ fn a_panicking_request_is_answered_and_the_echo_flows_on() {
     assert!(after[0] > 140 && after[1] > 80, "{after:?}");
     let evs = sim.events(call.sid);
     assert!(!evs.iter().any(|e| e["janus"] == "hangup"), "{evs:?}");
+}
+
+#[test]
+fn a_peer_whose_media_panics_is_hung_up_and_the_gateway_answers_on() {
+    let mut sim = Sim::new();
+    let mut call = EchoCall::start_on(&mut sim, "test.plugin.panicky");
+    call.run(&mut sim, 3);
+    assert!(call.connected, "ICE and DTLS completed before the media");
+    assert!(
+        call.audio_sent > 100,
+        "the client sent media: {}",
+        call.audio_sent
+    );
+
+    // The peer's first frame panicked in its handler: that peer is closed, its handle
+    // told why, the panic counted; the gateway answers on.
+    let evs = sim.events(call.sid);
+    let hangup = evs
+        .iter()
+        .find(|e| e["janus"] == "hangup" && e["sender"] == call.hid.0)
+        .unwrap_or_else(|| panic!("a hangup for the handle: {evs:?}"));
+    assert_eq!(hangup["reason"], "Internal error", "{hangup}");
+    assert_eq!(
+        sim.counters
+            .peer_panics
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert!(sim.engine.is_empty(), "the panicking peer is gone");
+    assert_eq!(
+        call.received,
+        [0, 0],
+        "a handler that panics relays nothing"
+    );
+
+    // A new echo call on the same engine: its media comes back. (The sim's one client
+    // is reused, so the first call is over at the client too.)
+    let mut sim2 = Sim::new();
+    std::mem::swap(&mut sim.client, &mut sim2.client);
+    let mut echo = EchoCall::start(&mut sim);
+    echo.run(&mut sim, 3);
+    println!("echoed after the panic: {:?}", echo.received);
+    assert!(
+        echo.received[0] > 100 && echo.received[1] > 60,
+        "{:?}",
+        echo.received
+    );
 }
