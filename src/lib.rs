@@ -43,3 +43,15 @@ pub mod transport;
 
 pub use config::Config;
 pub use transport::{start, Running, StartOptions};
+
+/// What `--check-config` and a start check beyond the file's own rules: each plugin's
+/// configured objects as the plugin would take them (mountpoints, today).
+pub fn check_plugins(config: &Config, path: &std::path::Path) -> Result<(), config::ConfigError> {
+    plugin::streaming::check_configured(&config.streaming).map_err(|message| {
+        config::ConfigError::Invalid {
+            path: path.to_owned(),
+            key: "streaming.mountpoints",
+            message,
+        }
+    })
+}

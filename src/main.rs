@@ -47,6 +47,14 @@ fn main() -> ExitCode {
         None => Config::default(),
     };
     if cli.check_config {
+        let path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| "(built-in defaults)".into());
+        if let Err(e) = cardea::check_plugins(&config, &path) {
+            eprintln!("cardea: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
         println!(
             "configuration OK{}",
             cli.config

@@ -134,3 +134,97 @@ fn sigterm_stops_the_gateway_with_status_zero() {
     assert!(log.iter().any(|l| l.contains("shutting down")), "{log:?}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A file whose loopback listeners and RTP ports never clash with another test's.
+const LOOPBACK: &str = "[http]\nbind = \"127.0.0.1:0\"\nadmin_bind = \"127.0.0.1:0\"\n\
+    [websocket]\nbind = \"127.0.0.1:0\"\nadmin_bind = \"127.0.0.1:0\"\n\
+    [media]\nudp_bind = \"127.0.0.1:0\"\nhost_addresses = [\"127.0.0.1\"]\n\
+    [web]\nenabled = false\n[streaming]\nrtp_bind_ip = \"127.0.0.1\"\n";
+
+#[test]
+fn a_bad_mountpoint_is_named_by_check_config_and_stops_the_start() {
+    let dir = std::env::temp_dir().join(format!("cardea-cli-mp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rtp = |port: u16, codec: &str, fmtp: &str| {
+        format!(
+            "type = \"rtp\"\nmedia = [{{ type = \"video\", mid = \"v\", port = {port}, pt = 96, \
+             codec = \"{codec}\"{fmtp} }}]\n"
+        )
+    };
+    // (mountpoints, what the message must name)
+    let cases = [
+        (
+            "[[streaming.mountpoints]]\nid = 3\nname = \"door\"\ntype = \"rtsp\"\n".to_owned(),
+            vec!["mountpoint 3 (\"door\")", "(url)"],
+        ),
+        (
+            format!("[[streaming.mountpoints]]\nid = 4\n{}", rtp(0, "mjpeg", "")),
+            vec!["mountpoint 4", "media[0]", "codec", "mjpeg"],
+        ),
+        (
+            format!(
+                "[[streaming.mountpoints]]\nid = 5\ntype = \"demo\"\n\
+                 [[streaming.mountpoints]]\nid = 5\n{}",
+                rtp(0, "vp8", "")
+            ),
+            vec!["mountpoint 5", "id 5"],
+        ),
+        (
+            format!(
+                "[[streaming.mountpoints]]\nid = 6\n{}[[streaming.mountpoints]]\nid = 7\n{}",
+                rtp(47004, "vp8", ""),
+                rtp(47004, "h264", "")
+            ),
+            vec!["mountpoint 7", "port 47004", "mountpoint 6"],
+        ),
+        (
+            format!(
+                "[[streaming.mountpoints]]\nid = 8\n{}",
+                rtp(
+                    0,
+                    "h264",
+                    ", fmtp = \"profile-level-id=xyz;packetization-mode=1\""
+                )
+            ),
+            vec!["mountpoint 8", "media[0]", "fmtp", "profile-level-id"],
+        ),
+        (
+            "[[streaming.mountpoints]]\nid = 9\ntype = \"rtsp\"\nurl = \"rtsp://127.0.0.1/cam\"\n\
+             videocodec = \"h264\"\nvideofmtp = \"packetization-mode=7\"\n"
+                .to_owned(),
+            vec!["mountpoint 9", "fmtp", "packetization-mode"],
+        ),
+    ];
+    for (n, (mountpoints, names)) in cases.iter().enumerate() {
+        let file = dir.join(format!("mp{n}.toml"));
+        std::fs::write(&file, format!("{LOOPBACK}{mountpoints}")).unwrap();
+        let path = file.to_str().unwrap();
+        let (code, out, err) = cardea(&["--config", path, "--check-config"]);
+        assert_ne!(code, 0, "{mountpoints}: {out}");
+        assert!(err.contains("streaming.mountpoints"), "{err}");
+        for name in names {
+            assert!(err.contains(name), "'{name}' in: {err}");
+        }
+        // A start with the same file stops with the same message, before serving.
+        let (code, _, start_err) = cardea(&["--config", path]);
+        assert_ne!(code, 0, "{mountpoints}");
+        let message = err
+            .trim()
+            .trim_start_matches("cardea: invalid configuration: ");
+        assert!(start_err.contains(message), "{start_err}\nvs {message}");
+    }
+    // A camera by its URL alone, and the Janus way (flags without codecs), are fine.
+    let fine = dir.join("fine.toml");
+    std::fs::write(
+        &fine,
+        format!(
+            "{LOOPBACK}[[streaming.mountpoints]]\nid = 10\ntype = \"rtsp\"\n\
+             url = \"rtsp://127.0.0.1:1/cam\"\n[[streaming.mountpoints]]\nid = 11\n\
+             type = \"rtsp\"\nurl = \"rtsp://127.0.0.1:1/cam2\"\naudio = true\nvideo = true\n"
+        ),
+    )
+    .unwrap();
+    let (code, out, err) = cardea(&["--config", fine.to_str().unwrap(), "--check-config"]);
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

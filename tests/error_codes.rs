@@ -183,6 +183,15 @@ async fn envelope_errors_over_websocket() {
     let r = ws.request(json!({"janus": "message", "session_id": sid, "handle_id": 77, "body": {}, "transaction": "m"})).await;
     assert_eq!(error_code(&r), 459);
     assert_eq!(r["session_id"], sid);
+    // A handle without a session: Janus looks for session 0 and answers 458.
+    for janus in ["message", "trickle", "hangup", "detach"] {
+        let r = ws
+            .request(json!({"janus": janus, "handle_id": 77, "body": {}, "candidate": {"completed": true}, "transaction": "h"}))
+            .await;
+        assert_eq!(error_code(&r), 458, "{janus}: {r}");
+        assert_eq!(r["error"]["reason"], "No such session 0", "{r}");
+        assert_eq!(r["transaction"], "h", "{r}");
+    }
     gw.running.shutdown().await;
 }
 

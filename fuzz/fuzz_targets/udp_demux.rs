@@ -42,6 +42,7 @@ fn engine() -> &'static Mutex<(Engine, Instant, SocketAddr)> {
             stats: Arc::new(PeerStats::default()),
             remote_candidates: vec![candidate],
             subscriptions: vec![],
+            mids: Default::default(),
         };
         engine.handle_command(now, MediaCommand::AddPeer(Box::new(peer)), &mut |_, _| {});
         Mutex::new((engine, now, source))

@@ -1,8 +1,9 @@
 """A camera for the tests: gst-rtsp-server serving H.264 + PCMA or AAC on 127.0.0.1.
 
 Usage: rtsp_camera.py <port> [--user U --password P] [--gop N] [--audio pcma|aac|latm|none]
-                      [--substream]
+                      [--substream] [--audio-first]
 --substream adds a second H.264 video track at 320x180, as cameras offer a sub stream.
+--audio-first puts the audio track first in the SDP (some cameras do).
 Prints "ready" when it listens. Digest authentication when --user is given.
 """
 
@@ -23,6 +24,7 @@ parser.add_argument("--password", default="")
 parser.add_argument("--gop", type=int, default=30)
 parser.add_argument("--audio", default="pcma")
 parser.add_argument("--substream", action="store_true")
+parser.add_argument("--audio-first", action="store_true")
 args = parser.parse_args()
 
 Gst.init(None)
@@ -59,6 +61,10 @@ if args.substream:
         f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={args.gop} ! "
         "video/x-h264,profile=constrained-baseline ! rtph264pay name=pay2 pt=98 config-interval=-1"
     )
+if args.audio_first and args.audio != "none":
+    # gst-rtsp-server lists the streams in the order of the payloaders' names.
+    video = video.replace("name=pay0", "name=pay1")
+    audio = audio.replace("name=pay1", "name=pay0", 1)
 factory = GstRtspServer.RTSPMediaFactory()
 factory.set_launch(f"( {video}{audio} )")
 factory.set_shared(True)

@@ -139,3 +139,108 @@ async fn every_camera_track_on_demand() {
     );
     gw.shutdown().await;
 }
+
+/// Cameras added by their URL alone: the tracks come from the first DESCRIBE, in the
+/// camera's order, with mids `v`, `v2`, … / `a`, …; Chromium decodes every one and
+/// sees those mids.
+#[tokio::test(flavor = "multi_thread")]
+async fn cameras_by_url_alone() {
+    let gw = interop_tests::start_gateway().await;
+    // The camera's arguments, the mountpoint's media in order (mid, codec), and the
+    // video mids the browser sees with their heights.
+    type Camera<'a> = (
+        &'a [&'a str],
+        &'a [(&'a str, &'a str)],
+        &'a [(&'a str, u64)],
+    );
+    let cameras: [Camera; 4] = [
+        (
+            &["--audio", "aac"],
+            &[("v", "h264"), ("a", "opus")],
+            &[("v", 360)],
+        ),
+        (
+            &["--audio", "pcma"],
+            &[("v", "h264"), ("a", "pcma")],
+            &[("v", 360)],
+        ),
+        (
+            &["--substream"],
+            &[("v", "h264"), ("a", "pcma"), ("v2", "h264")],
+            &[("v", 360), ("v2", 180)],
+        ),
+        (
+            &["--audio-first"],
+            &[("a", "pcma"), ("v", "h264")],
+            &[("v", 360)],
+        ),
+    ];
+    let mut running = Vec::new();
+    for (n, (args, _, _)) in cameras.iter().enumerate() {
+        let port = interop_tests::free_port();
+        running.push(interop_tests::rtsp_camera(port, args).await.unwrap());
+        let id = 60 + n as u64;
+        let r = interop_tests::streaming_request(
+            &gw,
+            json!({"request": "create", "type": "rtsp", "id": id,
+                   "url": format!("rtsp://127.0.0.1:{port}/cam")}),
+        );
+        assert_eq!(r["streaming"], "created", "{r}");
+    }
+    for (n, (args, media, videos)) in cameras.iter().enumerate() {
+        let id = 60 + n as u64;
+        let mut info = json!(null);
+        for _ in 0..100 {
+            info = interop_tests::streaming_request(&gw, json!({"request": "info", "id": id}));
+            if info["info"]["discovering"] == false {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let listed: Vec<(String, String)> = info["info"]["media"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["mid"].as_str().unwrap().to_owned(),
+                    m["codec"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = media
+            .iter()
+            .map(|(m, c)| (m.to_string(), c.to_string()))
+            .collect();
+        assert_eq!(listed, expected, "camera {args:?}: {info}");
+        assert_eq!(info["info"]["unoffered"], json!([]), "{info}");
+        let r = interop_tests::chromium_watch(&gw, "http", id, 10)
+            .await
+            .unwrap();
+        println!(
+            "camera {args:?} by URL: media {listed:?}; video {}, {} audio packets",
+            r["video"], r["audioPacketsReceived"]
+        );
+        assert_eq!(r["webrtcup"], true, "{r}");
+        assert_eq!(r["errors"], json!([]), "{r}");
+        let seen: Vec<(String, u64, bool)> = r["video"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["mid"].as_str().unwrap_or("?").to_owned(),
+                    v["height"].as_u64().unwrap(),
+                    v["frames"].as_u64().unwrap() > 100,
+                )
+            })
+            .collect();
+        let wanted: Vec<(String, u64, bool)> = videos
+            .iter()
+            .map(|(mid, h)| (mid.to_string(), *h, true))
+            .collect();
+        assert_eq!(seen, wanted, "the browser's mids, sizes, > 100 frames: {r}");
+        assert!(r["audioPacketsReceived"].as_u64().unwrap() > 200, "{r}");
+    }
+    gw.shutdown().await;
+}

@@ -13,6 +13,7 @@ use super::{
     code, no_handle, ApiError, Core, Deferred, HandleId, Jsep, JsepKind, Output, Owner, Pc, PeerId,
     PendingOffer, SessionId, SourceId,
 };
+use crate::media::webrtc::mids::MidMap;
 use crate::media::webrtc::{MediaCommand, NewPeer, OfferTrack, PeerStats, MAX_REMOTE_CANDIDATES};
 use crate::plugin::{MediaHandler, Plugin, PluginCtx};
 use crate::secret;
@@ -174,6 +175,7 @@ impl Core {
                 stats,
                 remote_candidates,
                 subscriptions,
+                mids: MidMap::default(),
             }))));
         Ok(Jsep {
             kind: JsepKind::Answer,
@@ -190,11 +192,11 @@ impl Core {
         tracks: &[OfferTrack],
     ) -> Result<(Jsep, Vec<Mid>), ApiError> {
         self.ensure_no_pc(hid)?;
-        let (rtc, offer, pending, mids) = self
+        let (rtc, offer, pending, mids, map) = self
             .webrtc
             .create_offer(now, tracks)
             .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
-        let jsep = self.hold_offer(hid, rtc, offer, pending)?;
+        let jsep = self.hold_offer(hid, rtc, offer, pending, map)?;
         Ok((jsep, mids))
     }
 
@@ -210,7 +212,7 @@ impl Core {
             .webrtc
             .create_voice_offer(now, leg)
             .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
-        let jsep = self.hold_offer(hid, rtc, offer, pending)?;
+        let jsep = self.hold_offer(hid, rtc, offer, pending, MidMap::default())?;
         Ok((jsep, mid))
     }
 
@@ -222,6 +224,7 @@ impl Core {
         rtc: str0m::Rtc,
         offer: String,
         pending: str0m::change::SdpPendingOffer,
+        mids: MidMap,
     ) -> Result<Jsep, ApiError> {
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
@@ -231,7 +234,7 @@ impl Core {
             stats: Arc::new(PeerStats::default()),
             connected: false,
         });
-        h.pending_offer = Some(PendingOffer { rtc, pending });
+        h.pending_offer = Some(PendingOffer { rtc, pending, mids });
         Ok(Jsep {
             kind: JsepKind::Offer,
             sdp: offer,
@@ -263,14 +266,21 @@ impl Core {
                 "Expected an SDP answer",
             ));
         }
-        let (Some(PendingOffer { mut rtc, pending }), Some(pc)) = (h.pending_offer.take(), &h.pc)
+        let (
+            Some(PendingOffer {
+                mut rtc,
+                pending,
+                mids,
+            }),
+            Some(pc),
+        ) = (h.pending_offer.take(), &h.pc)
         else {
             return Err(ApiError::new(
                 code::UNEXPECTED_ANSWER,
                 "Unexpected ANSWER (did we offer?)",
             ));
         };
-        let sdp = str0m::change::SdpAnswer::from_sdp_string(&answer.sdp)
+        let sdp = str0m::change::SdpAnswer::from_sdp_string(&mids.from_wire(&answer.sdp))
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
         // str0m asserts on some answers it cannot map (one payload type claimed by
         // two m-lines): a peer's SDP must not take the gateway down, so a panic here
@@ -304,6 +314,7 @@ impl Core {
                 stats: pc.stats.clone(),
                 remote_candidates,
                 subscriptions,
+                mids,
             }))));
         Ok(())
     }

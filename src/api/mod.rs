@@ -157,6 +157,8 @@ struct Pc {
 struct PendingOffer {
     rtc: str0m::Rtc,
     pending: str0m::change::SdpPendingOffer,
+    /// The mids the peer sees, when not str0m's.
+    mids: crate::media::webrtc::mids::MidMap,
 }
 
 struct Handle {
@@ -641,13 +643,18 @@ impl Gateway {
         }
     }
 
-    /// Lets every plugin set itself up (e.g. mountpoints declared in the configuration).
-    pub fn init_plugins(&mut self, now: Instant) {
+    /// Lets every plugin set itself up (e.g. mountpoints declared in the configuration);
+    /// the first plugin's error, if any (the start must stop).
+    pub fn init_plugins(&mut self, now: Instant) -> Result<(), String> {
+        let mut failed = None;
         for i in 0..self.plugins.len() {
             self.contained("plugin init", |g| {
-                g.call_plugin(i, now, |p, ctx| p.init(ctx))
+                if let Err(e) = g.call_plugin(i, now, |p, ctx| p.init(ctx)) {
+                    failed.get_or_insert(e);
+                }
             });
         }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Time passed: time out idle sessions and orphans whose reclaim time is over.
@@ -768,6 +775,17 @@ impl Gateway {
             MediaEvent::Sip(ev) => {
                 for i in 0..self.plugins.len() {
                     self.call_plugin(i, now, |p, ctx| p.sip_event(ctx, &ev));
+                }
+            }
+            MediaEvent::SourceTracks {
+                source,
+                tracks,
+                unoffered,
+            } => {
+                for i in 0..self.plugins.len() {
+                    self.call_plugin(i, now, |p, ctx| {
+                        p.source_tracks(ctx, source, &tracks, &unoffered)
+                    });
                 }
             }
             MediaEvent::SourceState { source, connected } => {

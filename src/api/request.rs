@@ -116,7 +116,11 @@ pub fn parse_request(
             let session = optional_id(&body, "session_id").map_err(with_tx)?;
             let handle = optional_id(&body, "handle_id").map_err(with_tx)?;
             if handle.is_some() && session.is_none() {
-                return Err(with_tx(ApiError::path(&janus)));
+                // Janus looks the (absent, so 0) session up first and finds none.
+                return Err(with_tx(ApiError::new(
+                    code::SESSION_NOT_FOUND,
+                    "No such session 0",
+                )));
             }
             Target {
                 session: session.map(SessionId),

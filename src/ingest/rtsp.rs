@@ -41,7 +41,7 @@ const ONDEMAND_POLL: Duration = Duration::from_millis(100);
 const ONDEMAND_LINGER: Duration = Duration::from_secs(3);
 
 /// One track wanted from the camera.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RtspTrack {
     /// "video" or "audio".
     pub media: &'static str,
@@ -66,8 +66,10 @@ pub struct RtspSpec {
     pub tcp: bool,
     /// First wait before reconnecting.
     pub reconnect_delay: Duration,
-    /// The tracks, in the mountpoint's order.
+    /// The tracks, in the mountpoint's order; empty: discovered at the first DESCRIBE.
     pub tracks: Vec<RtspTrack>,
+    /// Which kinds of the camera's streams discovery takes.
+    pub discover: Discover,
     /// Connect only while `viewers` is above zero.
     pub ondemand: bool,
     /// The mountpoint's viewer count.
@@ -88,6 +90,155 @@ impl std::fmt::Debug for RtspSpec {
             .field("ondemand", &self.ondemand)
             .field("tracks", &self.tracks)
             .finish()
+    }
+}
+
+/// Which kinds of stream a camera added by URL alone offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discover {
+    /// Its audio streams.
+    pub audio: bool,
+    /// Its video streams.
+    pub video: bool,
+}
+
+impl Default for Discover {
+    fn default() -> Self {
+        Discover {
+            audio: true,
+            video: true,
+        }
+    }
+}
+
+/// A track found by discovery, with the camera's format parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredTrack {
+    /// What the source sends for it.
+    pub track: RtspTrack,
+    /// The camera's `a=fmtp` (H.264's profile, for the offer).
+    pub fmtp: Option<String>,
+}
+
+/// A camera stream that is not offered to browsers, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unoffered {
+    /// "video", "audio" or what the camera says (e.g. "application").
+    pub media: String,
+    /// The camera's encoding name.
+    pub encoding: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// Discovery: every stream of the camera a browser can take, in the camera's order
+/// (video H.264/H.265; audio G.711, G.722, Opus, and AAC or MP4A-LATM transcoded
+/// to Opus), and the others with the reason. Payload types: the static ones of
+/// G.711/G.722, else 96 upwards.
+pub fn discover(offered: &[(&str, &str)], kinds: Discover) -> (Vec<RtspTrack>, Vec<Unoffered>) {
+    let mut tracks: Vec<RtspTrack> = Vec::new();
+    let mut unoffered = Vec::new();
+    let mut next_pt = 96u8;
+    for (media, encoding) in offered {
+        let enc = encoding.to_ascii_lowercase();
+        let refuse = |reason: &str| Unoffered {
+            media: media.to_string(),
+            encoding: encoding.to_string(),
+            reason: reason.to_owned(),
+        };
+        let (kind, aac) = match (*media, enc.as_str()) {
+            ("video", "h264" | "h265") => ("video", false),
+            ("audio", "pcmu" | "pcma" | "g722" | "opus") => ("audio", false),
+            ("audio", "mpeg4-generic" | "mp4a-latm") => ("audio", true),
+            ("video", "vp8" | "vp9" | "av1") => {
+                unoffered.push(refuse(
+                    "not read from RTSP cameras yet (H.264 and H.265 are)",
+                ));
+                continue;
+            }
+            ("video", _) => {
+                unoffered.push(refuse("no browser decodes it over WebRTC"));
+                continue;
+            }
+            ("audio", _) => {
+                unoffered.push(refuse(
+                    "no browser decodes it and Cardea does not transcode it",
+                ));
+                continue;
+            }
+            _ => {
+                unoffered.push(refuse("not audio or video"));
+                continue;
+            }
+        };
+        let wanted = if kind == "video" {
+            kinds.video
+        } else {
+            kinds.audio
+        };
+        if !wanted {
+            unoffered.push(refuse(&format!("{kind} not asked for")));
+            continue;
+        }
+        let pt = match enc.as_str() {
+            "pcmu" => 0,
+            "pcma" => 8,
+            "g722" => 9,
+            _ => {
+                while tracks.iter().any(|t| t.pt == next_pt) {
+                    next_pt += 1;
+                }
+                next_pt
+            }
+        };
+        if tracks.iter().any(|t| t.pt == pt) {
+            // A second G.711/G.722 stream: give it a dynamic type of its own.
+            unoffered.push(refuse("a second stream of a static payload type"));
+            continue;
+        }
+        if next_pt >= 128 {
+            unoffered.push(refuse("no payload type left"));
+            continue;
+        }
+        tracks.push(RtspTrack {
+            media: kind,
+            encoding: enc,
+            pt,
+            aac_to_opus: aac,
+        });
+    }
+    (tracks, unoffered)
+}
+
+/// What a camera's tracks need for its whole lifetime (one set per track).
+struct TrackState {
+    wanted: Vec<RtspTrack>,
+    packetizers: Vec<TrackPacketizer>,
+    /// One transcoder per AAC track for the camera's lifetime, not per session:
+    /// libavcodec (FFmpeg 5.1) was seen to leak decoder state when closed after
+    /// malformed AAC.
+    transcoders: Vec<Option<cardea_codecs::aac::AacToOpus>>,
+}
+
+impl TrackState {
+    fn new(source: SourceId, wanted: Vec<RtspTrack>) -> TrackState {
+        let packetizers = wanted
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let p = TrackPacketizer::new(source, i as u8, t.pt, 0);
+                match t.encoding.as_str() {
+                    "h265" => p.with_video(VideoCodec::H265),
+                    _ => p,
+                }
+            })
+            .collect();
+        let transcoders = wanted.iter().map(|_| None).collect();
+        TrackState {
+            wanted,
+            packetizers,
+            transcoders,
+        }
     }
 }
 
@@ -124,22 +275,11 @@ pub async fn run(
 ) {
     let mut lost = false;
     let mut backoff = spec.reconnect_delay.max(Duration::from_millis(200));
-    let mut packetizers: Vec<TrackPacketizer> = spec
-        .tracks
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            let p = TrackPacketizer::new(source, i as u8, t.pt, 0);
-            match t.encoding.as_str() {
-                "h265" => p.with_video(VideoCodec::H265),
-                _ => p,
-            }
-        })
-        .collect();
-    let mut transcoders: Vec<Option<cardea_codecs::aac::AacToOpus>> =
-        spec.tracks.iter().map(|_| None).collect();
+    let mut tracks = TrackState::new(source, spec.tracks.clone());
     loop {
-        if spec.ondemand && spec.viewers.load(Ordering::Relaxed) == 0 {
+        // A camera to discover is reached once even on demand: nobody can watch it before.
+        let known = !tracks.wanted.is_empty();
+        if spec.ondemand && known && spec.viewers.load(Ordering::Relaxed) == 0 {
             tracing::debug!(%source, url = %redact(&spec.url), "on-demand camera idle until watched");
             while spec.viewers.load(Ordering::Relaxed) == 0 {
                 if engine.is_closed() {
@@ -163,8 +303,8 @@ pub async fn run(
             &spec,
             &status,
             &engine,
-            &mut packetizers,
-            &mut transcoders,
+            &mut tracks,
+            &events,
             &mut played,
             on_play,
         )
@@ -368,8 +508,8 @@ async fn session(
     spec: &RtspSpec,
     status: &RtspStatus,
     engine: &MediaTx,
-    packetizers: &mut [TrackPacketizer],
-    transcoders: &mut [Option<cardea_codecs::aac::AacToOpus>],
+    tracks: &mut TrackState,
+    events: &mpsc::Sender<MediaEvent>,
     played: &mut bool,
     on_play: impl FnOnce(),
 ) -> Result<(), SessionEnd> {
@@ -390,18 +530,57 @@ async fn session(
         .iter()
         .map(|s| (s.media(), s.encoding_name()))
         .collect();
-    let by_stream = match_tracks(&spec.tracks, &offered)?;
+    let keys: Vec<(&str, u8)> = session
+        .streams()
+        .iter()
+        .map(|s| (s.media(), s.rtp_payload_type()))
+        .collect();
+    let fmtps = stream_fmtps(&String::from_utf8_lossy(session.sdp()), &keys);
+    if tracks.wanted.is_empty() {
+        let (found, unoffered) = discover(&offered, spec.discover);
+        let by_stream = match_tracks(&found, &offered)?;
+        let discovered = found
+            .iter()
+            .enumerate()
+            .map(|(track, t)| DiscoveredTrack {
+                track: t.clone(),
+                fmtp: by_stream
+                    .iter()
+                    .find(|(_, tr)| *tr == track)
+                    .and_then(|(stream, _)| fmtps[*stream].clone()),
+            })
+            .collect();
+        tracing::info!(%source, url = %redact(&spec.url), tracks = found.len(), unoffered = ?unoffered, "RTSP camera discovered");
+        let report = MediaEvent::SourceTracks {
+            source,
+            tracks: discovered,
+            unoffered: unoffered.clone(),
+        };
+        let _ = events.send(report).await;
+        if found.is_empty() {
+            let list: Vec<String> = unoffered
+                .iter()
+                .map(|u| format!("{} {}: {}", u.media, u.encoding, u.reason))
+                .collect();
+            return Err(format!(
+                "the camera offers nothing a browser can play ({})",
+                list.join("; ")
+            )
+            .into());
+        }
+        *tracks = TrackState::new(source, found);
+    }
+    let TrackState {
+        wanted,
+        packetizers,
+        transcoders,
+    } = tracks;
+    let by_stream = match_tracks(wanted, &offered)?;
     // Retina depacketizes everything but MP4A-LATM; with such a track, read packets.
-    let raw = spec.tracks.iter().any(|t| t.encoding == "mp4a-latm");
+    let raw = wanted.iter().any(|t| t.encoding == "mp4a-latm");
     let mut raw_tracks = Vec::new();
     if raw {
-        let keys: Vec<(&str, u8)> = session
-            .streams()
-            .iter()
-            .map(|s| (s.media(), s.rtp_payload_type()))
-            .collect();
-        let fmtps = stream_fmtps(&String::from_utf8_lossy(session.sdp()), &keys);
-        for (track, t) in spec.tracks.iter().enumerate() {
+        for (track, t) in wanted.iter().enumerate() {
             let (stream, _) = by_stream
                 .iter()
                 .find(|(_, tr)| *tr == track)
@@ -455,9 +634,7 @@ async fn session(
     status.connected.store(true, Ordering::Relaxed);
     on_play();
     tracing::info!(%source, url = %redact(&spec.url), tracks = by_stream.len(), "RTSP source playing");
-    // One transcoder per track for the camera's lifetime, not per session: libavcodec
-    // (FFmpeg 5.1) was seen to leak decoder state when closed after malformed AAC.
-    for (t, slot) in spec.tracks.iter().zip(transcoders.iter_mut()) {
+    for (t, slot) in wanted.iter().zip(transcoders.iter_mut()) {
         if t.aac_to_opus && slot.is_none() {
             *slot = Some(
                 cardea_codecs::aac::AacToOpus::new().map_err(|e| format!("AAC decoder: {e}"))?,
@@ -581,6 +758,7 @@ mod tests {
             tcp: true,
             reconnect_delay: Duration::from_secs(1),
             tracks: vec![],
+            discover: Discover::default(),
             ondemand: false,
             viewers: Arc::default(),
             counters: Arc::default(),
@@ -608,6 +786,56 @@ mod tests {
                 None,
             ]
         );
+    }
+
+    #[test]
+    fn discovery_offers_what_browsers_take_in_the_cameras_order() {
+        // A camera with audio first, AAC, a main and a sub stream, MJPEG and metadata.
+        let offered = [
+            ("audio", "MPEG4-GENERIC"),
+            ("video", "H264"),
+            ("video", "H264"),
+            ("audio", "PCMA"),
+            ("video", "JPEG"),
+            ("application", "VND.ONVIF.METADATA"),
+            ("audio", "PCMA"),
+            ("video", "VP8"),
+        ];
+        let (tracks, unoffered) = discover(&offered, Discover::default());
+        let got: Vec<(&str, &str, u8, bool)> = tracks
+            .iter()
+            .map(|t| (t.media, t.encoding.as_str(), t.pt, t.aac_to_opus))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("audio", "mpeg4-generic", 96, true),
+                ("video", "h264", 97, false),
+                ("video", "h264", 98, false),
+                ("audio", "pcma", 8, false),
+            ]
+        );
+        let why: Vec<(&str, &str)> = unoffered
+            .iter()
+            .map(|u| (u.encoding.as_str(), u.reason.as_str()))
+            .collect();
+        assert_eq!(why[0], ("JPEG", "no browser decodes it over WebRTC"));
+        assert_eq!(why[1], ("VND.ONVIF.METADATA", "not audio or video"));
+        assert_eq!(why[2], ("PCMA", "a second stream of a static payload type"));
+        assert_eq!(why[3].0, "VP8");
+        // Every discovered track finds its stream again on the next DESCRIBE.
+        assert_eq!(
+            match_tracks(&tracks, &offered).unwrap(),
+            vec![(0, 0), (1, 1), (2, 2), (3, 3)]
+        );
+        // Janus's flags choose the kinds.
+        let video_only = Discover {
+            audio: false,
+            video: true,
+        };
+        let (tracks, unoffered) = discover(&offered, video_only);
+        assert_eq!(tracks.len(), 2);
+        assert!(unoffered.iter().any(|u| u.reason == "audio not asked for"));
     }
 
     #[test]

@@ -65,8 +65,11 @@ pub struct PluginMessage {
 pub trait Plugin: Send {
     /// Identity, for `info` and `attach`.
     fn info(&self) -> PluginInfo;
-    /// Called once at start, before any request.
-    fn init(&mut self, _ctx: &mut PluginCtx<'_>) {}
+    /// Called once at start, before any request; an error stops the start (e.g. a
+    /// mountpoint of the configuration that cannot be created).
+    fn init(&mut self, _ctx: &mut PluginCtx<'_>) -> Result<(), String> {
+        Ok(())
+    }
     /// A handle attached.
     fn create_session(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId)
         -> Result<(), ApiError>;
@@ -75,6 +78,15 @@ pub trait Plugin: Send {
     /// An admin `message_plugin` request; `None` when the plugin takes none.
     fn handle_admin_message(&mut self, _ctx: &mut PluginCtx<'_>, _body: &Value) -> Option<Value> {
         None
+    }
+    /// A camera added by URL alone was described: its tracks, and what is not offered.
+    fn source_tracks(
+        &mut self,
+        _ctx: &mut PluginCtx<'_>,
+        _source: crate::api::SourceId,
+        _tracks: &[crate::ingest::rtsp::DiscoveredTrack],
+        _unoffered: &[crate::ingest::rtsp::Unoffered],
+    ) {
     }
     /// A source lost (`false`) or regained (`true`) its input, e.g. an RTSP camera.
     fn source_state(

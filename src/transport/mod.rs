@@ -298,6 +298,9 @@ pub enum StartError {
     /// The configuration is not safe or not valid (also for one built in code).
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    /// A plugin could not set up what the configuration declares (a mountpoint).
+    #[error("{0}")]
+    Plugin(String),
 }
 
 async fn bind_tcp(
@@ -320,6 +323,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         .clone()
         .unwrap_or_else(|| "(configuration given in code)".into());
     config.validate(&source)?;
+    crate::check_plugins(&config, &source)?;
     let udp = UdpSocket::bind(config.media.udp_bind)
         .await
         .map_err(|source| StartError::Bind {
@@ -398,7 +402,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     });
 
     let mut tasks = JoinSet::new();
-    hub.with_gateway(|g, now| g.init_plugins(now));
+    if let Err(message) = hub.with_gateway(|g, now| g.init_plugins(now)) {
+        return Err(StartError::Plugin(message));
+    }
     if let Some(ep) = sip_endpoint {
         tasks.spawn(crate::ingest::sip::driver::run(
             ep,

@@ -55,6 +55,8 @@ struct Peer {
     retired_ufrag: Option<String>,
     /// DTLS completed once: after an ICE restart, ICE connecting again means connected.
     dtls_up: bool,
+    /// The mids the peer sees, when not str0m's.
+    mids: super::mids::MidMap,
 }
 
 /// Applies a peer's SDP to its `Rtc`. str0m asserts on some SDPs it cannot map (one
@@ -250,6 +252,7 @@ impl Engine {
             stats,
             remote_candidates,
             subscriptions,
+            mids,
         } = new;
         for s in &subscriptions {
             self.subscribers.entry(*s).or_default().push(id);
@@ -283,6 +286,7 @@ impl Engine {
                 restart: None,
                 retired_ufrag: None,
                 dtls_up: false,
+                mids,
             },
         );
         self.counters
@@ -310,7 +314,7 @@ impl Engine {
         self.events.push_back(MediaEvent::RestartOffer {
             peer: id,
             handle: p.handle,
-            sdp: offer.to_sdp_string(),
+            sdp: p.mids.to_wire(&offer.to_sdp_string()),
         });
         self.drive(now, id, send);
     }
@@ -329,7 +333,7 @@ impl Engine {
             tracing::debug!(peer = %id, "restart answer with no restart pending");
             return;
         };
-        let accepted = str0m::change::SdpAnswer::from_sdp_string(sdp)
+        let accepted = str0m::change::SdpAnswer::from_sdp_string(&p.mids.from_wire(sdp))
             .map_err(|e| e.to_string())
             .and_then(|answer| sdp_guard(|| p.rtc.sdp_api().accept_answer(pending, answer)));
         match accepted {
@@ -355,10 +359,10 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        let answer = str0m::change::SdpOffer::from_sdp_string(sdp)
+        let answer = str0m::change::SdpOffer::from_sdp_string(&p.mids.from_wire(sdp))
             .map_err(|e| e.to_string())
             .and_then(|offer| sdp_guard(|| p.rtc.sdp_api().accept_offer(offer)))
-            .map(|a| a.to_sdp_string());
+            .map(|a| p.mids.to_wire(&a.to_sdp_string()));
         // accept_offer dropped any restart of ours that was waiting for its answer.
         let mut stale: Vec<String> = p.restart.take().map(|(_, old)| old).into_iter().collect();
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;

@@ -24,6 +24,7 @@ use crate::plugin::MediaHandler;
 pub mod demux;
 pub mod driver;
 pub mod engine;
+pub mod mids;
 pub mod queue;
 
 /// Why a PeerConnection could not be set up.
@@ -138,6 +139,8 @@ pub struct NewPeer {
     pub remote_candidates: Vec<Candidate>,
     /// Media sources whose packets go to this peer's handler.
     pub subscriptions: Vec<SourceId>,
+    /// The mids the peer sees, when not str0m's: SDP in and out is rewritten.
+    pub mids: mids::MidMap,
 }
 
 /// One packet from a media source (plain RTP today), shared by every viewer: the
@@ -176,6 +179,9 @@ pub struct OfferTrack {
     pub format: str0m::format::FormatParams,
     /// Stream id for a=msid.
     pub msid: String,
+    /// The mid the peer sees for this m-line (a mountpoint's configured mid); `None`
+    /// leaves str0m's own.
+    pub mid: Option<String>,
 }
 
 /// What the engine tells the control side.
@@ -184,6 +190,16 @@ pub enum MediaEvent {
     /// The SIP user agent's news (it shares this channel: both are drivers reporting
     /// to the core).
     Sip(crate::ingest::sip::SipEvent),
+    /// A camera added by URL alone was described: the tracks it will send, and the
+    /// streams it has that are not offered.
+    SourceTracks {
+        /// The source.
+        source: SourceId,
+        /// Its tracks, in order (track n of its packets is `tracks[n]`).
+        tracks: Vec<crate::ingest::rtsp::DiscoveredTrack>,
+        /// The camera's other streams.
+        unoffered: Vec<crate::ingest::rtsp::Unoffered>,
+    },
     /// A source lost or regained its input (an RTSP camera went away or came back).
     SourceState {
         /// The source.
@@ -357,6 +373,18 @@ impl MediaCounters {
     }
 }
 
+/// str0m's standard header extensions less the MID (and the RIDs, for simulcast, which
+/// a server-side offer never uses).
+fn extensions_without_mid() -> str0m::rtp::ExtensionMap {
+    use str0m::rtp::Extension;
+    let mut exts = str0m::rtp::ExtensionMap::empty();
+    exts.set(1, Extension::AudioLevel);
+    exts.set(2, Extension::AbsoluteSendTime);
+    exts.set(3, Extension::TransportSequenceNumber);
+    exts.set(13, Extension::VideoOrientation);
+    exts
+}
+
 /// The codecs of a call's browser leg.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VoiceLeg {
@@ -474,10 +502,16 @@ impl WebrtcFactory {
             String,
             str0m::change::SdpPendingOffer,
             Vec<str0m::media::Mid>,
+            mids::MidMap,
         ),
         MediaError,
     > {
         let mut config = self.config.clone().set_rtp_mode(true).clear_codecs();
+        if tracks.iter().any(|t| t.mid.is_some()) {
+            // The MID header extension would carry str0m's mids, not the peer's (see
+            // `mids`): the peer binds streams by the offer's SSRCs instead.
+            config = config.set_extension_map(extensions_without_mid());
+        }
         for (i, t) in tracks.iter().enumerate() {
             // Tracks of one codec share one payload type (see the streaming plugin's
             // `watch`): configure it once.
@@ -514,7 +548,13 @@ impl WebrtcFactory {
         let (offer, pending) = change
             .apply()
             .ok_or_else(|| MediaError::Offer("nothing to offer".into()))?;
-        Ok((rtc, offer.to_sdp_string(), pending, mids))
+        let map = mids::MidMap::new(
+            mids.iter()
+                .zip(tracks)
+                .filter_map(|(ours, t)| Some((*ours, t.mid.clone()?))),
+        );
+        let offer = map.to_wire(&offer.to_sdp_string());
+        Ok((rtc, offer, pending, mids, map))
     }
 
     /// A server-side offer for a call's browser leg (one audio m-line, sendrecv);

@@ -169,6 +169,67 @@ impl Streaming {
     }
 }
 
+/// Every mountpoint of `[streaming]` through the checks `create` runs before it
+/// starts anything (nothing is bound or connected), plus ids and fixed UDP ports used
+/// twice: `--check-config` and the start run it. The error names the mountpoint and
+/// the field.
+pub fn check_configured(settings: &crate::config::StreamingConfig) -> Result<(), String> {
+    let mut ids = std::collections::HashSet::new();
+    let mut ports: Vec<(u16, String)> = Vec::new();
+    for m in &settings.mountpoints {
+        let who = who(m);
+        if !ids.insert(m.id) {
+            return Err(format!("{who}: id {} is used by another mountpoint", m.id));
+        }
+        let fixed =
+            check_body(&config_body(m), settings).map_err(|(_, t)| format!("{who}: {t}"))?;
+        for (port, what) in fixed {
+            if let Some((_, other)) = ports.iter().find(|(p, _)| *p == port) {
+                return Err(format!("{who}: {what} {port} is also {other}"));
+            }
+            ports.push((port, format!("{who} {what}")));
+        }
+    }
+    Ok(())
+}
+
+/// A configured mountpoint as a `create` body.
+fn config_body(m: &crate::config::MountpointConfig) -> Map<String, Value> {
+    match serde_json::to_value(m) {
+        Ok(Value::Object(b)) => b,
+        _ => Map::new(),
+    }
+}
+
+/// "mountpoint 3 (\"Front door\")", for errors about a configured mountpoint.
+fn who(m: &crate::config::MountpointConfig) -> String {
+    match &m.name {
+        Some(name) => format!("mountpoint {} ({name:?})", m.id),
+        None => format!("mountpoint {}", m.id),
+    }
+}
+
+/// What `create` checks of a body before it starts anything; the fixed UDP ports an
+/// RTP mountpoint asks for, with what each is for.
+fn check_body(
+    body: &Map<String, Value>,
+    settings: &crate::config::StreamingConfig,
+) -> Result<Vec<(u16, String)>, Refusal> {
+    for k in ["name", "description", "metadata", "secret", "pin"] {
+        optional_str(body, k)?;
+    }
+    optional_bool(body, "is_private")?;
+    match required_str(body, "type")? {
+        "demo" => Ok(Vec::new()),
+        "rtsp" => Mountpoint::parse_rtsp(body, &settings.rtsp_allow).map(|_| Vec::new()),
+        "rtp" => Ok(mountpoint::plan_media(body)?.fixed_ports()),
+        kind => Err((
+            err::INVALID_ELEMENT,
+            format!("Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"),
+        )),
+    }
+}
+
 fn event(result: Value) -> Value {
     json!({"streaming": "event", "result": result})
 }
@@ -427,6 +488,8 @@ impl Streaming {
         caller: Caller,
         body: &Map<String, Value>,
     ) -> Result<Value, Refusal> {
+        // Everything that can be checked before anything is started, as `--check-config`.
+        check_body(body, &self.settings)?;
         self.require_admin(caller, body)?;
         let from_api = caller != Caller::Configuration;
         let limit = self.settings.max_api_mountpoints;
@@ -507,6 +570,7 @@ impl Streaming {
             let (media, ports) = Mountpoint::parse_media(body, self.settings.rtp_bind_ip)?;
             (media, ctx.start_rtp_source(ports, counters.clone()))
         };
+        let discovering = rtsp.is_some() && media.is_empty();
         let mp = Mountpoint {
             id,
             from_api,
@@ -525,7 +589,9 @@ impl Streaming {
             counters,
             viewers: Default::default(),
             viewer_count,
+            discovering,
             rtsp,
+            unoffered: Vec::new(),
         };
         if permanent {
             if let Err(e) = self.persist(id, Some(&mp.config)) {
@@ -561,6 +627,12 @@ impl Streaming {
                 }
                 let id = mountpoint_id(body)?;
                 let mp = self.viewable(id, body)?;
+                if mp.discovering {
+                    return Err((
+                        err::INVALID_STATE,
+                        "No media yet: the camera has not been reached (see its info)".into(),
+                    ));
+                }
                 let wanted: Option<Vec<&str>> = body
                     .get("media")
                     .and_then(Value::as_array)
@@ -869,16 +941,14 @@ impl Plugin for Streaming {
         }
     }
 
-    fn init(&mut self, ctx: &mut PluginCtx<'_>) {
+    fn init(&mut self, ctx: &mut PluginCtx<'_>) -> Result<(), String> {
         for m in std::mem::take(&mut self.configured) {
-            let body = match serde_json::to_value(&m) {
-                Ok(Value::Object(b)) => b,
-                _ => continue,
-            };
-            if let Err((code, text)) = self.create(ctx, Caller::Configuration, &body) {
-                tracing::error!(mountpoint = m.id, code, %text, "configured mountpoint not created");
+            let body = config_body(&m);
+            if let Err((_, text)) = self.create(ctx, Caller::Configuration, &body) {
+                return Err(format!("{}: {text}", who(&m)));
             }
         }
+        Ok(())
     }
 
     fn create_session(
@@ -959,6 +1029,33 @@ impl Plugin for Streaming {
             }
             other => error(err::INVALID_REQUEST, format!("Unknown request '{other}'")),
         })
+    }
+
+    fn source_tracks(
+        &mut self,
+        _ctx: &mut PluginCtx<'_>,
+        source: crate::api::SourceId,
+        tracks: &[crate::ingest::rtsp::DiscoveredTrack],
+        unoffered: &[crate::ingest::rtsp::Unoffered],
+    ) {
+        let Some(mp) = self.mountpoints.values_mut().find(|m| m.source == source) else {
+            return;
+        };
+        if !mp.discovering {
+            return;
+        }
+        mp.unoffered = unoffered.to_vec();
+        if tracks.is_empty() {
+            return;
+        }
+        mp.media = Mountpoint::discovered_media(tracks);
+        mp.discovering = false;
+        tracing::info!(
+            mountpoint = mp.id,
+            media = ?mp.media.iter().map(|m| format!("{} {}", m.mid, m.codec.name)).collect::<Vec<_>>(),
+            unoffered = mp.unoffered.len(),
+            "camera tracks discovered"
+        );
     }
 
     fn source_state(

@@ -109,6 +109,7 @@ impl MountMedia {
             channels: self.codec.channels,
             format: self.codec.format,
             msid: format!("janus{mountpoint}"),
+            mid: Some(self.mid.clone()),
         }
     }
 
@@ -155,6 +156,10 @@ pub(super) struct Mountpoint {
     pub(super) viewer_count: Arc<AtomicUsize>,
     /// For RTSP mountpoints: the camera connection's state.
     pub(super) rtsp: Option<Arc<RtspStatus>>,
+    /// A camera added by URL alone whose tracks are not known yet (no DESCRIBE answered).
+    pub(super) discovering: bool,
+    /// The camera's streams that are not offered, and why (cameras added by URL).
+    pub(super) unoffered: Vec<crate::ingest::rtsp::Unoffered>,
 }
 
 /// An RTSP track asked for: type, mid, codec, payload type, fmtp, label.
@@ -265,6 +270,182 @@ fn bind_port(ip: IpAddr, port: u16, what: &str, mid: &str) -> Result<(UdpSocket,
     Ok((socket, bound))
 }
 
+/// An RTP mountpoint's media as asked for, ports not bound yet.
+pub(super) struct MediaPlan {
+    media: Vec<PlannedMedia>,
+    source_ip: Option<IpAddr>,
+    relock: std::time::Duration,
+}
+
+/// One medium of an RTP mountpoint, ports as asked for (0: any).
+pub(super) struct PlannedMedia {
+    media: MountMedia,
+    port: u16,
+    rtcp_port: Option<u16>,
+}
+
+impl MediaPlan {
+    /// The fixed ports asked for (not 0), with what each is for.
+    pub(super) fn fixed_ports(&self) -> Vec<(u16, String)> {
+        let mut v = Vec::new();
+        for p in &self.media {
+            if p.port != 0 {
+                v.push((p.port, format!("media '{}' port", p.media.mid)));
+            }
+            if let Some(r) = p.rtcp_port.filter(|r| *r != 0) {
+                v.push((r, format!("media '{}' rtcpport", p.media.mid)));
+            }
+        }
+        v
+    }
+}
+
+/// Validates an RTP mountpoint's `media` (and `source_ip`, `relock_timeout`) without
+/// binding anything: what `create` and `--check-config` both run.
+pub(super) fn plan_media(body: &Map<String, Value>) -> Result<MediaPlan, Refusal> {
+    let list = media_list(body)?.ok_or((
+        err::MISSING_ELEMENT,
+        "Missing mandatory element (media)".to_owned(),
+    ))?;
+    let source_ip = match str_field(body, "source_ip")? {
+        None => None,
+        Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
+            (
+                err::INVALID_ELEMENT,
+                "Invalid element (source_ip should be an IP address)".to_owned(),
+            )
+        })?),
+    };
+    let relock = match body.get("relock_timeout") {
+        None | Some(Value::Null) => DEFAULT_RELOCK,
+        Some(v) => v
+            .as_f64()
+            .filter(|s| (0.1..=3600.0).contains(s))
+            .map(std::time::Duration::from_secs_f64)
+            .ok_or((
+                err::INVALID_ELEMENT,
+                "Invalid element (relock_timeout should be 0.1 to 3600 seconds)".to_owned(),
+            ))?,
+    };
+    let mut media: Vec<PlannedMedia> = Vec::new();
+    for (i, m) in list.iter().enumerate() {
+        let item = planned_medium(m, &media)
+            .map_err(|(code, text)| (code, format!("media[{i}]: {text}")))?;
+        media.push(item);
+    }
+    Ok(MediaPlan {
+        media,
+        source_ip,
+        relock,
+    })
+}
+
+/// One item of an RTP mountpoint's `media`, checked against those before it.
+fn planned_medium(m: &Value, before: &[PlannedMedia]) -> Result<PlannedMedia, Refusal> {
+    let m = m.as_object().ok_or((
+        err::INVALID_ELEMENT,
+        "Invalid element (media items should be objects)".to_owned(),
+    ))?;
+    let kind = media_kind(m)?;
+    let mid = checked_mid(required_str(m, "mid")?)?;
+    if before.iter().any(|x| x.media.mid == mid) {
+        return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
+    }
+    let codec_name = required_str(m, "codec")?;
+    let fmtp = str_field(m, "fmtp")?;
+    check_fmtp(fmtp)?;
+    let codec = codec_spec(codec_name, fmtp).ok_or((
+        err::INVALID_ELEMENT,
+        format!("Invalid element (codec: unsupported '{codec_name}')"),
+    ))?;
+    let expected = if kind == "audio" {
+        MediaKind::Audio
+    } else {
+        MediaKind::Video
+    };
+    if codec.kind != expected {
+        return Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid media type '{kind}' for codec '{codec_name}'"),
+        ));
+    }
+    let pt = match m.get("pt") {
+        None => {
+            return Err((
+                err::MISSING_ELEMENT,
+                "Missing mandatory element (pt)".into(),
+            ))
+        }
+        Some(v) => match v.as_u64() {
+            Some(pt) if pt < 128 => pt as u8,
+            _ => {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    "Invalid element (pt should be 0-127)".into(),
+                ))
+            }
+        },
+    };
+    let port = match m.get("port") {
+        None => 0,
+        Some(v) => port_value(v, "port")?,
+    };
+    let rtcp_port = match m.get("rtcpport") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(port_value(v, "rtcpport")?),
+    };
+    Ok(PlannedMedia {
+        media: MountMedia {
+            msid: str_field(m, "msid")?.unwrap_or(&mid).to_owned(),
+            label: str_field(m, "label")?.unwrap_or(&mid).to_owned(),
+            mid,
+            port: 0,
+            rtcp_port: None,
+            pt,
+            fmtp: fmtp.map(str::to_owned),
+            codec,
+        },
+        port,
+        rtcp_port,
+    })
+}
+
+/// An `fmtp` as it goes into SDP: `key=value` pairs (or bare keys) separated by `;`,
+/// printable ASCII without spaces in keys, at most 1024 bytes. H.264's
+/// `profile-level-id` must be 6 hex digits and `packetization-mode` 0, 1 or 2.
+pub(super) fn check_fmtp(fmtp: Option<&str>) -> Result<(), Refusal> {
+    let Some(fmtp) = fmtp else { return Ok(()) };
+    let bad = |why: &str| {
+        Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element (fmtp: {why})"),
+        ))
+    };
+    if fmtp.len() > 1024 {
+        return bad("longer than 1024 bytes");
+    }
+    if !fmtp.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return bad("only printable ASCII");
+    }
+    for kv in fmtp.split(';').map(str::trim).filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        let (k, v) = (k.trim(), v.trim());
+        if k.is_empty() || k.contains(' ') {
+            return bad(&format!("'{kv}' is not key=value"));
+        }
+        match k {
+            "profile-level-id" if !(v.len() == 6 && v.bytes().all(|b| b.is_ascii_hexdigit())) => {
+                return bad("profile-level-id should be 6 hex digits");
+            }
+            "packetization-mode" if !matches!(v, "0" | "1" | "2") => {
+                return bad("packetization-mode should be 0, 1 or 2");
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 impl Mountpoint {
     pub(super) fn add_viewer(&mut self, h: HandleId) {
         self.viewers.insert(h);
@@ -327,7 +508,26 @@ impl Mountpoint {
                     )),
             }
         };
-        match media_list(body)? {
+        let list = media_list(body)?;
+        let named = |k: &str| body.get(k).is_some_and(|v| !v.is_null());
+        if list.is_none() && !named("videocodec") && !named("audiocodec") {
+            // A camera by its URL: its tracks are discovered at the first DESCRIBE.
+            // Janus's `audio`/`video` flags, when given, choose the kinds.
+            let flags_given = named("audio") || named("video");
+            let discover = crate::ingest::rtsp::Discover {
+                audio: flag("audio", !flags_given),
+                video: flag("video", !flags_given),
+            };
+            if !discover.audio && !discover.video {
+                return Err((
+                    err::INVALID_ELEMENT,
+                    "Neither audio nor video requested".into(),
+                ));
+            }
+            let spec = rtsp_spec(body, &parsed, user, pass, Vec::new(), discover)?;
+            return Ok((Vec::new(), spec));
+        }
+        match list {
             Some(list) => {
                 for m in list {
                     let m = m.as_object().ok_or((
@@ -346,7 +546,11 @@ impl Mountpoint {
                         mid,
                         codec.to_owned(),
                         pt_of(m, "pt")?,
-                        str_field(m, "fmtp")?.map(str::to_owned),
+                        {
+                            let fmtp = str_field(m, "fmtp")?;
+                            check_fmtp(fmtp)?;
+                            fmtp.map(str::to_owned)
+                        },
                         str_field(m, "label")?.map(str::to_owned),
                     ));
                 }
@@ -359,7 +563,11 @@ impl Mountpoint {
                         "v".into(),
                         codec.to_owned(),
                         pt_of(body, "videopt")?,
-                        str_field(body, "videofmtp")?.map(str::to_owned),
+                        {
+                            let fmtp = str_field(body, "videofmtp")?;
+                            check_fmtp(fmtp)?;
+                            fmtp.map(str::to_owned)
+                        },
                         None,
                     ));
                 }
@@ -457,36 +665,98 @@ impl Mountpoint {
                 codec,
             });
         }
-        let tcp = match str_field(body, "rtsp_transport")?.unwrap_or("tcp") {
-            "tcp" => true,
-            "udp" => false,
-            other => {
-                return Err((
-                    err::INVALID_ELEMENT,
-                    format!("Invalid element (rtsp_transport '{other}': tcp or udp)"),
-                ))
-            }
-        };
-        let delay = body
-            .get("rtsp_reconnect_delay")
-            .and_then(Value::as_f64)
-            .unwrap_or(5.0);
-        let mut clean = parsed.clone();
-        let _ = clean.set_username("");
-        let _ = clean.set_password(None);
-        let spec = RtspSpec {
-            url: clean.to_string(),
-            credentials: user.map(|u| (u, pass.unwrap_or_default())),
-            tcp,
-            reconnect_delay: std::time::Duration::from_secs_f64(delay.clamp(0.1, 300.0)),
-            ondemand: flag("ondemand", false),
-            viewers: Default::default(),
-            counters: Default::default(),
-            tracks,
-        };
+        let spec = rtsp_spec(body, &parsed, user, pass, tracks, Default::default())?;
         Ok((media, spec))
     }
 
+    /// A discovered camera's tracks as the mountpoint's media, mids `v`, `v2`, … and
+    /// `a`, `a2`, … in the camera's order.
+    pub(super) fn discovered_media(
+        tracks: &[crate::ingest::rtsp::DiscoveredTrack],
+    ) -> Vec<MountMedia> {
+        let (mut videos, mut audios) = (0, 0);
+        tracks
+            .iter()
+            .map(|d| {
+                let t = &d.track;
+                let (n, letter) = if t.media == "video" {
+                    videos += 1;
+                    (videos, "v")
+                } else {
+                    audios += 1;
+                    (audios, "a")
+                };
+                let mid = if n == 1 {
+                    letter.to_owned()
+                } else {
+                    format!("{letter}{n}")
+                };
+                let name = if t.aac_to_opus {
+                    "opus"
+                } else {
+                    t.encoding.as_str()
+                };
+                MountMedia {
+                    label: mid.clone(),
+                    msid: mid.clone(),
+                    mid,
+                    port: 0,
+                    rtcp_port: None,
+                    pt: t.pt,
+                    // Shown by `info`; the offer keeps the default H.264 profile, so a
+                    // main and a sub stream share one payload type (browsers decode
+                    // whatever profile arrives; two formats of one codec in a BUNDLE
+                    // make the answer unmappable).
+                    fmtp: d.fmtp.clone(),
+                    codec: codec_spec(name, None).expect("discovery offers known codecs"),
+                }
+            })
+            .collect()
+    }
+}
+
+/// The connection settings of an RTSP mountpoint.
+fn rtsp_spec(
+    body: &Map<String, Value>,
+    parsed: &url::Url,
+    user: Option<String>,
+    pass: Option<String>,
+    tracks: Vec<RtspTrack>,
+    discover: crate::ingest::rtsp::Discover,
+) -> Result<RtspSpec, Refusal> {
+    let flag = |k: &str, default: bool| body.get(k).and_then(Value::as_bool).unwrap_or(default);
+    let tcp = match str_field(body, "rtsp_transport")?.unwrap_or("tcp") {
+        "tcp" => true,
+        "udp" => false,
+        other => {
+            return Err((
+                err::INVALID_ELEMENT,
+                format!("Invalid element (rtsp_transport '{other}': tcp or udp)"),
+            ))
+        }
+    };
+    let delay = body
+        .get("rtsp_reconnect_delay")
+        .and_then(Value::as_f64)
+        .unwrap_or(5.0);
+    let mut clean = parsed.clone();
+    let _ = clean.set_username("");
+    let _ = clean.set_password(None);
+    let spec = RtspSpec {
+        url: clean.to_string(),
+        credentials: user.map(|u| (u, pass.unwrap_or_default())),
+        tcp,
+        reconnect_delay: std::time::Duration::from_secs_f64(delay.clamp(0.1, 300.0)),
+        ondemand: flag("ondemand", false),
+        viewers: Default::default(),
+        counters: Default::default(),
+        tracks,
+        discover,
+    };
+    Ok(spec)
+}
+
+impl Mountpoint {
     /// The built-in demo source's media: PCMU tone and H.264 test pattern.
     pub(super) fn demo_media() -> Vec<MountMedia> {
         use crate::ingest::demo;
@@ -520,93 +790,23 @@ impl Mountpoint {
         body: &Map<String, Value>,
         bind_ip: IpAddr,
     ) -> Result<(Vec<MountMedia>, Vec<RtpPort>), Refusal> {
-        let list = media_list(body)?.ok_or((
-            err::MISSING_ELEMENT,
-            "Missing mandatory element (media)".to_owned(),
-        ))?;
-        let source_ip = match str_field(body, "source_ip")? {
-            None => None,
-            Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
-                (
-                    err::INVALID_ELEMENT,
-                    "Invalid element (source_ip should be an IP address)".to_owned(),
-                )
-            })?),
-        };
-        let relock = match body.get("relock_timeout") {
-            None | Some(Value::Null) => DEFAULT_RELOCK,
-            Some(v) => v
-                .as_f64()
-                .filter(|s| (0.1..=3600.0).contains(s))
-                .map(std::time::Duration::from_secs_f64)
-                .ok_or((
-                    err::INVALID_ELEMENT,
-                    "Invalid element (relock_timeout should be 0.1 to 3600 seconds)".to_owned(),
-                ))?,
-        };
+        let plan = plan_media(body)?;
         let mut media = Vec::new();
         let mut ports = Vec::new();
-        for (i, m) in list.iter().enumerate() {
-            let m = m.as_object().ok_or((
-                err::INVALID_ELEMENT,
-                "Invalid element (media items should be objects)".to_owned(),
-            ))?;
-            let kind = media_kind(m)?;
-            let mid = checked_mid(required_str(m, "mid")?)?;
-            let mid = mid.as_str();
-            if media.iter().any(|x: &MountMedia| x.mid == mid) {
-                return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
-            }
-            let codec_name = required_str(m, "codec")?;
-            let codec = codec_spec(codec_name, str_field(m, "fmtp")?).ok_or((
-                err::INVALID_ELEMENT,
-                format!("Unsupported codec '{codec_name}'"),
-            ))?;
-            let expected = if kind == "audio" {
-                MediaKind::Audio
-            } else {
-                MediaKind::Video
-            };
-            if codec.kind != expected {
-                return Err((
-                    err::INVALID_ELEMENT,
-                    format!("Invalid media type '{kind}' for codec '{codec_name}'"),
-                ));
-            }
-            let pt = match m.get("pt") {
-                None => {
-                    return Err((
-                        err::MISSING_ELEMENT,
-                        "Missing mandatory element (pt)".into(),
-                    ))
-                }
-                Some(v) => match v.as_u64() {
-                    Some(pt) if pt < 128 => pt as u8,
-                    _ => {
-                        return Err((
-                            err::INVALID_ELEMENT,
-                            "Invalid element (pt should be 0-127)".into(),
-                        ))
-                    }
-                },
-            };
-            let port = match m.get("port") {
-                None => 0,
-                Some(v) => port_value(v, "port")?,
-            };
-            let (socket, bound) = bind_port(bind_ip, port, "", mid)?;
-            let (rtcp, rtcp_port) = match m.get("rtcpport") {
-                None | Some(Value::Null) => (None, None),
-                Some(v) => {
-                    let (s, p) = bind_port(bind_ip, port_value(v, "rtcpport")?, "RTCP ", mid)?;
-                    (Some(s), Some(p))
+        for (i, p) in plan.media.into_iter().enumerate() {
+            let (socket, bound) = bind_port(bind_ip, p.port, "", &p.media.mid)?;
+            let (rtcp, rtcp_port) = match p.rtcp_port {
+                None => (None, None),
+                Some(port) => {
+                    let (s, port) = bind_port(bind_ip, port, "RTCP ", &p.media.mid)?;
+                    (Some(s), Some(port))
                 }
             };
-            let fmtp = str_field(m, "fmtp")?;
+            let codec = p.media.codec.codec;
             ports.push(RtpPort {
                 track: i as u8,
-                pt,
-                keyframes: match codec.codec {
+                pt: p.media.pt,
+                keyframes: match codec {
                     Codec::Vp8 => Some(VideoCodec::Vp8),
                     Codec::Vp9 => Some(VideoCodec::Vp9),
                     Codec::H264 => Some(VideoCodec::H264),
@@ -616,20 +816,17 @@ impl Mountpoint {
                 },
                 socket,
                 rtcp,
-                h264_sets: (codec.codec == Codec::H264).then(|| {
-                    cardea_codecs::h264::ParameterSetInserter::from_fmtp(fmtp.unwrap_or(""))
+                h264_sets: (codec == Codec::H264).then(|| {
+                    cardea_codecs::h264::ParameterSetInserter::from_fmtp(
+                        p.media.fmtp.as_deref().unwrap_or(""),
+                    )
                 }),
-                lock: SourceLock::new(source_ip, relock),
+                lock: SourceLock::new(plan.source_ip, plan.relock),
             });
             media.push(MountMedia {
-                mid: mid.to_owned(),
-                msid: str_field(m, "msid")?.unwrap_or(mid).to_owned(),
-                label: str_field(m, "label")?.unwrap_or(mid).to_owned(),
                 port: bound,
                 rtcp_port,
-                pt,
-                fmtp: fmtp.map(str::to_owned),
-                codec,
+                ..p.media
             });
         }
         Ok((media, ports))
@@ -722,6 +919,14 @@ impl Mountpoint {
                 e
             }).collect::<Vec<_>>(),
         });
+        if self.rtsp.is_some() {
+            v["discovering"] = json!(self.discovering);
+            v["unoffered"] = self
+                .unoffered
+                .iter()
+                .map(|u| json!({"type": u.media, "codec": u.encoding, "reason": u.reason}))
+                .collect();
+        }
         if with_secret {
             v["secret"] = json!(self.secret);
             v["pin_required"] = json!(self.pin.is_some());
