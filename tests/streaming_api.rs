@@ -172,6 +172,14 @@ async fn watch_offers_the_mountpoint_codecs_and_admin_can_list() {
     assert!(sdp.contains("a=rtpmap:111 opus/48000/2"), "{sdp}");
     assert!(sdp.contains("a=rtpmap:96 VP8/90000"), "{sdp}");
     assert!(sdp.contains("a=sendonly"), "{sdp}");
+    // The offer carries the mountpoint's mids, as Janus (front-ends address them).
+    assert!(sdp.contains("\r\na=group:BUNDLE a v\r\n"), "{sdp}");
+    let mids: Vec<&str> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=mid:"))
+        .collect();
+    assert_eq!(mids, ["a", "v"], "{sdp}");
+    assert!(!sdp.contains("sdes:mid"), "no MID header extension: {sdp}");
     // Only the chosen subset is offered.
     let s2 = Streaming::attach(&gw).await;
     let ev = s2
@@ -179,6 +187,7 @@ async fn watch_offers_the_mountpoint_codecs_and_admin_can_list() {
         .await;
     let sdp = ev["jsep"]["sdp"].as_str().unwrap();
     assert!(!sdp.contains("m=audio") && sdp.contains("m=video"), "{sdp}");
+    assert!(sdp.contains("\r\na=mid:v\r\n"), "{sdp}");
     // The admin API reaches the plugin's synchronous requests.
     let r = gw.admin_post("", json!({"janus": "message_plugin", "plugin": "janus.plugin.streaming",
                                       "request": {"request": "info", "id": 3}, "admin_secret": "janusoverlord", "transaction": "m"})).await;
