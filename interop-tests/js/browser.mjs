@@ -5,6 +5,9 @@
 //   viewer: the streams view (window.cardea.viewer), started by ?watch=<id>
 //   phone:  the phone view (window.cardea.phone), driven by ?phone=1&user=…; prints
 //           "registered" once registered, and stops early once the call hung up.
+//   wall:   the camera wall at / (window.cardea.wall): prints "ready" once the page
+//           runs, then samples every tile twice a second.
+// SCREENSHOT=<png> takes a screenshot of the page at the end.
 // FAKE_AUDIO=<wav> makes that file the fake microphone (looped).
 import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -47,6 +50,19 @@ try {
     await page.evaluate((id) => window.cardea.viewer.watch(id), id);
   }
   const deadline = Date.now() + seconds * 1000;
+  if (mode === 'wall') {
+    await page.setViewportSize({ width: 1280, height: 760 });
+    await page.waitForFunction(() => window.cardea && window.cardea.wall);
+    console.log('ready');
+    result.wall = [];
+    while (Date.now() < deadline) {
+      await page.waitForTimeout(500);
+      const w = await page.evaluate(() => ({ tiles: window.cardea.wall.tiles, errors: window.cardea.wall.errors }));
+      result.wall.push({ ms: Date.now() - t0, tiles: w.tiles });
+      result.pageErrors = w.errors;
+    }
+  }
+  if (process.env.SCREENSHOT) await page.screenshot({ path: process.env.SCREENSHOT });
   if (mode === 'phone') {
     let said = false;
     while (Date.now() < deadline) {
@@ -63,7 +79,7 @@ try {
       if (p.hungup && Date.now() > (result.hungupAt || (result.hungupAt = Date.now() + 1500))) break;
     }
   }
-  while (mode !== 'phone' && Date.now() < deadline) {
+  while (mode !== 'phone' && mode !== 'wall' && Date.now() < deadline) {
     await page.waitForTimeout(500);
     const s = await page.evaluate(async (mode) => {
       const c = window.cardea && (mode === 'viewer' ? window.cardea.viewer : window.cardea);

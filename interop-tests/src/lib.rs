@@ -90,7 +90,7 @@ async fn chromium_page(
     } else {
         format!("http://{http}/janus")
     };
-    let url = format!("http://{http}/?{query}&transport={transport}&server={server}");
+    let url = format!("http://{http}/lab?{query}&transport={transport}&server={server}");
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
         .arg(url)
@@ -135,7 +135,7 @@ pub async fn chromium_watch_when(
 ) -> anyhow::Result<Value> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let http = running.http.context("HTTP listener")?;
-    let url = format!("http://{http}/?transport=http&server=http://{http}/janus");
+    let url = format!("http://{http}/lab?transport=http&server=http://{http}/janus");
     let mut child = tokio::process::Command::new("node")
         .arg(workspace().join("interop-tests/js/browser.mjs"))
         .arg(url)
@@ -170,6 +170,54 @@ pub async fn chromium_watch_when(
     tokio::time::timeout(Duration::from_secs(seconds as u64 + 60), read)
         .await
         .context("browser did not finish")??;
+    let line = last.context("no result line from the browser")?;
+    Ok(serde_json::from_str(&line)?)
+}
+
+/// Opens the camera wall at `/` in headless Chromium for `seconds`; `during` runs once
+/// the page is up (say, stopping a camera), while the browser samples every tile twice
+/// a second (`wall: [{ms, tiles: {id: {state, frames, fps, width, height}}}]`).
+/// `screenshot`: where to save the page as it looks at the end.
+pub async fn chromium_wall(
+    running: &Running,
+    seconds: u32,
+    screenshot: Option<&Path>,
+    during: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Value> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let http = running.http.context("HTTP listener")?;
+    let url = format!("http://{http}/?list_ms=1000&server=http://{http}/janus");
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
+        .arg(url)
+        .arg(seconds.to_string())
+        .arg("wall")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(path) = screenshot {
+        cmd.env("SCREENSHOT", path);
+    }
+    let mut child = cmd.spawn().context("starting node")?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .context("page not ready in 60 s")??;
+    if ready.as_deref() != Some("ready") {
+        bail!("unexpected first line from the browser: {ready:?}");
+    }
+    let mut last = None;
+    let read = async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with('{') {
+                last = Some(line);
+            }
+        }
+        anyhow::Ok(())
+    };
+    let (_, read) = tokio::join!(during, async {
+        tokio::time::timeout(Duration::from_secs(seconds as u64 + 60), read).await
+    });
+    read.context("browser did not finish")??;
     let line = last.context("no result line from the browser")?;
     Ok(serde_json::from_str(&line)?)
 }

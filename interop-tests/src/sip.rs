@@ -356,7 +356,8 @@ pub async fn chromium_phone<F: std::future::Future<Output = ()>>(
 ) -> anyhow::Result<Value> {
     use tokio::io::{AsyncBufReadExt, BufReader};
     let http = running.http.context("HTTP listener")?;
-    let url = format!("http://{http}/?phone=1&{query}&transport=http&server=http://{http}/janus");
+    let url =
+        format!("http://{http}/lab?phone=1&{query}&transport=http&server=http://{http}/janus");
     let mut child = tokio::process::Command::new("node")
         .arg(crate::workspace().join("interop-tests/js/browser.mjs"))
         .arg(url)

@@ -1,5 +1,6 @@
-//! The built-in demo page at `/`: an echo test on janus.js. janus.js and its
-//! adapter come from the `npm install` the setup command runs, never from the repo.
+//! The built-in pages on janus.js: the camera wall at `/` (every mountpoint, live), and
+//! the lab at `/lab` (echo test, one stream with its controls, the phone). janus.js and
+//! its adapter come from the `npm install` the setup command runs, never from the repo.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,20 +13,26 @@ use axum::Router;
 
 use super::Hub;
 
-const INDEX: &str = include_str!("../../web/index.html");
+const WALL: &str = include_str!("../../web/wall.html");
+const LAB: &str = include_str!("../../web/index.html");
 
-/// `/`, `/settings.js`, `/vendor/janus.js`, `/vendor/adapter.js`.
+/// `/`, `/lab`, `/settings.js`, `/vendor/janus.js`, `/vendor/adapter.js`.
 pub fn router(hub: Arc<Hub>) -> Router {
     Router::new()
-        .route("/", get(index))
+        .route("/", get(wall))
+        .route("/lab", get(lab))
         .route("/settings.js", get(settings))
         .route("/vendor/janus.js", get(janus_js))
         .route("/vendor/adapter.js", get(adapter_js))
         .with_state(hub)
 }
 
-async fn index() -> Response {
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX).into_response()
+async fn wall() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], WALL).into_response()
+}
+
+async fn lab() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], LAB).into_response()
 }
 
 /// Tells the page where the APIs are, so it works on any port and host.
