@@ -1,8 +1,9 @@
 //! Cardea's media translation pieces, free of async and networking.
 //!
 //! G.711 (µ-law and A-law), H.264/H.265 RTP packetization and depacketization,
-//! keyframe detection, MP4A-LATM depacketization, AAC → Opus (libavcodec + libopus)
-//! and the SIP bridge's Opus ↔ G.711 and G.722.
+//! keyframe detection, MP4A-LATM depacketization, AAC → Opus (libavcodec + libopus),
+//! keyframes to JPEG snapshots (libavcodec + libswscale) and the SIP bridge's
+//! Opus ↔ G.711 and G.722.
 #![warn(missing_docs)]
 
 pub mod aac;
@@ -12,4 +13,5 @@ pub mod h265;
 pub mod h26x;
 pub mod keyframe;
 pub mod latm;
+pub mod snapshot;
 pub mod voice;

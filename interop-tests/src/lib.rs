@@ -321,6 +321,47 @@ pub async fn rtsp_camera(port: u16, extra: &[&str]) -> anyhow::Result<tokio::pro
     Ok(child)
 }
 
+/// A plain HTTP/1.1 GET of `path` on `addr` (the gateway's pages and pictures, as a
+/// browser's `<img>` would fetch them): the status code and the body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw)).await??;
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .context("no end of headers")?;
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let status = head
+        .split_ascii_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("no status")?;
+    let body = raw[end + 4..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        bail!("chunked body not expected");
+    }
+    Ok((status, body))
+}
+
+/// The width and height in a JPEG's baseline frame header (SOF0), if it has one.
+pub fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
+    if !jpeg.starts_with(&[0xff, 0xd8]) || !jpeg.ends_with(&[0xff, 0xd9]) {
+        return None;
+    }
+    let sof = jpeg.windows(2).position(|w| w == [0xff, 0xc0])?;
+    let at = |i: usize| u16::from_be_bytes([jpeg[sof + i], jpeg[sof + i + 1]]);
+    Some((at(7), at(5)))
+}
+
 /// A TCP port that was free a moment ago, for servers the tests start.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -622,6 +622,25 @@ impl Gateway {
         f(plugin.as_mut(), &mut ctx)
     }
 
+    /// What plugin `package` says `id` shows to a reader with `credentials` (snapshots).
+    pub fn viewable_video(
+        &self,
+        package: &str,
+        id: u64,
+        credentials: &Map<String, Value>,
+    ) -> Result<crate::plugin::ViewableVideo, crate::plugin::ViewRefusal> {
+        use crate::plugin::ViewRefusal;
+        self.core
+            .check_auth(credentials)
+            .map_err(|e| ViewRefusal::Forbidden(e.reason))?;
+        let index = self
+            .plugin_index(package)
+            .map_err(|e| ViewRefusal::NotFound(e.reason))?;
+        let plugin = &self.plugins[index];
+        contain(|| plugin.viewable_video(id, credentials))
+            .unwrap_or_else(|panic| Err(ViewRefusal::NotFound(format!("internal error: {panic}"))))
+    }
+
     /// The plugin with this package name, or 460.
     fn plugin_index(&self, name: &str) -> Result<usize, ApiError> {
         self.plugins

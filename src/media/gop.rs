@@ -18,6 +18,9 @@ struct TrackCache {
     bytes: usize,
     /// A keyframe was seen and everything since fits.
     open: bool,
+    /// Packets of the keyframe itself (its access unit: up to the marker bit), once
+    /// complete; 0 while it is still arriving.
+    keyframe_len: usize,
 }
 
 /// The cache of one source.
@@ -27,11 +30,10 @@ pub struct GopCache {
 }
 
 impl GopCache {
-    /// Takes note of a packet from the source.
-    pub fn push(&mut self, p: &Arc<SourcePacket>) {
-        let Some(keyframe) = p.keyframe else {
-            return;
-        };
+    /// Takes note of a packet from the source; `Some(track)` when it completed a
+    /// keyframe of that track (see [`GopCache::keyframe`]).
+    pub fn push(&mut self, p: &Arc<SourcePacket>) -> Option<u8> {
+        let keyframe = p.keyframe?;
         let i = p.track as usize;
         if self.tracks.len() <= i {
             self.tracks.resize_with(i + 1, TrackCache::default);
@@ -41,19 +43,33 @@ impl GopCache {
             t.packets.clear();
             t.bytes = 0;
             t.open = true;
+            t.keyframe_len = 0;
         }
         if !t.open {
-            return;
+            return None;
         }
         if t.packets.len() >= MAX_PACKETS || t.bytes + p.payload.len() > MAX_BYTES {
             // A GOP this long is not worth replaying; wait for the next keyframe.
             t.packets.clear();
             t.bytes = 0;
             t.open = false;
-            return;
+            t.keyframe_len = 0;
+            return None;
         }
         t.bytes += p.payload.len();
         t.packets.push(p.clone());
+        let first_ts = t.packets[0].header.timestamp;
+        if t.keyframe_len == 0 && p.header.marker && p.header.timestamp == first_ts {
+            t.keyframe_len = t.packets.len();
+            return Some(p.track);
+        }
+        None
+    }
+
+    /// The packets of `track`'s last keyframe (one access unit), once complete.
+    pub fn keyframe(&self, track: u8) -> Option<&[Arc<SourcePacket>]> {
+        let t = self.tracks.get(track as usize)?;
+        (t.open && t.keyframe_len > 0).then(|| &t.packets[..t.keyframe_len])
     }
 
     /// The cached packets, track by track, each track from its last keyframe on.
@@ -105,6 +121,34 @@ mod tests {
         c.push(&packet(1, 4, Some(true)));
         c.push(&packet(1, 5, Some(false)));
         assert_eq!(seqs(&c), [4, 5]);
+    }
+
+    #[test]
+    fn a_keyframe_is_complete_at_its_marker() {
+        let frame = |seq, ts, marker, keyframe| {
+            let mut p = Arc::try_unwrap(packet(1, seq, keyframe)).unwrap();
+            p.header.timestamp = ts;
+            p.header.marker = marker;
+            Arc::new(p)
+        };
+        let mut c = GopCache::default();
+        assert_eq!(c.push(&frame(1, 3000, false, Some(true))), None);
+        assert!(c.keyframe(1).is_none(), "not complete yet");
+        assert_eq!(c.push(&frame(2, 3000, false, Some(false))), None);
+        assert_eq!(c.push(&frame(3, 3000, true, Some(false))), Some(1));
+        // The next frame's packets are cached, the keyframe stays three packets.
+        assert_eq!(c.push(&frame(4, 6000, true, Some(false))), None);
+        let kf: Vec<u16> = c
+            .keyframe(1)
+            .unwrap()
+            .iter()
+            .map(|p| p.header.seq)
+            .collect();
+        assert_eq!(kf, [1, 2, 3]);
+        assert!(c.keyframe(0).is_none() && c.keyframe(7).is_none());
+        // A new keyframe starts over.
+        c.push(&frame(5, 9000, false, Some(true)));
+        assert!(c.keyframe(1).is_none());
     }
 
     #[test]

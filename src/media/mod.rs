@@ -2,4 +2,5 @@
 //! router for streaming and the SIP media bridge join it in later issues.
 
 pub mod gop;
+pub mod snapshot;
 pub mod webrtc;

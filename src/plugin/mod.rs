@@ -79,6 +79,16 @@ pub trait Plugin: Send {
     fn handle_admin_message(&mut self, _ctx: &mut PluginCtx<'_>, _body: &Value) -> Option<Value> {
         None
     }
+    /// For readers of a plugin's media over HTTP (snapshots): the source and video
+    /// track that `id` names, if `credentials` (a `pin`, or the `secret`) let the caller
+    /// watch it.
+    fn viewable_video(
+        &self,
+        _id: u64,
+        _credentials: &serde_json::Map<String, Value>,
+    ) -> Result<ViewableVideo, ViewRefusal> {
+        Err(ViewRefusal::NotFound("nothing to view here".into()))
+    }
     /// A camera added by URL alone was described: its tracks, and what is not offered.
     fn source_tracks(
         &mut self,
@@ -300,6 +310,28 @@ pub trait MediaHandler: Send {
     }
     /// Called about every 100 ms while the PeerConnection is up, for periodic feedback such as REMB.
     fn tick(&mut self, _out: &mut MediaOut<'_>, _now: Instant) {}
+}
+
+/// A source's video track, for readers outside WebRTC (snapshots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ViewableVideo {
+    /// The source.
+    pub source: crate::api::SourceId,
+    /// Its video track.
+    pub track: u8,
+    /// The track's codec.
+    pub codec: cardea_codecs::keyframe::VideoCodec,
+}
+
+/// Why a [`ViewableVideo`] is not given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewRefusal {
+    /// No such thing, or nothing to show (HTTP 404).
+    NotFound(String),
+    /// The credentials do not let the caller watch it (HTTP 403).
+    Forbidden(String),
+    /// Not known yet (a camera not described yet): ask again (HTTP 503).
+    NotYet(String),
 }
 
 /// What a [`MediaHandler`] may do to its own PeerConnection.

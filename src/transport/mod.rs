@@ -27,6 +27,7 @@ use crate::plugin::streaming::Streaming;
 
 pub mod http;
 mod serve;
+mod snapshot;
 pub mod web;
 pub mod ws;
 
@@ -60,6 +61,10 @@ pub struct Hub {
     sources: Mutex<HashMap<SourceId, SourceTask>>,
     next_conn: AtomicU64,
     log_control: Option<LogControl>,
+    /// Each source's latest keyframe, published by the media engine.
+    pub(crate) keyframes: Arc<crate::media::snapshot::Keyframes>,
+    /// The pictures made of them.
+    pub(crate) snapshots: snapshot::Snapshots,
     pub(crate) config: Config,
     /// Flips to true on shutdown; long polls and WebSockets watch it.
     pub(crate) shutdown: watch::Receiver<bool>,
@@ -147,6 +152,7 @@ impl Hub {
                     None => {}
                 }
                 let _ = self.media.command(MediaCommand::DropSource(id));
+                self.snapshots.forget(id);
             }
             Output::SetLogLevel(level) => {
                 if let Some(f) = &self.log_control {
@@ -382,6 +388,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         counters.clone(),
         opts.clock.now(),
     );
+    let keyframes = Arc::new(crate::media::snapshot::Keyframes::default());
     let (media_tx, media_rx) = queue::channel(PACKET_QUEUE, COMMAND_QUEUE, counters.clone());
     let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -397,6 +404,8 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         sources: Mutex::new(HashMap::new()),
         next_conn: AtomicU64::new(0),
         log_control: opts.log_control,
+        keyframes: keyframes.clone(),
+        snapshots: Default::default(),
         config: config.clone(),
         shutdown: shutdown_rx.clone(),
     });
@@ -420,6 +429,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         counters,
         media_rx,
         events_tx,
+        keyframes,
         shutdown_rx.clone(),
     ));
     {
@@ -480,7 +490,10 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let shared_http = h.enabled && h.admin_enabled && h.bind == h.admin_bind;
     if h.enabled {
         let (l, addr) = bind_tcp("HTTP API", h.bind).await?;
-        let mut router = http::main_router(hub.clone());
+        let mut router = http::main_router(hub.clone()).route(
+            "/snapshot/{file}",
+            axum::routing::get(snapshot::snapshot).with_state(hub.clone()),
+        );
         if shared_http {
             router = router.merge(http::admin_router(hub.clone()));
             running.admin_http = Some(addr);

@@ -22,13 +22,14 @@ pub async fn run(
     counters: Arc<MediaCounters>,
     queues: MediaRx,
     events: mpsc::Sender<MediaEvent>,
+    keyframes: Arc<crate::media::snapshot::Keyframes>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let MediaRx {
         mut packets,
         mut commands,
     } = queues;
-    let mut engine = Engine::new(local, counters);
+    let mut engine = Engine::new(local, counters).with_keyframes(keyframes);
     let mut buf = vec![0u8; RECV_BUF];
     let send_to = |socket: &UdpSocket, dst: SocketAddr, data: &[u8]| {
         // UDP: a full socket buffer drops the datagram, as the network would.

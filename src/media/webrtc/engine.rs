@@ -124,6 +124,8 @@ pub struct Engine {
     local: LocalAddrs,
     counters: Arc<MediaCounters>,
     events: VecDeque<MediaEvent>,
+    /// Where completed keyframes go for snapshots, when someone reads them.
+    keyframes: Option<Arc<crate::media::snapshot::Keyframes>>,
 }
 
 impl Engine {
@@ -140,7 +142,14 @@ impl Engine {
             local,
             counters,
             events: VecDeque::new(),
+            keyframes: None,
         }
+    }
+
+    /// Publishes each source's completed keyframes to `store` (for snapshots).
+    pub fn with_keyframes(mut self, store: Arc<crate::media::snapshot::Keyframes>) -> Engine {
+        self.keyframes = Some(store);
+        self
     }
 
     /// The next event for the control side.
@@ -188,9 +197,14 @@ impl Engine {
                 });
             }
             MediaCommand::SourcePacket(packet) => {
-                match self.gop.get_mut(&packet.source) {
-                    Some(cache) => cache.push(&packet),
-                    None => self.gop.entry(packet.source).or_default().push(&packet),
+                let cache = match self.gop.get_mut(&packet.source) {
+                    Some(cache) => cache,
+                    None => self.gop.entry(packet.source).or_default(),
+                };
+                if let (Some(track), Some(store)) = (cache.push(&packet), &self.keyframes) {
+                    if let Some(kf) = cache.keyframe(track) {
+                        store.publish(packet.source, track, kf);
+                    }
                 }
                 self.fan_out(now, &packet, send)
             }
@@ -216,6 +230,9 @@ impl Engine {
             }),
             MediaCommand::DropSource(source) => {
                 self.gop.remove(&source);
+                if let Some(store) = &self.keyframes {
+                    store.forget(source);
+                }
                 self.keyframe_tx.remove(&source);
             }
             MediaCommand::ClosePeer { peer, reason } => {

@@ -1031,6 +1031,48 @@ impl Plugin for Streaming {
         })
     }
 
+    fn viewable_video(
+        &self,
+        id: u64,
+        credentials: &Map<String, Value>,
+    ) -> Result<super::ViewableVideo, super::ViewRefusal> {
+        use super::ViewRefusal;
+        use cardea_codecs::keyframe::VideoCodec;
+        let mp = self
+            .mountpoint(id)
+            .map_err(|(_, text)| ViewRefusal::NotFound(text))?;
+        if !Self::has_secret(mp, credentials) {
+            self.viewable(id, credentials)
+                .map_err(|(_, text)| ViewRefusal::Forbidden(text))?;
+        }
+        if !mp.enabled {
+            return Err(ViewRefusal::Forbidden("Mountpoint disabled".into()));
+        }
+        if mp.discovering {
+            return Err(ViewRefusal::NotYet(
+                "The camera has not been reached yet".into(),
+            ));
+        }
+        mp.media
+            .iter()
+            .enumerate()
+            .find_map(|(i, m)| {
+                let codec = match m.codec.codec {
+                    str0m::format::Codec::H264 => VideoCodec::H264,
+                    str0m::format::Codec::H265 => VideoCodec::H265,
+                    _ => return None,
+                };
+                Some(super::ViewableVideo {
+                    source: mp.source,
+                    track: i as u8,
+                    codec,
+                })
+            })
+            .ok_or_else(|| {
+                ViewRefusal::NotFound("No H.264 or H.265 video to take a picture of".into())
+            })
+    }
+
     fn source_tracks(
         &mut self,
         _ctx: &mut PluginCtx<'_>,
