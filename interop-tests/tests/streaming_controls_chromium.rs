@@ -57,6 +57,13 @@ async fn configure_switch_and_keyframe_requests_reach_the_source() {
             "ack"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
+        // Pause and resume: a PeerConnection already up resumes as `started` (Janus).
+        let pause = json!({"request": "pause"});
+        assert_eq!(interop_tests::message_on(&gw, viewer, pause)["janus"], "ack");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let start = json!({"request": "start"});
+        assert_eq!(interop_tests::message_on(&gw, viewer, start)["janus"], "ack");
+        tokio::time::sleep(Duration::from_secs(2)).await;
         (
             before,
             after,
@@ -87,6 +94,15 @@ async fn configure_switch_and_keyframe_requests_reach_the_source() {
         events
             .iter()
             .any(|e| e["result"] == json!({"switched": "ok", "id": 42})),
+        "{events:?}"
+    );
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter_map(|e| e["result"]["status"].as_str())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["preparing", "starting", "started", "pausing", "started"],
         "{events:?}"
     );
     // Resuming asked the source for a keyframe over RTCP, and the encoder made one.

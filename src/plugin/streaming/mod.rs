@@ -56,6 +56,8 @@ struct Viewer {
     pts: Vec<u8>,
     /// An ICE restart under way (`watch` with `restart`).
     restart: Option<IceRestart>,
+    /// Its PeerConnection came up (`started` was pushed): resuming answers `started`.
+    started: bool,
     shared: Arc<ViewerShared>,
 }
 
@@ -743,9 +745,11 @@ impl Streaming {
                 )),
                 (ViewerState::Paused, _) => {
                     viewer.shared.paused.store(false, Ordering::Relaxed);
+                    // As Janus: a PeerConnection already up resumes as `started`.
+                    let status = if viewer.started { "started" } else { "starting" };
                     self.viewers.get_mut(&handle).expect("checked above").state =
                         ViewerState::Streaming;
-                    Ok((event(json!({"status": "starting"})), None))
+                    Ok((event(json!({"status": status})), None))
                 }
                 _ => Err((err::INVALID_STATE, "Not watching anything".into())),
             },
@@ -920,6 +924,7 @@ impl Streaming {
         v.shared.paused.store(false, Ordering::Relaxed);
         v.shared.muted.store(0, Ordering::Relaxed);
         v.restart = None;
+        v.started = false;
         v.shared.rekey.store(0, Ordering::Relaxed);
         if let Some(id) = was {
             if let Some(mp) = self.mountpoints.get_mut(&id) {
@@ -964,6 +969,7 @@ impl Plugin for Streaming {
                 mids: Vec::new(),
                 pts: Vec::new(),
                 restart: None,
+                started: false,
                 shared: Arc::new(ViewerShared::default()),
             },
         );
@@ -1150,11 +1156,12 @@ impl Plugin for Streaming {
     }
 
     fn setup_media(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {
-        if self
+        if let Some(v) = self
             .viewers
-            .get(&handle)
-            .is_some_and(|v| v.mountpoint.is_some())
+            .get_mut(&handle)
+            .filter(|v| v.mountpoint.is_some())
         {
+            v.started = true;
             ctx.push_event(handle, None, event(json!({"status": "started"})), None);
         }
     }
