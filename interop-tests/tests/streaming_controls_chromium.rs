@@ -59,10 +59,16 @@ async fn configure_switch_and_keyframe_requests_reach_the_source() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         // Pause and resume: a PeerConnection already up resumes as `started` (Janus).
         let pause = json!({"request": "pause"});
-        assert_eq!(interop_tests::message_on(&gw, viewer, pause)["janus"], "ack");
+        assert_eq!(
+            interop_tests::message_on(&gw, viewer, pause)["janus"],
+            "ack"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         let start = json!({"request": "start"});
-        assert_eq!(interop_tests::message_on(&gw, viewer, start)["janus"], "ack");
+        assert_eq!(
+            interop_tests::message_on(&gw, viewer, start)["janus"],
+            "ack"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         (
             before,

@@ -746,7 +746,11 @@ impl Streaming {
                 (ViewerState::Paused, _) => {
                     viewer.shared.paused.store(false, Ordering::Relaxed);
                     // As Janus: a PeerConnection already up resumes as `started`.
-                    let status = if viewer.started { "started" } else { "starting" };
+                    let status = if viewer.started {
+                        "started"
+                    } else {
+                        "starting"
+                    };
                     self.viewers.get_mut(&handle).expect("checked above").state =
                         ViewerState::Streaming;
                     Ok((event(json!({"status": status})), None))
