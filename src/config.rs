@@ -313,10 +313,111 @@ pub struct MediaConfig {
     pub host_addresses: Vec<IpAddr>,
     /// Offer 127.0.0.1 as a candidate too (Janus never does; useful for localhost demos and tests).
     pub include_loopback: bool,
-    /// Address advertised to peers in front of a NAT or Docker port mapping; empty for none.
+    /// Address advertised to peers in front of a NAT or Docker port mapping: the only
+    /// host candidate when set (loopback ones aside); empty for none. The environment
+    /// variable `CARDEA_PUBLIC_ADDRESS` overrides it.
     pub public_address: String,
+    /// The port advertised with `public_address` when a port mapping differs from
+    /// `udp_bind`'s (Docker `-p 20000:10000/udp`); 0: the bound port.
+    pub public_port: u16,
     /// Send a REMB to a publisher at most this many bits per second when a plugin sets none.
     pub default_remb_bitrate: u64,
+    /// STUN and TURN servers handed to browsers (the pages read them from the gateway).
+    pub ice_servers: Vec<IceServerConfig>,
+}
+
+/// `[[media.ice_servers]]`: a STUN or TURN server for browsers. The gateway's own
+/// candidates are host candidates (str0m gathers no server-reflexive or relay ones);
+/// these let a browser behind NAT reach it through TURN.
+#[derive(Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IceServerConfig {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:…`.
+    pub urls: Vec<String>,
+    /// A TURN server's static user.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Its password.
+    #[serde(default)]
+    pub credential: Option<String>,
+    /// coturn's `static-auth-secret` (`use-auth-secret`): the gateway hands out
+    /// credentials that expire after `rest_ttl` seconds instead of a static user.
+    #[serde(default)]
+    pub rest_secret: Option<String>,
+    /// Lifetime of those credentials, seconds (60 to 604800).
+    #[serde(default = "default_rest_ttl")]
+    pub rest_ttl: u64,
+    /// The user part of those credentials (`<expiry>:<rest_user>`).
+    #[serde(default = "default_rest_user")]
+    pub rest_user: String,
+}
+
+fn default_rest_ttl() -> u64 {
+    86_400
+}
+
+fn default_rest_user() -> String {
+    "cardea".into()
+}
+
+impl std::fmt::Debug for IceServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("IceServerConfig")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &hidden(&self.credential))
+            .field("rest_secret", &hidden(&self.rest_secret))
+            .field("rest_ttl", &self.rest_ttl)
+            .field("rest_user", &self.rest_user)
+            .finish()
+    }
+}
+
+impl IceServerConfig {
+    /// What is wrong with it, if anything.
+    fn problem(&self) -> Option<&'static str> {
+        if self.urls.is_empty() {
+            return Some("each server needs at least one url");
+        }
+        let clean = |s: &str| s.len() <= 512 && s.bytes().all(|b| (0x21..0x7f).contains(&b));
+        let mut turn = false;
+        for u in &self.urls {
+            let scheme = u.split(':').next().unwrap_or("");
+            match scheme {
+                "stun" | "stuns" => {}
+                "turn" | "turns" => turn = true,
+                _ => return Some("urls start with stun:, stuns:, turn: or turns:"),
+            }
+            if !clean(u) || u.len() <= scheme.len() + 1 {
+                return Some("urls are printable ASCII without spaces, with a host");
+            }
+        }
+        let fixed = self.username.is_some() || self.credential.is_some();
+        let fields = [&self.username, &self.credential, &self.rest_secret];
+        if fields
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|v| !clean(v) || v.is_empty()))
+        {
+            return Some("username, credential and rest_secret are printable ASCII without spaces");
+        }
+        if !clean(&self.rest_user) || self.rest_user.contains(':') {
+            return Some("rest_user is printable ASCII without spaces or ':'");
+        }
+        if fixed && self.rest_secret.is_some() {
+            return Some("a server takes username + credential or rest_secret, not both");
+        }
+        if fixed && (self.username.is_none() || self.credential.is_none()) {
+            return Some("username and credential go together");
+        }
+        if turn && !fixed && self.rest_secret.is_none() {
+            return Some("a TURN server needs username + credential, or rest_secret");
+        }
+        if !(60..=604_800).contains(&self.rest_ttl) {
+            return Some("rest_ttl is 60 to 604800 seconds");
+        }
+        None
+    }
 }
 
 /// `[web]`
@@ -386,7 +487,9 @@ impl Default for MediaConfig {
             host_addresses: Vec::new(),
             include_loopback: true,
             public_address: String::new(),
+            public_port: 0,
             default_remb_bitrate: 0,
+            ice_servers: Vec::new(),
         }
     }
 }
@@ -432,6 +535,21 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Applies the environment's overrides (`var` looks one up; the process passes
+    /// `std::env::var`), then validates again: `CARDEA_PUBLIC_ADDRESS` sets
+    /// `media.public_address` (a container learns its address at run time).
+    pub fn with_env(
+        mut self,
+        var: impl Fn(&str) -> Option<String>,
+        path: &Path,
+    ) -> Result<Config, ConfigError> {
+        if let Some(v) = var("CARDEA_PUBLIC_ADDRESS") {
+            self.media.public_address = v.trim().to_owned();
+        }
+        self.validate(path)?;
+        Ok(self)
+    }
+
     /// Reads and validates a TOML file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -464,6 +582,23 @@ impl Config {
         ] {
             if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') {
                 return Err(invalid(key, "must start with '/' and not end with '/'"));
+            }
+        }
+        if let Some(problem) = self
+            .media
+            .ice_servers
+            .iter()
+            .find_map(IceServerConfig::problem)
+        {
+            return Err(invalid("media.ice_servers", problem));
+        }
+        if !self.media.public_address.is_empty() {
+            match self.media.public_address.parse::<IpAddr>() {
+                Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => {}
+                _ => return Err(invalid(
+                    "media.public_address",
+                    "must be the IP address peers reach (e.g. \"203.0.113.7\"), or \"\" for none",
+                )),
             }
         }
         for a in &self.sip.accept_from {
@@ -628,5 +763,56 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("session_timeout"), "{err}");
+    }
+
+    #[test]
+    fn the_public_address_comes_from_the_environment_and_is_checked() {
+        let path = Path::new("x.toml");
+        let env =
+            |v: &'static str| move |k: &str| (k == "CARDEA_PUBLIC_ADDRESS").then(|| v.to_owned());
+        let c = Config::default()
+            .with_env(env(" 203.0.113.7 "), path)
+            .unwrap();
+        assert_eq!(c.media.public_address, "203.0.113.7");
+        let unset = Config::default().with_env(|_| None, path).unwrap();
+        assert_eq!(unset.media.public_address, "");
+        for bad in [
+            "cam.example.org",
+            "0.0.0.0",
+            "224.0.0.1",
+            "203.0.113.7:10000",
+        ] {
+            let e = Config::default().with_env(env(bad), path).unwrap_err();
+            assert!(e.to_string().contains("media.public_address"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn ice_servers_are_checked_and_secrets_never_shown() {
+        let ok = "[[media.ice_servers]]\nurls = [\"stun:stun.lan:3478\"]\n\
+                  [[media.ice_servers]]\nurls = [\"turn:turn.lan:3478\"]\nrest_secret = \"s3cr3t\"\n\
+                  [[media.ice_servers]]\nurls = [\"turns:turn.lan:5349\"]\nusername = \"u\"\ncredential = \"p4ss\"\n";
+        let c = Config::parse(ok, Path::new("x.toml")).unwrap();
+        assert_eq!(c.media.ice_servers.len(), 3);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("p4ss"),
+            "{shown}"
+        );
+        for bad in [
+            "urls = []",
+            "urls = [\"http://turn.lan\"]",
+            "urls = [\"turn:turn.lan\"]",
+            "urls = [\"turn:turn.lan\"]\nusername = \"u\"",
+            "urls = [\"turn:turn.lan\"]\nusername = \"u\"\ncredential = \"p\"\nrest_secret = \"s\"",
+            "urls = [\"stun:a b\"]",
+            "urls = [\"stun:\"]",
+            "urls = [\"turn:t\"]\nrest_secret = \"s\"\nrest_ttl = 5",
+            "urls = [\"turn:t\"]\nrest_secret = \"s\"\nrest_user = \"a:b\"",
+        ] {
+            let text = format!("[[media.ice_servers]]\n{bad}\n");
+            let e = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+            assert!(e.to_string().contains("media.ice_servers"), "{bad}: {e}");
+        }
     }
 }

@@ -46,11 +46,19 @@ fn main() -> ExitCode {
         },
         None => Config::default(),
     };
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| "(built-in defaults)".into());
+    #[allow(clippy::disallowed_methods)] // the process's environment, read once at start
+    let config = match config.with_env(|k| std::env::var(k).ok(), &path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cardea: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
     if cli.check_config {
-        let path = cli
-            .config
-            .clone()
-            .unwrap_or_else(|| "(built-in defaults)".into());
         if let Err(e) = cardea::check_plugins(&config, &path) {
             eprintln!("cardea: invalid configuration: {e}");
             return ExitCode::from(2);

@@ -31,6 +31,8 @@ const context = await chromium.launchPersistentContext(profile, {
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--disable-features=WebRtcHideLocalIpsWithMdns', '--autoplay-policy=no-user-gesture-required',
     ...(process.env.FAKE_AUDIO ? ['--use-file-for-fake-audio-capture=' + process.env.FAKE_AUDIO] : []),
+    // A page served from a test network's address (not loopback) still gets the camera.
+    ...(['localhost', '127.0.0.1'].includes(new URL(url).hostname) ? [] : ['--unsafely-treat-insecure-origin-as-secure=' + new URL(url).origin]),
   ],
 });
 const result = { url, webrtcup: false, framesDecoded: 0, audioPacketsReceived: 0, errors: [], console: [], samples: [] };
@@ -84,7 +86,7 @@ try {
     const s = await page.evaluate(async (mode) => {
       const c = window.cardea && (mode === 'viewer' ? window.cardea.viewer : window.cardea);
       const pc = c && c.handle && c.handle.webrtcStuff && c.handle.webrtcStuff.pc;
-      let frames = 0, audio = 0, lost = 0, codecs = [], width = 0, height = 0, firstFrameMs = null, video = [];
+      let pair = null, frames = 0, audio = 0, lost = 0, codecs = [], width = 0, height = 0, firstFrameMs = null, video = [];
       if (pc) {
         const report = await pc.getStats();
         report.forEach((r) => {
@@ -96,12 +98,19 @@ try {
           if (r.type === 'inbound-rtp') lost += r.packetsLost || 0;
           if (r.type === 'codec') codecs.push(r.mimeType);
         });
+        // The pair ICE chose: its candidates' types (host, srflx, prflx, relay) and addresses.
+        report.forEach((t) => {
+          if (t.type !== 'transport' || !t.selectedCandidatePairId) return;
+          const p = report.get(t.selectedCandidatePairId);
+          const l = p && report.get(p.localCandidateId), r = p && report.get(p.remoteCandidateId);
+          if (l && r) pair = { local: l.candidateType, localAddress: l.address + ':' + l.port, remote: r.candidateType, remoteAddress: r.address + ':' + r.port };
+        });
       }
       const localSdp = pc && pc.localDescription ? pc.localDescription.sdp : null;
       video.sort((a, b) => String(a.mid).localeCompare(String(b.mid)));
-      return { video, lost, firstFrameMs: c ? c.firstFrameMs : null, webrtcup: !!(c && c.webrtcup), started: !!(c && c.started), frames, audio, width, height, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
+      return { video, pair, lost, firstFrameMs: c ? c.firstFrameMs : null, webrtcup: !!(c && c.webrtcup), started: !!(c && c.started), frames, audio, width, height, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
     }, mode);
-    Object.assign(result, { video: s.video, packetsLost: s.lost, webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, firstFrameMs: s.firstFrameMs, width: s.width, height: s.height });
+    Object.assign(result, { video: s.video, selectedPair: s.pair, packetsLost: s.lost, webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, firstFrameMs: s.firstFrameMs, width: s.width, height: s.height });
     result.samples.push({ ms: Date.now() - t0, frames: s.frames, audio: s.audio });
     // The browser's ICE username fragment over time: an ICE restart changes it.
     const ufrag = s.localSdp && (s.localSdp.match(/a=ice-ufrag:(\S+)/) || [])[1];

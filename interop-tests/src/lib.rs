@@ -5,6 +5,7 @@
 //! These tests must run where loopback is the only network (the README's test
 //! command runs them in a fresh network namespace), so no peer can reach beyond it.
 
+pub mod netns;
 pub mod sip;
 
 use std::path::{Path, PathBuf};

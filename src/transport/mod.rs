@@ -26,6 +26,7 @@ use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
 
 pub mod http;
+pub mod ice_servers;
 mod serve;
 mod snapshot;
 pub mod web;
@@ -425,7 +426,10 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     }
     tasks.spawn(webrtc::driver::run(
         udp,
-        LocalAddrs::new(udp_addr.port(), &host_addrs),
+        LocalAddrs::from_candidates(
+            udp_addr.port(),
+            &webrtc::candidate_addrs(&config.media, udp_addr.port(), &host_addrs),
+        ),
         counters,
         media_rx,
         events_tx,

@@ -36,6 +36,8 @@ async fn lab() -> Response {
 }
 
 /// Tells the page where the APIs are, so it works on any port and host.
+/// (And which ICE servers browsers use: `[[media.ice_servers]]`, none by default, so
+/// janus.js does not fall back to a public STUN server.)
 async fn settings(State(hub): State<Arc<Hub>>) -> Response {
     let c = &hub.config;
     let ws_port = if c.websocket.enabled {
@@ -43,10 +45,16 @@ async fn settings(State(hub): State<Arc<Hub>>) -> Response {
     } else {
         0
     };
-    let body = format!(
-        "window.CARDEA = {{ httpPath: {:?}, wsPort: {} }};\n",
-        c.http.base_path, ws_port
-    );
+    #[allow(clippy::disallowed_methods)] // a driver: TURN credentials expire by the wall clock
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let settings = serde_json::json!({
+        "httpPath": c.http.base_path,
+        "wsPort": ws_port,
+        "iceServers": super::ice_servers::for_browsers(&c.media.ice_servers, now),
+    });
+    let body = format!("window.CARDEA = {settings};\n");
     ([(header::CONTENT_TYPE, "text/javascript")], body).into_response()
 }
 

@@ -68,41 +68,55 @@ fn sdp_guard<T>(apply: impl FnOnce() -> Result<T, str0m::RtcError>) -> Result<T,
         .map_err(|e| e.to_string())
 }
 
-/// The local address a datagram from `source` arrived on. The socket may be bound to
-/// the unspecified address, so this is derived: loopback for loopback peers, else the
-/// first host address of the same family.
+/// The local address a datagram from `source` arrived on, as the peer knows it (one
+/// of our candidates). The socket may be bound to the unspecified address, so this is
+/// derived: loopback for loopback peers, else the first candidate of the same family
+/// (with `media.public_address`, the public one: the NAT or Docker mapping sits
+/// between the peer and the socket).
 #[derive(Debug, Clone)]
 pub struct LocalAddrs {
-    port: u16,
-    v4: IpAddr,
-    v6: IpAddr,
+    v4: SocketAddr,
+    v6: SocketAddr,
+    lo4: SocketAddr,
+    lo6: SocketAddr,
 }
 
 impl LocalAddrs {
     /// From the socket's port and the host addresses offered as candidates.
     pub fn new(port: u16, addrs: &[IpAddr]) -> Self {
-        let pick = |v4: bool, fallback: IpAddr| {
-            addrs
+        let candidates: Vec<SocketAddr> = addrs.iter().map(|a| SocketAddr::new(*a, port)).collect();
+        LocalAddrs::from_candidates(port, &candidates)
+    }
+
+    /// From the socket's port and the host candidates offered (address and port).
+    pub fn from_candidates(port: u16, candidates: &[SocketAddr]) -> Self {
+        let pick = |v4: bool, loopback: bool, fallback: IpAddr| {
+            candidates
                 .iter()
-                .find(|a| a.is_ipv4() == v4 && !a.is_loopback())
+                .find(|a| a.is_ipv4() == v4 && a.ip().is_loopback() == loopback)
                 .copied()
-                .unwrap_or(fallback)
+                .unwrap_or(SocketAddr::new(fallback, port))
         };
+        let (lo4, lo6) = (
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        );
         LocalAddrs {
-            port,
-            v4: pick(true, IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            v6: pick(false, IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            v4: pick(true, false, lo4),
+            v6: pick(false, false, lo6),
+            lo4: pick(true, true, lo4),
+            lo6: pick(false, true, lo6),
         }
     }
 
-    fn for_source(&self, source: SocketAddr) -> SocketAddr {
-        let ip = match source.ip() {
-            IpAddr::V4(v4) if v4.is_loopback() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(v6) if v6.is_loopback() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    /// Where a datagram from `source` arrived, as that peer addressed it.
+    pub fn for_source(&self, source: SocketAddr) -> SocketAddr {
+        match source.ip() {
+            IpAddr::V4(v4) if v4.is_loopback() => self.lo4,
+            IpAddr::V6(v6) if v6.is_loopback() => self.lo6,
             IpAddr::V4(_) => self.v4,
             IpAddr::V6(_) => self.v6,
-        };
-        SocketAddr::new(ip, self.port)
+        }
     }
 }
 

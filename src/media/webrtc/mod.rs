@@ -429,7 +429,8 @@ pub struct WebrtcFactory {
 }
 
 impl WebrtcFactory {
-    /// `port` is the UDP socket's actual port; `addrs` the host addresses to offer.
+    /// `port` is the UDP socket's actual port; `addrs` the local host addresses (see
+    /// [`candidate_addrs`] for what is offered).
     pub fn new(cfg: &MediaConfig, port: u16, addrs: &[IpAddr]) -> WebrtcFactory {
         let provider = str0m::crypto::from_feature_flags();
         // Generating an ECDSA key pair cannot fail with aws-lc-rs short of memory exhaustion.
@@ -440,26 +441,10 @@ impl WebrtcFactory {
         let config = RtcConfig::new()
             .set_crypto_provider(std::sync::Arc::new(provider))
             .set_dtls_cert(cert);
-        let mut candidates = Vec::new();
-        for ip in addrs {
-            if let Ok(c) = Candidate::host(SocketAddr::new(*ip, port), "udp") {
-                candidates.push(c);
-            }
-        }
-        if let Ok(public) = cfg.public_address.parse::<IpAddr>() {
-            let base = addrs
-                .iter()
-                .find(|a| !a.is_loopback() && a.is_ipv4() == public.is_ipv4())
-                .copied()
-                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-            if let Ok(c) = Candidate::server_reflexive(
-                SocketAddr::new(public, port),
-                SocketAddr::new(base, port),
-                "udp",
-            ) {
-                candidates.push(c);
-            }
-        }
+        let candidates = candidate_addrs(cfg, port, addrs)
+            .into_iter()
+            .filter_map(|a| Candidate::host(a, "udp").ok())
+            .collect();
         WebrtcFactory { config, candidates }
     }
 
@@ -596,6 +581,34 @@ impl WebrtcFactory {
     }
 }
 
+/// The host candidates offered to every peer: with `media.public_address`, that address
+/// alone (at `public_port`, or the bound port), the address a NAT or Docker's port
+/// mapping makes the socket reachable at; otherwise each local address (see
+/// [`host_addresses`]) at the bound port. Loopback ones (`include_loopback`) are kept
+/// either way, for peers on the same machine.
+pub fn candidate_addrs(cfg: &MediaConfig, bound_port: u16, local: &[IpAddr]) -> Vec<SocketAddr> {
+    let loopback = local
+        .iter()
+        .filter(|a| a.is_loopback())
+        .map(|a| SocketAddr::new(*a, bound_port));
+    match cfg.public_address.parse::<IpAddr>() {
+        Ok(public) => {
+            let port = if cfg.public_port == 0 {
+                bound_port
+            } else {
+                cfg.public_port
+            };
+            std::iter::once(SocketAddr::new(public, port))
+                .chain(loopback)
+                .collect()
+        }
+        Err(_) => local
+            .iter()
+            .map(|a| SocketAddr::new(*a, bound_port))
+            .collect(),
+    }
+}
+
 /// Host addresses to offer: the configured ones, or every interface address; plus loopback if asked.
 pub fn host_addresses(cfg: &MediaConfig) -> Vec<IpAddr> {
     let mut addrs: Vec<IpAddr> = if cfg.host_addresses.is_empty() {
@@ -621,4 +634,41 @@ pub fn host_addresses(cfg: &MediaConfig) -> Vec<IpAddr> {
         }
     }
     addrs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_address_is_the_only_host_candidate_but_loopback() {
+        let lan: IpAddr = "192.168.1.5".parse().unwrap();
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        let mut cfg = MediaConfig::default();
+        let addrs = |cfg: &MediaConfig| {
+            candidate_addrs(cfg, 10000, &[lan, lo])
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(addrs(&cfg), ["192.168.1.5:10000", "127.0.0.1:10000"]);
+        cfg.public_address = "203.0.113.7".into();
+        assert_eq!(addrs(&cfg), ["203.0.113.7:10000", "127.0.0.1:10000"]);
+        cfg.public_port = 20000; // Docker: -p 20000:10000/udp
+        assert_eq!(addrs(&cfg), ["203.0.113.7:20000", "127.0.0.1:10000"]);
+        // The engine hands str0m the public address as where a LAN peer's datagram
+        // arrived, so its checks pair with the one candidate it was offered.
+        let local =
+            engine::LocalAddrs::from_candidates(10000, &candidate_addrs(&cfg, 10000, &[lan, lo]));
+        let factory = WebrtcFactory::new(&cfg, 10000, &[lan, lo]);
+        let offered: Vec<String> = factory
+            .candidates()
+            .iter()
+            .map(|c| c.addr().to_string())
+            .collect();
+        assert_eq!(offered, ["203.0.113.7:20000", "127.0.0.1:10000"]);
+        let from = |a: &str| local.for_source(a.parse().unwrap()).to_string();
+        assert_eq!(from("192.168.1.9:5000"), "203.0.113.7:20000");
+        assert_eq!(from("127.0.0.1:5000"), "127.0.0.1:10000");
+    }
 }

@@ -1,0 +1,103 @@
+//! Network namespaces made by a test, for topologies loopback cannot show: a browser
+//! that reaches the gateway only through a TURN server, or only through a NAT. The
+//! test's own namespace (where the in-process gateway runs) is the "gateway" side;
+//! each [`Netns`] is deleted, with its veth pairs, when dropped (also on a panic), so
+//! the next test binary finds loopback alone again.
+
+use std::process::Command;
+
+use anyhow::{bail, Context};
+
+/// Runs `ip` with `args`; an error says which command failed and why.
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running ip")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+/// A named network namespace, with loopback up.
+pub struct Netns {
+    /// Its name (`ip netns exec <name> …`).
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates `<prefix><pid>` (unique per test process).
+    pub fn new(prefix: &str) -> anyhow::Result<Netns> {
+        let name = format!("{prefix}{}", std::process::id());
+        let _ = ip(&["netns", "del", &name]);
+        ip(&["netns", "add", &name])?;
+        let ns = Netns { name };
+        ns.ip(&["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// `ip` inside this namespace.
+    pub fn ip(&self, args: &[&str]) -> anyhow::Result<()> {
+        let mut all = vec!["-n", self.name.as_str()];
+        all.extend_from_slice(args);
+        ip(&all)
+    }
+
+    /// A command run inside this namespace.
+    pub fn command(&self, program: &str) -> tokio::process::Command {
+        let mut c = tokio::process::Command::new("ip");
+        c.args(["netns", "exec", &self.name, program]);
+        c.kill_on_drop(true);
+        c
+    }
+
+    /// Writes a sysctl inside this namespace (e.g. `net.ipv4.ip_forward`).
+    pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
+        let status = Command::new("ip")
+            .args(["netns", "exec", &self.name, "sysctl", "-q", "-w"])
+            .arg(format!("{key}={value}"))
+            .status()?;
+        if !status.success() {
+            bail!("sysctl {key}={value} in {}", self.name);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = ip(&["netns", "del", &self.name]);
+    }
+}
+
+/// A veth pair: `a_name` with `a_addr` (CIDR) in namespace `a` (None: the test's own),
+/// `b_name` with `b_addr` in `b`; both up.
+pub fn veth(
+    a: Option<&Netns>,
+    a_name: &str,
+    a_addr: &str,
+    b: &Netns,
+    b_name: &str,
+    b_addr: &str,
+) -> anyhow::Result<()> {
+    ip(&[
+        "link", "add", a_name, "type", "veth", "peer", "name", b_name, "netns", &b.name,
+    ])?;
+    if let Some(ns) = a {
+        ip(&["link", "set", a_name, "netns", &ns.name])?;
+    }
+    let in_a = |args: &[&str]| match a {
+        Some(ns) => ns.ip(args),
+        None => ip(args),
+    };
+    in_a(&["addr", "add", a_addr, "dev", a_name])?;
+    in_a(&["link", "set", a_name, "up"])?;
+    b.ip(&["addr", "add", b_addr, "dev", b_name])?;
+    b.ip(&["link", "set", b_name, "up"])?;
+    Ok(())
+}

@@ -1,0 +1,237 @@
+//! WebRTC across topologies loopback cannot show, in network namespaces the test makes
+//! (root inside the test command's own namespace; nothing leaves the machine):
+//!
+//! - TURN: Chromium's namespace has no route to the gateway's; coturn sits between
+//!   them (use-auth-secret, the gateway hands out REST credentials), and a TCP
+//!   forwarder beside it carries the signalling. The echo test and the demo stream play
+//!   over a relay candidate.
+//! - 1:1 NAT: the gateway's address is private; a NAT namespace maps a "public" address
+//!   to it (nftables DNAT/SNAT), `media.public_address` advertises that address alone,
+//!   and Chromium, which reaches only the public side, connects to it as a host
+//!   candidate.
+//!
+//! The two run one after the other in one test (the namespaces share addresses).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use cardea::config::{Config, IceServerConfig};
+use cardea::{Running, StartOptions};
+use interop_tests::netns::{veth, Netns};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// Starts a gateway whose media and HTTP listen on `ip` (not loopback).
+async fn gateway_on(ip: IpAddr, edit: impl FnOnce(&mut Config)) -> Running {
+    let mut c = Config::default().on_loopback_ephemeral_ports();
+    c.media.udp_bind = SocketAddr::new(ip, 0);
+    c.media.host_addresses = vec![ip];
+    c.media.include_loopback = false;
+    c.http.bind = SocketAddr::new(ip, 0);
+    c.web.node_modules = interop_tests::workspace().join("web/node_modules");
+    edit(&mut c);
+    cardea::start(c, StartOptions::default())
+        .await
+        .expect("gateway starts")
+}
+
+/// A child that prints "ready" once it serves.
+async fn until_ready(mut cmd: tokio::process::Command, what: &str) -> tokio::process::Child {
+    cmd.stdout(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(Duration::from_secs(10), lines.next_line()).await;
+    assert!(
+        matches!(first, Ok(Ok(Some(ref l))) if l == "ready"),
+        "{what} did not start: {first:?}"
+    );
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// The TCP forwarder in `ns`: `listen` → `target` (the gateway's HTTP API).
+async fn forwarder(ns: &Netns, listen: SocketAddr, target: SocketAddr) -> tokio::process::Child {
+    let mut cmd = ns.command("/usr/bin/python3");
+    cmd.arg(interop_tests::workspace().join("interop-tests/py/tcp_forward.py"))
+        .args([listen.ip().to_string(), listen.port().to_string()])
+        .args([target.ip().to_string(), target.port().to_string()]);
+    until_ready(cmd, "tcp forwarder").await
+}
+
+/// Chromium in `ns` on the lab page at `page` (through the forwarder), for `seconds`.
+async fn browser_in(ns: &Netns, page: &str, mode: &str, seconds: u32) -> Value {
+    let mut cmd = ns.command("node");
+    cmd.arg(interop_tests::workspace().join("interop-tests/js/browser.mjs"))
+        .arg(page)
+        .arg(seconds.to_string())
+        .arg(mode);
+    interop_tests::run_json(cmd, Duration::from_secs(seconds as u64 + 60))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn relay_through_turn_and_a_public_address_through_nat() {
+    interop_tests::require_loopback_only();
+    turn_relay().await;
+    one_to_one_nat().await;
+    // A namespace goes when its last process has: the children were killed and reaped.
+    for _ in 0..50 {
+        if if_addrs::get_if_addrs()
+            .unwrap()
+            .iter()
+            .all(|i| i.is_loopback())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    interop_tests::require_loopback_only();
+}
+
+async fn turn_relay() {
+    let turn = Netns::new("cdturn").unwrap();
+    let browser = Netns::new("cdbrow").unwrap();
+    // gateway 10.77.1.1 <-> 10.77.1.2 [coturn] 10.77.2.1 <-> 10.77.2.2 browser; no forwarding.
+    veth(
+        None,
+        "cdgw0",
+        "10.77.1.1/24",
+        &turn,
+        "cdturn0",
+        "10.77.1.2/24",
+    )
+    .unwrap();
+    veth(
+        Some(&turn),
+        "cdturn1",
+        "10.77.2.1/24",
+        &browser,
+        "cdbrow0",
+        "10.77.2.2/24",
+    )
+    .unwrap();
+    let gw_ip: IpAddr = "10.77.1.1".parse().unwrap();
+    let gw = gateway_on(gw_ip, |c| {
+        c.media.ice_servers = vec![IceServerConfig {
+            urls: vec!["turn:10.77.2.1:3478?transport=udp".into()],
+            username: None,
+            credential: None,
+            rest_secret: Some("relay-s3cret".into()),
+            rest_ttl: 600,
+            rest_user: "lab".into(),
+        }];
+    })
+    .await;
+    let mut coturn = turn.command("turnserver");
+    coturn.args([
+        "-n",
+        "--listening-ip=10.77.2.1",
+        "--relay-ip=10.77.1.2",
+        "--listening-port=3478",
+        "--min-port=49152",
+        "--max-port=49352",
+        "--use-auth-secret",
+        "--static-auth-secret=relay-s3cret",
+        "--realm=cardea.test",
+        "--no-tls",
+        "--no-dtls",
+        "--no-cli",
+        "--fingerprint",
+        "--log-file=stdout",
+        "--simple-log",
+    ]);
+    coturn
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut coturn = coturn.spawn().expect("turnserver (Debian coturn) runs");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let front: SocketAddr = "10.77.2.1:18088".parse().unwrap();
+    let mut fwd = forwarder(&turn, front, gw.http.unwrap()).await;
+    let lab =
+        |q: &str| format!("http://{front}/lab?{q}&transport=http&server=http://{front}/janus");
+
+    let echo = browser_in(&browser, &lab("autostart=1"), "echo", 12).await;
+    println!(
+        "echo through TURN: pair {}, {} frames, {} audio packets",
+        echo["selectedPair"], echo["framesDecoded"], echo["audioPacketsReceived"]
+    );
+    interop_tests::assert_browser_echo(&echo);
+    assert_eq!(echo["selectedPair"]["local"], "relay", "{echo}");
+    assert_eq!(echo["selectedPair"]["remote"], "host", "{echo}");
+
+    let watch = browser_in(&browser, &lab("watch=1"), "viewer", 10).await;
+    println!(
+        "demo stream through TURN: pair {}, {} frames",
+        watch["selectedPair"], watch["framesDecoded"]
+    );
+    interop_tests::assert_stream_watched(&watch);
+    assert_eq!(watch["selectedPair"]["local"], "relay", "{watch}");
+    gw.shutdown().await;
+    let _ = coturn.kill().await;
+    let _ = fwd.kill().await;
+}
+
+async fn one_to_one_nat() {
+    let nat = Netns::new("cdnat").unwrap();
+    let browser = Netns::new("cdbrow").unwrap();
+    // gateway 10.77.3.1 (private) <-> 10.77.3.2 [NAT] 10.77.4.1 (public) <-> 10.77.4.2 browser.
+    veth(
+        None,
+        "cdgw1",
+        "10.77.3.1/24",
+        &nat,
+        "cdnat0",
+        "10.77.3.2/24",
+    )
+    .unwrap();
+    veth(
+        Some(&nat),
+        "cdnat1",
+        "10.77.4.1/24",
+        &browser,
+        "cdbrow1",
+        "10.77.4.2/24",
+    )
+    .unwrap();
+    interop_tests::netns::ip(&["route", "add", "10.77.4.0/24", "via", "10.77.3.2"]).unwrap();
+    nat.sysctl("net.ipv4.ip_forward", "1").unwrap();
+    let gw = gateway_on("10.77.3.1".parse().unwrap(), |c| {
+        c.media.public_address = "10.77.4.1".into();
+    })
+    .await;
+    let media_port = gw.udp.port();
+    // 1:1: the public address's UDP media port is the gateway's, both ways.
+    let rules = format!(
+        "table ip nat {{\n\
+           chain pre {{\n type nat hook prerouting priority dstnat;\n ip daddr 10.77.4.1 udp dport {media_port} dnat to 10.77.3.1:{media_port}\n }}\n\
+           chain post {{\n type nat hook postrouting priority srcnat;\n ip saddr 10.77.3.1 oifname \"cdnat1\" snat to 10.77.4.1\n }}\n\
+         }}\n"
+    );
+    let mut nft = nat.command("nft");
+    nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+    let mut child = nft.spawn().expect("nft (Debian nftables) runs");
+    {
+        use tokio::io::AsyncWriteExt;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(rules.as_bytes()).await.unwrap();
+    }
+    assert!(child.wait().await.unwrap().success(), "nft rules: {rules}");
+    let front: SocketAddr = "10.77.4.1:18088".parse().unwrap();
+    let mut fwd = forwarder(&nat, front, gw.http.unwrap()).await;
+    let page = format!("http://{front}/lab?autostart=1&transport=http&server=http://{front}/janus");
+    let echo = browser_in(&browser, &page, "echo", 12).await;
+    println!(
+        "echo through a 1:1 NAT: pair {}, {} frames, {} audio packets",
+        echo["selectedPair"], echo["framesDecoded"], echo["audioPacketsReceived"]
+    );
+    interop_tests::assert_browser_echo(&echo);
+    assert_eq!(echo["selectedPair"]["remote"], "host", "{echo}");
+    assert_eq!(
+        echo["selectedPair"]["remoteAddress"],
+        format!("10.77.4.1:{media_port}"),
+        "{echo}"
+    );
+    gw.shutdown().await;
+    let _ = fwd.kill().await;
+}
