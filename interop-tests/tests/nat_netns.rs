@@ -10,7 +10,13 @@
 //!   and Chromium, which reaches only the public side, connects to it as a host
 //!   candidate.
 //!
-//! The two run one after the other in one test (the namespaces share addresses).
+//! - Multi-homed: the gateway's socket on 0.0.0.0 of an interface with two addresses;
+//!   Chromium may reach only one of them (nftables drops the other in its namespace),
+//!   first one, then the other. Each run's selected pair is host/host on the address it
+//!   reached: the gateway answered from it (IP_PKTINFO), no peer-reflexive surprise.
+//!
+//! They run one after the other in one test: each leaves the test's namespace with
+//! loopback alone, as every other test expects.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -75,6 +81,7 @@ async fn relay_through_turn_and_a_public_address_through_nat() {
     interop_tests::require_loopback_only();
     turn_relay().await;
     one_to_one_nat().await;
+    multi_homed().await;
     // A namespace goes when its last process has: the children were killed and reaped.
     for _ in 0..50 {
         if if_addrs::get_if_addrs()
@@ -234,4 +241,62 @@ async fn one_to_one_nat() {
     );
     gw.shutdown().await;
     let _ = fwd.kill().await;
+}
+
+async fn multi_homed() {
+    let browser = Netns::new("cdbrow").unwrap();
+    veth(
+        None,
+        "cdgw5",
+        "10.77.7.1/24",
+        &browser,
+        "cdbrow2",
+        "10.77.7.2/24",
+    )
+    .unwrap();
+    interop_tests::netns::ip(&["addr", "add", "10.77.7.11/24", "dev", "cdgw5"]).unwrap();
+    let any: IpAddr = "0.0.0.0".parse().unwrap();
+    let gw = gateway_on(any, |c| {
+        c.media.host_addresses = vec!["10.77.7.1".parse().unwrap(), "10.77.7.11".parse().unwrap()];
+    })
+    .await;
+    let (http, media) = (gw.http.unwrap().port(), gw.udp.port());
+    for (reach, blocked) in [("10.77.7.1", "10.77.7.11"), ("10.77.7.11", "10.77.7.1")] {
+        let rules = format!(
+            "table inet only {{\n chain out {{\n type filter hook output priority 0;\n ip daddr {blocked} drop\n }}\n\
+             chain in {{\n type filter hook input priority 0;\n ip saddr {blocked} drop\n }}\n}}\n"
+        );
+        let _ = browser
+            .command("nft")
+            .args(["delete", "table", "inet", "only"])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .await;
+        let mut nft = browser.command("nft");
+        nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+        let mut child = nft.spawn().expect("nft runs");
+        {
+            use tokio::io::AsyncWriteExt;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(rules.as_bytes()).await.unwrap();
+        }
+        assert!(child.wait().await.unwrap().success(), "{rules}");
+        let page = format!(
+            "http://{reach}:{http}/lab?autostart=1&transport=http&server=http://{reach}:{http}/janus"
+        );
+        let echo = browser_in(&browser, &page, "echo", 10).await;
+        println!(
+            "echo reaching only {reach}: pair {}, {} frames, {} audio packets",
+            echo["selectedPair"], echo["framesDecoded"], echo["audioPacketsReceived"]
+        );
+        interop_tests::assert_browser_echo(&echo);
+        let pair = &echo["selectedPair"];
+        assert_eq!(
+            (&pair["local"], &pair["remote"]),
+            (&"host".into(), &"host".into()),
+            "{echo}"
+        );
+        assert_eq!(pair["remoteAddress"], format!("{reach}:{media}"), "{echo}");
+    }
+    gw.shutdown().await;
 }

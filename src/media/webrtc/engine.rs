@@ -79,6 +79,10 @@ pub struct LocalAddrs {
     v6: SocketAddr,
     lo4: SocketAddr,
     lo6: SocketAddr,
+    /// Every candidate offered.
+    candidates: Vec<SocketAddr>,
+    /// The socket's port.
+    port: u16,
 }
 
 impl LocalAddrs {
@@ -106,6 +110,19 @@ impl LocalAddrs {
             v6: pick(false, false, lo6),
             lo4: pick(true, true, lo4),
             lo6: pick(false, true, lo6),
+            candidates: candidates.to_vec(),
+            port,
+        }
+    }
+
+    /// Where a datagram from `source` arrived, given the local address the socket
+    /// says it arrived on (IP_PKTINFO): that address when it is one of our candidates
+    /// (a multi-homed host: each peer is answered on the address it reached), else as
+    /// [`LocalAddrs::for_source`] (e.g. behind a NAT, the public address).
+    pub fn for_datagram(&self, source: SocketAddr, local_ip: Option<IpAddr>) -> SocketAddr {
+        match local_ip.map(|ip| SocketAddr::new(ip, self.port)) {
+            Some(at) if self.candidates.contains(&at) => at,
+            _ => self.for_source(source),
         }
     }
 
@@ -506,6 +523,18 @@ impl Engine {
         bytes: &[u8],
         send: &mut dyn FnMut(SocketAddr, &[u8]),
     ) {
+        self.handle_datagram_at(now, source, None, bytes, send)
+    }
+
+    /// [`Engine::handle_datagram`] knowing the local address it arrived on.
+    pub fn handle_datagram_at(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        local_ip: Option<IpAddr>,
+        bytes: &[u8],
+        send: &mut dyn FnMut(SocketAddr, &[u8]),
+    ) {
         self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
         let class = classify(bytes);
         let id = match class {
@@ -544,7 +573,7 @@ impl Engine {
             Receive {
                 proto: Protocol::Udp,
                 source,
-                destination: self.local.for_source(source),
+                destination: self.local.for_datagram(source, local_ip),
                 contents,
             },
         );
