@@ -67,7 +67,8 @@ pub(crate) fn spawn_viewers(
 pub(crate) async fn gateway_with_mountpoint() -> (cardea::Running, String, u16) {
     let mut config = cardea::Config::default().on_loopback_ephemeral_ports();
     config.streaming.mountpoints.clear();
-    config.streaming.open_admin = true; // the bench creates its mountpoint through the API
+    // The bench creates its mountpoint through the API.
+    config.streaming.open_admin = true;
     // Every viewer comes from 127.0.0.1: the per-client bounds (issue 12) would refuse
     // the 201st session and the 257th connection.
     config.general.max_sessions_per_client = 100_000;

@@ -159,20 +159,7 @@ pub async fn chromium_watch_when(
     let mut stdin = child.stdin.take().context("stdin")?;
     stdin.write_all(format!("{id}\n").as_bytes()).await?;
     drop(stdin);
-    let mut last = None;
-    let read = async {
-        while let Some(line) = lines.next_line().await? {
-            if line.starts_with('{') {
-                last = Some(line);
-            }
-        }
-        anyhow::Ok(())
-    };
-    tokio::time::timeout(Duration::from_secs(seconds as u64 + 60), read)
-        .await
-        .context("browser did not finish")??;
-    let line = last.context("no result line from the browser")?;
-    Ok(serde_json::from_str(&line)?)
+    last_result(lines, seconds).await
 }
 
 /// Opens the camera wall at `/` in headless Chromium for `seconds`; `during` runs once
@@ -206,6 +193,16 @@ pub async fn chromium_wall(
     if ready.as_deref() != Some("ready") {
         bail!("unexpected first line from the browser: {ready:?}");
     }
+    let (_, result) = tokio::join!(during, last_result(lines, seconds));
+    result
+}
+
+/// The browser driver's last JSON line (its result), read until it exits; it runs
+/// `seconds`, given a minute more.
+async fn last_result(
+    mut lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    seconds: u32,
+) -> anyhow::Result<Value> {
     let mut last = None;
     let read = async {
         while let Some(line) = lines.next_line().await? {
@@ -215,10 +212,9 @@ pub async fn chromium_wall(
         }
         anyhow::Ok(())
     };
-    let (_, read) = tokio::join!(during, async {
-        tokio::time::timeout(Duration::from_secs(seconds as u64 + 60), read).await
-    });
-    read.context("browser did not finish")??;
+    tokio::time::timeout(Duration::from_secs(seconds as u64 + 60), read)
+        .await
+        .context("browser did not finish")??;
     let line = last.context("no result line from the browser")?;
     Ok(serde_json::from_str(&line)?)
 }

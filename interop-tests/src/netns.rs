@@ -56,6 +56,21 @@ impl Netns {
         c
     }
 
+    /// Loads an nftables ruleset (`nft -f -`) inside this namespace.
+    pub async fn nft(&self, rules: &str) -> anyhow::Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let mut nft = self.command("nft");
+        nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+        let mut child = nft.spawn().context("nft (Debian nftables)")?;
+        let mut stdin = child.stdin.take().context("nft stdin")?;
+        stdin.write_all(rules.as_bytes()).await?;
+        drop(stdin);
+        if !child.wait().await?.success() {
+            bail!("nft refused:\n{rules}");
+        }
+        Ok(())
+    }
+
     /// Writes a sysctl inside this namespace (e.g. `net.ipv4.ip_forward`).
     pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
         let status = Command::new("ip")

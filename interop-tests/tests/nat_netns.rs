@@ -215,15 +215,7 @@ async fn one_to_one_nat() {
            chain post {{\n type nat hook postrouting priority srcnat;\n ip saddr 10.77.3.1 oifname \"cdnat1\" snat to 10.77.4.1\n }}\n\
          }}\n"
     );
-    let mut nft = nat.command("nft");
-    nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-    let mut child = nft.spawn().expect("nft (Debian nftables) runs");
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(rules.as_bytes()).await.unwrap();
-    }
-    assert!(child.wait().await.unwrap().success(), "nft rules: {rules}");
+    nat.nft(&rules).await.unwrap();
     let front: SocketAddr = "10.77.4.1:18088".parse().unwrap();
     let mut fwd = forwarder(&nat, front, gw.http.unwrap()).await;
     let page = format!("http://{front}/lab?autostart=1&transport=http&server=http://{front}/janus");
@@ -272,15 +264,7 @@ async fn multi_homed() {
             .stderr(std::process::Stdio::null())
             .status()
             .await;
-        let mut nft = browser.command("nft");
-        nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-        let mut child = nft.spawn().expect("nft runs");
-        {
-            use tokio::io::AsyncWriteExt;
-            let mut stdin = child.stdin.take().unwrap();
-            stdin.write_all(rules.as_bytes()).await.unwrap();
-        }
-        assert!(child.wait().await.unwrap().success(), "{rules}");
+        browser.nft(&rules).await.unwrap();
         let page = format!(
             "http://{reach}:{http}/lab?autostart=1&transport=http&server=http://{reach}:{http}/janus"
         );
