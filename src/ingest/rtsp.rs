@@ -131,6 +131,10 @@ pub struct Unoffered {
     pub reason: String,
 }
 
+/// Most tracks discovery offers (the streaming plugin's bound on a mountpoint's media):
+/// a camera describing more lists the rest as not offered.
+pub const MAX_DISCOVERED_TRACKS: usize = 16;
+
 /// Discovery: every stream of the camera a browser can take, in the camera's order
 /// (video H.264/H.265; audio G.711, G.722, Opus, and AAC or MP4A-LATM transcoded
 /// to Opus), and the others with the reason. Payload types: the static ones of
@@ -178,6 +182,10 @@ pub fn discover(offered: &[(&str, &str)], kinds: Discover) -> (Vec<RtspTrack>, V
         };
         if !wanted {
             unoffered.push(refuse(&format!("{kind} not asked for")));
+            continue;
+        }
+        if tracks.len() >= MAX_DISCOVERED_TRACKS {
+            unoffered.push(refuse("more tracks than a mountpoint takes (16)"));
             continue;
         }
         let pt = match enc.as_str() {
@@ -828,6 +836,16 @@ mod tests {
             match_tracks(&tracks, &offered).unwrap(),
             vec![(0, 0), (1, 1), (2, 2), (3, 3)]
         );
+        // A camera describing hundreds of streams: 16 offered, the rest listed.
+        let many = vec![("video", "H264"); 300];
+        let (tracks, unoffered) = discover(&many, Discover::default());
+        assert_eq!(
+            (tracks.len(), unoffered.len()),
+            (MAX_DISCOVERED_TRACKS, 284)
+        );
+        assert!(unoffered
+            .iter()
+            .all(|u| u.reason.starts_with("more tracks")));
         // Janus's flags choose the kinds.
         let video_only = Discover {
             audio: false,
