@@ -134,7 +134,7 @@ pub async fn chromium_watch_when(
     seconds: u32,
     go: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Value> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::io::AsyncWriteExt;
     let http = running.http.context("HTTP listener")?;
     let url = format!("http://{http}/lab?transport=http&server=http://{http}/janus");
     let mut child = tokio::process::Command::new("node")
@@ -148,13 +148,7 @@ pub async fn chromium_watch_when(
         .kill_on_drop(true)
         .spawn()
         .context("starting node")?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-        .await
-        .context("page not ready in 60 s")??;
-    if ready.as_deref() != Some("ready") {
-        bail!("unexpected first line from the browser: {ready:?}");
-    }
+    let lines = page_ready(&mut child).await?;
     go.await;
     let mut stdin = child.stdin.take().context("stdin")?;
     stdin.write_all(format!("{id}\n").as_bytes()).await?;
@@ -172,7 +166,6 @@ pub async fn chromium_wall(
     screenshot: Option<&Path>,
     during: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Value> {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let http = running.http.context("HTTP listener")?;
     let url = format!("http://{http}/?list_ms=1000&server=http://{http}/janus");
     let mut cmd = tokio::process::Command::new("node");
@@ -186,15 +179,25 @@ pub async fn chromium_wall(
         cmd.env("SCREENSHOT", path);
     }
     let mut child = cmd.spawn().context("starting node")?;
-    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let lines = page_ready(&mut child).await?;
+    let (_, result) = tokio::join!(during, last_result(lines, seconds));
+    result
+}
+
+/// Waits (60 s at most) for the browser driver's first line, `ready`: the page runs.
+async fn page_ready(
+    child: &mut tokio::process::Child,
+) -> anyhow::Result<tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>> {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.stdout.take().context("stdout")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
     let ready = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
         .context("page not ready in 60 s")??;
     if ready.as_deref() != Some("ready") {
         bail!("unexpected first line from the browser: {ready:?}");
     }
-    let (_, result) = tokio::join!(during, last_result(lines, seconds));
-    result
+    Ok(lines)
 }
 
 /// The browser driver's last JSON line (its result), read until it exits; it runs
