@@ -101,6 +101,9 @@ fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
+        // Listening for SIGTERM/SIGINT before anything starts: one arriving while the
+        // listeners come up must stop us in order, not kill us with the default action.
+        let stop = shutdown_signal()?;
         let mut running = cardea::start(
             config,
             StartOptions {
@@ -115,7 +118,7 @@ fn run(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         // A task that ends by itself is fatal: exit non-zero so a supervisor restarts us.
         let fatal = tokio::select! {
-            _ = shutdown_signal() => {
+            _ = stop => {
                 tracing::info!("shutting down");
                 None
             }
@@ -140,17 +143,24 @@ fn display_addr(addr: std::net::SocketAddr) -> String {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing the SIGTERM handler");
+/// Installs the SIGTERM and SIGINT handlers now; the future resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    })
+}
+
+/// Ctrl-C (the handler is installed when first polled, right at start).
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
