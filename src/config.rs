@@ -428,6 +428,60 @@ pub struct WebConfig {
     pub enabled: bool,
     /// Where `npm install` put janus.js and its adapter (the setup command does this).
     pub node_modules: PathBuf,
+    /// What the lab page's phone form starts filled in with.
+    pub phone: PhoneConfig,
+}
+
+/// `[web.phone]`: the lab page's phone form, filled in (the docker-compose lab's PBX
+/// account). Served in `/settings.js` to every browser that opens the page, the password
+/// too: for labs, never for a real account.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PhoneConfig {
+    /// The SIP address to register, e.g. "sip:alice@pbx".
+    pub user: String,
+    /// Its password.
+    pub secret: String,
+    /// Outbound proxy, e.g. "sip:10.0.0.2:5060"; "" = the address's host.
+    pub proxy: String,
+    /// The address the call field starts with, e.g. "sip:1000@pbx".
+    pub dial: String,
+}
+
+impl std::fmt::Debug for PhoneConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PhoneConfig")
+            .field("user", &self.user)
+            .field(
+                "secret",
+                &if self.secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("proxy", &self.proxy)
+            .field("dial", &self.dial)
+            .finish()
+    }
+}
+
+impl PhoneConfig {
+    /// What is wrong with it, if anything: the key and why.
+    fn problem(&self) -> Option<(&'static str, &'static str)> {
+        let not_sip = |uri: &str| {
+            !(uri.is_empty() || uri.starts_with("sip:") || uri.starts_with("sips:"))
+                || uri.chars().any(char::is_control)
+        };
+        [
+            ("web.phone.user", &self.user),
+            ("web.phone.proxy", &self.proxy),
+            ("web.phone.dial", &self.dial),
+        ]
+        .into_iter()
+        .find(|(_, uri)| not_sip(uri))
+        .map(|(key, _)| (key, "must be a sip: or sips: URI (or \"\")"))
+    }
 }
 
 impl Default for GeneralConfig {
@@ -499,6 +553,7 @@ impl Default for WebConfig {
         WebConfig {
             enabled: true,
             node_modules: PathBuf::from("web/node_modules"),
+            phone: PhoneConfig::default(),
         }
     }
 }
@@ -600,6 +655,9 @@ impl Config {
                     "must be the IP address peers reach (e.g. \"203.0.113.7\"), or \"\" for none",
                 )),
             }
+        }
+        if let Some((key, problem)) = self.web.phone.problem() {
+            return Err(invalid(key, problem));
         }
         for a in &self.sip.accept_from {
             if a != "any" && a.parse::<IpAddr>().is_err() {

@@ -22,6 +22,36 @@ fn shipped_config_checks_ok() {
     assert!(out.contains("configuration OK"), "{out}");
 }
 
+/// The docker-compose lab's configuration (mounted into its gateway) keeps up with the code.
+#[test]
+fn lab_config_checks_ok() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/lab/cardea.toml");
+    let (code, out, err) = cardea(&["--config", conf, "--check-config"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("configuration OK"), "{out}");
+}
+
+#[test]
+fn a_phone_preset_that_is_not_a_sip_uri_is_named() {
+    let dir = std::env::temp_dir().join(format!("cardea-cli-phone-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (body, key) in [
+        ("[web.phone]\nuser = \"alice@pbx\"\n", "web.phone.user"),
+        (
+            "[web.phone]\ndial = \"sip:1000@pbx\\r\\nX: y\"\n",
+            "web.phone.dial",
+        ),
+        ("[web.phone]\nproxy = \"http://pbx\"\n", "web.phone.proxy"),
+    ] {
+        let file = dir.join("phone.toml");
+        std::fs::write(&file, body).unwrap();
+        let (code, _, err) = cardea(&["--config", file.to_str().unwrap(), "--check-config"]);
+        assert_ne!(code, 0, "{body}");
+        assert!(err.contains(key), "{body}: {err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn bad_key_is_named_and_exit_is_non_zero() {
     let dir = std::env::temp_dir().join(format!("cardea-cli-{}", std::process::id()));

@@ -37,7 +37,8 @@ async fn lab() -> Response {
 
 /// Tells the page where the APIs are, so it works on any port and host.
 /// (And which ICE servers browsers use: `[[media.ice_servers]]`, none by default, so
-/// janus.js does not fall back to a public STUN server.)
+/// janus.js does not fall back to a public STUN server; and `[web.phone]`, the lab page's
+/// phone form filled in, when configured.)
 async fn settings(State(hub): State<Arc<Hub>>) -> Response {
     let c = &hub.config;
     let ws_port = if c.websocket.enabled {
@@ -49,11 +50,20 @@ async fn settings(State(hub): State<Arc<Hub>>) -> Response {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    let settings = serde_json::json!({
+    let mut settings = serde_json::json!({
         "httpPath": c.http.base_path,
         "wsPort": ws_port,
         "iceServers": super::ice_servers::for_browsers(&c.media.ice_servers, now),
     });
+    let phone = &c.web.phone;
+    if !phone.user.is_empty() || !phone.dial.is_empty() {
+        settings["phone"] = serde_json::json!({
+            "user": phone.user,
+            "secret": phone.secret,
+            "proxy": phone.proxy,
+            "dial": phone.dial,
+        });
+    }
     let body = format!("window.CARDEA = {settings};\n");
     ([(header::CONTENT_TYPE, "text/javascript")], body).into_response()
 }
