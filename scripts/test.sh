@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs them all: lints, unit and API conformance
-# tests, and the interop tests against real peers (Chromium + janus.js, aiortc),
-# the latter in a fresh network namespace where loopback is the only network.
+# tests, and the interop tests against real peers (Chromium + janus.js, aiortc, the
+# docker-compose lab), the latter in a fresh network namespace where loopback is the
+# only network.
 source "$(dirname "$0")/common.sh"
+source "$(dirname "$0")/docker.sh"
 build_deps
 apt_install chromium iproute2 util-linux python3-venv \
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
     gstreamer1.0-libav python3-gi gir1.2-gst-rtsp-server-1.0 \
-    kamailio sip-tester baresip tcpdump coturn nftables
+    kamailio sip-tester baresip tcpdump coturn nftables docker.io docker-compose debootstrap
 node_deps
 web_deps
 PY_VENV="$ROOT/interop-tests/.venv"
@@ -25,6 +27,9 @@ echo ">> cargo check (fuzz targets, so they keep up with the code)"
 (cd fuzz && cargo check --quiet)
 echo ">> cargo build (tests)"
 cargo test --workspace --lib --bins --tests --no-run --quiet
+# The lab's images (the gateway's Dockerfile and lab/), built while the network is
+# there; the lab test runs them in its namespace.
+lab_images
 
 # Unit, conformance and interop tests (no doctests: the crates have none that run).
 # The network namespace has only loopback: no test can reach anything else.

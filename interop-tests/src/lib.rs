@@ -5,6 +5,7 @@
 //! These tests must run where loopback is the only network (the README's test
 //! command runs them in a fresh network namespace), so no peer can reach beyond it.
 
+pub mod docker;
 pub mod netns;
 pub mod sip;
 
@@ -158,7 +159,7 @@ pub async fn chromium_watch_when(
 
 /// Opens the camera wall at `/` in headless Chromium for `seconds`; `during` runs once
 /// the page is up (say, stopping a camera), while the browser samples every tile twice
-/// a second (`wall: [{ms, tiles: {id: {state, frames, fps, width, height}}}]`).
+/// a second (`wall: [{ms, tiles: {id: {state, frames, audio, fps, width, height}}}]`).
 /// `screenshot`: where to save the page as it looks at the end.
 pub async fn chromium_wall(
     running: &Running,
@@ -168,6 +169,16 @@ pub async fn chromium_wall(
 ) -> anyhow::Result<Value> {
     let http = running.http.context("HTTP listener")?;
     let url = format!("http://{http}/?list_ms=1000&server=http://{http}/janus");
+    chromium_wall_at(&url, seconds, screenshot, during).await
+}
+
+/// [`chromium_wall`] on the wall at `url` (a gateway elsewhere: the docker-compose lab).
+pub async fn chromium_wall_at(
+    url: &str,
+    seconds: u32,
+    screenshot: Option<&Path>,
+    during: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<Value> {
     let mut cmd = tokio::process::Command::new("node");
     cmd.arg(workspace().join("interop-tests/js/browser.mjs"))
         .arg(url)

@@ -354,10 +354,20 @@ pub async fn chromium_phone<F: std::future::Future<Output = ()>>(
     seconds: u32,
     on_registered: F,
 ) -> anyhow::Result<Value> {
-    use tokio::io::{AsyncBufReadExt, BufReader};
     let http = running.http.context("HTTP listener")?;
     let url =
         format!("http://{http}/lab?phone=1&{query}&transport=http&server=http://{http}/janus");
+    chromium_phone_at(&url, wav, seconds, on_registered).await
+}
+
+/// [`chromium_phone`] on the page at `url` (a gateway elsewhere: the docker-compose lab).
+pub async fn chromium_phone_at<F: std::future::Future<Output = ()>>(
+    url: &str,
+    wav: &std::path::Path,
+    seconds: u32,
+    on_registered: F,
+) -> anyhow::Result<Value> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
     let mut child = tokio::process::Command::new("node")
         .arg(crate::workspace().join("interop-tests/js/browser.mjs"))
         .arg(url)
@@ -545,16 +555,22 @@ impl Baresip {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
             .context("baresip recorded nothing")?;
-        let out = Command::new("python3")
-            .arg(crate::workspace().join("interop-tests/py/sip_media.py"))
-            .arg("heard")
-            .arg(recording)
-            .output()?;
-        if !out.status.success() {
-            bail!("heard failed: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(serde_json::from_slice(&out.stdout)?)
+        heard_in(&recording)
     }
+}
+
+/// The tone in a recording (a 16-bit wav; py/sip_media.py `heard`): `freq`,
+/// `loud_seconds`, `seconds`.
+pub fn heard_in(recording: &std::path::Path) -> anyhow::Result<Value> {
+    let out = Command::new("python3")
+        .arg(crate::workspace().join("interop-tests/py/sip_media.py"))
+        .arg("heard")
+        .arg(recording)
+        .output()?;
+    if !out.status.success() {
+        bail!("heard failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// The phone view's events (in the browser's report `r`) named `name`.
