@@ -1,7 +1,8 @@
 #!/bin/bash
 # The lab's answering phone: two baresip user agents registered at the PBX, each
 # answering every call by itself.
-#   1000  plays a 700 Hz tone, and records what it hears (/tmp/phone/tone/snd/*-dec.wav)
+#   1000  plays a 700 Hz tone, and records what it hears (/tmp/phone/tone/snd/*-dec.wav,
+#         the last two calls' only)
 #   1001  echoes what it hears (baresip's echo module)
 set -euo pipefail
 PBX=${PBX:-172.29.89.20}
@@ -37,5 +38,9 @@ CONF
 
 ua tone 1000 5060 20000 $'audio_source ausine,700\naudio_player alsa,null' $'module ausine.so\nmodule sndfile.so'
 ua echo 1001 5062 20100 $'audio_source aubridge,nil\naudio_player aubridge,nil' $'module aubridge.so\nmodule echo.so'
-# Either one ending ends the container (and compose restarts it).
+# Only the latest calls' recordings are kept (the container's /tmp is a small tmpfs).
+while sleep 10; do
+    ls -t /tmp/phone/tone/snd/*.wav 2>/dev/null | tail -n +5 | xargs -r rm -f
+done &
+# Either user agent ending ends the container (and compose restarts it).
 wait -n
