@@ -1,4 +1,5 @@
-//! Newtypes for the ids that cross module boundaries.
+//! Newtypes for the ids that cross layer boundaries: every layer names them from here
+//! (the API core re-exports them), so none has to name another for an id.
 
 use std::fmt;
 

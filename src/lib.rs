@@ -5,36 +5,50 @@
 //!
 //! ```text
 //!  browser (janus.js) ──HTTP/long poll, WebSocket──▶ transport/ ──▶ api::Gateway (sans-IO)
-//!                                                         ▲            │ plugin calls
-//!                                                         │ events     ▼
-//!                                                         │       plugin/ (echotest, streaming, sip)  ──commands──▶ ingest/sip (rsipstack)
-//!                                                         │            │ accept_offer → str0m Rtc
+//!                                                      │   ▲            │ plugin calls
+//!                          ingest requests (Output) ◀──┘   │ events     ▼
+//!                          ingest events ─────────────────▶│       plugin/ (echotest, streaming, sip)
+//!                                                          │            │ accept_offer → str0m Rtc
 //!  browser ◀──── one UDP socket ────▶ media/webrtc/driver ◀─commands───┘
 //!                                     media/webrtc/engine (sans-IO, every peer's Rtc)
-//!                                          │ frames ▲ relay
-//!                                          ▼        │
-//!                                     plugin MediaHandler (per handle, lock-free)
+//!                                       ▲ source packets │ frames ▲ relay
+//!  ingest/ (RTP, RTSP, demo, SIP calls) ┘                ▼        │
+//!                                     media::handler::MediaHandler (per handle, lock-free;
+//!                                     the plugins implement it)
 //! ```
 //!
+//! Dependencies point one way (`tests/layering.rs` checks it): `media` names none of
+//! `plugin`, `api`, `ingest`, `transport`; `ingest` names only `media` and the shared
+//! modules; `api` names `plugin` and `media`, never `ingest` or `transport`; `plugin`
+//! never names `transport`. `transport` is the composition root: it builds the plugins,
+//! binds sockets, spawns the drivers and sources, and carries out the core's outputs.
+//!
+//! * [`ids`]: every id newtype, shared by every layer.
 //! * [`config`]: typed TOML, `deny_unknown_fields`, defaults equal `conf/cardea.toml`.
 //! * [`api`]: the Janus API core: sessions, handles, transactions, auth, admin API,
 //!   error codes. No sockets, no clock: `now` comes in, outputs are polled.
-//! * [`plugin`]: the plugin boundary (Janus's `plugin.h` as traits) and the plugins.
-//! * [`media`]: the WebRTC layer over str0m, one UDP socket for every peer,
-//!   demultiplexed by ICE ufrag then source address.
+//! * [`plugin`]: the plugin boundary (Janus's `plugin.h` as traits) and the plugins;
+//!   what a plugin asks of the ingest side is a [`plugin::IngestRequest`].
+//! * [`media`]: what carries packets: the WebRTC layer over str0m (one UDP socket for
+//!   every peer, demultiplexed by ICE ufrag then source address), the GOP cache, the
+//!   keyframe store for snapshots, and the [`media::handler`] port plugins implement.
 //! * [`ingest`]: where media and signalling enter from outside WebRTC: plain RTP,
 //!   RTSP cameras (retina), the demo source, and the SIP user agent (rsipstack behind
-//!   `ingest::sip`'s own command and event types).
+//!   `ingest::sip`'s own command and event types); it reports to the plugins with
+//!   [`ingest::IngestEvent`] on its own channel.
 //! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners and the
-//!   demo page; the only async code on the control side.
+//!   demo page; the composition root; the only async code on the control side.
 //! * [`clock`]: the one place the control side reads time.
 //! * [`secret`]: constant-time comparison of every secret a request carries.
 //! * [`contain`]: panic containment: a panic costs one request or one peer, never the gateway.
+//! * `cardea_codecs` (the `codecs/` crate): the RTP header parser, G.711/G.722,
+//!   H.264/H.265 packetizers, keyframe detection, AAC and Opus transcoding, JPEG snapshots.
 
 pub mod api;
 pub mod clock;
 pub mod config;
 pub mod contain;
+pub mod ids;
 pub mod ingest;
 pub mod media;
 pub mod plugin;

@@ -1,6 +1,6 @@
 //! Cardea's media translation pieces, free of async and networking.
 //!
-//! G.711 (µ-law and A-law), H.264/H.265 RTP packetization and depacketization,
+//! The RTP header parser, G.711 (µ-law and A-law), H.264/H.265 RTP packetization and depacketization,
 //! keyframe detection, MP4A-LATM depacketization, AAC → Opus (libavcodec + libopus),
 //! keyframes to JPEG snapshots (libavcodec + libswscale) and the SIP bridge's
 //! Opus ↔ G.711 and G.722.
@@ -13,5 +13,6 @@ pub mod h265;
 pub mod h26x;
 pub mod keyframe;
 pub mod latm;
+pub mod rtp;
 pub mod snapshot;
 pub mod voice;

@@ -2,7 +2,7 @@
 //! contract it feeds: the payload bounds it returns are always inside the packet.
 #![no_main]
 
-use cardea::ingest::rtp::RtpHeader;
+use cardea_codecs::rtp::RtpHeader;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

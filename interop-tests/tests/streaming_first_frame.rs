@@ -6,8 +6,8 @@
 
 use std::time::Duration;
 
-use cardea::ingest::rtp::RtpHeader;
 use cardea_codecs::keyframe::{starts_keyframe, VideoCodec};
+use cardea_codecs::rtp::RtpHeader;
 use serde_json::json;
 use tokio::net::UdpSocket;
 

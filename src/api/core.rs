@@ -282,27 +282,8 @@ impl Core {
         };
         let sdp = str0m::change::SdpAnswer::from_sdp_string(&mids.from_wire(&answer.sdp))
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
-        // str0m asserts on some answers it cannot map (one payload type claimed by
-        // two m-lines): a peer's SDP must not take the gateway down, so a panic here
-        // is an invalid SDP like any other.
-        let accepted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rtc.sdp_api().accept_answer(pending, sdp)
-        }));
-        match accepted {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                return Err(ApiError::new(
-                    code::JSEP_INVALID_SDP,
-                    format!("JSEP error: {e}"),
-                ))
-            }
-            Err(_) => {
-                return Err(ApiError::new(
-                    code::JSEP_INVALID_SDP,
-                    "JSEP error: answer refused by the WebRTC stack",
-                ))
-            }
-        }
+        crate::media::webrtc::sdp_guard(|| rtc.sdp_api().accept_answer(pending, sdp))
+            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
         let remote_candidates = std::mem::take(&mut h.pending_candidates);
         self.outputs
             .push_back(Output::Media(MediaCommand::AddPeer(Box::new(NewPeer {
@@ -319,49 +300,16 @@ impl Core {
         Ok(())
     }
 
-    pub(crate) fn start_rtp_source(
-        &mut self,
-        ports: Vec<crate::ingest::rtp::RtpPort>,
-        counters: Arc<crate::ingest::rtp::SourceCounters>,
-    ) -> SourceId {
+    /// A new source's id (the plugin then asks the ingest side to start it).
+    pub(crate) fn new_source_id(&mut self) -> SourceId {
         let id = SourceId(self.next_source);
         self.next_source += 1;
-        self.outputs.push_back(Output::StartRtpSource {
-            id,
-            ports,
-            counters,
-        });
         id
     }
 
-    pub(crate) fn start_demo_source(
-        &mut self,
-        viewers: Arc<std::sync::atomic::AtomicUsize>,
-    ) -> SourceId {
-        let id = SourceId(self.next_source);
-        self.next_source += 1;
-        self.outputs
-            .push_back(Output::StartDemoSource { id, viewers });
-        id
-    }
-
-    pub(crate) fn sip_command(&mut self, cmd: crate::ingest::sip::SipCommand) {
-        self.outputs.push_back(Output::Sip(cmd));
-    }
-
-    pub(crate) fn start_rtsp_source(
-        &mut self,
-        spec: crate::ingest::rtsp::RtspSpec,
-        status: Arc<crate::ingest::rtsp::RtspStatus>,
-    ) -> SourceId {
-        let id = SourceId(self.next_source);
-        self.next_source += 1;
-        self.outputs.push_back(Output::StartRtspSource {
-            id,
-            spec: Box::new(spec),
-            status,
-        });
-        id
+    /// Passes a plugin's request on to the ingest side, in order with the other outputs.
+    pub(crate) fn ingest(&mut self, request: crate::plugin::IngestRequest) {
+        self.outputs.push_back(Output::Ingest(request));
     }
 
     /// Restarts ICE on the handle's PeerConnection; false when it has none. The offer

@@ -23,11 +23,11 @@ use crate::plugin::{Plugin, PluginCtx, PluginMessage, PluginResult};
 mod admin;
 mod core;
 mod error;
-mod ids;
 mod request;
 
+use crate::ids;
+pub use crate::ids::{ConnId, HandleId, PeerId, SessionId, SourceId};
 pub use error::{code, ApiError};
-pub use ids::{ConnId, HandleId, PeerId, SessionId, SourceId};
 pub use request::{parse_request, Jsep, JsepKind, ParseError, Request, Target, TransportKind};
 
 /// Version reported by `info`: Janus 1.1.2's API, which janus.js 1.x speaks.
@@ -97,35 +97,10 @@ pub enum Output {
     Media(MediaCommand),
     /// The admin API changed the log level (0 = none … 7 = trace, as Janus).
     SetLogLevel(u8),
-    /// Start reading a plain-RTP source from these bound ports.
-    StartRtpSource {
-        /// The source's id.
-        id: SourceId,
-        /// The ports, bound.
-        ports: Vec<crate::ingest::rtp::RtpPort>,
-        /// Counters the plugin reads.
-        counters: Arc<crate::ingest::rtp::SourceCounters>,
-    },
-    /// Start the built-in demo source; it encodes while `viewers` is non-zero.
-    StartDemoSource {
-        /// The source's id.
-        id: SourceId,
-        /// How many viewers watch it.
-        viewers: Arc<std::sync::atomic::AtomicUsize>,
-    },
-    /// Start pulling an RTSP camera.
-    StartRtspSource {
-        /// The source's id.
-        id: SourceId,
-        /// What to pull.
-        spec: Box<crate::ingest::rtsp::RtspSpec>,
-        /// Connection state the plugin reads.
-        status: Arc<crate::ingest::rtsp::RtspStatus>,
-    },
+    /// What a plugin asked of the ingest side (a source to start, a SIP command), in order.
+    Ingest(crate::plugin::IngestRequest),
     /// Stop a source.
     StopSource(SourceId),
-    /// A command for the SIP user agent.
-    Sip(crate::ingest::sip::SipCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -784,6 +759,22 @@ impl Gateway {
         Ok(session.queue.drain(..n).collect())
     }
 
+    /// News from outside the core for every plugin (the SIP user agent's, a camera's):
+    /// `deliver` hands it to one plugin; the runtime makes one such call of each
+    /// ingest event, so the core never names the ingest side's types.
+    pub fn broadcast_to_plugins(
+        &mut self,
+        now: Instant,
+        what: &str,
+        mut deliver: impl FnMut(&mut dyn Plugin, &mut PluginCtx<'_>),
+    ) {
+        self.contained(what, |g| {
+            for i in 0..g.plugins.len() {
+                g.call_plugin(i, now, &mut deliver);
+            }
+        });
+    }
+
     /// An event from the media engine.
     pub fn handle_media_event(&mut self, now: Instant, ev: MediaEvent) {
         self.contained("media event", |g| g.media_event(now, ev));
@@ -791,27 +782,6 @@ impl Gateway {
 
     fn media_event(&mut self, now: Instant, ev: MediaEvent) {
         match ev {
-            MediaEvent::Sip(ev) => {
-                for i in 0..self.plugins.len() {
-                    self.call_plugin(i, now, |p, ctx| p.sip_event(ctx, &ev));
-                }
-            }
-            MediaEvent::SourceTracks {
-                source,
-                tracks,
-                unoffered,
-            } => {
-                for i in 0..self.plugins.len() {
-                    self.call_plugin(i, now, |p, ctx| {
-                        p.source_tracks(ctx, source, &tracks, &unoffered)
-                    });
-                }
-            }
-            MediaEvent::SourceState { source, connected } => {
-                for i in 0..self.plugins.len() {
-                    self.call_plugin(i, now, |p, ctx| p.source_state(ctx, source, connected));
-                }
-            }
             MediaEvent::Connected { peer, handle } => {
                 let Some(h) = self.core.handles.get_mut(&handle) else {
                     return;

@@ -11,7 +11,7 @@ use openh264::encoder::{BitRate, Encoder, EncoderConfig, FrameRate, IntraFramePe
 use openh264::formats::YUVSlices;
 use openh264::OpenH264API;
 
-use crate::api::SourceId;
+use crate::ids::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
 use crate::media::webrtc::queue::MediaTx;
 use crate::media::webrtc::SourcePacket;

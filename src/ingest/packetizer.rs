@@ -8,9 +8,9 @@ use std::time::Instant;
 use cardea_codecs::h264::{annex_b_nal_units, ParameterSetInserter};
 use cardea_codecs::keyframe::{KeyframeStarts, VideoCodec};
 
-use crate::api::SourceId;
-use crate::ingest::rtp::RtpHeader;
+use crate::ids::SourceId;
 use crate::media::webrtc::SourcePacket;
+use cardea_codecs::rtp::RtpHeader;
 
 /// Largest RTP payload produced; leaves room for SRTP and header extensions.
 pub const MAX_PAYLOAD: usize = 1200;

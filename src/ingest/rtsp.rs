@@ -23,10 +23,11 @@ use tokio::sync::mpsc;
 
 use cardea_codecs::keyframe::VideoCodec;
 
-use crate::api::SourceId;
+use crate::ids::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
+use crate::ingest::IngestEvent;
 use crate::media::webrtc::queue::MediaTx;
-use crate::media::webrtc::{MediaEvent, SourcePacket};
+use crate::media::webrtc::SourcePacket;
 
 /// A camera that sends nothing for this long is taken as gone.
 const SILENCE: Duration = Duration::from_secs(10);
@@ -279,7 +280,7 @@ pub async fn run(
     spec: RtspSpec,
     status: Arc<RtspStatus>,
     engine: MediaTx,
-    events: mpsc::Sender<MediaEvent>,
+    events: mpsc::Sender<IngestEvent>,
 ) {
     let mut lost = false;
     let mut backoff = spec.reconnect_delay.max(Duration::from_millis(200));
@@ -298,7 +299,7 @@ pub async fn run(
         }
         let mut played = false;
         let on_play = || {
-            let reconnected = MediaEvent::SourceState {
+            let reconnected = IngestEvent::SourceState {
                 source,
                 connected: true,
             };
@@ -326,7 +327,7 @@ pub async fn run(
         if played || !lost {
             lost = true;
             let _ = events
-                .send(MediaEvent::SourceState {
+                .send(IngestEvent::SourceState {
                     source,
                     connected: false,
                 })
@@ -517,7 +518,7 @@ async fn session(
     status: &RtspStatus,
     engine: &MediaTx,
     tracks: &mut TrackState,
-    events: &mpsc::Sender<MediaEvent>,
+    events: &mpsc::Sender<IngestEvent>,
     played: &mut bool,
     on_play: impl FnOnce(),
 ) -> Result<(), SessionEnd> {
@@ -559,7 +560,7 @@ async fn session(
             })
             .collect();
         tracing::info!(%source, url = %redact(&spec.url), tracks = found.len(), unoffered = ?unoffered, "RTSP camera discovered");
-        let report = MediaEvent::SourceTracks {
+        let report = IngestEvent::SourceTracks {
             source,
             tracks: discovered,
             unoffered: unoffered.clone(),

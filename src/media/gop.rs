@@ -81,8 +81,8 @@ impl GopCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::SourceId;
-    use crate::ingest::rtp::RtpHeader;
+    use crate::ids::SourceId;
+    use cardea_codecs::rtp::RtpHeader;
 
     fn packet(track: u8, seq: u16, keyframe: Option<bool>) -> Arc<SourcePacket> {
         #[allow(clippy::disallowed_methods)] // a timestamp for a test packet

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::api::SourceId;
 use crate::contain::lock;
+use crate::ids::SourceId;
 use crate::media::webrtc::SourcePacket;
 
 /// One keyframe: its packets (one access unit) and a number that changes with each.

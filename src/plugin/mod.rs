@@ -5,22 +5,56 @@
 //!   `query_session`), always under the core's lock and never on the media path.
 //! * [`PluginCtx`] is what a plugin may call back on the control path
 //!   (`push_event`, `accept_offer`, `close_pc`, `end_session`).
-//! * [`MediaHandler`] is the media half of one handle: the media driver calls it
-//!   for every incoming frame (`incoming_rtp`) and keyframe request, and it answers
-//!   through [`MediaOut`] (`relay_rtp`, `send_pli`, `send_remb`). It runs on the
-//!   media task with no lock; the two halves share state through atomics.
+//! * [`MediaHandler`] (the media layer's port, `media::handler`) is the media half of
+//!   one handle: the media driver calls it for every incoming frame (`incoming_rtp`)
+//!   and keyframe request, and it answers through [`MediaOut`] (`relay_rtp`,
+//!   `send_pli`, `send_remb`). It runs on the media task with no lock; the two halves
+//!   share state through atomics.
 
 use std::time::Instant;
 
 use serde_json::Value;
-use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, Mid};
-use str0m::Rtc;
+use str0m::media::Mid;
 
 use crate::api::{ApiError, HandleId, Jsep};
+pub use crate::media::handler::{MediaHandler, MediaOut};
 
 pub mod echotest;
 pub mod sip;
 pub mod streaming;
+
+/// What a plugin asks of the ingest side through [`PluginCtx`]: the core passes it on
+/// (`Output::Ingest`, in order with its other outputs) and the runtime carries it out.
+#[derive(Debug)]
+pub enum IngestRequest {
+    /// Start reading a plain-RTP source from these bound ports.
+    StartRtp {
+        /// The source's id.
+        id: crate::ids::SourceId,
+        /// The ports, bound.
+        ports: Vec<crate::ingest::rtp::RtpPort>,
+        /// Counters the plugin reads.
+        counters: std::sync::Arc<crate::ingest::rtp::SourceCounters>,
+    },
+    /// Start the built-in demo source; it encodes while `viewers` is non-zero.
+    StartDemo {
+        /// The source's id.
+        id: crate::ids::SourceId,
+        /// How many viewers watch it.
+        viewers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    },
+    /// Start pulling an RTSP camera.
+    StartRtsp {
+        /// The source's id.
+        id: crate::ids::SourceId,
+        /// What to pull.
+        spec: Box<crate::ingest::rtsp::RtspSpec>,
+        /// Connection state the plugin reads.
+        status: std::sync::Arc<crate::ingest::rtsp::RtspStatus>,
+    },
+    /// A command for the SIP user agent (boxed: the largest by far, and not per packet).
+    Sip(Box<crate::ingest::sip::SipCommand>),
+}
 
 /// What a plugin answers to a message, as Janus's `janus_plugin_result`.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,7 +255,13 @@ impl PluginCtx<'_> {
         ports: Vec<crate::ingest::rtp::RtpPort>,
         counters: std::sync::Arc<crate::ingest::rtp::SourceCounters>,
     ) -> crate::api::SourceId {
-        self.core.start_rtp_source(ports, counters)
+        let id = self.core.new_source_id();
+        self.core.ingest(IngestRequest::StartRtp {
+            id,
+            ports,
+            counters,
+        });
+        id
     }
 
     /// Starts the built-in demo source (test pattern and tone); it encodes only while
@@ -230,7 +270,9 @@ impl PluginCtx<'_> {
         &mut self,
         viewers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     ) -> crate::api::SourceId {
-        self.core.start_demo_source(viewers)
+        let id = self.core.new_source_id();
+        self.core.ingest(IngestRequest::StartDemo { id, viewers });
+        id
     }
 
     /// Starts pulling an RTSP camera (reconnecting with backoff); returns its id.
@@ -239,7 +281,13 @@ impl PluginCtx<'_> {
         spec: crate::ingest::rtsp::RtspSpec,
         status: std::sync::Arc<crate::ingest::rtsp::RtspStatus>,
     ) -> crate::api::SourceId {
-        self.core.start_rtsp_source(spec, status)
+        let id = self.core.new_source_id();
+        self.core.ingest(IngestRequest::StartRtsp {
+            id,
+            spec: Box::new(spec),
+            status,
+        });
+        id
     }
 
     /// Stops a source started with [`Self::start_rtp_source`] or [`Self::start_demo_source`].
@@ -281,7 +329,7 @@ impl PluginCtx<'_> {
     /// Hands a command to the SIP user agent; its outcome comes back through
     /// [`Plugin::sip_event`].
     pub fn sip(&mut self, cmd: crate::ingest::sip::SipCommand) {
-        self.core.sip_command(cmd);
+        self.core.ingest(IngestRequest::Sip(Box::new(cmd)));
     }
 
     /// Closes the handle's PeerConnection; `hangup_media` follows.
@@ -293,23 +341,6 @@ impl PluginCtx<'_> {
     pub fn end_session(&mut self, handle: HandleId) {
         self.core.defer_detach(handle);
     }
-}
-
-/// The media half of one handle, called by the media driver. Must not block.
-pub trait MediaHandler: Send {
-    /// A frame arrived from the peer (Janus's `incoming_rtp`).
-    fn incoming_media(&mut self, out: &mut MediaOut<'_>, data: &MediaData);
-    /// The peer asked for a keyframe on media we send it (PLI or FIR).
-    fn keyframe_request(&mut self, _out: &mut MediaOut<'_>, _req: &KeyframeRequest) {}
-    /// A packet from a source this peer subscribes to (Janus's `relay_rtp` from a mountpoint).
-    fn source_packet(
-        &mut self,
-        _out: &mut MediaOut<'_>,
-        _packet: &crate::media::webrtc::SourcePacket,
-    ) {
-    }
-    /// Called about every 100 ms while the PeerConnection is up, for periodic feedback such as REMB.
-    fn tick(&mut self, _out: &mut MediaOut<'_>, _now: Instant) {}
 }
 
 /// A source's video track, for readers outside WebRTC (snapshots).
@@ -332,105 +363,4 @@ pub enum ViewRefusal {
     Forbidden(String),
     /// Not known yet (a camera not described yet): ask again (HTTP 503).
     NotYet(String),
-}
-
-/// What a [`MediaHandler`] may do to its own PeerConnection.
-pub struct MediaOut<'a> {
-    pub(crate) rtc: &'a mut Rtc,
-    /// Tracks of the subscribed sources that need a keyframe (see [`Self::request_source_keyframe`]).
-    pub(crate) source_keyframes: &'a mut Vec<u8>,
-}
-
-impl MediaOut<'_> {
-    /// Asks the sources this peer subscribes to for a keyframe on `track` (an RTCP PLI
-    /// to RTP sources that have an RTCP port; other sources ignore it).
-    pub fn request_source_keyframe(&mut self, track: u8) {
-        if !self.source_keyframes.contains(&track) {
-            self.source_keyframes.push(track);
-        }
-    }
-
-    /// Sends a frame on `mid` with the codec matching `data` (Janus's `relay_rtp`).
-    /// Returns false when `mid` cannot send it (no such mid, codec not negotiated).
-    pub fn relay(&mut self, mid: Mid, data: &MediaData) -> bool {
-        let Some(writer) = self.rtc.writer(mid) else {
-            return false;
-        };
-        let Some(pt) = writer.match_params(data.params) else {
-            return false;
-        };
-        writer
-            .write(pt, data.network_time, data.time, &data.data[..])
-            .is_ok()
-    }
-
-    /// Sends one RTP packet on `mid` (RTP-mode peers only): sequence number and
-    /// timestamp as given, payload shared with every other viewer.
-    #[allow(clippy::too_many_arguments)] // the RTP header fields, one each
-    pub fn write_rtp(
-        &mut self,
-        mid: Mid,
-        pt: u8,
-        seq: u64,
-        timestamp: u32,
-        wallclock: Instant,
-        marker: bool,
-        payload: &std::sync::Arc<[u8]>,
-    ) -> bool {
-        let mut api = self.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-            return false;
-        };
-        tx.write_rtp(
-            str0m::rtp::RtpWrite::new(pt.into(), seq.into(), timestamp, wallclock, payload.clone())
-                .marker(marker)
-                .nackable(true),
-        );
-        true
-    }
-
-    /// Sends one audio frame on `mid` with the negotiated payload type of `codec`;
-    /// `rtp_time` counts at that codec's clock rate. False when `mid` cannot send it.
-    pub fn write_audio(
-        &mut self,
-        mid: Mid,
-        codec: str0m::format::Codec,
-        wallclock: Instant,
-        rtp_time: u64,
-        payload: &std::sync::Arc<[u8]>,
-    ) -> bool {
-        let Some(writer) = self.rtc.writer(mid) else {
-            return false;
-        };
-        let Some((pt, rate)) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| (p.pt(), p.spec().clock_rate))
-        else {
-            return false;
-        };
-        writer
-            .write(
-                pt,
-                wallclock,
-                str0m::media::MediaTime::new(rtp_time, rate),
-                payload.clone(),
-            )
-            .is_ok()
-    }
-
-    /// Asks the peer for a keyframe on media it sends us on `mid` (Janus's `send_pli`).
-    pub fn request_keyframe(&mut self, mid: Mid, kind: KeyframeRequestKind) {
-        if let Some(mut writer) = self.rtc.writer(mid) {
-            // Fails only when `mid` receives nothing yet: then there is nothing to refresh.
-            let _ = writer.request_keyframe(None, kind);
-        }
-    }
-
-    /// Caps what the peer sends us on `mid` with a REMB (Janus's `send_remb`).
-    pub fn send_remb(&mut self, mid: Mid, bits_per_second: u64) {
-        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
-            rx.request_remb(str0m::bwe::Bitrate::bps(bits_per_second));
-        }
-    }
 }

@@ -19,11 +19,13 @@ use crate::api::{ConnId, Gateway, Output, SessionId, SourceId};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::contain::lock;
+use crate::ingest::IngestEvent;
 use crate::media::webrtc::engine::LocalAddrs;
 use crate::media::webrtc::queue::{self, MediaTx, COMMAND_QUEUE, EVENT_QUEUE, PACKET_QUEUE};
-use crate::media::webrtc::{self, MediaCommand, MediaCounters, MediaEvent, WebrtcFactory};
+use crate::media::webrtc::{self, MediaCommand, MediaCounters, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
+use crate::plugin::IngestRequest;
 
 pub mod http;
 pub mod ice_servers;
@@ -45,6 +47,27 @@ enum SourceTask {
     Thread(Arc<AtomicBool>),
 }
 
+/// Hands an ingest event to every plugin, through the core.
+fn deliver_ingest_event(g: &mut Gateway, now: Instant, ev: IngestEvent) {
+    match ev {
+        IngestEvent::Sip(ev) => {
+            g.broadcast_to_plugins(now, "SIP event", |p, ctx| p.sip_event(ctx, &ev));
+        }
+        IngestEvent::SourceTracks {
+            source,
+            tracks,
+            unoffered,
+        } => g.broadcast_to_plugins(now, "source tracks", |p, ctx| {
+            p.source_tracks(ctx, source, &tracks, &unoffered)
+        }),
+        IngestEvent::SourceState { source, connected } => {
+            g.broadcast_to_plugins(now, "source state", |p, ctx| {
+                p.source_state(ctx, source, connected)
+            });
+        }
+    }
+}
+
 /// A callback applying the admin API's `set_log_level` (0..=7) to the process's logger.
 pub type LogControl = Box<dyn Fn(u8) + Send + Sync>;
 
@@ -53,8 +76,8 @@ pub struct Hub {
     gateway: Mutex<Gateway>,
     clock: Arc<dyn Clock>,
     media: MediaTx,
-    /// Where sources report their state (same channel as the media engine's events).
-    events: mpsc::Sender<MediaEvent>,
+    /// Where the ingest side (sources, the SIP user agent) reports to the plugins.
+    events: mpsc::Sender<IngestEvent>,
     /// The SIP user agent's commands, when it runs.
     sip: Option<mpsc::Sender<crate::ingest::sip::SipCommand>>,
     conns: Mutex<HashMap<ConnId, mpsc::Sender<String>>>,
@@ -84,6 +107,54 @@ impl Hub {
         r
     }
 
+    /// Carries out a plugin's request of the ingest side.
+    fn ingest(&self, request: IngestRequest) {
+        match request {
+            IngestRequest::StartRtp {
+                id,
+                ports,
+                counters,
+            } => {
+                let task = tokio::spawn(crate::ingest::rtp::run(
+                    id,
+                    ports,
+                    counters,
+                    self.media.clone(),
+                ));
+                lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
+            }
+            IngestRequest::StartRtsp { id, spec, status } => {
+                let task = tokio::spawn(crate::ingest::rtsp::run(
+                    id,
+                    *spec,
+                    status,
+                    self.media.clone(),
+                    self.events.clone(),
+                ));
+                lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
+            }
+            IngestRequest::StartDemo { id, viewers } => {
+                let stop = Arc::new(AtomicBool::new(false));
+                let (flag, media) = (stop.clone(), self.media.clone());
+                let spawned = std::thread::Builder::new()
+                    .name(format!("demo-source-{id}"))
+                    .spawn(move || crate::ingest::demo::run(id, viewers, flag, media));
+                match spawned {
+                    Ok(_) => {
+                        lock(&self.sources).insert(id, SourceTask::Thread(stop));
+                    }
+                    Err(e) => {
+                        tracing::error!(source = %id, error = %e, "cannot start the demo source")
+                    }
+                }
+            }
+            IngestRequest::Sip(cmd) => match &self.sip {
+                Some(tx) => crate::ingest::sip::driver::submit(tx, &self.events, *cmd),
+                None => tracing::warn!(?cmd, "SIP command while the user agent is off"),
+            },
+        }
+    }
+
     fn route(&self, out: Output) {
         match out {
             Output::Deliver { conn, msg } => {
@@ -104,48 +175,7 @@ impl Hub {
             Output::Media(cmd) => {
                 let _ = self.media.command(cmd);
             }
-            Output::StartRtpSource {
-                id,
-                ports,
-                counters,
-            } => {
-                let task = tokio::spawn(crate::ingest::rtp::run(
-                    id,
-                    ports,
-                    counters,
-                    self.media.clone(),
-                ));
-                lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
-            }
-            Output::StartRtspSource { id, spec, status } => {
-                let task = tokio::spawn(crate::ingest::rtsp::run(
-                    id,
-                    *spec,
-                    status,
-                    self.media.clone(),
-                    self.events.clone(),
-                ));
-                lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
-            }
-            Output::StartDemoSource { id, viewers } => {
-                let stop = Arc::new(AtomicBool::new(false));
-                let (flag, media) = (stop.clone(), self.media.clone());
-                let spawned = std::thread::Builder::new()
-                    .name(format!("demo-source-{id}"))
-                    .spawn(move || crate::ingest::demo::run(id, viewers, flag, media));
-                match spawned {
-                    Ok(_) => {
-                        lock(&self.sources).insert(id, SourceTask::Thread(stop));
-                    }
-                    Err(e) => {
-                        tracing::error!(source = %id, error = %e, "cannot start the demo source")
-                    }
-                }
-            }
-            Output::Sip(cmd) => match &self.sip {
-                Some(tx) => crate::ingest::sip::driver::submit(tx, &self.events, cmd),
-                None => tracing::warn!(?cmd, "SIP command while the user agent is off"),
-            },
+            Output::Ingest(request) => self.ingest(request),
             Output::StopSource(id) => {
                 match lock(&self.sources).remove(&id) {
                     Some(SourceTask::Task(task)) => task.abort(),
@@ -392,13 +422,14 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let keyframes = Arc::new(crate::media::snapshot::Keyframes::default());
     let (media_tx, media_rx) = queue::channel(PACKET_QUEUE, COMMAND_QUEUE, counters.clone());
     let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
+    let (ingest_tx, mut ingest_rx) = mpsc::channel(EVENT_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (sip_tx, sip_rx) = mpsc::channel(crate::ingest::sip::driver::COMMAND_QUEUE);
     let hub = Arc::new(Hub {
         gateway: Mutex::new(gateway),
         clock: opts.clock.clone(),
         media: media_tx.clone(),
-        events: events_tx.clone(),
+        events: ingest_tx.clone(),
         sip: sip_endpoint.is_some().then_some(sip_tx),
         conns: Mutex::new(HashMap::new()),
         waiters: Mutex::new(HashMap::new()),
@@ -419,7 +450,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         tasks.spawn(crate::ingest::sip::driver::run(
             ep,
             sip_rx,
-            events_tx.clone(),
+            ingest_tx.clone(),
             media_tx.clone(),
             shutdown_rx.clone(),
         ));
@@ -446,6 +477,10 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
                         Some(ev) => hub.with_gateway(|g, now| g.handle_media_event(now, ev)),
                         None => break,
                     },
+                    // The hub holds a sender: this channel never closes before shutdown.
+                    Some(ev) = ingest_rx.recv() => {
+                        hub.with_gateway(|g, now| deliver_ingest_event(g, now, ev));
+                    }
                     _ = shutdown.changed() => break,
                 }
             }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use cardea_codecs::voice::{opus_samples, OpusToPhone, PhoneToOpus, OPUS_TS_STEP, PHONE_FRAME};
 
 use super::sdp::{Direction, RemoteAudio, SipCodec};
-use crate::ingest::rtp::RtpHeader;
+use cardea_codecs::rtp::RtpHeader;
 
 /// Packets from a new address needed, all one SSRC in sequence, before we latch to it.
 const LATCH_AFTER: u8 = 3;

@@ -18,10 +18,11 @@ use super::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec, BrowserFrame
 use super::sdp::{self, Direction, LocalAudio, RemoteAudio, SipCodec};
 use super::srtp::{Crypto, SrtpLeg};
 use super::{CallEvent, CallMedia, CallOp, SipEvent, SrtpMode};
-use crate::api::HandleId;
-use crate::ingest::rtp::RtpHeader;
+use crate::ids::HandleId;
+use crate::ingest::IngestEvent;
 use crate::media::webrtc::queue::MediaTx;
-use crate::media::webrtc::{MediaEvent, SourcePacket};
+use crate::media::webrtc::SourcePacket;
+use cardea_codecs::rtp::RtpHeader;
 
 /// Our telephone-event payload type on the SIP leg.
 const TELEPHONE_EVENT_PT: u8 = 101;
@@ -46,7 +47,7 @@ pub struct CallCtx {
     /// The handle the call belongs to.
     pub handle: HandleId,
     /// Where events go (the core's channel).
-    pub events: mpsc::Sender<MediaEvent>,
+    pub events: mpsc::Sender<IngestEvent>,
     /// The media engine, for the audio toward the browser.
     pub engine: MediaTx,
     /// Where the media sockets bind.
@@ -362,7 +363,7 @@ fn final_answer(
 /// The call's audio toward the browser: a source the browser's PeerConnection reads.
 struct ToBrowser {
     engine: MediaTx,
-    source: crate::api::SourceId,
+    source: crate::ids::SourceId,
     pt: u8,
     seq: u16,
 }

@@ -29,9 +29,9 @@ use tokio_util::sync::CancellationToken;
 use super::call::{self, CallCtx, SIP_CODECS};
 use super::sdp::SipCodec;
 use super::{sdp, Account, CallEvent, CallOp, SipCommand, SipEvent};
-use crate::api::HandleId;
+use crate::ids::HandleId;
+use crate::ingest::IngestEvent;
 use crate::media::webrtc::queue::MediaTx;
-use crate::media::webrtc::MediaEvent;
 
 /// RFC 3261 timer F (64 × T1): how long a REGISTER waits for any final answer.
 /// rsipstack ends the transaction with a 408 then; this guard (2 s later) only
@@ -43,8 +43,8 @@ const CALL_OPS: usize = 32;
 
 /// Reports `event` to the core without waiting (from code that cannot): when the core
 /// is a whole queue behind, the event is dropped and logged.
-pub(super) fn report(events: &mpsc::Sender<MediaEvent>, event: SipEvent) {
-    if let Err(e) = events.try_send(MediaEvent::Sip(event)) {
+pub(super) fn report(events: &mpsc::Sender<IngestEvent>, event: SipEvent) {
+    if let Err(e) = events.try_send(IngestEvent::Sip(event)) {
         drop(e.into_inner()); // its fields may be private (message bodies): not logged
         tracing::warn!("event queue full: SIP event dropped");
     }
@@ -56,7 +56,7 @@ pub const COMMAND_QUEUE: usize = 1024;
 /// Hands `cmd` to the user agent without waiting. When it is a whole queue behind, a
 /// command that releases something waits for room in a task of its own; a new
 /// registration, call or message fails at once with 503, reported as its outcome.
-pub fn submit(tx: &mpsc::Sender<SipCommand>, events: &mpsc::Sender<MediaEvent>, cmd: SipCommand) {
+pub fn submit(tx: &mpsc::Sender<SipCommand>, events: &mpsc::Sender<IngestEvent>, cmd: SipCommand) {
     let cmd = match tx.try_send(cmd) {
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
         Err(mpsc::error::TrySendError::Full(cmd)) => cmd,
@@ -256,7 +256,7 @@ struct State {
     layer: Arc<DialogLayer>,
     bound: HashMap<HandleId, Bound>,
     calls: HashMap<HandleId, CallSlot>,
-    events: mpsc::Sender<MediaEvent>,
+    events: mpsc::Sender<IngestEvent>,
     engine: MediaTx,
     media_ip: IpAddr,
     sdp_ip: IpAddr,
@@ -304,7 +304,7 @@ impl State {
 pub async fn run(
     sip: SipEndpoint,
     mut commands: mpsc::Receiver<SipCommand>,
-    events: mpsc::Sender<MediaEvent>,
+    events: mpsc::Sender<IngestEvent>,
     engine: MediaTx,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -414,7 +414,7 @@ fn handle_incoming(st: &mut State, tx: Transaction) {
             let content = String::from_utf8_lossy(&tx.original.body).into_owned();
             let delivered = st
                 .events
-                .try_send(MediaEvent::Sip(SipEvent::OutOfDialogMessage {
+                .try_send(IngestEvent::Sip(SipEvent::OutOfDialogMessage {
                     handle,
                     sender,
                     display_name,
@@ -627,7 +627,7 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                     Err(_) => tracing::debug!(%handle, "unregister timed out"),
                 }
                 let _ = events
-                    .send(MediaEvent::Sip(SipEvent::Unregistered { handle }))
+                    .send(IngestEvent::Sip(SipEvent::Unregistered { handle }))
                     .await;
             });
         }
@@ -720,7 +720,7 @@ fn handle_command(st: &mut State, cmd: SipCommand) {
                 let (code, reason) = send_message(&inner, local, message).await;
                 tracing::debug!(%handle, code, "MESSAGE delivered");
                 let _ = events
-                    .send(MediaEvent::Sip(SipEvent::MessageDelivery {
+                    .send(IngestEvent::Sip(SipEvent::MessageDelivery {
                         handle,
                         call_id,
                         code,
@@ -851,7 +851,7 @@ fn start_registration(st: &State, handle: HandleId, account: Account) -> Result<
             // The route lives exactly as long as the registration.
             crate::contain::lock(&seen).registered = registered;
             tracing::debug!(%handle, ?event, "REGISTER outcome");
-            if events.send(MediaEvent::Sip(event)).await.is_err() {
+            if events.send(IngestEvent::Sip(event)).await.is_err() {
                 return;
             }
             if registered {
@@ -1314,7 +1314,7 @@ mod tests {
         submit(&tx, &events, SipCommand::Register { handle, account });
         submit(&tx, &events, SipCommand::Forget { handle });
         match news.try_recv() {
-            Ok(MediaEvent::Sip(SipEvent::RegistrationFailed { code: 503, .. })) => {}
+            Ok(IngestEvent::Sip(SipEvent::RegistrationFailed { code: 503, .. })) => {}
             other => panic!("expected a 503 registration failure, got {other:?}"),
         }
         assert!(matches!(

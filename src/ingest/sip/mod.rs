@@ -12,7 +12,7 @@ pub mod driver;
 pub mod sdp;
 pub mod srtp;
 
-use crate::api::{HandleId, SourceId};
+use crate::ids::{HandleId, SourceId};
 use bridge::{BridgeStats, BrowserCodec, BrowserFrame};
 use sdp::Direction;
 

@@ -16,14 +16,15 @@ use str0m::{Event, IceConnectionState, Input, Output};
 use tokio::sync::mpsc;
 
 use super::demux::{classify, Datagram};
+use super::sdp_guard;
 use super::{
     MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats, SourcePacket,
     MAX_REMOTE_CANDIDATES,
 };
-use crate::api::{HandleId, PeerId, SourceId};
 use crate::contain::contain;
+use crate::ids::{HandleId, PeerId, SourceId};
 use crate::media::gop::GopCache;
-use crate::plugin::{MediaHandler, MediaOut};
+use crate::media::handler::{MediaHandler, MediaOut};
 
 /// How often a handler's `tick` runs.
 const TICK: Duration = Duration::from_millis(100);
@@ -57,15 +58,6 @@ struct Peer {
     dtls_up: bool,
     /// The mids the peer sees, when not str0m's.
     mids: super::mids::MidMap,
-}
-
-/// Applies a peer's SDP to its `Rtc`. str0m asserts on some SDPs it cannot map (one
-/// payload type claimed by two m-lines): a peer's SDP must not take the gateway
-/// down, so a panic is a refused SDP like any other.
-fn sdp_guard<T>(apply: impl FnOnce() -> Result<T, str0m::RtcError>) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(apply))
-        .map_err(|_| "SDP refused by the WebRTC stack".to_owned())?
-        .map_err(|e| e.to_string())
 }
 
 /// The local address a datagram from `source` arrived on, as the peer knows it (one

@@ -5,7 +5,7 @@
 //!   ICE ufrag then source address, and turns str0m events into [`MediaEvent`]s.
 //! * [`driver`] is the only code touching the socket and the clock.
 //!
-//! The control side ([`crate::api`]) creates a peer with [`WebrtcFactory::accept_offer`]
+//! The control side (the API core, through its plugins) creates a peer with [`WebrtcFactory::accept_offer`]
 //! (str0m is sans-IO, so this is plain computation), then moves it to the engine
 //! with [`MediaCommand::AddPeer`].
 
@@ -17,9 +17,9 @@ use str0m::change::SdpOffer;
 use str0m::config::DtlsCert;
 use str0m::{Candidate, Rtc, RtcConfig};
 
-use crate::api::{HandleId, PeerId, SessionId, SourceId};
 use crate::config::MediaConfig;
-use crate::plugin::MediaHandler;
+use crate::ids::{HandleId, PeerId, SessionId, SourceId};
+use crate::media::handler::MediaHandler;
 
 pub mod demux;
 pub mod driver;
@@ -152,7 +152,7 @@ pub struct SourcePacket {
     /// Which of the source's tracks.
     pub track: u8,
     /// Its RTP header as received.
-    pub header: crate::ingest::rtp::RtpHeader,
+    pub header: cardea_codecs::rtp::RtpHeader,
     /// The RTP payload.
     pub payload: std::sync::Arc<[u8]>,
     /// For video whose keyframes we can recognise: whether this packet starts one.
@@ -184,29 +184,21 @@ pub struct OfferTrack {
     pub mid: Option<String>,
 }
 
+/// Applies a peer's SDP (offer, answer, renegotiation) to its `Rtc`: the one guard
+/// around str0m's SDP handling. str0m asserts on some SDPs it cannot map (one payload
+/// type claimed by two m-lines): a peer's SDP must not take the gateway down, so a
+/// panic is a refused SDP like any other ("SDP refused by the WebRTC stack").
+pub(crate) fn sdp_guard<T>(
+    apply: impl FnOnce() -> Result<T, str0m::RtcError>,
+) -> Result<T, String> {
+    crate::contain::contain(apply)
+        .map_err(|_| "SDP refused by the WebRTC stack".to_owned())?
+        .map_err(|e| e.to_string())
+}
+
 /// What the engine tells the control side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MediaEvent {
-    /// The SIP user agent's news (it shares this channel: both are drivers reporting
-    /// to the core).
-    Sip(crate::ingest::sip::SipEvent),
-    /// A camera added by URL alone was described: the tracks it will send, and the
-    /// streams it has that are not offered.
-    SourceTracks {
-        /// The source.
-        source: SourceId,
-        /// Its tracks, in order (track n of its packets is `tracks[n]`).
-        tracks: Vec<crate::ingest::rtsp::DiscoveredTrack>,
-        /// The camera's other streams.
-        unoffered: Vec<crate::ingest::rtsp::Unoffered>,
-    },
-    /// A source lost or regained its input (an RTSP camera went away or came back).
-    SourceState {
-        /// The source.
-        source: SourceId,
-        /// Whether it is delivering media again.
-        connected: bool,
-    },
     /// ICE and DTLS are up: Janus's `webrtcup`.
     Connected {
         /// The PeerConnection.
@@ -465,12 +457,7 @@ impl WebrtcFactory {
         for c in &self.candidates {
             rtc.add_local_candidate(c.clone());
         }
-        // A peer's offer must not take the gateway down: str0m asserts on some.
-        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rtc.sdp_api().accept_offer(offer)
-        }))
-        .map_err(|_| MediaError::Offer("offer refused by the WebRTC stack".into()))?
-        .map_err(|e| MediaError::Offer(e.to_string()))?;
+        let answer = sdp_guard(|| rtc.sdp_api().accept_offer(offer)).map_err(MediaError::Offer)?;
         Ok((rtc, answer.to_sdp_string()))
     }
 

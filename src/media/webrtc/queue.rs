@@ -127,8 +127,8 @@ impl MediaTx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{PeerId, SourceId};
-    use crate::ingest::rtp::RtpHeader;
+    use crate::ids::{PeerId, SourceId};
+    use cardea_codecs::rtp::RtpHeader;
 
     #[allow(clippy::disallowed_methods)] // a test stamps arrivals
     fn packet(seq: u16) -> SourcePacket {
