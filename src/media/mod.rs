@@ -1,6 +1,18 @@
-//! Media: everything that carries packets. Today the WebRTC layer; the fan-out
-//! router for streaming and the SIP media bridge join it in later issues.
+//! Media: what carries packets, and nothing that decides what to carry.
+//!
+//! * [`webrtc`]: str0m peers on one UDP socket: the factory (offers and answers), the
+//!   sans-IO engine holding every peer, the demultiplexer, the bounded queues into it
+//!   and the thin driver that owns the socket and the clock. A source packet
+//!   ([`webrtc::SourcePacket`], the payload shared) from the ingest side goes into the
+//!   engine's queue; the engine hands it to each subscribed peer's handler, which
+//!   rewrites sequence numbers and timestamps and writes it (fan-out).
+//! * [`handler`]: the port plugins implement to drive one peer's media.
+//! * [`gop`]: each source's packets since its last keyframe, replayed to a new viewer.
+//! * [`snapshot`]: each source's latest keyframe, for JPEG snapshots.
+//!
+//! Nothing here names `plugin`, `api`, `ingest` or `transport` (`tests/layering.rs`).
 
 pub mod gop;
+pub mod handler;
 pub mod snapshot;
 pub mod webrtc;
