@@ -17,14 +17,12 @@ const MAX_LINES: usize = 800;
 
 /// Files past the limit today, to be split by concept (issue 15): each may not grow.
 const STILL_TO_SPLIT: &[(&str, usize)] = &[
-    ("src/plugin/sip.rs", 1392),
     ("src/ingest/sip/driver.rs", 1207),
     ("src/plugin/streaming/mod.rs", 1194),
-    ("src/ingest/sip/bridge.rs", 1028),
     ("src/plugin/streaming/mountpoint.rs", 952),
     ("src/api/mod.rs", 941),
     ("src/ingest/sip/call.rs", 903),
-    ("src/media/webrtc/engine.rs", 878),
+    ("src/media/webrtc/engine.rs", 870),
 ];
 
 /// For each layer, the top-level modules it must not name.

@@ -1,0 +1,288 @@
+//! `janus.plugin.sip`: a web page registers to a PBX or SIP trunk through the gateway.
+//!
+//! Every request is asynchronous, as in Janus: an `ack`, then a `{"sip":"event"}`
+//! carrying the result or `error_code`/`error` (440–499, Janus's codes). This
+//! plugin validates and keeps per-handle state; the SIP itself happens in the user
+//! agent (`crate::ingest::sip`), which it drives with commands and hears from
+//! through [`Plugin::sip_event`].
+//!
+//! Registration: `register` (digest with `secret`, `authuser`, `proxy`/`outbound_proxy`,
+//! `register_ttl` with automatic refresh, `type: guest`, `send_register: false`,
+//! custom `headers`, `transcode: false` for PCMU end to end on all the account's
+//! calls), `unregister`, `registration_failed` with the SIP code.
+//!
+//! Calls: `call` (with the browser's JSEP offer; `transcode: false` keeps G.711 end
+//! to end), incoming calls (`incomingcall` with our JSEP offer, `missed_call` when
+//! busy), `accept`, `progress` (early media: a 183 with our SDP, `accept` later
+//! sends the 200), `decline`, `send_ringing`, `hangup`, `hold`/`unhold`,
+//! `update` (the browser's new offer, e.g. an ICE restart, answered on its
+//! PeerConnection; the SIP leg is left as it is), `dtmf_info`, `info`, `message` (in
+//! the call), `transfer` (blind REFER). The
+//! browser's own DTMF (telephone-events) reaches the phone as RFC 4733; the
+//! phone's becomes a `dtmf` event. The media half (`media::CallMediaHandler`) passes the
+//! browser's frames to the call's bridge and the bridge's audio to the browser.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+use str0m::media::{MediaData, Mid};
+use tokio::sync::mpsc;
+
+use super::{MediaHandler, MediaOut, Plugin, PluginCtx, PluginInfo, PluginMessage, PluginResult};
+use crate::api::{ApiError, HandleId, Jsep, JsepKind, SourceId};
+use crate::ingest::sip::bridge::{BridgeStats, BrowserCodec, BrowserFrame};
+use crate::ingest::sip::sdp::Direction;
+use crate::ingest::sip::srtp::Suite;
+use crate::ingest::sip::{
+    check_header, split_sip_uri, Account, CallEvent, CallMedia, CallOp, SipCommand, SipEvent,
+    SrtpMode,
+};
+use crate::media::webrtc::VoiceLeg;
+
+mod events;
+mod fields;
+mod media;
+mod requests;
+mod state;
+
+use fields::*;
+use media::*;
+use state::*;
+
+/// Janus's SIP plugin error codes.
+mod err {
+    pub(super) const INVALID_REQUEST: u16 = 442;
+    pub(super) const MISSING_ELEMENT: u16 = 443;
+    pub(super) const INVALID_ELEMENT: u16 = 444;
+    pub(super) const ALREADY_REGISTERED: u16 = 445;
+    pub(super) const INVALID_ADDRESS: u16 = 446;
+    pub(super) const WRONG_STATE: u16 = 447;
+    pub(super) const MISSING_SDP: u16 = 448;
+    pub(super) const TOO_STRICT: u16 = 452;
+    pub(super) const UNKNOWN: u16 = 499;
+}
+
+/// The plugin.
+pub struct Sip {
+    /// False when the user agent is off or could not bind its socket.
+    enabled: bool,
+    default_ttl: u32,
+    handles: HashMap<HandleId, SipHandle>,
+}
+
+impl Sip {
+    /// `enabled`: whether the user agent runs; `default_ttl`: registration lifetime
+    /// asked for when a request gives none.
+    pub fn new(enabled: bool, default_ttl: u32) -> Self {
+        Sip {
+            enabled,
+            default_ttl,
+            handles: HashMap::new(),
+        }
+    }
+}
+
+impl Plugin for Sip {
+    fn info(&self) -> PluginInfo {
+        PluginInfo {
+            package: "janus.plugin.sip",
+            name: "JANUS SIP plugin",
+            description:
+                "Registers web pages to SIP servers and bridges their calls (Opus to G.711)",
+            version: 8,
+            version_string: "0.0.8",
+        }
+    }
+
+    fn create_session(
+        &mut self,
+        _ctx: &mut PluginCtx<'_>,
+        _handle: HandleId,
+    ) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    fn handle_message(&mut self, ctx: &mut PluginCtx<'_>, msg: PluginMessage) -> PluginResult {
+        if let Err((code, text)) = self.message(
+            ctx,
+            msg.handle,
+            &msg.transaction,
+            &msg.body,
+            msg.jsep.as_ref(),
+        ) {
+            ctx.push_event(
+                msg.handle,
+                Some(&msg.transaction),
+                error_event(code, text),
+                None,
+            );
+        }
+        PluginResult::OkWait(None)
+    }
+
+    fn sip_event(&mut self, ctx: &mut PluginCtx<'_>, ev: &SipEvent) {
+        match ev {
+            SipEvent::Registered {
+                handle,
+                expires,
+                first,
+            } => {
+                let Some(h) = self.handles.get_mut(handle) else {
+                    return;
+                };
+                if h.registration != Registration::Registering {
+                    return;
+                }
+                h.registration = Registration::Registered { sent: true };
+                if *first {
+                    tracing::info!(%handle, uri = %h.uri, expires, "SIP registered");
+                    let user = h.user.clone();
+                    ctx.push_event(
+                        *handle,
+                        None,
+                        result(
+                            json!({"event": "registered", "username": user, "register_sent": true}),
+                        ),
+                        None,
+                    );
+                }
+            }
+            SipEvent::RegistrationFailed {
+                handle,
+                code,
+                reason,
+            } => {
+                let Some(h) = self.handles.remove(handle) else {
+                    return;
+                };
+                tracing::info!(%handle, uri = %h.uri, code, %reason, "SIP registration failed");
+                ctx.push_event(
+                    *handle,
+                    None,
+                    result(json!({"event": "registration_failed", "code": code, "reason": reason})),
+                    None,
+                );
+            }
+            SipEvent::Call { handle, what } => self.call_event(ctx, *handle, what),
+            SipEvent::MessageDelivery {
+                handle,
+                call_id,
+                code,
+                reason,
+            } => {
+                if self.handles.contains_key(handle) {
+                    let mut data =
+                        result(json!({"event": "messagedelivery", "code": code, "reason": reason}));
+                    data["call_id"] = json!(call_id);
+                    ctx.push_event(*handle, None, data, None);
+                }
+            }
+            SipEvent::OutOfDialogMessage {
+                handle,
+                sender,
+                display_name,
+                content_type,
+                content,
+            } => {
+                if self.handles.contains_key(handle) {
+                    ctx.push_event(
+                        *handle,
+                        None,
+                        result(json!({"event": "message", "sender": sender, "displayname": display_name, "content_type": content_type, "content": content})),
+                        None,
+                    );
+                }
+            }
+            SipEvent::Unregistered { handle } => {
+                let Some(h) = self.handles.remove(handle) else {
+                    return;
+                };
+                ctx.push_event(
+                    *handle,
+                    None,
+                    result(
+                        json!({"event": "unregistered", "username": h.user, "register_sent": true}),
+                    ),
+                    None,
+                );
+            }
+        }
+    }
+
+    fn hangup_media(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {
+        // The browser's PeerConnection went away: a call on it cannot go on.
+        if let Some(call) = self.handles.get_mut(&handle).and_then(|h| h.call.as_mut()) {
+            if matches!(
+                call.state,
+                CallState::Calling
+                    | CallState::Progressing
+                    | CallState::Accepting
+                    | CallState::InCall
+            ) {
+                call.state = CallState::Ending;
+                ctx.sip(SipCommand::InCall {
+                    handle,
+                    op: CallOp::Hangup,
+                });
+            }
+        }
+    }
+
+    fn renegotiated(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        answer: Result<Jsep, String>,
+    ) {
+        let Some(call) = self.handles.get_mut(&handle).and_then(|h| h.call.as_mut()) else {
+            return;
+        };
+        let Some(tx) = call.updating.take() else {
+            return;
+        };
+        match answer {
+            Ok(jsep) => {
+                let mut data = result(json!({"event": "updated"}));
+                if let Some(id) = &call.call_id {
+                    data["call_id"] = json!(id);
+                }
+                ctx.push_event(handle, Some(&tx), data, Some(jsep.to_json()));
+            }
+            Err(e) => ctx.push_event(
+                handle,
+                Some(&tx),
+                error_event(err::MISSING_SDP, format!("Error parsing SDP: {e}")),
+                None,
+            ),
+        }
+    }
+
+    fn destroy_session(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {
+        if let Some(h) = self.handles.remove(&handle) {
+            if let Some(call) = h.call {
+                ctx.stop_source(call.source);
+            }
+            ctx.sip(SipCommand::Forget { handle });
+        }
+    }
+
+    fn query_session(&self, handle: HandleId) -> Value {
+        match self.handles.get(&handle) {
+            None => json!({"registration_status": "unregistered"}),
+            Some(h) => json!({
+                "username": h.uri,
+                "registration_status": match h.registration {
+                    Registration::Registering => "registering",
+                    Registration::Registered { .. } => "registered",
+                    Registration::Unregistering => "unregistering",
+                },
+                "call_status": h.call.as_ref().map(|c| c.state.name()),
+                "callee": h.call.as_ref().map(|c| c.peer.clone()),
+                "call_id": h.call.as_ref().and_then(|c| c.call_id.clone()),
+                "media": h.call.as_ref().map(|c| c.stats.to_json()),
+            }),
+        }
+    }
+}
