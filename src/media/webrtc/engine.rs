@@ -5,129 +5,32 @@
 //! `handle_*` call, drain `poll_event` and sleep until [`Engine::next_timeout`].
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::media::{MediaKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Event, IceConnectionState, Input, Output};
+use str0m::Input;
 use tokio::sync::mpsc;
 
 use super::demux::{classify, Datagram};
+pub use super::local_addrs::LocalAddrs;
+use super::peer::{check_receiving, drive_peer, pass_keyframe_requests, Peer};
 use super::sdp_guard;
 use super::{
-    MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, PeerStats, SourcePacket,
+    MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, SourcePacket,
     MAX_REMOTE_CANDIDATES,
 };
 use crate::contain::contain;
-use crate::ids::{HandleId, PeerId, SourceId};
+use crate::ids::{PeerId, SourceId};
 use crate::media::gop::GopCache;
-use crate::media::handler::{MediaHandler, MediaOut};
+use crate::media::handler::MediaOut;
 
 /// How often a handler's `tick` runs.
 const TICK: Duration = Duration::from_millis(100);
 /// Media not seen for this long on a mid that was receiving: `media` event with `receiving: false`.
-const NO_MEDIA: Duration = Duration::from_secs(1);
-
-struct Peer {
-    id: PeerId,
-    handle: HandleId,
-    rtc: str0m::Rtc,
-    ufrag: String,
-    handler: Box<dyn MediaHandler>,
-    stats: Arc<PeerStats>,
-    rtc_timeout: Instant,
-    next_tick: Instant,
-    /// Mids media arrived on, with the last arrival and whether we reported `receiving: true`.
-    receiving: HashMap<Mid, (Instant, bool)>,
-    addrs: HashSet<SocketAddr>,
-    /// Sources this peer views.
-    subscriptions: Vec<SourceId>,
-    /// Just connected: the sources' GOP caches must be replayed to it.
-    replay: bool,
-    /// Tracks its handler asked its sources for a keyframe on, not yet passed on.
-    source_keyframes: Vec<u8>,
-    /// An ICE restart offered, waiting for the answer, and the ufrag it replaces.
-    restart: Option<(str0m::change::SdpPendingOffer, String)>,
-    /// The ufrag an ICE restart of the peer's replaced, still routed (the peer may
-    /// use it until our answer reaches it).
-    retired_ufrag: Option<String>,
-    /// DTLS completed once: after an ICE restart, ICE connecting again means connected.
-    dtls_up: bool,
-    /// The mids the peer sees, when not str0m's.
-    mids: super::mids::MidMap,
-}
-
-/// The local address a datagram from `source` arrived on, as the peer knows it (one
-/// of our candidates). The socket may be bound to the unspecified address, so this is
-/// derived: loopback for loopback peers, else the first candidate of the same family
-/// (with `media.public_address`, the public one: the NAT or Docker mapping sits
-/// between the peer and the socket).
-#[derive(Debug, Clone)]
-pub struct LocalAddrs {
-    v4: SocketAddr,
-    v6: SocketAddr,
-    lo4: SocketAddr,
-    lo6: SocketAddr,
-    /// Every candidate offered.
-    candidates: Vec<SocketAddr>,
-    /// The socket's port.
-    port: u16,
-}
-
-impl LocalAddrs {
-    /// From the socket's port and the host addresses offered as candidates.
-    pub fn new(port: u16, addrs: &[IpAddr]) -> Self {
-        let candidates: Vec<SocketAddr> = addrs.iter().map(|a| SocketAddr::new(*a, port)).collect();
-        LocalAddrs::from_candidates(port, &candidates)
-    }
-
-    /// From the socket's port and the host candidates offered (address and port).
-    pub fn from_candidates(port: u16, candidates: &[SocketAddr]) -> Self {
-        let pick = |v4: bool, loopback: bool, fallback: IpAddr| {
-            candidates
-                .iter()
-                .find(|a| a.is_ipv4() == v4 && a.ip().is_loopback() == loopback)
-                .copied()
-                .unwrap_or(SocketAddr::new(fallback, port))
-        };
-        let (lo4, lo6) = (
-            IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(Ipv6Addr::LOCALHOST),
-        );
-        LocalAddrs {
-            v4: pick(true, false, lo4),
-            v6: pick(false, false, lo6),
-            lo4: pick(true, true, lo4),
-            lo6: pick(false, true, lo6),
-            candidates: candidates.to_vec(),
-            port,
-        }
-    }
-
-    /// Where a datagram from `source` arrived, given the local address the socket
-    /// says it arrived on (IP_PKTINFO): that address when it is one of our candidates
-    /// (a multi-homed host: each peer is answered on the address it reached), else as
-    /// [`LocalAddrs::for_source`] (e.g. behind a NAT, the public address).
-    pub fn for_datagram(&self, source: SocketAddr, local_ip: Option<IpAddr>) -> SocketAddr {
-        match local_ip.map(|ip| SocketAddr::new(ip, self.port)) {
-            Some(at) if self.candidates.contains(&at) => at,
-            _ => self.for_source(source),
-        }
-    }
-
-    /// Where a datagram from `source` arrived, as that peer addressed it.
-    pub fn for_source(&self, source: SocketAddr) -> SocketAddr {
-        match source.ip() {
-            IpAddr::V4(v4) if v4.is_loopback() => self.lo4,
-            IpAddr::V6(v6) if v6.is_loopback() => self.lo6,
-            IpAddr::V4(_) => self.v4,
-            IpAddr::V6(_) => self.v6,
-        }
-    }
-}
+pub(super) const NO_MEDIA: Duration = Duration::from_secs(1);
 
 /// Every peer, routed by ICE ufrag then source address.
 pub struct Engine {
@@ -721,150 +624,6 @@ fn unsubscribe(subscribers: &mut HashMap<SourceId, Vec<PeerId>>, id: PeerId, sou
             if list.is_empty() {
                 subscribers.remove(s);
             }
-        }
-    }
-}
-
-/// Hands the keyframe requests a peer's handler made to its sources' channels.
-fn pass_keyframe_requests(p: &mut Peer, channels: &HashMap<SourceId, mpsc::Sender<u8>>) {
-    if p.source_keyframes.is_empty() {
-        return;
-    }
-    for source in &p.subscriptions {
-        if let Some(tx) = channels.get(source) {
-            for track in &p.source_keyframes {
-                let _ = tx.try_send(*track); // full: requests are pending already
-            }
-        }
-    }
-    p.source_keyframes.clear();
-}
-
-/// Polls one peer until str0m has nothing more than a timeout; returns a reason
-/// when the peer must be closed.
-fn drive_peer(
-    p: &mut Peer,
-    now: Instant,
-    send: &mut dyn FnMut(SocketAddr, &[u8]),
-    events: &mut VecDeque<MediaEvent>,
-) -> Option<String> {
-    let mut closed: Option<String> = None;
-    loop {
-        if !p.rtc.is_alive() {
-            closed.get_or_insert_with(|| "DTLS alert".into());
-            break;
-        }
-        match p.rtc.poll_output() {
-            Ok(Output::Timeout(t)) => {
-                p.rtc_timeout = t.max(now);
-                break;
-            }
-            Ok(Output::Transmit(t)) => {
-                p.stats.packets_out.fetch_add(1, Ordering::Relaxed);
-                p.stats
-                    .bytes_out
-                    .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
-                send(t.destination, &t.contents);
-            }
-            Ok(Output::Event(e)) => {
-                if let Some(reason) = handle_event(p, now, e, events) {
-                    closed = Some(reason);
-                }
-            }
-            Err(e) => {
-                closed = Some(format!("WebRTC error: {e}"));
-                break;
-            }
-        }
-    }
-    closed
-}
-
-/// Handles one str0m event; returns a reason when the peer must be closed.
-fn handle_event(
-    p: &mut Peer,
-    now: Instant,
-    e: Event,
-    events: &mut VecDeque<MediaEvent>,
-) -> Option<String> {
-    match e {
-        Event::IceConnectionStateChange(s) => match s {
-            IceConnectionState::Checking | IceConnectionState::New => {
-                p.stats.set_state(PeerState::Checking)
-            }
-            IceConnectionState::Connected | IceConnectionState::Completed => {
-                if p.dtls_up {
-                    // An ICE restart completed: DTLS and SRTP carry on as they were.
-                    p.stats.set_state(PeerState::Connected);
-                } else if p.stats.state() != PeerState::Connected {
-                    p.stats.set_state(PeerState::IceConnected);
-                }
-            }
-            IceConnectionState::Disconnected => {
-                p.stats.set_state(PeerState::Disconnected);
-                return Some("ICE failed".into());
-            }
-        },
-        Event::Connected => {
-            p.dtls_up = true;
-            p.stats.set_state(PeerState::Connected);
-            p.replay = !p.subscriptions.is_empty();
-            events.push_back(MediaEvent::Connected {
-                peer: p.id,
-                handle: p.handle,
-            });
-        }
-        Event::MediaData(data) => {
-            let entry = p.receiving.entry(data.mid).or_insert((now, false));
-            entry.0 = now;
-            if !entry.1 {
-                entry.1 = true;
-                let kind = if data.params.spec().codec.is_audio() {
-                    "audio"
-                } else {
-                    "video"
-                };
-                events.push_back(MediaEvent::Receiving {
-                    peer: p.id,
-                    handle: p.handle,
-                    mid: data.mid.to_string(),
-                    kind,
-                    receiving: true,
-                });
-            }
-            let mut out = MediaOut {
-                rtc: &mut p.rtc,
-                source_keyframes: &mut p.source_keyframes,
-            };
-            p.handler.incoming_media(&mut out, &data);
-        }
-        Event::KeyframeRequest(req) => {
-            let mut out = MediaOut {
-                rtc: &mut p.rtc,
-                source_keyframes: &mut p.source_keyframes,
-            };
-            p.handler.keyframe_request(&mut out, &req);
-        }
-        _ => {}
-    }
-    None
-}
-
-fn check_receiving(p: &mut Peer, now: Instant, events: &mut VecDeque<MediaEvent>) {
-    for (mid, (last, reported)) in p.receiving.iter_mut() {
-        if *reported && now.duration_since(*last) >= NO_MEDIA {
-            *reported = false;
-            let kind = match p.rtc.media(*mid).map(|m| m.kind()) {
-                Some(MediaKind::Audio) => "audio",
-                _ => "video",
-            };
-            events.push_back(MediaEvent::Receiving {
-                peer: p.id,
-                handle: p.handle,
-                mid: mid.to_string(),
-                kind,
-                receiving: false,
-            });
         }
     }
 }

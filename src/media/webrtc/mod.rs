@@ -24,7 +24,9 @@ use crate::media::handler::MediaHandler;
 pub mod demux;
 pub mod driver;
 pub mod engine;
+pub mod local_addrs;
 pub mod mids;
+mod peer;
 pub mod queue;
 
 /// Why a PeerConnection could not be set up.

@@ -1,0 +1,190 @@
+//! One peer in the engine: its str0m instance, its handler and what it subscribes to,
+//! and the steps that drive it (str0m's outputs to datagrams, events and handler calls).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::media::{MediaKind, Mid};
+use str0m::{Event, IceConnectionState, Output};
+use tokio::sync::mpsc;
+
+use super::engine::NO_MEDIA;
+use super::{MediaEvent, PeerState, PeerStats};
+use crate::ids::{HandleId, PeerId, SourceId};
+use crate::media::handler::{MediaHandler, MediaOut};
+
+pub(super) struct Peer {
+    pub(super) id: PeerId,
+    pub(super) handle: HandleId,
+    pub(super) rtc: str0m::Rtc,
+    pub(super) ufrag: String,
+    pub(super) handler: Box<dyn MediaHandler>,
+    pub(super) stats: Arc<PeerStats>,
+    pub(super) rtc_timeout: Instant,
+    pub(super) next_tick: Instant,
+    /// Mids media arrived on, with the last arrival and whether we reported `receiving: true`.
+    pub(super) receiving: HashMap<Mid, (Instant, bool)>,
+    pub(super) addrs: HashSet<SocketAddr>,
+    /// Sources this peer views.
+    pub(super) subscriptions: Vec<SourceId>,
+    /// Just connected: the sources' GOP caches must be replayed to it.
+    pub(super) replay: bool,
+    /// Tracks its handler asked its sources for a keyframe on, not yet passed on.
+    pub(super) source_keyframes: Vec<u8>,
+    /// An ICE restart offered, waiting for the answer, and the ufrag it replaces.
+    pub(super) restart: Option<(str0m::change::SdpPendingOffer, String)>,
+    /// The ufrag an ICE restart of the peer's replaced, still routed (the peer may
+    /// use it until our answer reaches it).
+    pub(super) retired_ufrag: Option<String>,
+    /// DTLS completed once: after an ICE restart, ICE connecting again means connected.
+    pub(super) dtls_up: bool,
+    /// The mids the peer sees, when not str0m's.
+    pub(super) mids: super::mids::MidMap,
+}
+
+/// Hands the keyframe requests a peer's handler made to its sources' channels.
+pub(super) fn pass_keyframe_requests(p: &mut Peer, channels: &HashMap<SourceId, mpsc::Sender<u8>>) {
+    if p.source_keyframes.is_empty() {
+        return;
+    }
+    for source in &p.subscriptions {
+        if let Some(tx) = channels.get(source) {
+            for track in &p.source_keyframes {
+                let _ = tx.try_send(*track); // full: requests are pending already
+            }
+        }
+    }
+    p.source_keyframes.clear();
+}
+
+/// Polls one peer until str0m has nothing more than a timeout; returns a reason
+/// when the peer must be closed.
+pub(super) fn drive_peer(
+    p: &mut Peer,
+    now: Instant,
+    send: &mut dyn FnMut(SocketAddr, &[u8]),
+    events: &mut VecDeque<MediaEvent>,
+) -> Option<String> {
+    let mut closed: Option<String> = None;
+    loop {
+        if !p.rtc.is_alive() {
+            closed.get_or_insert_with(|| "DTLS alert".into());
+            break;
+        }
+        match p.rtc.poll_output() {
+            Ok(Output::Timeout(t)) => {
+                p.rtc_timeout = t.max(now);
+                break;
+            }
+            Ok(Output::Transmit(t)) => {
+                p.stats.packets_out.fetch_add(1, Ordering::Relaxed);
+                p.stats
+                    .bytes_out
+                    .fetch_add(t.contents.len() as u64, Ordering::Relaxed);
+                send(t.destination, &t.contents);
+            }
+            Ok(Output::Event(e)) => {
+                if let Some(reason) = handle_event(p, now, e, events) {
+                    closed = Some(reason);
+                }
+            }
+            Err(e) => {
+                closed = Some(format!("WebRTC error: {e}"));
+                break;
+            }
+        }
+    }
+    closed
+}
+
+/// Handles one str0m event; returns a reason when the peer must be closed.
+pub(super) fn handle_event(
+    p: &mut Peer,
+    now: Instant,
+    e: Event,
+    events: &mut VecDeque<MediaEvent>,
+) -> Option<String> {
+    match e {
+        Event::IceConnectionStateChange(s) => match s {
+            IceConnectionState::Checking | IceConnectionState::New => {
+                p.stats.set_state(PeerState::Checking)
+            }
+            IceConnectionState::Connected | IceConnectionState::Completed => {
+                if p.dtls_up {
+                    // An ICE restart completed: DTLS and SRTP carry on as they were.
+                    p.stats.set_state(PeerState::Connected);
+                } else if p.stats.state() != PeerState::Connected {
+                    p.stats.set_state(PeerState::IceConnected);
+                }
+            }
+            IceConnectionState::Disconnected => {
+                p.stats.set_state(PeerState::Disconnected);
+                return Some("ICE failed".into());
+            }
+        },
+        Event::Connected => {
+            p.dtls_up = true;
+            p.stats.set_state(PeerState::Connected);
+            p.replay = !p.subscriptions.is_empty();
+            events.push_back(MediaEvent::Connected {
+                peer: p.id,
+                handle: p.handle,
+            });
+        }
+        Event::MediaData(data) => {
+            let entry = p.receiving.entry(data.mid).or_insert((now, false));
+            entry.0 = now;
+            if !entry.1 {
+                entry.1 = true;
+                let kind = if data.params.spec().codec.is_audio() {
+                    "audio"
+                } else {
+                    "video"
+                };
+                events.push_back(MediaEvent::Receiving {
+                    peer: p.id,
+                    handle: p.handle,
+                    mid: data.mid.to_string(),
+                    kind,
+                    receiving: true,
+                });
+            }
+            let mut out = MediaOut {
+                rtc: &mut p.rtc,
+                source_keyframes: &mut p.source_keyframes,
+            };
+            p.handler.incoming_media(&mut out, &data);
+        }
+        Event::KeyframeRequest(req) => {
+            let mut out = MediaOut {
+                rtc: &mut p.rtc,
+                source_keyframes: &mut p.source_keyframes,
+            };
+            p.handler.keyframe_request(&mut out, &req);
+        }
+        _ => {}
+    }
+    None
+}
+
+pub(super) fn check_receiving(p: &mut Peer, now: Instant, events: &mut VecDeque<MediaEvent>) {
+    for (mid, (last, reported)) in p.receiving.iter_mut() {
+        if *reported && now.duration_since(*last) >= NO_MEDIA {
+            *reported = false;
+            let kind = match p.rtc.media(*mid).map(|m| m.kind()) {
+                Some(MediaKind::Audio) => "audio",
+                _ => "video",
+            };
+            events.push_back(MediaEvent::Receiving {
+                peer: p.id,
+                handle: p.handle,
+                mid: mid.to_string(),
+                kind,
+                receiving: false,
+            });
+        }
+    }
+}
