@@ -20,7 +20,6 @@ const STILL_TO_SPLIT: &[(&str, usize)] = &[
     ("src/ingest/sip/driver.rs", 1207),
     ("src/plugin/streaming/mod.rs", 1194),
     ("src/plugin/streaming/mountpoint.rs", 952),
-    ("src/api/mod.rs", 941),
     ("src/ingest/sip/call.rs", 903),
 ];
 
