@@ -36,6 +36,26 @@ CONF
     baresip -f "$dir" </dev/null &
 }
 
+# Register once the PBX answers (its container may start after this one's).
+python3 - "$PBX" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+s.connect((sys.argv[1], 5060))
+me = "%s:%d" % s.getsockname()
+for i in range(60):
+    s.send(("OPTIONS sip:%s SIP/2.0\r\nVia: SIP/2.0/UDP %s;branch=z9hG4bKwait%d\r\n"
+            "Max-Forwards: 70\r\nFrom: <sip:wait@%s>;tag=w%d\r\nTo: <sip:%s>\r\n"
+            "Call-ID: wait%d@%s\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            % (sys.argv[1], me, i, me, i, sys.argv[1], i, me)).encode())
+    try:
+        if s.recv(4096).startswith(b"SIP/2.0 "):
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.5)
+sys.exit("the PBX at %s does not answer" % sys.argv[1])
+PY
+
 ua tone 1000 5060 20000 $'audio_source ausine,700\naudio_player alsa,null' $'module ausine.so\nmodule sndfile.so'
 ua echo 1001 5062 20100 $'audio_source aubridge,nil\naudio_player aubridge,nil' $'module aubridge.so\nmodule echo.so'
 # Only the latest calls' recordings are kept (the container's /tmp is a small tmpfs).

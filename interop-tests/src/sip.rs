@@ -93,12 +93,22 @@ pub fn kamailio() -> anyhow::Result<Kamailio> {
 /// Sends an OPTIONS to kamailio (to `user`'s registered contact when given, which
 /// kamailio forwards there); the final status code, or None after 1 s of silence.
 pub fn options(port: u16, user: Option<&str>) -> anyhow::Result<Option<u16>> {
-    let sock = UdpSocket::bind("127.0.0.1:0")?;
+    options_to(std::net::SocketAddr::from(([127, 0, 0, 1], port)), user)
+}
+
+/// [`options`] to the registrar at `registrar` (the docker-compose lab's kamailio).
+pub fn options_to(
+    registrar: std::net::SocketAddr,
+    user: Option<&str>,
+) -> anyhow::Result<Option<u16>> {
+    let sock = UdpSocket::bind(("0.0.0.0", 0))?;
+    // Connected: the local address is the one the registrar sees (our Via).
+    sock.connect(registrar)?;
     sock.set_read_timeout(Some(Duration::from_millis(250)))?;
     let me = sock.local_addr()?;
     let target = match user {
-        Some(u) => format!("sip:{u}@127.0.0.1:{port}"),
-        None => format!("sip:127.0.0.1:{port}"),
+        Some(u) => format!("sip:{u}@{registrar}"),
+        None => format!("sip:{registrar}"),
     };
     let branch = format!("z9hG4bK{}", rand_token());
     let msg = format!(
@@ -108,7 +118,7 @@ pub fn options(port: u16, user: Option<&str>) -> anyhow::Result<Option<u16>> {
         tag = rand_token(),
         call = rand_token()
     );
-    sock.send_to(msg.as_bytes(), ("127.0.0.1", port))?;
+    sock.send(msg.as_bytes())?;
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(1);
     while Instant::now() < deadline {

@@ -23,7 +23,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use interop_tests::docker::{docker, docker_text, Compose, Engine};
-use interop_tests::sip::{chromium_phone_at, events_named, heard_in, hears, tone_file, Scratch};
+use interop_tests::sip::{
+    chromium_phone_at, events_named, heard_in, hears, options_to, tone_file, Scratch,
+};
 use serde_json::Value;
 
 const PROJECT: &str = "cardea-lab";
@@ -166,6 +168,17 @@ async fn compose_lab_cameras_and_phone() {
         println!("camera {id}: {frames} frames, {audio} audio packets in 10 s");
         assert!(frames > 100, "camera {id}: {frames} frames in 10 s");
         assert!(audio > 100, "camera {id}: {audio} audio packets in 10 s");
+    }
+
+    // The lab phone's extensions registered (kamailio forwards an OPTIONS to each).
+    let pbx: SocketAddr = "172.29.89.20:5060".parse().unwrap();
+    for ext in ["1000", "1001"] {
+        let took = wait_until(
+            Duration::from_secs(90),
+            &format!("extension {ext} registered"),
+            || matches!(options_to(pbx, Some(ext)), Ok(Some(200))),
+        );
+        println!("extension {ext} answers after {took:?}");
     }
 
     // The phone, as filled in by lab/cardea.toml's [web.phone]: alice, calling 1000.
