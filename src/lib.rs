@@ -4,7 +4,7 @@
 //! # Architecture map
 //!
 //! ```text
-//!  browser (janus.js) ──HTTP/long poll, WebSocket──▶ transport/ ──▶ api::Gateway (sans-IO)
+//!  browser (janus.js) ──HTTP/long poll, WebSocket──▶ transport/ ─hub─▶ api::Gateway (sans-IO)
 //!                                                      │   ▲            │ plugin calls
 //!                          ingest requests (Output) ◀──┘   │ events     ▼
 //!                          ingest events ─────────────────▶│       plugin/ (echotest, streaming, sip)
@@ -20,8 +20,9 @@
 //! Dependencies point one way (`tests/layering.rs` checks it): `media` names none of
 //! `plugin`, `api`, `ingest`, `transport`; `ingest` names only `media` and the shared
 //! modules; `api` names `plugin` and `media`, never `ingest` or `transport`; `plugin`
-//! never names `transport`. `transport` is the composition root: it builds the plugins,
-//! binds sockets, spawns the drivers and sources, and carries out the core's outputs.
+//! never names `transport`. [`runtime`] is the composition root: it builds the plugins,
+//! binds sockets, spawns the drivers and sources, and carries out the core's outputs;
+//! the transports reach the gateway through its hub.
 //!
 //! * [`ids`]: every id newtype, shared by every layer.
 //! * [`config`]: typed TOML, `deny_unknown_fields`, defaults equal `conf/cardea.toml`.
@@ -36,8 +37,9 @@
 //!   RTSP cameras (retina), the demo source, and the SIP user agent (rsipstack behind
 //!   `ingest::sip`'s own command and event types); it reports to the plugins with
 //!   [`ingest::IngestEvent`] on its own channel.
-//! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners and the
-//!   demo page; the composition root; the only async code on the control side.
+//! * [`runtime`]: the composition root ([`start`], the hub, ingest requests and events).
+//! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners, the pages
+//!   and snapshots.
 //! * [`clock`]: the one place the control side reads time.
 //! * [`secret`]: constant-time comparison of every secret a request carries.
 //! * [`contain`]: panic containment: a panic costs one request or one peer, never the gateway.
@@ -52,11 +54,12 @@ pub mod ids;
 pub mod ingest;
 pub mod media;
 pub mod plugin;
+pub mod runtime;
 pub mod secret;
 pub mod transport;
 
 pub use config::Config;
-pub use transport::{start, Running, StartOptions};
+pub use runtime::{start, Running, StartOptions};
 
 /// What `--check-config` and a start check beyond the file's own rules: each plugin's
 /// configured objects as the plugin would take them (mountpoints, today).
