@@ -18,7 +18,6 @@ const MAX_LINES: usize = 800;
 
 /// Files past the limit today, to be split by concept (issue 15): each may not grow.
 const STILL_TO_SPLIT: &[(&str, usize)] = &[
-    ("src/plugin/streaming/mod.rs", 1194),
     ("src/plugin/streaming/mountpoint.rs", 952),
     ("src/ingest/sip/call.rs", 903),
 ];

@@ -1,0 +1,104 @@
+//! Reading a request's fields, and the checks `create` runs on a mountpoint declared
+//! in the configuration (`--check-config` and the start).
+
+use super::*;
+
+/// Every mountpoint of `[streaming]` through the checks `create` runs before it
+/// starts anything (nothing is bound or connected), plus ids and fixed UDP ports used
+/// twice: `--check-config` and the start run it. The error names the mountpoint and
+/// the field.
+pub fn check_configured(settings: &crate::config::StreamingConfig) -> Result<(), String> {
+    let mut ids = std::collections::HashSet::new();
+    let mut ports: Vec<(u16, String)> = Vec::new();
+    for m in &settings.mountpoints {
+        let who = who(m);
+        if !ids.insert(m.id) {
+            return Err(format!("{who}: id {} is used by another mountpoint", m.id));
+        }
+        let fixed =
+            check_body(&config_body(m), settings).map_err(|(_, t)| format!("{who}: {t}"))?;
+        for (port, what) in fixed {
+            if let Some((_, other)) = ports.iter().find(|(p, _)| *p == port) {
+                return Err(format!("{who}: {what} {port} is also {other}"));
+            }
+            ports.push((port, format!("{who} {what}")));
+        }
+    }
+    Ok(())
+}
+
+/// A configured mountpoint as a `create` body.
+pub(super) fn config_body(m: &crate::config::MountpointConfig) -> Map<String, Value> {
+    match serde_json::to_value(m) {
+        Ok(Value::Object(b)) => b,
+        _ => Map::new(),
+    }
+}
+
+/// "mountpoint 3 (\"Front door\")", for errors about a configured mountpoint.
+pub(super) fn who(m: &crate::config::MountpointConfig) -> String {
+    match &m.name {
+        Some(name) => format!("mountpoint {} ({name:?})", m.id),
+        None => format!("mountpoint {}", m.id),
+    }
+}
+
+/// What `create` checks of a body before it starts anything; the fixed UDP ports an
+/// RTP mountpoint asks for, with what each is for.
+pub(super) fn check_body(
+    body: &Map<String, Value>,
+    settings: &crate::config::StreamingConfig,
+) -> Result<Vec<(u16, String)>, Refusal> {
+    for k in ["name", "description", "metadata", "secret", "pin"] {
+        optional_str(body, k)?;
+    }
+    optional_bool(body, "is_private")?;
+    match required_str(body, "type")? {
+        "demo" => Ok(Vec::new()),
+        "rtsp" => Mountpoint::parse_rtsp(body, &settings.rtsp_allow).map(|_| Vec::new()),
+        "rtp" => Ok(mountpoint::plan_media(body)?.fixed_ports()),
+        kind => Err((
+            err::INVALID_ELEMENT,
+            format!("Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"),
+        )),
+    }
+}
+
+pub(super) fn event(result: Value) -> Value {
+    json!({"streaming": "event", "result": result})
+}
+
+pub(super) fn error(code: u16, text: impl Into<String>) -> Value {
+    json!({"streaming": "event", "error_code": code, "error": text.into()})
+}
+
+pub(super) fn mountpoint_id(body: &Map<String, Value>) -> Result<u64, Refusal> {
+    match body.get("id") {
+        None => Err((
+            err::MISSING_ELEMENT,
+            "Missing mandatory element (id)".into(),
+        )),
+        Some(v) => v.as_u64().ok_or((
+            err::INVALID_ELEMENT,
+            "Invalid element (id should be a positive integer)".into(),
+        )),
+    }
+}
+
+pub(super) fn optional_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, Refusal> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err((
+            err::INVALID_ELEMENT,
+            format!("Invalid element ({key} should be a boolean)"),
+        )),
+    }
+}
+
+pub(super) fn optional_str(
+    body: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<String>, Refusal> {
+    Ok(str_field(body, key)?.map(str::to_owned))
+}
