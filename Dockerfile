@@ -67,7 +67,8 @@ USER cardea
 # HTTP API and pages, WebSocket API, the one media UDP port (SIP's ports are the
 # configuration's: the lab's are in docker-compose.yml).
 EXPOSE 8088/tcp 8188/tcp 10000/udp
-# GET /janus/info with bash alone (no curl in the image): healthy once the API answers.
+# GET /janus/info with bash alone (no curl in the image): healthy once the API answers
+# (on the shipped port, 8088: a configuration that moves it needs its own HEALTHCHECK).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \
     CMD ["bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8088 && printf 'GET /janus/info HTTP/1.0\\r\\n\\r\\n' >&3 && grep -q server_info <&3"]
 ENTRYPOINT ["cardea"]
