@@ -24,6 +24,12 @@ use crate::media::webrtc::queue::MediaTx;
 use crate::media::webrtc::SourcePacket;
 use cardea_codecs::rtp::RtpHeader;
 
+mod dialog;
+mod legs;
+pub use dialog::parse_dtmf_relay;
+pub(in crate::ingest::sip) use dialog::*;
+use legs::*;
+
 /// Our telephone-event payload type on the SIP leg.
 const TELEPHONE_EVENT_PT: u8 = 101;
 /// Ours for telephone-event/48000, offered beside Opus.
@@ -104,40 +110,6 @@ async fn bind_pair(ip: IpAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
         std::io::ErrorKind::AddrInUse,
         "no free RTP/RTCP port pair",
     ))
-}
-
-fn ended(code: u16, reason: impl Into<String>) -> CallEvent {
-    CallEvent::Ended {
-        code,
-        reason: reason.into(),
-    }
-}
-
-fn terminated(reason: &TerminatedReason) -> CallEvent {
-    match reason {
-        TerminatedReason::UacBye | TerminatedReason::UasBye => ended(200, "Session Terminated"),
-        TerminatedReason::UacCancel => ended(487, "Request Terminated"),
-        TerminatedReason::Timeout => ended(408, "Request Timeout"),
-        TerminatedReason::UacBusy | TerminatedReason::UasBusy => ended(486, "Busy Here"),
-        TerminatedReason::UasDecline => ended(603, "Decline"),
-        TerminatedReason::ProxyAuthRequired => ended(407, "Proxy Authentication Required"),
-        TerminatedReason::ProxyError(c)
-        | TerminatedReason::UacOther(c)
-        | TerminatedReason::UasOther(c) => ended(c.code(), c.text()),
-    }
-}
-
-fn content_type(ct: &str) -> Header {
-    Header::ContentType(ct.into())
-}
-
-/// A header's value by name (Content-Type included), as the request carries it.
-pub(super) fn header_value<'a>(req: &'a rsipstack::sip::Request, name: &str) -> Option<&'a str> {
-    req.headers.iter().find_map(|h| match h {
-        Header::Other(n, v) if n.eq_ignore_ascii_case(name) => Some(v.as_str()),
-        Header::ContentType(v) if name.eq_ignore_ascii_case("content-type") => Some(v.value()),
-        _ => None,
-    })
 }
 
 /// This task is a driver: it reads the clock and hands `now` to the bridge.
@@ -357,122 +329,6 @@ fn final_answer(
         Ok(Ok((_, None))) => Err(ended(408, "no final answer to the INVITE")),
         Ok(Err(e)) => Err(ended(408, format!("INVITE failed: {e}"))),
         Err(e) => Err(ended(500, format!("INVITE task failed: {e}"))),
-    }
-}
-
-/// The call's audio toward the browser: a source the browser's PeerConnection reads.
-struct ToBrowser {
-    engine: MediaTx,
-    source: crate::ids::SourceId,
-    pt: u8,
-    seq: u16,
-}
-
-impl ToBrowser {
-    fn send(&mut self, payload: &[u8], ts: u32) {
-        self.seq = self.seq.wrapping_add(1);
-        let _ = self.engine.packet(SourcePacket {
-            source: self.source,
-            track: 0,
-            header: RtpHeader {
-                pt: self.pt,
-                marker: false,
-                seq: self.seq,
-                timestamp: ts,
-                ssrc: 0,
-                payload_offset: 0,
-                payload_end: payload.len(),
-            },
-            payload: Arc::from(payload),
-            keyframe: None,
-            arrival: now(),
-        });
-    }
-}
-
-/// The call's packets toward the SIP peer: plain RTP, or SRTP once both sides gave
-/// keys (SDES, RFC 4568).
-struct ToPeer<'a> {
-    rtp: &'a UdpSocket,
-    rtcp: &'a UdpSocket,
-    srtp: Option<SrtpLeg>,
-    /// Where refused SRTP packets are counted.
-    stats: &'a BridgeStats,
-}
-
-impl ToPeer<'_> {
-    fn send(&mut self, dest: Dest, packet: &[u8]) {
-        let (socket, addr, rtcp) = match dest {
-            Dest::Rtp(a) => (self.rtp, a, false),
-            Dest::Rtcp(a) => (self.rtcp, a, true),
-        };
-        let packet = match self.srtp.as_mut() {
-            Some(leg) => match leg.protect(rtcp, packet) {
-                Some(p) => p,
-                None => return,
-            },
-            None => packet,
-        };
-        if let Err(e) = socket.try_send_to(packet, addr) {
-            tracing::trace!(error = %e, "SIP media send failed");
-        }
-    }
-
-    /// What arrived in `buf[..n]`, unprotected in place on a keyed leg: its length,
-    /// or None (counted) when it fails authentication or the replay check.
-    fn received(&mut self, rtcp: bool, buf: &mut [u8], n: usize) -> Option<usize> {
-        let Some(leg) = self.srtp.as_mut() else {
-            return Some(n);
-        };
-        match leg.unprotect(rtcp, buf, n) {
-            Ok(n) => Some(n),
-            Err(_) => {
-                self.stats
-                    .dropped_srtp
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                None
-            }
-        }
-    }
-
-    /// Keys from the peer's SDP (the answer to ours, its offer we answered, or a
-    /// later offer): SRTP starts when both sides gave a key of the same suite, the
-    /// peer's new key replaces its old one. Without a key from the peer the call stays
-    /// plain unless we (or it) asked for RTP/SAVP; then our own key is dropped so
-    /// later offers are plain too.
-    fn key(&mut self, ours: &mut LocalAudio, remote: &RemoteAudio) -> Result<(), String> {
-        let Some(mine) = ours.crypto.as_mut() else {
-            return match remote.secure {
-                true => Err("the peer asks for SRTP that was not offered".into()),
-                false => Ok(()),
-            };
-        };
-        // The line with our tag; in a new offer from the peer, any of our suite
-        // (the answer then carries its tag).
-        let same_suite = |c: &&Crypto| c.key.suite == mine.key.suite;
-        let theirs = (remote.crypto.iter().filter(same_suite))
-            .find(|c| c.tag == mine.tag)
-            .or_else(|| remote.crypto.iter().find(same_suite));
-        match (theirs, self.srtp.as_mut()) {
-            (Some(t), Some(leg)) => {
-                mine.tag = t.tag;
-                leg.set_inbound(&t.key).map_err(|e| e.to_string())
-            }
-            (Some(t), None) => {
-                mine.tag = t.tag;
-                self.srtp = Some(SrtpLeg::new(&mine.key, &t.key).map_err(|e| e.to_string())?);
-                tracing::debug!(suite = t.key.suite.name(), "SIP media keyed (SDES-SRTP)");
-                Ok(())
-            }
-            (None, Some(_)) => Err("the peer's SDP drops the SRTP keys".into()),
-            (None, None) if ours.secure || remote.secure => {
-                Err("SDES-SRTP required but the SDP has no matching a=crypto".into())
-            }
-            (None, None) => {
-                ours.crypto = None;
-                Ok(())
-            }
-        }
     }
 }
 
@@ -843,62 +699,6 @@ async fn in_call(
             }},
         }
     }
-}
-
-/// Sends an INFO or MESSAGE in the dialog from its own task; its final answer comes back as [`CallEvent::Delivery`].
-fn send_in_dialog(
-    dialog: &InviteDialog,
-    done: mpsc::OwnedPermit<CallEvent>,
-    what: &'static str,
-    ct: &str,
-    body: String,
-) {
-    let (dialog, headers) = (dialog.clone(), vec![content_type(ct)]);
-    tokio::spawn(async move {
-        let fut = async {
-            if what == "info" {
-                dialog.info(Some(headers), Some(body.into_bytes())).await
-            } else {
-                dialog.message(Some(headers), Some(body.into_bytes())).await
-            }
-        };
-        let (code, reason) = match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
-            Ok(Ok(Some(resp))) => (
-                resp.status_code.code(),
-                resp.wire_reason
-                    .clone()
-                    .unwrap_or_else(|| resp.status_code.text().to_owned()),
-            ),
-            Ok(Ok(None)) => (481, "Call/Transaction Does Not Exist".to_owned()),
-            Ok(Err(e)) => (408, e.to_string()),
-            Err(_) => (408, "Request Timeout".to_owned()),
-        };
-        done.send(CallEvent::Delivery { what, code, reason });
-    });
-}
-
-/// `Signal=5\r\nDuration=160` (application/dtmf-relay) to the digit and ms.
-pub fn parse_dtmf_relay(body: &str) -> Option<(char, u32)> {
-    let mut signal = None;
-    let mut duration = 160;
-    for line in body.lines() {
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        match k.trim().to_ascii_lowercase().as_str() {
-            "signal" => {
-                let v = v.trim();
-                let mut chars = v.chars();
-                let c = chars.next()?;
-                if chars.next().is_none() && super::bridge::dtmf_code(c).is_some() {
-                    signal = Some(c.to_ascii_uppercase());
-                }
-            }
-            "duration" => duration = v.trim().parse().unwrap_or(160).min(60_000),
-            _ => {}
-        }
-    }
-    signal.map(|s| (s, duration))
 }
 
 #[cfg(test)]
