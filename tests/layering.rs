@@ -16,11 +16,10 @@ use std::path::{Path, PathBuf};
 /// Lines a file may have before its `#[cfg(test)]` module.
 const MAX_LINES: usize = 800;
 
-/// Files past the limit today, to be split by concept (issue 15): each may not grow.
-const STILL_TO_SPLIT: &[(&str, usize)] = &[
-    ("src/plugin/streaming/mountpoint.rs", 952),
-    ("src/ingest/sip/call.rs", 903),
-];
+/// Files past the limit, to be split by concept: each may not grow. (Empty since issue
+/// 15 split the last eight; a file that must pass the limit for a while goes here with
+/// its size and a reason.)
+const STILL_TO_SPLIT: &[(&str, usize)] = &[];
 
 /// For each layer, the top-level modules it must not name.
 const RULES: &[(&str, &[&str])] = &[
