@@ -7,6 +7,7 @@
 //!   engine's queue; the engine hands it to each subscribed peer's handler, which
 //!   rewrites sequence numbers and timestamps and writes it (fan-out).
 //! * [`handler`]: the port plugins implement to drive one peer's media.
+//! * [`router`]: the fan-out's per-viewer half (rewriting, keyframe start, controls).
 //! * [`gop`]: each source's packets since its last keyframe, replayed to a new viewer.
 //! * [`snapshot`]: each source's latest keyframe, for JPEG snapshots.
 //!
@@ -14,5 +15,6 @@
 
 pub mod gop;
 pub mod handler;
+pub mod router;
 pub mod snapshot;
 pub mod webrtc;

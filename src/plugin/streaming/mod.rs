@@ -21,13 +21,12 @@ mod checks;
 mod mountpoint;
 mod persist;
 mod requests;
-mod viewer;
 
 pub use checks::check_configured;
 use checks::*;
 
+use crate::media::router::{track_bit, Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
 use mountpoint::{required_str, str_field, InfoView, Mountpoint, Refusal};
-use viewer::{track_bit, Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
 
 /// The streaming plugin's error codes.
 pub(crate) mod err {

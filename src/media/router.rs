@@ -1,36 +1,40 @@
-//! The media half of one viewer: source packets out on the viewer's mids, with
-//! sequence numbers and timestamps rewritten so a source restart or SSRC change
-//! looks like one continuous stream to the browser.
+//! The fan-out's per-viewer half: a source's packets out on one viewer's mids, with
+//! sequence numbers and timestamps rewritten so a source restart or SSRC change looks
+//! like one continuous stream to the browser ([`Rewriter`], sans-IO), video starting
+//! on a keyframe, pause/mute/switch controls shared with the control side
+//! ([`ViewerShared`]), and the viewer's keyframe requests passed on to its sources.
+//! The engine ([`super::webrtc::engine`]) keeps the subscriptions and replays the GOP
+//! cache; any plugin that fans a source out to viewers (streaming today) uses this.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use str0m::media::Mid;
 
-use crate::media::webrtc::SourcePacket;
-use crate::plugin::{MediaHandler, MediaOut};
+use super::handler::{MediaHandler, MediaOut};
+use super::webrtc::SourcePacket;
 
 /// State shared between the control half (pause, configure, switch) and the media half.
 #[derive(Debug, Default)]
-pub(super) struct ViewerShared {
-    pub(super) paused: AtomicBool,
+pub struct ViewerShared {
+    pub paused: AtomicBool,
     /// The mountpoint is disabled: nothing is sent.
-    pub(super) disabled: AtomicBool,
+    pub disabled: AtomicBool,
     /// Bit i: track i is not sent (`configure` with `send: false`).
-    pub(super) muted: AtomicU64,
+    pub muted: AtomicU64,
     /// Bit i: track i must start again from a keyframe (after `switch`, or being
     /// unmuted); the media half takes the bits and asks the source for one.
-    pub(super) rekey: AtomicU64,
+    pub rekey: AtomicU64,
 }
 
 /// The bit of track `i` in [`ViewerShared::muted`] and [`ViewerShared::rekey`].
-pub(super) fn track_bit(i: usize) -> u64 {
+pub fn track_bit(i: usize) -> u64 {
     1u64.checked_shl(i as u32).unwrap_or(0)
 }
 
 /// Rewrites one track's sequence numbers and timestamps (sans-IO, tested below).
 #[derive(Debug, Clone, Default)]
-pub(super) struct Rewriter {
+pub struct Rewriter {
     last: Option<Last>,
     /// Next extended sequence number to send.
     out_seq: u64,
@@ -58,7 +62,7 @@ impl Rewriter {
     /// for a duplicate or a packet too late to place. A packet that arrives after
     /// later ones (reordered by the network) keeps its place: it gets the sequence
     /// number it would have had, and the browser's jitter buffer puts it back in order.
-    pub(super) fn rewrite(&mut self, ssrc: u32, seq: u16, ts: u32) -> Option<(u64, u32)> {
+    pub fn rewrite(&mut self, ssrc: u32, seq: u16, ts: u32) -> Option<(u64, u32)> {
         match self.last {
             None => {
                 self.out_seq = 1;
@@ -88,7 +92,7 @@ impl Rewriter {
     }
 
     /// Whether a packet is older than the newest one sent (same stream).
-    pub(super) fn is_behind(&self, ssrc: u32, seq: u16) -> bool {
+    pub fn is_behind(&self, ssrc: u32, seq: u16) -> bool {
         self.last
             .is_some_and(|l| l.ssrc == ssrc && (seq.wrapping_sub(l.seq) as i16) <= 0)
     }
@@ -112,20 +116,20 @@ impl Rewriter {
 }
 
 /// One track of the viewer's PeerConnection.
-pub(super) struct ViewerTrack {
-    pub(super) mid: Mid,
-    pub(super) pt: u8,
-    pub(super) rewriter: Rewriter,
-    pub(super) video: bool,
+pub struct ViewerTrack {
+    pub mid: Mid,
+    pub pt: u8,
+    pub rewriter: Rewriter,
+    pub video: bool,
     /// Video starts on a keyframe: nothing before one is sent (the GOP cache
     /// usually supplies one at once).
-    pub(super) wait_keyframe: bool,
+    pub wait_keyframe: bool,
 }
 
 /// The viewer's media half.
-pub(super) struct ViewerMedia {
-    pub(super) tracks: Vec<Option<ViewerTrack>>,
-    pub(super) shared: Arc<ViewerShared>,
+pub struct ViewerMedia {
+    pub tracks: Vec<Option<ViewerTrack>>,
+    pub shared: Arc<ViewerShared>,
 }
 
 impl MediaHandler for ViewerMedia {
@@ -233,5 +237,13 @@ mod tests {
         r.rewrite(7, 100, 1000);
         let (seq, ts) = r.rewrite(7, 30_000, 777_777).unwrap();
         assert_eq!((seq, ts), (2, 4000));
+    }
+
+    #[test]
+    fn track_bits_cover_64_tracks_and_no_more() {
+        assert_eq!(track_bit(0), 1);
+        assert_eq!(track_bit(63), 1 << 63);
+        assert_eq!(track_bit(64), 0);
+        assert_eq!(track_bit(usize::MAX), 0);
     }
 }
