@@ -13,8 +13,8 @@ use openh264::OpenH264API;
 
 use crate::ids::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
+use crate::media::source::SourcePacket;
 use crate::media::webrtc::queue::MediaTx;
-use crate::media::webrtc::SourcePacket;
 
 /// Picture size of the demo stream.
 pub const WIDTH: usize = 640;

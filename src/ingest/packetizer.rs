@@ -9,7 +9,7 @@ use cardea_codecs::h264::{annex_b_nal_units, ParameterSetInserter};
 use cardea_codecs::keyframe::{KeyframeStarts, VideoCodec};
 
 use crate::ids::SourceId;
-use crate::media::webrtc::SourcePacket;
+use crate::media::source::SourcePacket;
 use cardea_codecs::rtp::RtpHeader;
 
 /// Largest RTP payload produced; leaves room for SRTP and header extensions.

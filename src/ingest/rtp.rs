@@ -13,8 +13,9 @@ use tokio::sync::mpsc;
 use cardea_codecs::rtp::RtpHeader;
 
 use crate::ids::SourceId;
+use crate::media::source::SourcePacket;
 use crate::media::webrtc::queue::MediaTx;
-use crate::media::webrtc::{MediaCommand, SourcePacket};
+use crate::media::webrtc::MediaCommand;
 
 /// Per-source counters, shown by the streaming plugin's `info`.
 #[derive(Debug, Default)]

@@ -26,8 +26,8 @@ use cardea_codecs::keyframe::VideoCodec;
 use crate::ids::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
 use crate::ingest::IngestEvent;
+use crate::media::source::SourcePacket;
 use crate::media::webrtc::queue::MediaTx;
-use crate::media::webrtc::SourcePacket;
 
 /// A camera that sends nothing for this long is taken as gone.
 const SILENCE: Duration = Duration::from_secs(10);

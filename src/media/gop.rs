@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::media::webrtc::SourcePacket;
+use crate::media::source::SourcePacket;
 
 /// Most packets kept per track (about 10 s of 2 Mbit/s video).
 const MAX_PACKETS: usize = 4096;

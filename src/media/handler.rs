@@ -8,7 +8,7 @@ use std::time::Instant;
 use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, Mid};
 use str0m::Rtc;
 
-use super::webrtc::SourcePacket;
+use super::source::SourcePacket;
 
 /// The media half of one handle, called by the media driver. Must not block.
 pub trait MediaHandler: Send {

@@ -3,7 +3,7 @@
 //! * [`webrtc`]: str0m peers on one UDP socket: the factory (offers and answers), the
 //!   sans-IO engine holding every peer, the demultiplexer, the bounded queues into it
 //!   and the thin driver that owns the socket and the clock. A source packet
-//!   ([`webrtc::SourcePacket`], the payload shared) from the ingest side goes into the
+//!   ([`source::SourcePacket`], the payload shared) from the ingest side goes into the
 //!   engine's queue; the engine hands it to each subscribed peer's handler, which
 //!   rewrites sequence numbers and timestamps and writes it (fan-out).
 //! * [`handler`]: the port plugins implement to drive one peer's media.
@@ -17,4 +17,5 @@ pub mod gop;
 pub mod handler;
 pub mod router;
 pub mod snapshot;
+pub mod source;
 pub mod webrtc;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use str0m::media::Mid;
 
 use super::handler::{MediaHandler, MediaOut};
-use super::webrtc::SourcePacket;
+use super::source::SourcePacket;
 
 /// State shared between the control half (pause, configure, switch) and the media half.
 #[derive(Debug, Default)]

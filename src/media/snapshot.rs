@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::contain::lock;
 use crate::ids::SourceId;
-use crate::media::webrtc::SourcePacket;
+use crate::media::source::SourcePacket;
 
 /// One keyframe: its packets (one access unit) and a number that changes with each.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use super::Hub;
 use crate::api::SourceId;
 use crate::contain::lock;
-use crate::media::webrtc::SourcePacket;
+use crate::media::source::SourcePacket;
 use crate::plugin::ViewRefusal;
 
 /// Pictures decoded at once, across mountpoints.

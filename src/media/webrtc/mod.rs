@@ -20,6 +20,7 @@ use str0m::{Candidate, Rtc, RtcConfig};
 use crate::config::MediaConfig;
 use crate::ids::{HandleId, PeerId, SessionId, SourceId};
 use crate::media::handler::MediaHandler;
+pub use crate::media::source::SourcePacket;
 
 pub mod demux;
 pub mod driver;
@@ -143,25 +144,6 @@ pub struct NewPeer {
     pub subscriptions: Vec<SourceId>,
     /// The mids the peer sees, when not str0m's: SDP in and out is rewritten.
     pub mids: mids::MidMap,
-}
-
-/// One packet from a media source (plain RTP today), shared by every viewer: the
-/// payload is reference-counted, never copied per viewer.
-#[derive(Debug)]
-pub struct SourcePacket {
-    /// The source.
-    pub source: SourceId,
-    /// Which of the source's tracks.
-    pub track: u8,
-    /// Its RTP header as received.
-    pub header: cardea_codecs::rtp::RtpHeader,
-    /// The RTP payload.
-    pub payload: std::sync::Arc<[u8]>,
-    /// For video whose keyframes we can recognise: whether this packet starts one.
-    /// `None` for audio and for codecs we cannot read.
-    pub keyframe: Option<bool>,
-    /// When it arrived.
-    pub arrival: Instant,
 }
 
 /// A track the gateway offers to a viewer (server-side offer).

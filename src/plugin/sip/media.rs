@@ -81,7 +81,7 @@ impl MediaHandler for CallMediaHandler {
     fn source_packet(
         &mut self,
         out: &mut MediaOut<'_>,
-        packet: &crate::media::webrtc::SourcePacket,
+        packet: &crate::media::source::SourcePacket,
     ) {
         use str0m::format::Codec;
         let Some(mid) = self.mid else {

@@ -20,8 +20,8 @@ use super::srtp::{Crypto, SrtpLeg};
 use super::{CallEvent, CallMedia, CallOp, SipEvent, SrtpMode};
 use crate::ids::HandleId;
 use crate::ingest::IngestEvent;
+use crate::media::source::SourcePacket;
 use crate::media::webrtc::queue::MediaTx;
-use crate::media::webrtc::SourcePacket;
 use cardea_codecs::rtp::RtpHeader;
 
 mod dialog;
