@@ -25,6 +25,7 @@
 //! the transports reach the gateway through its hub.
 //!
 //! * [`ids`]: every id newtype, shared by every layer.
+//! * [`fields`]: reading a request's JSON fields, for the API core and every plugin.
 //! * [`config`]: typed TOML, `deny_unknown_fields`, defaults equal `conf/cardea.toml`.
 //! * [`api`]: the Janus API core: sessions, handles, transactions, auth, admin API,
 //!   error codes. No sockets, no clock: `now` comes in, outputs are polled.
@@ -50,6 +51,7 @@ pub mod api;
 pub mod clock;
 pub mod config;
 pub mod contain;
+pub mod fields;
 pub mod ids;
 pub mod ingest;
 pub mod media;

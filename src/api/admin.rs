@@ -304,9 +304,5 @@ fn required_u64(body: &Map<String, Value>, key: &str) -> Result<u64, ApiError> {
 }
 
 fn required_bool(body: &Map<String, Value>, key: &str) -> Result<bool, ApiError> {
-    match body.get(key) {
-        None => Err(ApiError::missing(key)),
-        Some(Value::Bool(b)) => Ok(*b),
-        Some(_) => Err(ApiError::bad_type(key, "a boolean")),
-    }
+    Ok(crate::fields::req_bool(body, key)?)
 }

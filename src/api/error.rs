@@ -108,3 +108,13 @@ impl ApiError {
         )
     }
 }
+
+impl From<crate::fields::FieldError> for ApiError {
+    fn from(e: crate::fields::FieldError) -> Self {
+        use crate::fields::FieldError;
+        match e {
+            FieldError::Missing(key) => ApiError::missing(&key),
+            FieldError::Invalid { key, expected } => ApiError::bad_type(&key, expected),
+        }
+    }
+}

@@ -138,14 +138,7 @@ pub fn parse_request(
 
 /// Reads an optional positive integer element; 0 counts as absent, as in Janus.
 fn optional_id(body: &Map<String, Value>, key: &str) -> Result<Option<u64>, ApiError> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(0) => Ok(None),
-            Some(n) => Ok(Some(n)),
-            None => Err(ApiError::bad_type(key, "a positive integer")),
-        },
-    }
+    Ok(crate::fields::opt_u64(body, key)?.filter(|id| *id != 0))
 }
 
 /// A JSEP object (`{"type":"offer","sdp":"v=0..."}`) validated as Janus's core does.

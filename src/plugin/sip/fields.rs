@@ -69,23 +69,27 @@ pub(super) fn optional_str<'a>(
     body: &'a Map<String, Value>,
     key: &str,
 ) -> Result<Option<&'a str>, Failure> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if key == "content" => Ok(Some(s)),
-        Some(Value::String(s)) if s.contains(['\r', '\n', '\0']) => Err((
+    match crate::fields::opt_str(body, key).map_err(failure)? {
+        Some(s) if key == "content" => Ok(Some(s)),
+        Some(s) if s.contains(['\r', '\n', '\0']) => Err((
             err::INVALID_ELEMENT,
             format!("Invalid element ({key} may not hold CR, LF or NUL)"),
         )),
-        Some(Value::String(s)) if s.len() > MAX_FIELD => Err((
+        Some(s) if s.len() > MAX_FIELD => Err((
             err::INVALID_ELEMENT,
             format!("Invalid element ({key} is longer than {MAX_FIELD} bytes)"),
         )),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err((
-            err::INVALID_ELEMENT,
-            format!("Invalid element type ({key} should be a string)"),
-        )),
+        other => Ok(other),
     }
+}
+
+/// A field the request could not give, as the plugin refuses it (443 or 444).
+pub(super) fn failure(e: crate::fields::FieldError) -> Failure {
+    let code = match e {
+        crate::fields::FieldError::Missing(_) => err::MISSING_ELEMENT,
+        crate::fields::FieldError::Invalid { .. } => err::INVALID_ELEMENT,
+    };
+    (code, e.to_string())
 }
 
 /// A SIP address field (`uri`, `username`, `proxy`, `outbound_proxy`): besides line

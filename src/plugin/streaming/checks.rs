@@ -2,6 +2,7 @@
 //! in the configuration (`--check-config` and the start).
 
 use super::*;
+use crate::fields::{self, FieldError};
 
 /// Every mountpoint of `[streaming]` through the checks `create` runs before it
 /// starts anything (nothing is bound or connected), plus ids and fixed UDP ports used
@@ -73,27 +74,20 @@ pub(super) fn error(code: u16, text: impl Into<String>) -> Value {
 }
 
 pub(super) fn mountpoint_id(body: &Map<String, Value>) -> Result<u64, Refusal> {
-    match body.get("id") {
-        None => Err((
-            err::MISSING_ELEMENT,
-            "Missing mandatory element (id)".into(),
-        )),
-        Some(v) => v.as_u64().ok_or((
-            err::INVALID_ELEMENT,
-            "Invalid element (id should be a positive integer)".into(),
-        )),
-    }
+    fields::req_u64(body, "id").map_err(refusal)
+}
+
+/// A field the request could not give, as the plugin refuses it (453 or 454).
+pub(super) fn refusal(e: FieldError) -> Refusal {
+    let code = match e {
+        FieldError::Missing(_) => err::MISSING_ELEMENT,
+        FieldError::Invalid { .. } => err::INVALID_ELEMENT,
+    };
+    (code, e.to_string())
 }
 
 pub(super) fn optional_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, Refusal> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err((
-            err::INVALID_ELEMENT,
-            format!("Invalid element ({key} should be a boolean)"),
-        )),
-    }
+    fields::opt_bool(body, key).map_err(refusal)
 }
 
 pub(super) fn optional_str(

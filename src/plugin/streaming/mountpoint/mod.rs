@@ -183,14 +183,7 @@ pub(super) fn str_field<'a>(
     body: &'a Map<String, Value>,
     key: &str,
 ) -> Result<Option<&'a str>, Refusal> {
-    match body.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err((
-            err::INVALID_ELEMENT,
-            format!("Invalid element ({key} should be a string)"),
-        )),
-    }
+    crate::fields::opt_str(body, key).map_err(super::refusal)
 }
 
 /// A mandatory string element: absent is 453, another type 454.
@@ -198,10 +191,7 @@ pub(super) fn required_str<'a>(
     body: &'a Map<String, Value>,
     key: &str,
 ) -> Result<&'a str, Refusal> {
-    str_field(body, key)?.ok_or((
-        err::MISSING_ELEMENT,
-        format!("Missing mandatory element ({key})"),
-    ))
+    crate::fields::req_str(body, key).map_err(super::refusal)
 }
 
 impl Mountpoint {
