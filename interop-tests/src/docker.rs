@@ -43,19 +43,11 @@ pub fn command(program: &str) -> Command {
 
 /// Runs `docker <args>`; its output, or an error with its stderr.
 pub fn docker(args: &[&str]) -> anyhow::Result<Output> {
-    let out = command("/usr/bin/docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .context("running docker (apt install docker.io)")?;
-    if !out.status.success() {
-        bail!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(out)
+    crate::checked_output(
+        command("/usr/bin/docker").args(args).stdin(Stdio::null()),
+        &format!("docker {}", args.join(" ")),
+        "running docker (apt install docker.io)",
+    )
 }
 
 /// `docker <args>`'s standard output, trimmed.
@@ -175,17 +167,11 @@ impl Compose {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let out = cmd
-            .output()
-            .context("running docker-compose (apt install docker-compose)")?;
-        if !out.status.success() {
-            bail!(
-                "docker-compose {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        Ok(out)
+        crate::checked_output(
+            &mut cmd,
+            &format!("docker-compose {}", args.join(" ")),
+            "running docker-compose (apt install docker-compose)",
+        )
     }
 
     /// The container of `service` (compose 1's naming: `<project>_<service>_1`).

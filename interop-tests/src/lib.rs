@@ -24,6 +24,21 @@ pub fn workspace() -> PathBuf {
         .to_owned()
 }
 
+/// Runs `cmd` to the end; its output, or an error naming `shown` (the command as one
+/// would type it) with what it printed on stderr. `starting` says what failed when it
+/// cannot start at all (say, which package to install).
+pub fn checked_output(
+    cmd: &mut std::process::Command,
+    shown: &str,
+    starting: &str,
+) -> anyhow::Result<std::process::Output> {
+    let out = cmd.output().context(starting.to_owned())?;
+    if !out.status.success() {
+        bail!("{shown}: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out)
+}
+
 /// Panics unless loopback is the only network: the peers here gather every
 /// interface, and traffic must stay on 127.0.0.0/8.
 pub fn require_loopback_only() {

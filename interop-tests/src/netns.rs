@@ -10,18 +10,12 @@ use anyhow::{bail, Context};
 
 /// Runs `ip` with `args`; an error says which command failed and why.
 pub fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    crate::checked_output(
+        Command::new("ip").args(args),
+        &format!("ip {}", args.join(" ")),
+        "running ip",
+    )
+    .map(drop)
 }
 
 /// A named network namespace, with loopback up.
