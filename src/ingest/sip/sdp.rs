@@ -446,14 +446,14 @@ pub fn choose(remote: &RemoteAudio, ours: &[SipCodec]) -> Result<SipCodec, SdpEr
 }
 
 #[cfg(test)]
-mod tests {
+pub(in crate::ingest::sip) mod tests {
     use super::*;
 
     /// The offer sipp 3.6 sends from its built-in UAC scenario.
-    const SIPP_OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    pub(in crate::ingest::sip) const SIPP_OFFER: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 
     /// What baresip 1.0 offers (trimmed of video).
-    const BARESIP_OFFER: &str = "v=0\r\no=- 2890 3456 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10234 RTP/AVP 9 0 8 101\r\nb=AS:64\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtcp:10235\r\na=sendrecv\r\na=label:1\r\na=ssrc:1855 cname:abc\r\na=rtcp-rsize\r\n";
+    pub(in crate::ingest::sip) const BARESIP_OFFER: &str = "v=0\r\no=- 2890 3456 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10234 RTP/AVP 9 0 8 101\r\nb=AS:64\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=rtcp:10235\r\na=sendrecv\r\na=label:1\r\na=ssrc:1855 cname:abc\r\na=rtcp-rsize\r\n";
 
     #[test]
     fn sipp_offer() {
@@ -488,7 +488,7 @@ mod tests {
     }
 
     /// What Debian's baresip 1.0 offers with its opus module loaded (audio part).
-    const BARESIP_OPUS_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10234 RTP/AVP 116 9 0 8 101\r\na=rtpmap:116 opus/48000/2\r\na=fmtp:116 stereo=1;sprop-stereo=1\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
+    pub(in crate::ingest::sip) const BARESIP_OPUS_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 10234 RTP/AVP 116 9 0 8 101\r\na=rtpmap:116 opus/48000/2\r\na=fmtp:116 stereo=1;sprop-stereo=1\r\na=rtpmap:9 G722/8000\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\n";
 
     #[test]
     fn opus_under_a_dynamic_payload_type() {
@@ -564,7 +564,7 @@ mod tests {
 
     /// Debian 12's baresip 1.0 with `mediaenc=srtp-mand` (srtp.so), captured from
     /// its INVITE; `mediaenc=srtp` sends the same with RTP/AVP.
-    const BARESIP_SRTP_OFFER: &str = "v=0\r\no=- 4145158504 503073128 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\na=tool:baresip 1.0.0\r\nm=audio 31000 RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\na=label:1\r\na=rtcp-rsize\r\na=ssrc:1162178912 cname:sip:bob@127.0.0.1:15070\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:rDesHb9W8Xlfg6fp06JcTwG9z1IiBjmpn0OmpgJ5\r\na=minptime:20\r\na=ptime:20\r\n";
+    pub(in crate::ingest::sip) const BARESIP_SRTP_OFFER: &str = "v=0\r\no=- 4145158504 503073128 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\na=tool:baresip 1.0.0\r\nm=audio 31000 RTP/SAVP 0 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=sendrecv\r\na=label:1\r\na=rtcp-rsize\r\na=ssrc:1162178912 cname:sip:bob@127.0.0.1:15070\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:rDesHb9W8Xlfg6fp06JcTwG9z1IiBjmpn0OmpgJ5\r\na=minptime:20\r\na=ptime:20\r\n";
 
     #[test]
     fn sdes_srtp_offers_and_answers() {

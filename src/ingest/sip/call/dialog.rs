@@ -40,36 +40,98 @@ pub(in crate::ingest::sip) fn header_value<'a>(
     })
 }
 
-/// Sends an INFO or MESSAGE in the dialog from its own task; its final answer comes back as [`CallEvent::Delivery`].
-pub(super) fn send_in_dialog(
+/// A response's reason phrase as sent, or the standard one.
+pub(super) fn reason_of(resp: &rsipstack::sip::Response) -> String {
+    (resp.wire_reason.clone()).unwrap_or_else(|| resp.status_code.text().to_owned())
+}
+
+/// The outcome of one of our in-dialog requests: its id, final code and reason.
+pub(super) type Answered = (u32, u16, String);
+
+/// Carries out what the call's machine asks of the dialog. Requests awaiting an
+/// answer run in `requests`, each ending with its [`Answered`]. A 200 that cannot be
+/// sent ends the call (the returned event).
+pub(super) async fn act(
     dialog: &InviteDialog,
-    done: mpsc::OwnedPermit<CallEvent>,
-    what: &'static str,
-    ct: &str,
-    body: String,
-) {
-    let (dialog, headers) = (dialog.clone(), vec![content_type(ct)]);
-    tokio::spawn(async move {
-        let fut = async {
-            if what == "info" {
-                dialog.info(Some(headers), Some(body.into_bytes())).await
-            } else {
-                dialog.message(Some(headers), Some(body.into_bytes())).await
+    what: DialogOut,
+    requests: &mut tokio::task::JoinSet<Answered>,
+) -> Result<(), CallEvent> {
+    let sdp = || Some(vec![content_type("application/sdp")]);
+    let info = matches!(what, DialogOut::Info { .. });
+    match what {
+        DialogOut::Cancel => {
+            if let Err(e) = dialog.cancel().await {
+                tracing::debug!(error = %e, "CANCEL not sent");
             }
-        };
-        let (code, reason) = match tokio::time::timeout(REQUEST_TIMEOUT, fut).await {
-            Ok(Ok(Some(resp))) => (
-                resp.status_code.code(),
-                resp.wire_reason
-                    .clone()
-                    .unwrap_or_else(|| resp.status_code.text().to_owned()),
-            ),
-            Ok(Ok(None)) => (481, "Call/Transaction Does Not Exist".to_owned()),
-            Ok(Err(e)) => (408, e.to_string()),
-            Err(_) => (408, "Request Timeout".to_owned()),
-        };
-        done.send(CallEvent::Delivery { what, code, reason });
-    });
+        }
+        DialogOut::Bye => {
+            if let Err(e) = dialog.hangup().await {
+                tracing::debug!(error = %e, "BYE not sent");
+            }
+        }
+        DialogOut::Reject(code) => {
+            if let Err(e) = dialog.reject(Some(StatusCode::from(code)), None) {
+                tracing::debug!(error = %e, code, "final answer not sent");
+            }
+        }
+        DialogOut::Accept(body) => {
+            if let Err(e) = dialog.accept(sdp(), Some(body)) {
+                return Err(ended(500, format!("200 not sent: {e}")));
+            }
+        }
+        DialogOut::Reinvite { id, sdp: body } => {
+            let dialog = dialog.clone();
+            let headers = sdp();
+            requests.spawn(async move {
+                let r = dialog.reinvite(headers, Some(body));
+                answered(id, r).await
+            });
+        }
+        DialogOut::Info {
+            id,
+            content_type: ct,
+            body,
+        }
+        | DialogOut::Message {
+            id,
+            content_type: ct,
+            body,
+        } => {
+            let (dialog, headers) = (dialog.clone(), Some(vec![content_type(&ct)]));
+            requests.spawn(async move {
+                let body = Some(body.into_bytes());
+                let r = async {
+                    match info {
+                        true => dialog.info(headers, body).await,
+                        false => dialog.message(headers, body).await,
+                    }
+                };
+                answered(id, r).await
+            });
+        }
+        DialogOut::Refer { id, to } => {
+            let dialog = dialog.clone();
+            requests.spawn(async move {
+                let r = dialog.refer(to, None, None);
+                answered(id, r).await
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A request's outcome: its final answer, none (the dialog is gone), an error, or
+/// no answer within [`TASK_LIMIT`].
+async fn answered(
+    id: u32,
+    request: impl std::future::Future<Output = rsipstack::Result<Option<rsipstack::sip::Response>>>,
+) -> Answered {
+    match tokio::time::timeout(TASK_LIMIT, request).await {
+        Ok(Ok(Some(resp))) => (id, resp.status_code.code(), reason_of(&resp)),
+        Ok(Ok(None)) => (id, 481, "Call/Transaction Does Not Exist".to_owned()),
+        Ok(Err(e)) => (id, 408, e.to_string()),
+        Err(_) => (id, 408, "Request Timeout".to_owned()),
+    }
 }
 
 /// `Signal=5\r\nDuration=160` (application/dtmf-relay) to the digit and ms.

@@ -14,8 +14,8 @@ use rsipstack::sip::{Header, StatusCode};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec, BrowserFrame, Dest};
-use super::sdp::{self, Direction, LocalAudio, RemoteAudio, SipCodec};
+use super::bridge::{BridgeStats, BrowserCodec, BrowserFrame, Dest};
+use super::sdp::{Direction, LocalAudio, RemoteAudio, SipCodec};
 use super::srtp::{Crypto, SrtpLeg};
 use super::{CallEvent, CallMedia, CallOp, SipEvent, SrtpMode};
 use crate::ids::HandleId;
@@ -26,9 +26,11 @@ use cardea_codecs::rtp::RtpHeader;
 
 mod dialog;
 mod legs;
+mod machine;
 pub use dialog::parse_dtmf_relay;
 pub(in crate::ingest::sip) use dialog::*;
 use legs::*;
+use machine::{CallMachine, DialogOut, MediaParams, Out};
 
 /// Our telephone-event payload type on the SIP leg.
 const TELEPHONE_EVENT_PT: u8 = 101;
@@ -44,6 +46,9 @@ pub const SIP_CODECS: [SipCodec; 4] = [
 ];
 /// How long an INFO/MESSAGE/REFER/re-INVITE waits for its answer (timer F).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(32);
+/// How long the driver lets one of those requests' tasks run: a little past
+/// [`REQUEST_TIMEOUT`], by which time the machine has reported it.
+const TASK_LIMIT: Duration = Duration::from_secs(REQUEST_TIMEOUT.as_secs() + 2);
 /// In-dialog requests we sent (INFO, MESSAGE, REFER, re-INVITE) that may await their answer at once.
 const IN_FLIGHT: usize = 16;
 
@@ -73,24 +78,6 @@ impl CallCtx {
                 what,
             },
         );
-    }
-
-    /// Room for the outcome of one more in-dialog request we send, or `None` (and a
-    /// 503 reported as `what`'s outcome) when [`IN_FLIGHT`] are unanswered already.
-    fn slot(
-        &self,
-        done: &mpsc::Sender<CallEvent>,
-        what: &'static str,
-    ) -> Option<mpsc::OwnedPermit<CallEvent>> {
-        let slot = done.clone().try_reserve_owned().ok();
-        if slot.is_none() {
-            self.emit(CallEvent::Delivery {
-                what,
-                code: 503,
-                reason: format!("{IN_FLIGHT} requests in this dialog are unanswered"),
-            });
-        }
-        slot
     }
 }
 
@@ -191,10 +178,32 @@ pub async fn outgoing(
     ctx.emit(CallEvent::Calling {
         call_id: dialog.id().call_id.clone(),
     });
-    let answer = Answer::Awaiting { codecs, invite };
-    let end = in_call(&ctx, &dialog, &mut states, local, media, answer, &mut ops).await;
+    let params = media_params(&ctx, &media);
+    let call = CallMachine::outgoing(now(), wall_clock(), params, local.sdp, codecs);
+    let sockets = (local.rtp, local.rtcp);
+    let end = run(
+        &ctx,
+        &dialog,
+        &mut states,
+        sockets,
+        media,
+        call,
+        Some(invite),
+        &mut ops,
+    )
+    .await;
     layer.remove_dialog(&dialog.id());
     ctx.emit(end);
+}
+
+fn media_params(ctx: &CallCtx, media: &CallMedia) -> MediaParams {
+    MediaParams {
+        handle: ctx.handle,
+        browser: media.browser,
+        nat: ctx.nat,
+        stats: media.stats.clone(),
+        ssrc: rand::random(),
+    }
 }
 
 /// Answers an incoming call when the browser accepts it, then the call until it ends.
@@ -278,36 +287,30 @@ pub async fn incoming(
         layer.remove_dialog(&dialog.id());
         return;
     }
-    let answer = if early {
-        Answer::Early(remote, codec)
-    } else {
-        Answer::Known(remote, codec)
-    };
-    let end = in_call(&ctx, &dialog, &mut states, local, media, answer, &mut ops).await;
+    let params = media_params(&ctx, &media);
+    let call = CallMachine::answered(
+        now(),
+        wall_clock(),
+        params,
+        local.sdp,
+        &remote,
+        codec,
+        early,
+    );
+    let sockets = (local.rtp, local.rtcp);
+    let end = run(
+        &ctx,
+        &dialog,
+        &mut states,
+        sockets,
+        media,
+        call,
+        None,
+        &mut ops,
+    )
+    .await;
     layer.remove_dialog(&dialog.id());
     ctx.emit(end);
-}
-
-/// Where the peer's SDP comes from.
-enum Answer {
-    /// An incoming call's offer, already checked, answered with our 200: the codec to use.
-    Known(RemoteAudio, SipCodec),
-    /// The same, answered with our 183 (early media): the 200 waits for
-    /// [`CallOp::Accept`].
-    Early(RemoteAudio, SipCodec),
-    /// Our INVITE's answer, still to come: a 183 with SDP (early media) or the 2xx.
-    /// `codecs` are those we offered.
-    Awaiting {
-        codecs: Vec<SipCodec>,
-        invite: tokio::task::JoinHandle<InviteAsyncResult>,
-    },
-}
-
-/// The peer's audio and the codec we share, from an SDP body.
-fn media_of(body: &[u8], codecs: &[SipCodec]) -> Result<(RemoteAudio, SipCodec), String> {
-    let remote = sdp::parse(&String::from_utf8_lossy(body)).map_err(|e| e.to_string())?;
-    let codec = sdp::choose(&remote, codecs).map_err(|e| e.to_string())?;
-    Ok((remote, codec))
 }
 
 /// The final answer to our INVITE: the 2xx, or how the call ended.
@@ -320,35 +323,29 @@ fn final_answer(
         {
             Ok(resp)
         }
-        Ok(Ok((_, Some(resp)))) => Err(ended(
-            resp.status_code.code(),
-            resp.wire_reason
-                .clone()
-                .unwrap_or_else(|| resp.status_code.text().to_owned()),
-        )),
+        Ok(Ok((_, Some(resp)))) => Err(ended(resp.status_code.code(), reason_of(&resp))),
         Ok(Ok((_, None))) => Err(ended(408, "no final answer to the INVITE")),
         Ok(Err(e)) => Err(ended(408, format!("INVITE failed: {e}"))),
         Err(e) => Err(ended(500, format!("INVITE task failed: {e}"))),
     }
 }
 
-/// The call: media both ways (from the peer's first SDP on: a 183's early media, or
-/// the answer) and in-dialog requests, until either side ends it. While our INVITE
-/// waits for its final answer, provisional answers are reported and a hangup cancels it.
-async fn in_call(
+/// The call, driven: media both ways through the machine's bridge (from the peer's
+/// first SDP on: a 183's early media, or the answer), the dialog's states and the
+/// browser's requests handed to the machine, its outputs carried out, until it ends
+/// the call. `invite` is our INVITE awaiting its final answer (outgoing calls).
+#[allow(clippy::too_many_arguments)] // the call's parts, each once
+async fn run(
     ctx: &CallCtx,
     dialog: &InviteDialog,
     states: &mut DialogStateReceiver,
-    local: LocalMedia,
+    sockets: (UdpSocket, UdpSocket),
     media: CallMedia,
-    answer: Answer,
+    mut call: CallMachine,
+    mut invite: Option<tokio::task::JoinHandle<InviteAsyncResult>>,
     ops: &mut mpsc::Receiver<CallOp>,
 ) -> CallEvent {
-    let LocalMedia {
-        rtp,
-        rtcp,
-        sdp: mut our_sdp,
-    } = local;
+    let (rtp, rtcp) = sockets;
     let CallMedia {
         source,
         mut from_browser,
@@ -359,7 +356,6 @@ async fn in_call(
     let mut to_peer = ToPeer {
         rtp: &rtp,
         rtcp: &rtcp,
-        srtp: None,
         stats: &stats,
     };
     let mut out = ToBrowser {
@@ -368,155 +364,54 @@ async fn in_call(
         pt: SipCodec::Opus.pt(),
         seq: 0,
     };
-    let ssrc = rand::random::<u32>();
-    // The bridge, once the peer's SDP is known.
-    let start = |remote: &RemoteAudio, codec: SipCodec, direction: Direction, answered: bool| {
-        let setup = BridgeSetup {
-            codec,
-            browser,
-            remote: remote.clone(),
-            ssrc,
-            direction,
-            nat: ctx.nat,
-            answered,
-        };
-        tracing::info!(handle = %ctx.handle, remote = %remote.rtp, codec = codec.name(), "SIP media up");
-        Bridge::new(now(), wall_clock(), setup, stats.clone()).map(|b| (b, codec))
-    };
-    let early = matches!(answer, Answer::Early(..));
-    let (mut bridge, mut invite, codecs, mut unaccepted) = match answer {
-        Answer::Known(remote, codec) | Answer::Early(remote, codec) => {
-            let keyed = to_peer.key(&mut our_sdp, &remote);
-            match keyed.and_then(|()| {
-                start(&remote, codec, our_sdp.direction, !early)
-                    .map_err(|e| format!("transcoder: {e}"))
-            }) {
-                Ok(b) => {
-                    if !early {
-                        ctx.emit(CallEvent::Accepted {
-                            codec: codec.name(),
-                        });
-                    }
-                    (Some(b), None, vec![codec], early)
-                }
-                Err(e) if early => {
-                    let _ = dialog.reject(Some(StatusCode::ServerInternalError), None);
-                    return ended(500, e);
-                }
-                Err(e) => {
-                    let _ = dialog.hangup().await;
-                    return ended(500, e);
-                }
-            }
-        }
-        Answer::Awaiting { codecs, invite } => (None, Some(invite), codecs, false),
-    };
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut buf = [0u8; 2048];
     let mut rbuf = [0u8; 1500];
-    // A re-INVITE or INFO we sent, answered in its own task; its outcome comes back here.
-    let (done_tx, mut done_rx) = mpsc::channel::<CallEvent>(IN_FLIGHT);
-    // Before the final answer: the dialog ended (its final answer tells how), CANCEL sent.
-    let mut ended_early = None;
-    let mut cancelled = false;
+    // Our re-INVITEs, INFOs, MESSAGEs and REFERs, each in its own task (at most
+    // IN_FLIGHT, the machine's bound); dropped with the call.
+    let mut requests = tokio::task::JoinSet::new();
     let mut ops_open = true;
     loop {
+        while let Some(o) = call.poll_output() {
+            match o {
+                Out::Event(e) => ctx.emit(e),
+                Out::Dialog(d) => {
+                    if let Err(end) = act(dialog, d, &mut requests).await {
+                        return end;
+                    }
+                }
+                Out::Ended(end) => return end,
+            }
+        }
+        let timeout = call.poll_timeout();
         tokio::select! {
             // Dialog states first: a 180 or 183 right before the 200 must still be reported.
             biased;
             state = states.recv() => match state {
                 None => return ended(500, "dialog gone"),
-                // Before the final answer, that answer says how the call ended.
-                Some(DialogState::Terminated(_, reason)) if invite.is_some() => ended_early = Some(reason),
-                Some(DialogState::Terminated(_, reason)) => return terminated(&reason),
-                // Provisional answers to our INVITE (not our own 183 to an incoming one).
-                Some(DialogState::Early(_, resp)) if invite.is_some() => {
-                    ctx.emit(CallEvent::Progress {
-                        code: resp.status_code.code(),
-                        reason: resp.wire_reason.clone().unwrap_or_else(|| resp.status_code.text().to_owned()),
-                    });
-                    // Early media: a 183's SDP starts the media before the answer.
-                    if bridge.is_none() && !resp.body.is_empty() {
-                        match media_of(&resp.body, &codecs) {
-                            Ok((remote, codec)) => match to_peer.key(&mut our_sdp, &remote) {
-                                Ok(()) => match start(&remote, codec, our_sdp.direction, false) {
-                                    Ok(b) => bridge = Some(b),
-                                    Err(e) => tracing::info!(error = %e, "no early media"),
-                                },
-                                Err(e) => tracing::info!(error = %e, "no early media"),
-                            },
-                            Err(e) => tracing::info!(error = %e, "provisional answer's SDP unusable"),
-                        }
-                    }
+                Some(DialogState::Terminated(_, reason)) => call.handle_terminated(terminated(&reason)),
+                Some(DialogState::Early(_, resp)) => {
+                    call.handle_provisional(now(), resp.status_code.code(), reason_of(&resp), &resp.body);
                 }
                 Some(DialogState::Updated(_, req, th)) => {
-                    let Some((bridge, _)) = bridge.as_mut() else {
-                        let _ = th.respond(StatusCode::NotAcceptableHere, None, None).await;
-                        continue;
-                    };
-                    // A re-INVITE (or UPDATE) from the peer: new SDP, same media sockets.
-                    let body = String::from_utf8_lossy(&req.body).into_owned();
-                    match sdp::parse(&body) {
-                        Ok(r) if r.rtp.port() != 0 => {
-                            if let Err(e) = to_peer.key(&mut our_sdp, &r) {
-                                tracing::info!(handle = %ctx.handle, error = %e, "re-INVITE refused");
-                                let _ = th.respond(StatusCode::NotAcceptableHere, None, None).await;
-                                continue;
-                            }
-                            bridge.set_remote(&r);
-                            our_sdp.version += 1;
-                            let ours = if our_sdp.direction == Direction::SendRecv {
-                                r.direction.reversed()
-                            } else {
-                                our_sdp.direction
-                            };
-                            let mut answer = our_sdp.clone();
-                            answer.direction = ours;
-                            bridge.set_direction(ours);
-                            let _ = th.respond(StatusCode::OK, Some(vec![content_type("application/sdp")]), Some(answer.to_sdp().into_bytes())).await;
-                            ctx.emit(CallEvent::Updated { direction: r.direction });
-                        }
-                        Ok(_) | Err(_) if body.trim().is_empty() => {
-                            // An offerless re-INVITE: offer what we have.
-                            let _ = th.respond(StatusCode::OK, Some(vec![content_type("application/sdp")]), Some(our_sdp.to_sdp().into_bytes())).await;
-                        }
-                        _ => {
-                            let _ = th.respond(StatusCode::NotAcceptableHere, None, None).await;
-                        }
-                    }
+                    let r = call.handle_peer_offer(&req.body);
+                    let headers = r.sdp.is_some().then(|| vec![content_type("application/sdp")]);
+                    let _ = th.respond(StatusCode::from(r.code), headers, r.sdp).await;
                 }
                 Some(DialogState::Info(_, req, th)) => {
-                    let ct = header_value(&req, "content-type").unwrap_or("").to_ascii_lowercase();
-                    let body = String::from_utf8_lossy(&req.body).into_owned();
-                    let _ = th.reply(StatusCode::OK).await;
-                    if ct.starts_with("application/dtmf-relay") || ct.starts_with("application/dtmf") {
-                        if let Some((signal, duration)) = parse_dtmf_relay(&body) {
-                            ctx.emit(CallEvent::Dtmf { signal, duration, info: true });
-                        }
-                    } else {
-                        ctx.emit(CallEvent::Info { content_type: ct, content: body });
-                    }
+                    let ct = header_value(&req, "content-type").unwrap_or("").to_owned();
+                    let r = call.handle_info(&ct, String::from_utf8_lossy(&req.body).into_owned());
+                    let _ = th.reply(StatusCode::from(r.code)).await;
                 }
                 Some(DialogState::Message(_, req, th)) => {
                     let ct = header_value(&req, "content-type").unwrap_or("text/plain").to_owned();
-                    let _ = th.reply(StatusCode::OK).await;
-                    ctx.emit(CallEvent::Message { content_type: ct, content: String::from_utf8_lossy(&req.body).into_owned() });
+                    let r = call.handle_message(&ct, String::from_utf8_lossy(&req.body).into_owned());
+                    let _ = th.reply(StatusCode::from(r.code)).await;
                 }
                 Some(DialogState::Refer(_, req, th)) => {
-                    let refer_to = header_value(&req, "refer-to").map(str::to_owned);
-                    match refer_to {
-                        Some(to) => {
-                            let _ = th.reply(StatusCode::Accepted).await;
-                            ctx.emit(CallEvent::Transfer {
-                                refer_to: to.trim_matches(|c| c == '<' || c == '>').to_owned(),
-                                referred_by: header_value(&req, "referred-by").map(str::to_owned),
-                            });
-                        }
-                        None => {
-                            let _ = th.reply(StatusCode::BadRequest).await;
-                        }
-                    }
+                    let r = call.handle_refer(header_value(&req, "refer-to"), header_value(&req, "referred-by"));
+                    let _ = th.reply(StatusCode::from(r.code)).await;
                 }
                 Some(DialogState::Options(_, _, th)) | Some(DialogState::Notify(_, _, th)) | Some(DialogState::Publish(_, _, th)) => {
                     let _ = th.reply(StatusCode::OK).await;
@@ -525,66 +420,38 @@ async fn in_call(
             },
             r = async { invite.as_mut().expect("guarded").await }, if invite.is_some() => {
                 invite = None;
-                let resp = match final_answer(r) {
-                    Ok(resp) => resp,
-                    Err(end) => return end,
-                };
-                if let Some(reason) = ended_early.take() {
-                    // Answered and ended at once (a BYE right behind the 200).
-                    return terminated(&reason);
+                match final_answer(r) {
+                    Ok(resp) => call.handle_final(now(), Ok(&resp.body)),
+                    Err(end) => call.handle_final(now(), Err(end)),
                 }
-                let answered = media_of(&resp.body, &codecs).and_then(|(remote, codec)| {
-                    to_peer.key(&mut our_sdp, &remote).map(|()| (remote, codec))
-                });
-                match answered {
-                    // The answer's SDP normally repeats the 183's: same codec, same bridge.
-                    Ok((remote, codec)) => match bridge.as_mut() {
-                        Some((b, c)) if *c == codec => b.set_remote(&remote),
-                        _ => match start(&remote, codec, our_sdp.direction, true) {
-                            Ok(b) => bridge = Some(b),
-                            Err(e) => {
-                                let _ = dialog.hangup().await;
-                                return ended(500, format!("transcoder: {e}"));
-                            }
-                        },
-                    },
-                    Err(e) if bridge.is_none() => {
-                        tracing::info!(handle = %ctx.handle, error = %e, "SIP answer unusable: hanging up");
-                        let _ = dialog.hangup().await;
-                        return ended(488, format!("Not Acceptable Here ({e})"));
-                    }
-                    // Early media's SDP stands.
-                    Err(_) => {}
+            }
+            Some(done) = requests.join_next(), if !requests.is_empty() => {
+                // A task that panicked or was cut short: the machine's deadline reports it.
+                if let Ok((id, code, reason)) = done {
+                    call.handle_answer(id, code, reason);
                 }
-                let codec = bridge.as_ref().map(|(_, c)| *c);
-                // Later offers (hold, resume) carry only the codec the call settled on.
-                our_sdp.codecs = codec.into_iter().collect();
-                if let Some(c) = codec {
-                    our_sdp.settle_events(c);
-                }
-                if let Some((b, _)) = bridge.as_mut() {
-                    b.answered();
-                }
-                ctx.emit(CallEvent::Accepted { codec: codec.map(SipCodec::name).unwrap_or_default() });
+            }
+            _ = tokio::time::sleep_until(timeout.unwrap_or_else(now).into()), if timeout.is_some() => {
+                call.handle_timeout(now());
             }
             r = rtp.recv_from(&mut buf) => {
-                let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
-                let Some(n) = to_peer.received(false, &mut buf, n) else { continue };
+                let (Ok((n, src)), (Some((bridge, _)), srtp)) = (r, call.media()) else { continue };
+                let Some(n) = to_peer.received(srtp, false, &mut buf, n) else { continue };
                 bridge.from_sip(now(), src, &buf[..n]);
                 while let Some(super::bridge::BridgeEvent::Dtmf { digit, duration_ms }) = bridge.poll_event() {
                     ctx.emit(CallEvent::Dtmf { signal: digit, duration: duration_ms, info: false });
                 }
             }
             r = rtcp.recv_from(&mut rbuf) => {
-                let (Ok((n, src)), Some((bridge, _))) = (r, bridge.as_mut()) else { continue };
-                let Some(n) = to_peer.received(true, &mut rbuf, n) else { continue };
+                let (Ok((n, src)), (Some((bridge, _)), srtp)) = (r, call.media()) else { continue };
+                let Some(n) = to_peer.received(srtp, true, &mut rbuf, n) else { continue };
                 bridge.from_sip_rtcp(src, &rbuf[..n]);
             }
             Some(frame) = from_browser.recv() => {
-                let Some((bridge, _)) = bridge.as_mut() else { continue };
+                let (Some((bridge, _)), mut srtp) = call.media() else { continue };
                 match frame {
                     BrowserFrame::Audio { ts, len, data } => {
-                        bridge.from_browser(&data[..len as usize], ts, &mut |d, p| to_peer.send(d, p));
+                        bridge.from_browser(&data[..len as usize], ts, &mut |d, p| to_peer.send(srtp.as_deref_mut(), d, p));
                     }
                     BrowserFrame::Dtmf { ts, code, end, duration } => {
                         bridge.browser_dtmf(ts, code, end, duration);
@@ -592,111 +459,19 @@ async fn in_call(
                 }
             }
             _ = tick.tick() => {
-                if let Some((bridge, codec)) = bridge.as_mut() {
+                if let (Some((bridge, codec)), mut srtp) = call.media() {
                     out.pt = match browser {
                         BrowserCodec::Opus => SipCodec::Opus.pt(),
                         BrowserCodec::Same => codec.pt(),
                     };
-                    bridge.tick(now(), &mut |d, p| to_peer.send(d, p), &mut |p: &[u8], ts: u32| out.send(p, ts));
+                    bridge.tick(now(), &mut |d, p| to_peer.send(srtp.as_deref_mut(), d, p), &mut |p: &[u8], ts: u32| out.send(p, ts));
                 }
             }
-            Some(ev) = done_rx.recv() => ctx.emit(ev),
-            // Before the answer only a hangup counts: CANCEL, then the INVITE ends with
-            // 487 (or a 2xx that is BYE'd).
-            op = ops.recv(), if ops_open => if invite.is_some() {
-                match op {
-                    None | Some(CallOp::Hangup) => {
-                        ops_open = op.is_some();
-                        if !cancelled {
-                            cancelled = true;
-                            if let Err(e) = dialog.cancel().await {
-                                tracing::debug!(error = %e, "CANCEL not sent");
-                            }
-                        }
-                    }
-                    Some(other) => tracing::debug!(?other, "ignored before the call is answered"),
-                }
-            } else if unaccepted {
-                // Our 183 is out, early media flowing: the browser accepts or refuses.
-                match op {
-                    Some(CallOp::Accept(_)) => {
-                        let sdp = our_sdp.to_sdp().into_bytes();
-                        if let Err(e) = dialog.accept(Some(vec![content_type("application/sdp")]), Some(sdp)) {
-                            return ended(500, format!("200 not sent: {e}"));
-                        }
-                        unaccepted = false;
-                        if let Some((b, _)) = bridge.as_mut() {
-                            b.answered();
-                        }
-                        let codec = bridge.as_ref().map(|(_, c)| c.name()).unwrap_or_default();
-                        ctx.emit(CallEvent::Accepted { codec });
-                    }
-                    Some(CallOp::Decline(code)) => {
-                        let _ = dialog.reject(Some(StatusCode::from(code)), None);
-                        return ended(code, StatusCode::from(code).text());
-                    }
-                    None | Some(CallOp::Hangup) => {
-                        let _ = dialog.reject(Some(StatusCode::TemporarilyUnavailable), None);
-                        return ended(480, "Temporarily Unavailable");
-                    }
-                    Some(other) => tracing::debug!(?other, "ignored before the call is accepted"),
-                }
-            } else {
-                match op {
-                None | Some(CallOp::Hangup) => {
-                    if let Err(e) = dialog.hangup().await {
-                        tracing::debug!(error = %e, "BYE not sent");
-                    }
-                    return ended(200, "Session Terminated");
-                }
-                Some(CallOp::Direction(d)) => {
-                    let Some((bridge, _)) = bridge.as_mut() else { continue };
-                    let Some(done) = ctx.slot(&done_tx, "update") else { continue };
-                    our_sdp.version += 1;
-                    our_sdp.direction = d;
-                    bridge.set_direction(d);
-                    let (dialog, body) = (dialog.clone(), our_sdp.to_sdp().into_bytes());
-                    tokio::spawn(async move {
-                        let r = tokio::time::timeout(REQUEST_TIMEOUT, dialog.reinvite(Some(vec![content_type("application/sdp")]), Some(body))).await;
-                        let code = match r {
-                            Ok(Ok(Some(resp))) => resp.status_code.code(),
-                            _ => 408,
-                        };
-                        done.send(CallEvent::DirectionSet { direction: d, code });
-                    });
-                }
-                Some(CallOp::DtmfInfo { digit, duration }) => {
-                    let body = format!("Signal={digit}\r\nDuration={duration}\r\n");
-                    if let Some(done) = ctx.slot(&done_tx, "info") {
-                        send_in_dialog(dialog, done, "info", "application/dtmf-relay", body);
-                    }
-                }
-                Some(CallOp::Info { content_type, content }) => {
-                    if let Some(done) = ctx.slot(&done_tx, "info") {
-                        send_in_dialog(dialog, done, "info", &content_type, content);
-                    }
-                }
-                Some(CallOp::Message { content_type, content }) => {
-                    if let Some(done) = ctx.slot(&done_tx, "message") {
-                        send_in_dialog(dialog, done, "message", &content_type, content);
-                    }
-                }
-                Some(CallOp::Transfer { uri }) => {
-                    let Some(done) = ctx.slot(&done_tx, "transfer") else { continue };
-                    let dialog = dialog.clone();
-                    tokio::spawn(async move {
-                        let code = match uri.parse::<rsipstack::sip::Uri>() {
-                            Ok(to) => match tokio::time::timeout(REQUEST_TIMEOUT, dialog.refer(to, None, None)).await {
-                                Ok(Ok(Some(resp))) => resp.status_code.code(),
-                                _ => 408,
-                            },
-                            Err(_) => 400,
-                        };
-                        done.send(CallEvent::Delivery { what: "transfer", code, reason: StatusCode::from(code).text().to_owned() });
-                    });
-                }
-                Some(CallOp::Accept(_) | CallOp::Progress(_) | CallOp::Ringing | CallOp::Decline(_)) => {}
-            }},
+            op = ops.recv(), if ops_open => {
+                // The plugin gone is a hangup.
+                ops_open = op.is_some();
+                call.handle_op(now(), op.unwrap_or(CallOp::Hangup));
+            }
         }
     }
 }
