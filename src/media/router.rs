@@ -146,26 +146,73 @@ impl MediaHandler for ViewerMedia {
     }
 
     fn source_packet(&mut self, out: &mut MediaOut<'_>, p: &SourcePacket) {
+        let mut keyframes = KeyframeAsks::default();
+        let write = self.route(p, &mut keyframes);
+        for track in keyframes.tracks() {
+            out.request_source_keyframe(track);
+        }
+        if let Some(w) = write {
+            out.write_rtp(
+                w.mid,
+                w.pt,
+                w.seq,
+                w.ts,
+                p.arrival,
+                p.header.marker,
+                &p.payload,
+            );
+        }
+    }
+}
+
+/// Where one source packet goes on a viewer's PeerConnection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Write {
+    pub mid: Mid,
+    pub pt: u8,
+    /// The rewritten extended sequence number.
+    pub seq: u64,
+    /// The rewritten timestamp.
+    pub ts: u32,
+}
+
+/// The tracks a viewer needs a keyframe on, asked of its source (a bit per track).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct KeyframeAsks(u64);
+
+impl KeyframeAsks {
+    fn ask(&mut self, track: usize) {
+        self.0 |= track_bit(track);
+    }
+
+    /// The tracks, lowest first.
+    pub fn tracks(self) -> impl Iterator<Item = u8> {
+        (0..64u8).filter(move |i| self.0 & (1 << i) != 0)
+    }
+}
+
+impl ViewerMedia {
+    /// The decision for one source packet, sans-IO: where it is written (if at
+    /// all) and which tracks need a keyframe from the source.
+    pub fn route(&mut self, p: &SourcePacket, keyframes: &mut KeyframeAsks) -> Option<Write> {
         if self.shared.paused.load(Ordering::Relaxed)
             || self.shared.disabled.load(Ordering::Relaxed)
         {
-            return;
+            return None;
         }
         if self.shared.rekey.load(Ordering::Relaxed) != 0 {
             let rekey = self.shared.rekey.swap(0, Ordering::Relaxed);
             for (i, t) in self.tracks.iter_mut().enumerate() {
                 if let Some(t) = t.as_mut().filter(|t| t.video && rekey & track_bit(i) != 0) {
                     t.wait_keyframe = true;
-                    out.request_source_keyframe(i as u8);
+                    keyframes.ask(i);
                 }
             }
         }
         if self.shared.muted.load(Ordering::Relaxed) & track_bit(p.track as usize) != 0 {
-            return;
+            return None;
         }
-        let Some(Some(t)) = self.tracks.get_mut(p.track as usize) else {
-            return;
-        };
+        let t = self.tracks.get_mut(p.track as usize)?.as_mut()?;
         let h = &p.header;
         if t.wait_keyframe {
             // A keyframe from before what was last sent (a GOP cache replayed to a
@@ -173,12 +220,16 @@ impl MediaHandler for ViewerMedia {
             match p.keyframe {
                 Some(true) if !t.rewriter.is_behind(h.ssrc, h.seq) => t.wait_keyframe = false,
                 None => t.wait_keyframe = false,
-                _ => return,
+                _ => return None,
             }
         }
-        if let Some((seq, ts)) = t.rewriter.rewrite(h.ssrc, h.seq, h.timestamp) {
-            out.write_rtp(t.mid, t.pt, seq, ts, p.arrival, h.marker, &p.payload);
-        }
+        let (seq, ts) = t.rewriter.rewrite(h.ssrc, h.seq, h.timestamp)?;
+        Some(Write {
+            mid: t.mid,
+            pt: t.pt,
+            seq,
+            ts,
+        })
     }
 }
 
@@ -245,5 +296,169 @@ mod tests {
         assert_eq!(track_bit(63), 1 << 63);
         assert_eq!(track_bit(64), 0);
         assert_eq!(track_bit(usize::MAX), 0);
+    }
+}
+
+#[cfg(test)]
+mod viewer_tests {
+    use std::time::Duration;
+
+    use cardea_codecs::rtp::RtpHeader;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::ids::SourceId;
+
+    /// A camera's packets at 30 fps (video, track 0) with 50 audio packets/s (track 1),
+    /// stamped by a fake clock.
+    struct Camera {
+        clock: ManualClock,
+        ssrc: u32,
+        seq: u16,
+        ts: u32,
+    }
+
+    impl Camera {
+        fn new() -> Camera {
+            Camera {
+                clock: ManualClock::new(),
+                ssrc: 0xCAFE,
+                seq: 65_530,
+                ts: 90_000,
+            }
+        }
+
+        fn video(&mut self, keyframe: bool) -> SourcePacket {
+            self.clock.advance(Duration::from_millis(33));
+            self.seq = self.seq.wrapping_add(1);
+            self.ts = self.ts.wrapping_add(3000);
+            packet(
+                0,
+                self.ssrc,
+                self.seq,
+                self.ts,
+                Some(keyframe),
+                self.clock.now(),
+            )
+        }
+
+        fn audio(&mut self, seq: u16) -> SourcePacket {
+            self.clock.advance(Duration::from_millis(20));
+            packet(1, 0xA0D1, seq, u32::from(seq) * 960, None, self.clock.now())
+        }
+    }
+
+    fn packet(
+        track: u8,
+        ssrc: u32,
+        seq: u16,
+        timestamp: u32,
+        keyframe: Option<bool>,
+        arrival: std::time::Instant,
+    ) -> SourcePacket {
+        SourcePacket {
+            source: SourceId(1),
+            track,
+            header: RtpHeader {
+                pt: 96,
+                marker: true,
+                seq,
+                timestamp,
+                ssrc,
+                payload_offset: 0,
+                payload_end: 3,
+            },
+            payload: Arc::from(&[1u8, 2, 3][..]),
+            keyframe,
+            arrival,
+        }
+    }
+
+    fn viewer() -> ViewerMedia {
+        let track = |mid: &str, pt, video| {
+            Some(ViewerTrack {
+                mid: Mid::from(mid),
+                pt,
+                rewriter: Rewriter::default(),
+                video,
+                wait_keyframe: video,
+            })
+        };
+        ViewerMedia {
+            tracks: vec![track("v", 102, true), track("a", 111, false)],
+            shared: Arc::default(),
+        }
+    }
+
+    fn route(v: &mut ViewerMedia, p: &SourcePacket) -> (Option<u64>, Vec<u8>) {
+        let mut asks = KeyframeAsks::default();
+        let w = v.route(p, &mut asks);
+        (w.map(|w| w.seq), asks.tracks().collect())
+    }
+
+    #[test]
+    fn video_starts_on_a_keyframe_audio_at_once() {
+        let (mut cam, mut v) = (Camera::new(), viewer());
+        assert_eq!(route(&mut v, &cam.video(false)), (None, vec![]));
+        assert_eq!(route(&mut v, &cam.audio(7)).0, Some(1));
+        let key = cam.video(true);
+        let w = v.route(&key, &mut KeyframeAsks::default()).unwrap();
+        assert_eq!(
+            (w.mid, w.pt, w.seq, w.ts),
+            (Mid::from("v"), 102, 1, key.header.timestamp)
+        );
+        // The camera's sequence wraps: the viewer's goes on.
+        let seqs: Vec<_> = (0..8).map(|_| route(&mut v, &cam.video(false)).0).collect();
+        assert_eq!(seqs, (2..10).map(Some).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn pause_mute_and_rekey() {
+        let (mut cam, mut v) = (Camera::new(), viewer());
+        route(&mut v, &cam.video(true));
+        v.shared.paused.store(true, Ordering::Relaxed);
+        assert_eq!(route(&mut v, &cam.video(false)), (None, vec![]));
+        assert_eq!(route(&mut v, &cam.audio(1)), (None, vec![]));
+        // Resumed with a rekey (as `start` after `pause` does): the source is asked
+        // once, video waits for the keyframe, audio flows.
+        v.shared.paused.store(false, Ordering::Relaxed);
+        v.shared
+            .rekey
+            .store(track_bit(0) | track_bit(1), Ordering::Relaxed);
+        assert_eq!(route(&mut v, &cam.video(false)), (None, vec![0]));
+        assert_eq!(route(&mut v, &cam.audio(2)), (Some(1), vec![]));
+        assert!(route(&mut v, &cam.video(true)).0.is_some());
+        // Audio muted: video goes on.
+        v.shared.muted.store(track_bit(1), Ordering::Relaxed);
+        assert_eq!(route(&mut v, &cam.audio(3)).0, None);
+        assert!(route(&mut v, &cam.video(false)).0.is_some());
+        // Disabled mountpoint: nothing.
+        v.shared.disabled.store(true, Ordering::Relaxed);
+        assert_eq!(route(&mut v, &cam.video(true)).0, None);
+    }
+
+    #[test]
+    fn a_replayed_keyframe_older_than_what_was_sent_is_not_a_start() {
+        let (mut cam, mut v) = (Camera::new(), viewer());
+        let old_key = cam.video(true);
+        route(&mut v, &old_key);
+        route(&mut v, &cam.video(false));
+        // Switched back to this source: the GOP cache replays its keyframe, already
+        // sent; the viewer waits for the next one and asks for it.
+        v.shared.rekey.store(track_bit(0), Ordering::Relaxed);
+        assert_eq!(route(&mut v, &old_key), (None, vec![0]));
+        assert!(route(&mut v, &cam.video(true)).0.is_some());
+    }
+
+    #[test]
+    fn packets_for_tracks_the_viewer_lacks_are_dropped() {
+        let (mut cam, mut v) = (Camera::new(), viewer());
+        let mut p = cam.video(true);
+        for track in [2, 63, 64, 255] {
+            p.track = track;
+            assert_eq!(route(&mut v, &p), (None, vec![]));
+        }
+        v.tracks[1] = None;
+        assert_eq!(route(&mut v, &cam.audio(1)), (None, vec![]));
     }
 }
