@@ -318,7 +318,7 @@ pub async fn run(
             on_play,
         )
         .await;
-        if matches!(result, Err(SessionEnd::Unwatched)) {
+        if matches!(result, Err(RtspError::Unwatched)) {
             // On demand, nobody watching: hung up on purpose, not a camera failure.
             status.connected.store(false, Ordering::Relaxed);
             tracing::info!(%source, url = %redact(&spec.url), "on-demand camera disconnected: no viewers");
@@ -339,8 +339,8 @@ pub async fn run(
         }
         let reason = match result {
             Ok(()) => "the camera ended the stream".to_owned(),
-            Err(SessionEnd::Unwatched) => unreachable!("handled above"),
-            Err(SessionEnd::Failed(e)) => e,
+            Err(RtspError::Unwatched) => unreachable!("handled above"),
+            Err(e) => e.to_string(),
         };
         tracing::warn!(%source, url = %redact(&spec.url), %reason, retry_in = ?backoff, "RTSP source lost");
         *status.last_error.lock().expect("status lock") = reason;
@@ -367,18 +367,30 @@ fn describe_error(spec: &RtspSpec, e: impl std::fmt::Display) -> String {
     text
 }
 
-/// Why a session ended early.
-enum SessionEnd {
-    /// On demand, and nobody has watched for a while.
+/// Why an RTSP session ended. The text never holds the camera's credentials.
+#[derive(Debug, thiserror::Error)]
+enum RtspError {
+    /// On demand, and nobody has watched for a while: hung up on purpose.
+    #[error("no viewers")]
     Unwatched,
-    /// The camera failed; the text is free of credentials.
-    Failed(String),
-}
-
-impl From<String> for SessionEnd {
-    fn from(e: String) -> Self {
-        SessionEnd::Failed(e)
-    }
+    /// The configured URL does not parse.
+    #[error("bad URL: {0}")]
+    BadUrl(#[from] url::ParseError),
+    /// DESCRIBE, SETUP or PLAY got no answer in time.
+    #[error("{0} timed out")]
+    TimedOut(&'static str),
+    /// The camera (or retina, talking to it) failed; credentials redacted.
+    #[error("{0}")]
+    Camera(String),
+    /// The camera lacks the tracks wanted, or offers nothing a browser plays.
+    #[error("{0}")]
+    Tracks(String),
+    /// A track's decoder or transcoder could not start.
+    #[error("{0}")]
+    Codec(String),
+    /// No packet for this long.
+    #[error("no media for {} s", .0.as_secs())]
+    Silent(Duration),
 }
 
 /// Picks, for each wanted track, the camera stream it is: the n-th track wanted of
@@ -521,8 +533,8 @@ async fn session(
     events: &mpsc::Sender<IngestEvent>,
     played: &mut bool,
     on_play: impl FnOnce(),
-) -> Result<(), SessionEnd> {
-    let url = url::Url::parse(&spec.url).map_err(|e| format!("bad URL: {e}"))?;
+) -> Result<(), RtspError> {
+    let url = url::Url::parse(&spec.url)?;
     let creds = spec.credentials.as_ref().map(|(u, p)| Credentials {
         username: u.clone(),
         password: p.clone(),
@@ -532,8 +544,8 @@ async fn session(
         .user_agent(format!("Cardea/{}", env!("CARGO_PKG_VERSION")));
     let mut session = tokio::time::timeout(SILENCE, Session::describe(url, options))
         .await
-        .map_err(|_| "DESCRIBE timed out".to_owned())?
-        .map_err(|e| describe_error(spec, e))?;
+        .map_err(|_| RtspError::TimedOut("DESCRIBE"))?
+        .map_err(|e| RtspError::Camera(describe_error(spec, e)))?;
     let offered: Vec<(&str, &str)> = session
         .streams()
         .iter()
@@ -547,7 +559,7 @@ async fn session(
     let fmtps = stream_fmtps(&String::from_utf8_lossy(session.sdp()), &keys);
     if tracks.wanted.is_empty() {
         let (found, unoffered) = discover(&offered, spec.discover);
-        let by_stream = match_tracks(&found, &offered)?;
+        let by_stream = match_tracks(&found, &offered).map_err(RtspError::Tracks)?;
         let discovered = found
             .iter()
             .enumerate()
@@ -571,11 +583,10 @@ async fn session(
                 .iter()
                 .map(|u| format!("{} {}: {}", u.media, u.encoding, u.reason))
                 .collect();
-            return Err(format!(
+            return Err(RtspError::Tracks(format!(
                 "the camera offers nothing a browser can play ({})",
                 list.join("; ")
-            )
-            .into());
+            )));
         }
         *tracks = TrackState::new(source, found);
     }
@@ -584,7 +595,7 @@ async fn session(
         packetizers,
         transcoders,
     } = tracks;
-    let by_stream = match_tracks(wanted, &offered)?;
+    let by_stream = match_tracks(wanted, &offered).map_err(RtspError::Tracks)?;
     // Retina depacketizes everything but MP4A-LATM; with such a track, read packets.
     let raw = wanted.iter().any(|t| t.encoding == "mp4a-latm");
     let mut raw_tracks = Vec::new();
@@ -606,7 +617,7 @@ async fn session(
                 "h265" => RawTrack::Video(cardea_codecs::h26x::Depacketizer::new(VideoCodec::H265)),
                 "mp4a-latm" => RawTrack::Latm(
                     cardea_codecs::latm::LatmDepacketizer::from_fmtp(fmtp)
-                        .map_err(|e| format!("audio track {track}: {e}"))?,
+                        .map_err(|e| RtspError::Codec(format!("audio track {track}: {e}")))?,
                 ),
                 _ => RawTrack::Whole,
             });
@@ -628,17 +639,21 @@ async fn session(
             .frame_format(FrameFormat::SIMPLE);
         tokio::time::timeout(REQUEST_TIMEOUT, session.setup(*i, setup))
             .await
-            .map_err(|_| "SETUP timed out".to_owned())?
-            .map_err(|e| describe_error(spec, e))?;
+            .map_err(|_| RtspError::TimedOut("SETUP"))?
+            .map_err(|e| RtspError::Camera(describe_error(spec, e)))?;
     }
     let playing = tokio::time::timeout(REQUEST_TIMEOUT, session.play(PlayOptions::default()))
         .await
-        .map_err(|_| "PLAY timed out".to_owned())?
-        .map_err(|e| describe_error(spec, e))?;
+        .map_err(|_| RtspError::TimedOut("PLAY"))?
+        .map_err(|e| RtspError::Camera(describe_error(spec, e)))?;
     let mut feed = if raw {
         Feed::Packets(Box::pin(playing), raw_tracks)
     } else {
-        Feed::Frames(playing.demuxed().map_err(|e| describe_error(spec, e))?)
+        Feed::Frames(
+            playing
+                .demuxed()
+                .map_err(|e| RtspError::Camera(describe_error(spec, e)))?,
+        )
     };
     status.connected.store(true, Ordering::Relaxed);
     on_play();
@@ -646,7 +661,8 @@ async fn session(
     for (t, slot) in wanted.iter().zip(transcoders.iter_mut()) {
         if t.aac_to_opus && slot.is_none() {
             *slot = Some(
-                cardea_codecs::aac::AacToOpus::new().map_err(|e| format!("AAC decoder: {e}"))?,
+                cardea_codecs::aac::AacToOpus::new()
+                    .map_err(|e| RtspError::Codec(format!("AAC decoder: {e}")))?,
             );
         }
     }
@@ -668,16 +684,16 @@ async fn session(
         let now = Instant::now();
         let item = match next {
             Err(_) if now.duration_since(silent_since) < SILENCE => None,
-            Err(_) => return Err(format!("no media for {} s", SILENCE.as_secs()).into()),
+            Err(_) => return Err(RtspError::Silent(SILENCE)),
             Ok(None) => return Ok(()),
-            Ok(Some(Err(e))) => return Err(describe_error(spec, e).into()),
+            Ok(Some(Err(e))) => return Err(RtspError::Camera(describe_error(spec, e))),
             Ok(Some(Ok(item))) => Some(item),
         };
         if spec.ondemand {
             if spec.viewers.load(Ordering::Relaxed) > 0 {
                 last_watched = now;
             } else if now.duration_since(last_watched) >= ONDEMAND_LINGER {
-                return Err(SessionEnd::Unwatched);
+                return Err(RtspError::Unwatched);
             }
         }
         let Some(item) = item else {

@@ -51,17 +51,54 @@ use fields::*;
 use media::*;
 use state::*;
 
-/// Janus's SIP plugin error codes.
-mod err {
-    pub(super) const INVALID_REQUEST: u16 = 442;
-    pub(super) const MISSING_ELEMENT: u16 = 443;
-    pub(super) const INVALID_ELEMENT: u16 = 444;
-    pub(super) const ALREADY_REGISTERED: u16 = 445;
-    pub(super) const INVALID_ADDRESS: u16 = 446;
-    pub(super) const WRONG_STATE: u16 = 447;
-    pub(super) const MISSING_SDP: u16 = 448;
-    pub(super) const TOO_STRICT: u16 = 452;
-    pub(super) const UNKNOWN: u16 = 499;
+/// What a SIP request is refused with: the variant is Janus's SIP error code
+/// (`code()`), the text is what the client reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SipError {
+    /// 442: a request the plugin does not know, or not allowed by the configuration.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 443: a required field is missing.
+    #[error("{0}")]
+    MissingElement(String),
+    /// 444: a field has the wrong type or value.
+    #[error("{0}")]
+    InvalidElement(String),
+    /// 445: the handle is registered (or registering) already.
+    #[error("{0}")]
+    AlreadyRegistered(String),
+    /// 446: not a SIP address.
+    #[error("{0}")]
+    InvalidAddress(String),
+    /// 447: not possible in the handle's call state.
+    #[error("{0}")]
+    WrongState(String),
+    /// 448: a JSEP offer or answer is missing or unusable.
+    #[error("{0}")]
+    MissingSdp(String),
+    /// 452: refused by a stricter default than Janus's (an opt-in allows it).
+    #[error("{0}")]
+    TooStrict(String),
+    /// 499: anything else.
+    #[error("{0}")]
+    Unknown(String),
+}
+
+impl SipError {
+    /// Janus's SIP error code.
+    pub fn code(&self) -> u16 {
+        match self {
+            SipError::InvalidRequest(_) => 442,
+            SipError::MissingElement(_) => 443,
+            SipError::InvalidElement(_) => 444,
+            SipError::AlreadyRegistered(_) => 445,
+            SipError::InvalidAddress(_) => 446,
+            SipError::WrongState(_) => 447,
+            SipError::MissingSdp(_) => 448,
+            SipError::TooStrict(_) => 452,
+            SipError::Unknown(_) => 499,
+        }
+    }
 }
 
 /// The plugin.
@@ -105,19 +142,14 @@ impl Plugin for Sip {
     }
 
     fn handle_message(&mut self, ctx: &mut PluginCtx<'_>, msg: PluginMessage) -> PluginResult {
-        if let Err((code, text)) = self.message(
+        if let Err(e) = self.message(
             ctx,
             msg.handle,
             &msg.transaction,
             &msg.body,
             msg.jsep.as_ref(),
         ) {
-            ctx.push_event(
-                msg.handle,
-                Some(&msg.transaction),
-                error_event(code, text),
-                None,
-            );
+            ctx.push_event(msg.handle, Some(&msg.transaction), error_event(&e), None);
         }
         PluginResult::OkWait(None)
     }
@@ -253,7 +285,7 @@ impl Plugin for Sip {
             Err(e) => ctx.push_event(
                 handle,
                 Some(&tx),
-                error_event(err::MISSING_SDP, format!("Error parsing SDP: {e}")),
+                error_event(&SipError::MissingSdp(format!("Error parsing SDP: {e}"))),
                 None,
             ),
         }

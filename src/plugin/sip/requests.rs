@@ -9,14 +9,16 @@ impl Sip {
         &mut self,
         handle: HandleId,
         body: &Map<String, Value>,
-    ) -> Result<Option<Account>, Failure> {
+    ) -> Result<Option<Account>, SipError> {
         match self.handles.get(&handle).map(|h| h.registration) {
             Some(Registration::Registering | Registration::Registered { .. }) => {
-                return Err((err::ALREADY_REGISTERED, "Already registered".into()))
+                return Err(SipError::AlreadyRegistered("Already registered".into()))
             }
             // Its `unregistered` is still to come and would end the new registration.
             Some(Registration::Unregistering) => {
-                return Err((err::WRONG_STATE, "Wrong state (still unregistering)".into()))
+                return Err(SipError::WrongState(
+                    "Wrong state (still unregistering)".into(),
+                ))
             }
             None => {}
         }
@@ -25,49 +27,47 @@ impl Sip {
             "" => false,
             "guest" => true,
             "helper" => {
-                return Err((
-                    err::INVALID_ELEMENT,
+                return Err(SipError::InvalidElement(
                     "Invalid element (type 'helper' is not supported yet)".into(),
                 ))
             }
             other => {
-                return Err((
-                    err::INVALID_ELEMENT,
-                    format!("Invalid element (unknown type '{other}')"),
-                ))
+                return Err(SipError::InvalidElement(format!(
+                    "Invalid element (unknown type '{other}')"
+                )))
             }
         };
         let send_register = match body.get("send_register") {
             None => !guest,
             Some(Value::Bool(b)) => *b && !guest,
             Some(_) => {
-                return Err((
-                    err::INVALID_ELEMENT,
+                return Err(SipError::InvalidElement(
                     "Invalid element type (send_register should be a boolean)".into(),
                 ))
             }
         };
-        let uri = address_field(body, "username")?
-            .ok_or((err::MISSING_ELEMENT, "Missing element (username)".into()))?;
-        let (user, domain) = split_sip_uri(uri).ok_or((
-            err::INVALID_ADDRESS,
-            format!("Invalid user address ({uri})"),
+        let uri = address_field(body, "username")?.ok_or(SipError::MissingElement(
+            "Missing element (username)".into(),
         ))?;
+        let (user, domain) = split_sip_uri(uri).ok_or(SipError::InvalidAddress(format!(
+            "Invalid user address ({uri})"
+        )))?;
         if body.contains_key("ha1_secret") {
-            return Err((
-                err::INVALID_ELEMENT,
+            return Err(SipError::InvalidElement(
                 "Invalid element (ha1_secret is not supported yet: use secret)".into(),
             ));
         }
         let secret = optional_str(body, "secret")?;
         if secret.is_none() && send_register {
-            return Err((err::MISSING_ELEMENT, "Missing element (secret)".into()));
+            return Err(SipError::MissingElement("Missing element (secret)".into()));
         }
         let authuser = quoted_field(body, "authuser")?;
         let proxy = address_field(body, "outbound_proxy")?.or(address_field(body, "proxy")?);
         if let Some(p) = proxy {
             if !p.starts_with("sip:") && !p.starts_with("sips:") {
-                return Err((err::INVALID_ADDRESS, format!("Invalid proxy address ({p})")));
+                return Err(SipError::InvalidAddress(format!(
+                    "Invalid proxy address ({p})"
+                )));
             }
         }
         let ttl = match body.get("register_ttl") {
@@ -75,8 +75,7 @@ impl Sip {
             Some(v) => match v.as_u64() {
                 Some(t) if (1..=86_400).contains(&t) => t as u32,
                 _ => {
-                    return Err((
-                        err::INVALID_ELEMENT,
+                    return Err(SipError::InvalidElement(
                         "Invalid element (register_ttl should be 1..86400 seconds)".into(),
                     ))
                 }
@@ -118,14 +117,14 @@ impl Sip {
         &mut self,
         handle: HandleId,
         states: &[CallState],
-    ) -> Result<&mut Call, Failure> {
+    ) -> Result<&mut Call, SipError> {
         match self.handles.get_mut(&handle).and_then(|h| h.call.as_mut()) {
             Some(c) if states.contains(&c.state) => Ok(c),
-            Some(c) => Err((
-                err::WRONG_STATE,
-                format!("Wrong state (call is {})", c.state.name()),
-            )),
-            None => Err((err::WRONG_STATE, "Wrong state (not in a call)".into())),
+            Some(c) => Err(SipError::WrongState(format!(
+                "Wrong state (call is {})",
+                c.state.name()
+            ))),
+            None => Err(SipError::WrongState("Wrong state (not in a call)".into())),
         }
     }
 
@@ -135,28 +134,28 @@ impl Sip {
         handle: HandleId,
         body: &Map<String, Value>,
         jsep: Option<&Jsep>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), SipError> {
         let Some(h) = self.handles.get(&handle) else {
-            return Err((err::WRONG_STATE, "Wrong state (register first)".into()));
+            return Err(SipError::WrongState("Wrong state (register first)".into()));
         };
         if h.registration == Registration::Unregistering {
-            return Err((err::WRONG_STATE, "Wrong state (unregistering)".into()));
+            return Err(SipError::WrongState("Wrong state (unregistering)".into()));
         }
         if h.call.is_some() {
-            return Err((err::WRONG_STATE, "Wrong state (already in a call)".into()));
+            return Err(SipError::WrongState(
+                "Wrong state (already in a call)".into(),
+            ));
         }
         let uri = sip_uri_of(body)?;
         let transcode = transcode_of(body, h.account.transcode)?;
         let srtp = srtp_of(body)?;
         let headers = headers_of(body)?;
         let Some(offer) = jsep.filter(|j| j.kind == JsepKind::Offer) else {
-            return Err((
-                err::MISSING_SDP,
+            return Err(SipError::MissingSdp(
                 "Missing SDP (a JSEP offer is needed)".into(),
             ));
         };
-        let mid = audio_mid(&offer.sdp).ok_or((
-            err::MISSING_SDP,
+        let mid = audio_mid(&offer.sdp).ok_or(SipError::MissingSdp(
             "Missing SDP (the offer has no audio)".into(),
         ))?;
         let (leg, browser) = if transcode {
@@ -170,7 +169,7 @@ impl Sip {
         let media = Box::new(CallMediaHandler::new(to_bridge, Some(mid), stats.clone()));
         let answer = ctx
             .accept_voice_offer(handle, offer, media, leg, vec![source])
-            .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
+            .map_err(|e| SipError::MissingSdp(format!("Error parsing SDP: {}", e.reason)))?;
         let uri = uri.to_owned();
         let h = self.handles.get_mut(&handle).expect("checked above");
         h.call = Some(Call {
@@ -212,11 +211,11 @@ impl Sip {
         body: &Map<String, Value>,
         content_type: String,
         content: String,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), SipError> {
         let uri = sip_uri_of(body)?;
         let headers = headers_of(body)?;
         let Some(h) = self.handles.get(&handle) else {
-            return Err((err::WRONG_STATE, "Wrong state (register first)".into()));
+            return Err(SipError::WrongState("Wrong state (register first)".into()));
         };
         let call_id = format!("{:032x}", rand::random::<u128>());
         let mut data = result(json!({"event": "messagesent"}));
@@ -245,7 +244,7 @@ impl Sip {
         body: &Map<String, Value>,
         jsep: Option<&Jsep>,
         early: bool,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), SipError> {
         let srtp = srtp_of(body)?;
         let states: &[CallState] = if early {
             &[CallState::Ringing]
@@ -254,8 +253,7 @@ impl Sip {
         };
         let call = self.call_in(handle, states)?;
         if matches!(srtp, SrtpMode::Mandatory(_)) && call.offered_srtp.is_none() {
-            return Err((
-                err::TOO_STRICT,
+            return Err(SipError::TooStrict(
                 "Can't accept the call: SDES-SRTP required, but caller didn't offer it".into(),
             ));
         }
@@ -264,8 +262,7 @@ impl Sip {
             None
         } else {
             let Some(answer) = jsep.filter(|j| j.kind == JsepKind::Answer) else {
-                return Err((
-                    err::MISSING_SDP,
+                return Err(SipError::MissingSdp(
                     "Missing SDP (a JSEP answer is needed)".into(),
                 ));
             };
@@ -273,7 +270,7 @@ impl Sip {
             let (source, browser, stats) = (call.source, call.browser, call.stats.clone());
             let media = Box::new(CallMediaHandler::new(to_bridge, call.mid, stats.clone()));
             ctx.accept_answer(handle, answer, media, vec![source])
-                .map_err(|e| (err::MISSING_SDP, format!("Error parsing SDP: {}", e.reason)))?;
+                .map_err(|e| SipError::MissingSdp(format!("Error parsing SDP: {}", e.reason)))?;
             Some(CallMedia {
                 source,
                 from_browser,
@@ -303,19 +300,20 @@ impl Sip {
         tx: &str,
         body: &Map<String, Value>,
         jsep: Option<&Jsep>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), SipError> {
         let request = match body.get("request") {
-            None => return Err((err::MISSING_ELEMENT, "Missing element (request)".into())),
+            None => return Err(SipError::MissingElement("Missing element (request)".into())),
             Some(Value::String(r)) => r.to_ascii_lowercase(),
             Some(_) => {
-                return Err((
-                    err::INVALID_ELEMENT,
+                return Err(SipError::InvalidElement(
                     "Invalid element type (request should be a string)".into(),
                 ))
             }
         };
         if !self.enabled {
-            return Err((err::UNKNOWN, "The SIP user agent is not running".into()));
+            return Err(SipError::Unknown(
+                "The SIP user agent is not running".into(),
+            ));
         }
         match request.as_str() {
             "register" => {
@@ -342,7 +340,7 @@ impl Sip {
             }
             "unregister" => {
                 let Some(h) = self.handles.get_mut(&handle) else {
-                    return Err((err::WRONG_STATE, "Wrong state (not registered)".into()));
+                    return Err(SipError::WrongState("Wrong state (not registered)".into()));
                 };
                 match h.registration {
                     Registration::Registered { sent: true } | Registration::Registering => {
@@ -367,7 +365,7 @@ impl Sip {
                         );
                         Ok(())
                     }
-                    _ => Err((err::WRONG_STATE, "Wrong state (not registered)".into())),
+                    _ => Err(SipError::WrongState("Wrong state (not registered)".into())),
                 }
             }
             "call" => self.call(ctx, handle, body, jsep),
@@ -379,8 +377,7 @@ impl Sip {
                     Some(v) => match v.as_u64() {
                         Some(c) if (400..700).contains(&c) => c as u16,
                         _ => {
-                            return Err((
-                                err::INVALID_ELEMENT,
+                            return Err(SipError::InvalidElement(
                                 "Invalid element (code should be a SIP error code, 400..699)"
                                     .into(),
                             ))
@@ -445,10 +442,9 @@ impl Sip {
                         "recvonly" => Direction::RecvOnly,
                         "inactive" => Direction::Inactive,
                         other => {
-                            return Err((
-                                err::INVALID_ELEMENT,
-                                format!("Invalid element (direction '{other}': sendonly, recvonly or inactive)"),
-                            ))
+                            return Err(SipError::InvalidElement(format!(
+                            "Invalid element (direction '{other}': sendonly, recvonly or inactive)"
+                        )))
                         }
                     }
                 };
@@ -472,17 +468,15 @@ impl Sip {
             }
             "dtmf_info" => {
                 let digit = optional_str(body, "digit")?
-                    .ok_or((err::MISSING_ELEMENT, "Missing element (digit)".into()))?;
+                    .ok_or(SipError::MissingElement("Missing element (digit)".into()))?;
                 let mut chars = digit.chars();
                 let (Some(d), None) = (chars.next(), chars.next()) else {
-                    return Err((
-                        err::INVALID_ELEMENT,
+                    return Err(SipError::InvalidElement(
                         "Invalid element (digit should be one of 0-9, *, #, A-D)".into(),
                     ));
                 };
                 if crate::ingest::sip::bridge::dtmf_code(d).is_none() {
-                    return Err((
-                        err::INVALID_ELEMENT,
+                    return Err(SipError::InvalidElement(
                         "Invalid element (digit should be one of 0-9, *, #, A-D)".into(),
                     ));
                 }
@@ -491,8 +485,7 @@ impl Sip {
                     Some(v) => match v.as_u64() {
                         Some(ms) if (40..=6000).contains(&ms) => ms as u32,
                         _ => {
-                            return Err((
-                                err::INVALID_ELEMENT,
+                            return Err(SipError::InvalidElement(
                                 "Invalid element (duration should be 40..6000 ms)".into(),
                             ))
                         }
@@ -508,7 +501,7 @@ impl Sip {
             }
             "info" | "message" => {
                 let content = optional_str(body, "content")?
-                    .ok_or((err::MISSING_ELEMENT, "Missing element (content)".into()))?
+                    .ok_or(SipError::MissingElement("Missing element (content)".into()))?
                     .to_owned();
                 let key = if request == "info" {
                     "type"
@@ -522,7 +515,7 @@ impl Sip {
                 };
                 let content_type = optional_str(body, key)?.unwrap_or(default).to_owned();
                 check_header("Content-Type", &content_type)
-                    .map_err(|e| (err::INVALID_ELEMENT, format!("Invalid element ({e})")))?;
+                    .map_err(|e| SipError::InvalidElement(format!("Invalid element ({e})")))?;
                 if request == "message" && body.contains_key("uri") {
                     return self.message_out_of_dialog(
                         ctx,
@@ -558,8 +551,7 @@ impl Sip {
             "transfer" => {
                 let uri = sip_uri_of(body)?;
                 if body.contains_key("replace") {
-                    return Err((
-                        err::INVALID_REQUEST,
+                    return Err(SipError::InvalidRequest(
                         "Attended transfer (replace) is not supported yet".into(),
                     ));
                 }
@@ -583,29 +575,28 @@ impl Sip {
                 // re-INVITE goes out; the peer's re-INVITEs are answered by the gateway.
                 let call = self.call_in(handle, &[CallState::InCall])?;
                 let Some(offer) = jsep.filter(|j| j.kind == JsepKind::Offer) else {
-                    return Err((
-                        err::MISSING_SDP,
+                    return Err(SipError::MissingSdp(
                         "Missing SDP (update needs the browser's JSEP offer)".into(),
                     ));
                 };
                 if call.updating.is_some() {
-                    return Err((
-                        err::WRONG_STATE,
+                    return Err(SipError::WrongState(
                         "Wrong state (an update is already in progress)".into(),
                     ));
                 }
                 ctx.renegotiate(handle, offer)
-                    .map_err(|e| (err::WRONG_STATE, format!("Wrong state ({})", e.reason)))?;
+                    .map_err(|e| SipError::WrongState(format!("Wrong state ({})", e.reason)))?;
                 call.updating = Some(tx.to_owned());
                 ctx.push_event(handle, Some(tx), result(json!({"event": "updating"})), None);
                 Ok(())
             }
             "subscribe" | "unsubscribe" | "recording" | "keyframe" | "rtp_forward"
-            | "stop_rtp_forward" | "listforwarders" | "reset" => Err((
-                err::INVALID_REQUEST,
+            | "stop_rtp_forward" | "listforwarders" | "reset" => Err(SipError::InvalidRequest(
                 format!("Request '{request}' is not supported yet"),
             )),
-            _ => Err((err::INVALID_REQUEST, format!("Unknown request '{request}'"))),
+            _ => Err(SipError::InvalidRequest(format!(
+                "Unknown request '{request}'"
+            ))),
         }
     }
 }

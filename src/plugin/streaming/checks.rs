@@ -16,8 +16,7 @@ pub fn check_configured(settings: &crate::config::StreamingConfig) -> Result<(),
         if !ids.insert(m.id) {
             return Err(format!("{who}: id {} is used by another mountpoint", m.id));
         }
-        let fixed =
-            check_body(&config_body(m), settings).map_err(|(_, t)| format!("{who}: {t}"))?;
+        let fixed = check_body(&config_body(m), settings).map_err(|e| format!("{who}: {e}"))?;
         for (port, what) in fixed {
             if let Some((_, other)) = ports.iter().find(|(p, _)| *p == port) {
                 return Err(format!("{who}: {what} {port} is also {other}"));
@@ -49,7 +48,7 @@ pub(super) fn who(m: &crate::config::MountpointConfig) -> String {
 pub(super) fn check_body(
     body: &Map<String, Value>,
     settings: &crate::config::StreamingConfig,
-) -> Result<Vec<(u16, String)>, Refusal> {
+) -> Result<Vec<(u16, String)>, StreamingError> {
     for k in ["name", "description", "metadata", "secret", "pin"] {
         optional_str(body, k)?;
     }
@@ -58,10 +57,9 @@ pub(super) fn check_body(
         "demo" => Ok(Vec::new()),
         "rtsp" => Mountpoint::parse_rtsp(body, &settings.rtsp_allow).map(|_| Vec::new()),
         "rtp" => Ok(mountpoint::plan_media(body)?.fixed_ports()),
-        kind => Err((
-            err::INVALID_ELEMENT,
-            format!("Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"),
-        )),
+        kind => Err(StreamingError::InvalidElement(format!(
+            "Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"
+        ))),
     }
 }
 
@@ -69,30 +67,33 @@ pub(super) fn event(result: Value) -> Value {
     json!({"streaming": "event", "result": result})
 }
 
-pub(super) fn error(code: u16, text: impl Into<String>) -> Value {
-    json!({"streaming": "event", "error_code": code, "error": text.into()})
+/// The event a refused request answers with.
+pub(super) fn error(e: StreamingError) -> Value {
+    json!({"streaming": "event", "error_code": e.code(), "error": e.into_text()})
 }
 
-pub(super) fn mountpoint_id(body: &Map<String, Value>) -> Result<u64, Refusal> {
+pub(super) fn mountpoint_id(body: &Map<String, Value>) -> Result<u64, StreamingError> {
     fields::req_u64(body, "id").map_err(refusal)
 }
 
 /// A field the request could not give, as the plugin refuses it (453 or 454).
-pub(super) fn refusal(e: FieldError) -> Refusal {
-    let code = match e {
-        FieldError::Missing(_) => err::MISSING_ELEMENT,
-        FieldError::Invalid { .. } => err::INVALID_ELEMENT,
-    };
-    (code, e.to_string())
+pub(super) fn refusal(e: FieldError) -> StreamingError {
+    match e {
+        FieldError::Missing(_) => StreamingError::MissingElement(e.to_string()),
+        FieldError::Invalid { .. } => StreamingError::InvalidElement(e.to_string()),
+    }
 }
 
-pub(super) fn optional_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, Refusal> {
+pub(super) fn optional_bool(
+    body: &Map<String, Value>,
+    key: &str,
+) -> Result<Option<bool>, StreamingError> {
     fields::opt_bool(body, key).map_err(refusal)
 }
 
 pub(super) fn optional_str(
     body: &Map<String, Value>,
     key: &str,
-) -> Result<Option<String>, Refusal> {
+) -> Result<Option<String>, StreamingError> {
     Ok(str_field(body, key)?.map(str::to_owned))
 }

@@ -26,20 +26,93 @@ pub use checks::check_configured;
 use checks::*;
 
 use crate::media::router::{track_bit, Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
-use mountpoint::{required_str, str_field, InfoView, Mountpoint, Refusal};
+use mountpoint::{required_str, str_field, InfoView, Mountpoint};
 
 /// The streaming plugin's error codes.
-pub(crate) mod err {
-    pub(crate) const INVALID_REQUEST: u16 = 452;
-    pub(crate) const MISSING_ELEMENT: u16 = 453;
-    pub(crate) const INVALID_ELEMENT: u16 = 454;
-    pub(crate) const NO_SUCH_MOUNTPOINT: u16 = 455;
-    pub(crate) const CANT_CREATE: u16 = 456;
-    pub(crate) const UNAUTHORIZED: u16 = 457;
-    pub(crate) const CANT_SWITCH: u16 = 458;
-    pub(crate) const INVALID_STATE: u16 = 460;
-    pub(crate) const INVALID_SDP: u16 = 461;
-    pub(crate) const UNKNOWN_ERROR: u16 = 470;
+/// What a streaming request is refused with: the variant is Janus's error code
+/// (`code()`), the text is what the client reads.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamingError {
+    /// 452: a request the plugin does not know, or one not allowed now.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 453: a required field is missing.
+    #[error("{0}")]
+    MissingElement(String),
+    /// 454: a field has the wrong type or value.
+    #[error("{0}")]
+    InvalidElement(String),
+    /// 455: no mountpoint with that id.
+    #[error("{0}")]
+    NoSuchMountpoint(String),
+    /// 456: the mountpoint cannot be created (ports, sources, limits).
+    #[error("{0}")]
+    CantCreate(String),
+    /// 457: wrong or missing secret/pin/admin key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 458: `switch` cannot move the viewer.
+    #[error("{0}")]
+    CantSwitch(String),
+    /// 460: not possible in the viewer's state.
+    #[error("{0}")]
+    InvalidState(String),
+    /// 461: a JSEP the plugin cannot use.
+    #[error("{0}")]
+    InvalidSdp(String),
+    /// 470: anything else (the configuration file could not be written).
+    #[error("{0}")]
+    Unknown(String),
+}
+
+impl StreamingError {
+    /// Janus's streaming error code.
+    pub fn code(&self) -> u16 {
+        match self {
+            StreamingError::InvalidRequest(_) => 452,
+            StreamingError::MissingElement(_) => 453,
+            StreamingError::InvalidElement(_) => 454,
+            StreamingError::NoSuchMountpoint(_) => 455,
+            StreamingError::CantCreate(_) => 456,
+            StreamingError::Unauthorized(_) => 457,
+            StreamingError::CantSwitch(_) => 458,
+            StreamingError::InvalidState(_) => 460,
+            StreamingError::InvalidSdp(_) => 461,
+            StreamingError::Unknown(_) => 470,
+        }
+    }
+
+    /// The text, owned.
+    pub fn into_text(self) -> String {
+        match self {
+            StreamingError::InvalidRequest(t)
+            | StreamingError::MissingElement(t)
+            | StreamingError::InvalidElement(t)
+            | StreamingError::NoSuchMountpoint(t)
+            | StreamingError::CantCreate(t)
+            | StreamingError::Unauthorized(t)
+            | StreamingError::CantSwitch(t)
+            | StreamingError::InvalidState(t)
+            | StreamingError::InvalidSdp(t)
+            | StreamingError::Unknown(t) => t,
+        }
+    }
+
+    /// The same error with `context` before its text (`media[1]: ...`).
+    pub fn context(mut self, context: impl std::fmt::Display) -> StreamingError {
+        let (StreamingError::InvalidRequest(t)
+        | StreamingError::MissingElement(t)
+        | StreamingError::InvalidElement(t)
+        | StreamingError::NoSuchMountpoint(t)
+        | StreamingError::CantCreate(t)
+        | StreamingError::Unauthorized(t)
+        | StreamingError::CantSwitch(t)
+        | StreamingError::InvalidState(t)
+        | StreamingError::InvalidSdp(t)
+        | StreamingError::Unknown(t)) = &mut self;
+        *t = format!("{context}: {t}");
+        self
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,24 +226,28 @@ impl Streaming {
     }
 
     /// Refuses what only an administrator may do, saying how to be one.
-    fn require_admin(&self, caller: Caller, body: &Map<String, Value>) -> Result<(), Refusal> {
+    fn require_admin(
+        &self,
+        caller: Caller,
+        body: &Map<String, Value>,
+    ) -> Result<(), StreamingError> {
         if self.is_admin(caller, body) {
             return Ok(());
         }
         if self.settings.admin_key.is_empty() {
-            Err((
-                err::UNAUTHORIZED,
+            Err(StreamingError::Unauthorized(
                 "Unauthorized (mountpoint administration is off: the operator sets \
                  streaming.admin_key, or streaming.open_admin)"
                     .into(),
             ))
         } else if body.get("admin_key").is_none() {
-            Err((
-                err::MISSING_ELEMENT,
+            Err(StreamingError::MissingElement(
                 "Missing mandatory element (admin_key)".into(),
             ))
         } else {
-            Err((err::UNAUTHORIZED, "Unauthorized (wrong admin_key)".into()))
+            Err(StreamingError::Unauthorized(
+                "Unauthorized (wrong admin_key)".into(),
+            ))
         }
     }
 }
@@ -189,8 +266,8 @@ impl Plugin for Streaming {
     fn init(&mut self, ctx: &mut PluginCtx<'_>) -> Result<(), String> {
         for m in std::mem::take(&mut self.configured) {
             let body = config_body(&m);
-            if let Err((_, text)) = self.create(ctx, Caller::Configuration, &body) {
-                return Err(format!("{}: {text}", who(&m)));
+            if let Err(e) = self.create(ctx, Caller::Configuration, &body) {
+                return Err(format!("{}: {e}", who(&m)));
             }
         }
         Ok(())
@@ -219,32 +296,28 @@ impl Plugin for Streaming {
     fn handle_message(&mut self, ctx: &mut PluginCtx<'_>, msg: PluginMessage) -> PluginResult {
         let request = match msg.body.get("request") {
             None => {
-                return PluginResult::Ok(error(
-                    err::MISSING_ELEMENT,
-                    "Missing mandatory element (request)",
-                ))
+                return PluginResult::Ok(error(StreamingError::MissingElement(
+                    "Missing mandatory element (request)".into(),
+                )))
             }
             Some(Value::String(r)) => r.clone(),
             Some(_) => {
-                return PluginResult::Ok(error(
-                    err::INVALID_ELEMENT,
-                    "Invalid element (request should be a string)",
-                ))
+                return PluginResult::Ok(error(StreamingError::InvalidElement(
+                    "Invalid element (request should be a string)".into(),
+                )))
             }
         };
         match request.as_str() {
             "list" | "info" | "create" | "edit" | "destroy" | "enable" | "disable" | "kick_all" => {
                 match self.sync_request(ctx, Caller::Client, &request, &msg.body) {
                     Ok(v) => PluginResult::Ok(v),
-                    Err((code, text)) => PluginResult::Ok(error(code, text)),
+                    Err(e) => PluginResult::Ok(error(e)),
                 }
             }
             "watch" if msg.body.get("restart").and_then(Value::as_bool) == Some(true) => {
-                if let Err((code, text)) =
-                    self.restart(ctx, msg.handle, &msg.body, &msg.transaction)
-                {
+                if let Err(e) = self.restart(ctx, msg.handle, &msg.body, &msg.transaction) {
                     let tx = Some(msg.transaction.as_str());
-                    ctx.push_event(msg.handle, tx, error(code, text), None);
+                    ctx.push_event(msg.handle, tx, error(e), None);
                 }
                 PluginResult::OkWait(None)
             }
@@ -252,14 +325,13 @@ impl Plugin for Streaming {
                 let tx = Some(msg.transaction.as_str());
                 match self.async_request(ctx, msg.handle, &request, &msg) {
                     Ok((data, jsep)) => ctx.push_event(msg.handle, tx, data, jsep),
-                    Err((code, text)) => ctx.push_event(msg.handle, tx, error(code, text), None),
+                    Err(e) => ctx.push_event(msg.handle, tx, error(e), None),
                 }
                 PluginResult::OkWait(None)
             }
-            other => PluginResult::Ok(error(
-                err::INVALID_REQUEST,
-                format!("Unknown request '{other}'"),
-            )),
+            other => PluginResult::Ok(error(StreamingError::InvalidRequest(format!(
+                "Unknown request '{other}'"
+            )))),
         }
     }
 
@@ -270,10 +342,12 @@ impl Plugin for Streaming {
             "list" | "info" | "create" | "edit" | "destroy" | "enable" | "disable" | "kick_all" => {
                 match self.sync_request(ctx, Caller::AdminApi, request, body) {
                     Ok(v) => v,
-                    Err((code, text)) => error(code, text),
+                    Err(e) => error(e),
                 }
             }
-            other => error(err::INVALID_REQUEST, format!("Unknown request '{other}'")),
+            other => error(StreamingError::InvalidRequest(format!(
+                "Unknown request '{other}'"
+            ))),
         })
     }
 
@@ -286,10 +360,10 @@ impl Plugin for Streaming {
         use cardea_codecs::keyframe::VideoCodec;
         let mp = self
             .mountpoint(id)
-            .map_err(|(_, text)| ViewRefusal::NotFound(text))?;
+            .map_err(|e| ViewRefusal::NotFound(e.into_text()))?;
         if !Self::has_secret(mp, credentials) {
             self.viewable(id, credentials)
-                .map_err(|(_, text)| ViewRefusal::Forbidden(text))?;
+                .map_err(|e| ViewRefusal::Forbidden(e.into_text()))?;
         }
         if !mp.enabled {
             return Err(ViewRefusal::Forbidden("Mountpoint disabled".into()));

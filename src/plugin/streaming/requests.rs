@@ -5,11 +5,12 @@
 use super::*;
 
 impl Streaming {
-    pub(super) fn mountpoint(&self, id: u64) -> Result<&Mountpoint, Refusal> {
-        self.mountpoints.get(&id).ok_or((
-            err::NO_SUCH_MOUNTPOINT,
-            format!("No such mountpoint/stream {id}"),
-        ))
+    pub(super) fn mountpoint(&self, id: u64) -> Result<&Mountpoint, StreamingError> {
+        self.mountpoints
+            .get(&id)
+            .ok_or(StreamingError::NoSuchMountpoint(format!(
+                "No such mountpoint/stream {id}"
+            )))
     }
 
     /// The mountpoint a viewer may watch: its pin checked when it has one.
@@ -17,11 +18,13 @@ impl Streaming {
         &self,
         id: u64,
         body: &Map<String, Value>,
-    ) -> Result<&Mountpoint, Refusal> {
+    ) -> Result<&Mountpoint, StreamingError> {
         let mp = self.mountpoint(id)?;
         if let Some(pin) = &mp.pin {
             if !crate::secret::given_eq(body.get("pin").and_then(Value::as_str), pin) {
-                return Err((err::UNAUTHORIZED, "Unauthorized (wrong pin)".into()));
+                return Err(StreamingError::Unauthorized(
+                    "Unauthorized (wrong pin)".into(),
+                ));
             }
         }
         Ok(mp)
@@ -41,7 +44,7 @@ impl Streaming {
         caller: Caller,
         id: u64,
         body: &Map<String, Value>,
-    ) -> Result<&mut Mountpoint, Refusal> {
+    ) -> Result<&mut Mountpoint, StreamingError> {
         let mp = self.mountpoint(id)?;
         let open = self.settings.open_admin && mp.secret.is_none();
         if !(self.key_holder(caller, body) || open || Self::has_secret(mp, body)) {
@@ -50,12 +53,13 @@ impl Streaming {
             } else {
                 "Unauthorized (this mountpoint has no secret: administering it needs admin_key)"
             };
-            return Err((err::UNAUTHORIZED, why.into()));
+            return Err(StreamingError::Unauthorized(why.into()));
         }
-        self.mountpoints.get_mut(&id).ok_or((
-            err::NO_SUCH_MOUNTPOINT,
-            format!("No such mountpoint/stream {id}"),
-        ))
+        self.mountpoints
+            .get_mut(&id)
+            .ok_or(StreamingError::NoSuchMountpoint(format!(
+                "No such mountpoint/stream {id}"
+            )))
     }
 
     /// Writes (`Some`) or removes (`None`) mountpoint `id` in the configuration file.
@@ -63,18 +67,13 @@ impl Streaming {
         &self,
         id: u64,
         config: Option<&crate::config::MountpointConfig>,
-    ) -> Result<(), Refusal> {
-        let path = self.config_path.as_ref().ok_or((
-            err::UNKNOWN_ERROR,
+    ) -> Result<(), StreamingError> {
+        let path = self.config_path.as_ref().ok_or(StreamingError::Unknown(
             "Can't make it permanent: the gateway runs without a configuration file (--config)"
                 .to_owned(),
         ))?;
-        persist::rewrite(path, id, config).map_err(|e| {
-            (
-                err::UNKNOWN_ERROR,
-                format!("Error saving configuration: {e}"),
-            )
-        })?;
+        persist::rewrite(path, id, config)
+            .map_err(|e| StreamingError::Unknown(format!("Error saving configuration: {e}")))?;
         tracing::info!(mountpoint = id, path = %path.display(), saved = config.is_some(), "configuration updated");
         Ok(())
     }
@@ -85,7 +84,7 @@ impl Streaming {
         caller: Caller,
         request: &str,
         body: &Map<String, Value>,
-    ) -> Result<Value, Refusal> {
+    ) -> Result<Value, StreamingError> {
         let writes = matches!(request, "create" | "edit" | "destroy");
         let permanent = writes && optional_bool(body, "permanent")?.unwrap_or(false);
         if permanent {
@@ -120,10 +119,9 @@ impl Streaming {
                     self.persist(id, None)?;
                 }
                 let Some(mp) = self.mountpoints.remove(&id) else {
-                    return Err((
-                        err::NO_SUCH_MOUNTPOINT,
-                        format!("No such mountpoint/stream {id}"),
-                    ));
+                    return Err(StreamingError::NoSuchMountpoint(format!(
+                        "No such mountpoint/stream {id}"
+                    )));
                 };
                 ctx.stop_source(mp.source);
                 for h in &mp.viewers {
@@ -173,7 +171,7 @@ impl Streaming {
         ctx: &mut PluginCtx<'_>,
         caller: Caller,
         body: &Map<String, Value>,
-    ) -> Result<Value, Refusal> {
+    ) -> Result<Value, StreamingError> {
         let id = mountpoint_id(body)?;
         let description = optional_str(body, "new_description")?;
         let metadata = optional_str(body, "new_metadata")?;
@@ -229,24 +227,22 @@ impl Streaming {
         ctx: &mut PluginCtx<'_>,
         caller: Caller,
         body: &Map<String, Value>,
-    ) -> Result<Value, Refusal> {
+    ) -> Result<Value, StreamingError> {
         // Everything that can be checked before anything is started, as `--check-config`.
         check_body(body, &self.settings)?;
         self.require_admin(caller, body)?;
         let from_api = caller != Caller::Configuration;
         let limit = self.settings.max_api_mountpoints;
         if from_api && self.mountpoints.values().filter(|m| m.from_api).count() >= limit {
-            return Err((
-                err::CANT_CREATE,
-                format!("Too many mountpoints created through the API (limit {limit})"),
-            ));
+            return Err(StreamingError::CantCreate(format!(
+                "Too many mountpoints created through the API (limit {limit})"
+            )));
         }
         let kind = required_str(body, "type")?.to_owned();
         if !matches!(kind.as_str(), "rtp" | "rtsp" | "demo") {
-            return Err((
-                err::INVALID_ELEMENT,
-                format!("Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"),
-            ));
+            return Err(StreamingError::InvalidElement(format!(
+                "Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"
+            )));
         }
         let id = match body.get("id") {
             None | Some(Value::Null) => loop {
@@ -256,15 +252,16 @@ impl Streaming {
                 }
             },
             Some(v) => {
-                let id = v.as_u64().filter(|id| *id > 0).ok_or((
-                    err::INVALID_ELEMENT,
-                    "Invalid element (id should be a positive integer)".to_owned(),
-                ))?;
+                let id = v
+                    .as_u64()
+                    .filter(|id| *id > 0)
+                    .ok_or(StreamingError::InvalidElement(
+                        "Invalid element (id should be a positive integer)".to_owned(),
+                    ))?;
                 if self.mountpoints.contains_key(&id) {
-                    return Err((
-                        err::CANT_CREATE,
-                        format!("A stream with the provided ID {id} already exists"),
-                    ));
+                    return Err(StreamingError::CantCreate(format!(
+                        "A stream with the provided ID {id} already exists"
+                    )));
                 }
                 id
             }
@@ -281,7 +278,9 @@ impl Streaming {
             match serde_json::from_value(Value::Object(fields)) {
                 Ok(c) => c,
                 Err(e) if permanent => {
-                    return Err((err::CANT_CREATE, format!("Can't make it permanent: {e}")))
+                    return Err(StreamingError::CantCreate(format!(
+                        "Can't make it permanent: {e}"
+                    )))
                 }
                 Err(_) => crate::config::MountpointConfig {
                     id,
@@ -356,22 +355,25 @@ impl Streaming {
         handle: HandleId,
         request: &str,
         msg: &PluginMessage,
-    ) -> Result<(Value, Option<Value>), Refusal> {
+    ) -> Result<(Value, Option<Value>), StreamingError> {
         let body = &msg.body;
-        let viewer = self.viewers.get(&handle).ok_or((
-            err::INVALID_STATE,
-            "No session associated with this handle".to_owned(),
-        ))?;
+        let viewer = self
+            .viewers
+            .get(&handle)
+            .ok_or(StreamingError::InvalidState(
+                "No session associated with this handle".to_owned(),
+            ))?;
         match request {
             "watch" => {
                 if viewer.state != ViewerState::Idle {
-                    return Err((err::INVALID_STATE, "Already watching a stream".into()));
+                    return Err(StreamingError::InvalidState(
+                        "Already watching a stream".into(),
+                    ));
                 }
                 let id = mountpoint_id(body)?;
                 let mp = self.viewable(id, body)?;
                 if mp.discovering {
-                    return Err((
-                        err::INVALID_STATE,
+                    return Err(StreamingError::InvalidState(
                         "No media yet: the camera has not been reached (see its info)".into(),
                     ));
                 }
@@ -387,8 +389,7 @@ impl Streaming {
                     })
                     .collect();
                 if chosen.is_empty() {
-                    return Err((
-                        err::INVALID_ELEMENT,
+                    return Err(StreamingError::InvalidElement(
                         "None of the requested media exist".into(),
                     ));
                 }
@@ -408,8 +409,7 @@ impl Streaming {
                             !tracks.iter().any(|o| o.pt == *p)
                                 && !mp.media.iter().any(|m| m.pt == *p)
                         });
-                        t.pt = free.ok_or((
-                            err::INVALID_STATE,
+                        t.pt = free.ok_or(StreamingError::InvalidState(
                             "No payload type left for this mountpoint's media".to_owned(),
                         ))?;
                     }
@@ -417,7 +417,7 @@ impl Streaming {
                 }
                 let (jsep, mids) = ctx
                     .create_offer(handle, &tracks)
-                    .map_err(|e| (err::INVALID_STATE, e.reason))?;
+                    .map_err(|e| StreamingError::InvalidState(e.reason))?;
                 let mut by_track = vec![None; mp.media.len()];
                 let mut pts = vec![0; mp.media.len()];
                 for ((i, mid), t) in chosen.iter().zip(mids).zip(&tracks) {
@@ -440,7 +440,7 @@ impl Streaming {
                     if viewer.restart == Some(IceRestart::Answering) =>
                 {
                     ctx.accept_restart_answer(handle, jsep)
-                        .map_err(|e| (err::INVALID_SDP, e.reason))?;
+                        .map_err(|e| StreamingError::InvalidSdp(e.reason))?;
                     self.viewers
                         .get_mut(&handle)
                         .expect("checked above")
@@ -474,13 +474,12 @@ impl Streaming {
                     viewer.shared.disabled.store(!mp.enabled, Ordering::Relaxed);
                     let media: Box<dyn MediaHandler> = Box::new(media);
                     ctx.accept_answer(handle, jsep, media, vec![mp.source])
-                        .map_err(|e| (err::INVALID_SDP, e.reason))?;
+                        .map_err(|e| StreamingError::InvalidSdp(e.reason))?;
                     self.viewers.get_mut(&handle).expect("checked above").state =
                         ViewerState::Streaming;
                     Ok((event(json!({"status": "starting"})), None))
                 }
-                (ViewerState::Offered, _) => Err((
-                    err::MISSING_ELEMENT,
+                (ViewerState::Offered, _) => Err(StreamingError::MissingElement(
                     "Missing mandatory element (answer)".into(),
                 )),
                 (ViewerState::Paused, _) => {
@@ -495,11 +494,11 @@ impl Streaming {
                         ViewerState::Streaming;
                     Ok((event(json!({"status": status})), None))
                 }
-                _ => Err((err::INVALID_STATE, "Not watching anything".into())),
+                _ => Err(StreamingError::InvalidState("Not watching anything".into())),
             },
             "pause" => {
                 if viewer.streaming().is_none() {
-                    return Err((err::INVALID_STATE, "Not streaming".into()));
+                    return Err(StreamingError::InvalidState("Not streaming".into()));
                 }
                 viewer.shared.paused.store(true, Ordering::Relaxed);
                 self.viewers.get_mut(&handle).expect("checked above").state = ViewerState::Paused;
@@ -527,23 +526,25 @@ impl Streaming {
         handle: HandleId,
         body: &Map<String, Value>,
         transaction: &str,
-    ) -> Result<(), Refusal> {
-        let viewer = self.viewers.get(&handle).ok_or((
-            err::INVALID_STATE,
-            "No session associated with this handle".to_owned(),
-        ))?;
+    ) -> Result<(), StreamingError> {
+        let viewer = self
+            .viewers
+            .get(&handle)
+            .ok_or(StreamingError::InvalidState(
+                "No session associated with this handle".to_owned(),
+            ))?;
         let Some(current) = viewer.streaming() else {
-            return Err((err::INVALID_STATE, "Can't restart: not streaming".into()));
+            return Err(StreamingError::InvalidState(
+                "Can't restart: not streaming".into(),
+            ));
         };
         if body.get("id").is_some() && mountpoint_id(body)? != current {
-            return Err((
-                err::INVALID_STATE,
+            return Err(StreamingError::InvalidState(
                 "Can't restart: watching another mountpoint (use switch)".into(),
             ));
         }
         if !ctx.restart_ice(handle) {
-            return Err((
-                err::INVALID_STATE,
+            return Err(StreamingError::InvalidState(
                 "Can't restart: no PeerConnection".into(),
             ));
         }
@@ -560,29 +561,27 @@ impl Streaming {
         ctx: &mut PluginCtx<'_>,
         handle: HandleId,
         body: &Map<String, Value>,
-    ) -> Result<(Value, Option<Value>), Refusal> {
+    ) -> Result<(Value, Option<Value>), StreamingError> {
         let viewer = &self.viewers[&handle];
         let Some(id) = viewer
             .mountpoint
             .filter(|_| viewer.state != ViewerState::Idle)
         else {
-            return Err((err::INVALID_STATE, "Not watching anything".into()));
+            return Err(StreamingError::InvalidState("Not watching anything".into()));
         };
         let mp = self.mountpoint(id)?;
         let streams = match body.get("streams") {
             None => &Vec::new(),
             Some(Value::Array(l)) => l,
             Some(_) => {
-                return Err((
-                    err::INVALID_ELEMENT,
+                return Err(StreamingError::InvalidElement(
                     "Invalid element (streams should be an array)".into(),
                 ))
             }
         };
         let (mut mute, mut unmute) = (0u64, 0u64);
         for s in streams {
-            let s = s.as_object().ok_or((
-                err::INVALID_ELEMENT,
+            let s = s.as_object().ok_or(StreamingError::InvalidElement(
                 "Invalid element (streams items should be objects)".to_owned(),
             ))?;
             let mid = required_str(s, "mid")?;
@@ -590,10 +589,9 @@ impl Streaming {
                 .find(|i| {
                     mp.media[*i].mid == mid && viewer.mids.get(*i).is_some_and(Option::is_some)
                 })
-                .ok_or((
-                    err::INVALID_ELEMENT,
-                    format!("Invalid element (no such mid '{mid}')"),
-                ))?;
+                .ok_or(StreamingError::InvalidElement(format!(
+                    "Invalid element (no such mid '{mid}')"
+                )))?;
             match optional_bool(s, "send")? {
                 Some(true) => unmute |= track_bit(track),
                 Some(false) => mute |= track_bit(track),
@@ -616,10 +614,12 @@ impl Streaming {
         ctx: &mut PluginCtx<'_>,
         handle: HandleId,
         body: &Map<String, Value>,
-    ) -> Result<(Value, Option<Value>), Refusal> {
+    ) -> Result<(Value, Option<Value>), StreamingError> {
         let viewer = &self.viewers[&handle];
         let Some(from) = viewer.streaming() else {
-            return Err((err::INVALID_STATE, "Can't switch: not streaming".into()));
+            return Err(StreamingError::InvalidState(
+                "Can't switch: not streaming".into(),
+            ));
         };
         let id = mountpoint_id(body)?;
         let target = self.viewable(id, body)?;
@@ -632,12 +632,9 @@ impl Streaming {
                     .is_some_and(|t| t.codec.codec == current.media[i].codec.codec)
         });
         if !same_layout {
-            return Err((
-                err::CANT_SWITCH,
-                format!(
-                    "Can't switch to mountpoint {id}: its media differ from mountpoint {from}'s"
-                ),
-            ));
+            return Err(StreamingError::CantSwitch(format!(
+                "Can't switch to mountpoint {id}: its media differ from mountpoint {from}'s"
+            )));
         }
         let (source, enabled) = (target.source, target.enabled);
         viewer.shared.disabled.store(!enabled, Ordering::Relaxed);

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::MediaKind;
 
-use super::err;
+use super::StreamingError;
 use crate::api::{HandleId, SourceId};
 use crate::ingest::rtp::{RtpPort, SourceCounters, SourceLock};
 use crate::ingest::rtsp::{RtspSpec, RtspStatus, RtspTrack};
@@ -175,14 +175,11 @@ type WantedTrack = (
     Option<String>,
 );
 
-/// A refusal with the streaming plugin's code.
-pub(super) type Refusal = (u16, String);
-
 /// An optional string element: absent or null is `None`, another type is 454.
 pub(super) fn str_field<'a>(
     body: &'a Map<String, Value>,
     key: &str,
-) -> Result<Option<&'a str>, Refusal> {
+) -> Result<Option<&'a str>, StreamingError> {
     crate::fields::opt_str(body, key).map_err(super::refusal)
 }
 
@@ -190,7 +187,7 @@ pub(super) fn str_field<'a>(
 pub(super) fn required_str<'a>(
     body: &'a Map<String, Value>,
     key: &str,
-) -> Result<&'a str, Refusal> {
+) -> Result<&'a str, StreamingError> {
     crate::fields::req_str(body, key).map_err(super::refusal)
 }
 
@@ -216,21 +213,19 @@ impl Mountpoint {
     pub(super) fn parse_rtsp(
         body: &Map<String, Value>,
         allow: &[String],
-    ) -> Result<(Vec<MountMedia>, RtspSpec), Refusal> {
+    ) -> Result<(Vec<MountMedia>, RtspSpec), StreamingError> {
         let url = required_str(body, "url")?;
         let parsed = url::Url::parse(url)
             .ok()
             .filter(|u| matches!(u.scheme(), "rtsp" | "rtsps"))
             .filter(|u| u.host_str().is_some_and(|h| !h.is_empty()))
-            .ok_or((
-                err::INVALID_ELEMENT,
+            .ok_or(StreamingError::InvalidElement(
                 "Invalid element (url should be rtsp://host...)".to_owned(),
             ))?;
         let host = parsed.host_str().unwrap_or_default();
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if !allow.is_empty() && !allow.iter().any(|a| a.eq_ignore_ascii_case(host)) {
-            return Err((
-                err::INVALID_ELEMENT,
+            return Err(StreamingError::InvalidElement(
                 "Invalid element (url: host not in streaming.rtsp_allow)".to_owned(),
             ));
         }
@@ -243,17 +238,16 @@ impl Mountpoint {
         let flag = |k: &str, default: bool| body.get(k).and_then(Value::as_bool).unwrap_or(default);
         // (type, mid, codec, pt, fmtp, label) for each wanted track.
         let mut wanted: Vec<WantedTrack> = Vec::new();
-        let pt_of = |m: &Map<String, Value>, k: &str| -> Result<Option<u8>, Refusal> {
+        let pt_of = |m: &Map<String, Value>, k: &str| -> Result<Option<u8>, StreamingError> {
             match m.get(k) {
                 None | Some(Value::Null) => Ok(None),
                 Some(v) => v
                     .as_u64()
                     .filter(|p| *p < 128)
                     .map(|p| Some(p as u8))
-                    .ok_or((
-                        err::INVALID_ELEMENT,
-                        format!("Invalid element ({k} should be 0-127)"),
-                    )),
+                    .ok_or(StreamingError::InvalidElement(format!(
+                        "Invalid element ({k} should be 0-127)"
+                    ))),
             }
         };
         let list = media_list(body)?;
@@ -267,8 +261,7 @@ impl Mountpoint {
                 video: flag("video", !flags_given),
             };
             if !discover.audio && !discover.video {
-                return Err((
-                    err::INVALID_ELEMENT,
+                return Err(StreamingError::InvalidElement(
                     "Neither audio nor video requested".into(),
                 ));
             }
@@ -278,8 +271,7 @@ impl Mountpoint {
         match list {
             Some(list) => {
                 for m in list {
-                    let m = m.as_object().ok_or((
-                        err::INVALID_ELEMENT,
+                    let m = m.as_object().ok_or(StreamingError::InvalidElement(
                         "Invalid element (media items should be objects)".to_owned(),
                     ))?;
                     let kind = media_kind(m)?;
@@ -333,8 +325,7 @@ impl Mountpoint {
             }
         }
         if wanted.is_empty() {
-            return Err((
-                err::INVALID_ELEMENT,
+            return Err(StreamingError::InvalidElement(
                 "Neither audio nor video requested".into(),
             ));
         }
@@ -343,7 +334,9 @@ impl Mountpoint {
         let mut next_dynamic_pt = 96u8;
         for (kind, mid, name, pt, fmtp, label) in wanted {
             if media.iter().any(|m| m.mid == mid) {
-                return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
+                return Err(StreamingError::InvalidElement(format!(
+                    "Duplicate mid '{mid}'"
+                )));
             }
             let lower = name.to_ascii_lowercase();
             // AAC cameras: browsers get Opus, transcoded by the gateway.
@@ -369,13 +362,10 @@ impl Mountpoint {
                     },
                 ),
                 _ => {
-                    return Err((
-                        err::INVALID_ELEMENT,
-                        format!(
-                            "Unsupported RTSP {kind} codec '{name}' (video: h264, h265; \
+                    return Err(StreamingError::InvalidElement(format!(
+                        "Unsupported RTSP {kind} codec '{name}' (video: h264, h265; \
                              audio: aac, latm, pcma, pcmu, g722, opus)"
-                        ),
-                    ))
+                    )))
                 }
             };
             let pt = match pt {
@@ -394,7 +384,9 @@ impl Mountpoint {
                 },
             };
             if media.iter().any(|m| m.pt == pt) {
-                return Err((err::INVALID_ELEMENT, format!("Duplicate payload type {pt}")));
+                return Err(StreamingError::InvalidElement(format!(
+                    "Duplicate payload type {pt}"
+                )));
             }
             tracks.push(RtspTrack {
                 media: if kind == "video" { "video" } else { "audio" },
@@ -471,16 +463,15 @@ fn rtsp_spec(
     pass: Option<String>,
     tracks: Vec<RtspTrack>,
     discover: crate::ingest::rtsp::Discover,
-) -> Result<RtspSpec, Refusal> {
+) -> Result<RtspSpec, StreamingError> {
     let flag = |k: &str, default: bool| body.get(k).and_then(Value::as_bool).unwrap_or(default);
     let tcp = match str_field(body, "rtsp_transport")?.unwrap_or("tcp") {
         "tcp" => true,
         "udp" => false,
         other => {
-            return Err((
-                err::INVALID_ELEMENT,
-                format!("Invalid element (rtsp_transport '{other}': tcp or udp)"),
-            ))
+            return Err(StreamingError::InvalidElement(format!(
+                "Invalid element (rtsp_transport '{other}': tcp or udp)"
+            )))
         }
     };
     let delay = body
@@ -537,7 +528,7 @@ impl Mountpoint {
     pub(super) fn parse_media(
         body: &Map<String, Value>,
         bind_ip: IpAddr,
-    ) -> Result<(Vec<MountMedia>, Vec<RtpPort>), Refusal> {
+    ) -> Result<(Vec<MountMedia>, Vec<RtpPort>), StreamingError> {
         let plan = plan_media(body)?;
         let mut media = Vec::new();
         let mut ports = Vec::new();

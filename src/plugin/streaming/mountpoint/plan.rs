@@ -10,26 +10,24 @@ pub(in crate::plugin::streaming) const MAX_MEDIA: usize = 16;
 /// A `media` list: a non-empty array of at most [`MAX_MEDIA`] items.
 pub(in crate::plugin::streaming) fn media_list(
     body: &Map<String, Value>,
-) -> Result<Option<&Vec<Value>>, Refusal> {
+) -> Result<Option<&Vec<Value>>, StreamingError> {
     match body.get("media") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(list)) if !list.is_empty() && list.len() <= MAX_MEDIA => Ok(Some(list)),
-        Some(_) => Err((
-            err::INVALID_ELEMENT,
-            format!("Invalid element (media should be an array of 1 to {MAX_MEDIA} items)"),
-        )),
+        Some(_) => Err(StreamingError::InvalidElement(format!(
+            "Invalid element (media should be an array of 1 to {MAX_MEDIA} items)"
+        ))),
     }
 }
 
 /// A media item's `type`: "audio" or "video".
 pub(in crate::plugin::streaming) fn media_kind(
     m: &Map<String, Value>,
-) -> Result<&'static str, Refusal> {
+) -> Result<&'static str, StreamingError> {
     match required_str(m, "type")? {
         "audio" => Ok("audio"),
         "video" => Ok("video"),
-        _ => Err((
-            err::INVALID_ELEMENT,
+        _ => Err(StreamingError::InvalidElement(
             "Invalid element (type should be audio or video)".to_owned(),
         )),
     }
@@ -37,13 +35,12 @@ pub(in crate::plugin::streaming) fn media_kind(
 
 /// A `mid` as it will read in the SDP: 1 to 16 of `[A-Za-z0-9_]` (what the WebRTC
 /// stack keeps unchanged; it would rewrite anything else behind our back).
-pub(in crate::plugin::streaming) fn checked_mid(mid: &str) -> Result<String, Refusal> {
+pub(in crate::plugin::streaming) fn checked_mid(mid: &str) -> Result<String, StreamingError> {
     if (1..=16).contains(&mid.len()) && mid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
         Ok(mid.to_owned())
     } else {
-        Err((
-            err::INVALID_ELEMENT,
+        Err(StreamingError::InvalidElement(
             "Invalid element (mid should be 1 to 16 letters, digits or _)".to_owned(),
         ))
     }
@@ -55,11 +52,15 @@ pub(in crate::plugin::streaming) const DEFAULT_RELOCK: std::time::Duration =
     std::time::Duration::from_secs(2);
 
 /// A port number element's value.
-pub(in crate::plugin::streaming) fn port_value(v: &Value, key: &str) -> Result<u16, Refusal> {
-    v.as_u64().and_then(|p| u16::try_from(p).ok()).ok_or((
-        err::INVALID_ELEMENT,
-        format!("Invalid element ({key} should be 0-65535)"),
-    ))
+pub(in crate::plugin::streaming) fn port_value(
+    v: &Value,
+    key: &str,
+) -> Result<u16, StreamingError> {
+    v.as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or(StreamingError::InvalidElement(format!(
+            "Invalid element ({key} should be 0-65535)"
+        )))
 }
 
 /// Binds a mountpoint's UDP port (`what`: "" or "RTCP "); returns it and the port bound.
@@ -68,16 +69,13 @@ pub(in crate::plugin::streaming) fn bind_port(
     port: u16,
     what: &str,
     mid: &str,
-) -> Result<(UdpSocket, u16), Refusal> {
+) -> Result<(UdpSocket, u16), StreamingError> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, port)).map_err(|e| {
-        (
-            err::CANT_CREATE,
-            format!("Can't bind {what}port {port} for mid '{mid}': {e}"),
-        )
+        StreamingError::CantCreate(format!("Can't bind {what}port {port} for mid '{mid}': {e}"))
     })?;
     let bound = socket
         .local_addr()
-        .map_err(|e| (err::CANT_CREATE, e.to_string()))?
+        .map_err(|e| StreamingError::CantCreate(e.to_string()))?
         .port();
     Ok((socket, bound))
 }
@@ -116,16 +114,14 @@ impl MediaPlan {
 /// binding anything: what `create` and `--check-config` both run.
 pub(in crate::plugin::streaming) fn plan_media(
     body: &Map<String, Value>,
-) -> Result<MediaPlan, Refusal> {
-    let list = media_list(body)?.ok_or((
-        err::MISSING_ELEMENT,
+) -> Result<MediaPlan, StreamingError> {
+    let list = media_list(body)?.ok_or(StreamingError::MissingElement(
         "Missing mandatory element (media)".to_owned(),
     ))?;
     let source_ip = match str_field(body, "source_ip")? {
         None => None,
         Some(ip) => Some(ip.parse::<IpAddr>().map_err(|_| {
-            (
-                err::INVALID_ELEMENT,
+            StreamingError::InvalidElement(
                 "Invalid element (source_ip should be an IP address)".to_owned(),
             )
         })?),
@@ -136,15 +132,13 @@ pub(in crate::plugin::streaming) fn plan_media(
             .as_f64()
             .filter(|s| (0.1..=3600.0).contains(s))
             .map(std::time::Duration::from_secs_f64)
-            .ok_or((
-                err::INVALID_ELEMENT,
+            .ok_or(StreamingError::InvalidElement(
                 "Invalid element (relock_timeout should be 0.1 to 3600 seconds)".to_owned(),
             ))?,
     };
     let mut media: Vec<PlannedMedia> = Vec::new();
     for (i, m) in list.iter().enumerate() {
-        let item = planned_medium(m, &media)
-            .map_err(|(code, text)| (code, format!("media[{i}]: {text}")))?;
+        let item = planned_medium(m, &media).map_err(|e| e.context(format_args!("media[{i}]")))?;
         media.push(item);
     }
     Ok(MediaPlan {
@@ -158,46 +152,43 @@ pub(in crate::plugin::streaming) fn plan_media(
 pub(in crate::plugin::streaming) fn planned_medium(
     m: &Value,
     before: &[PlannedMedia],
-) -> Result<PlannedMedia, Refusal> {
-    let m = m.as_object().ok_or((
-        err::INVALID_ELEMENT,
+) -> Result<PlannedMedia, StreamingError> {
+    let m = m.as_object().ok_or(StreamingError::InvalidElement(
         "Invalid element (media items should be objects)".to_owned(),
     ))?;
     let kind = media_kind(m)?;
     let mid = checked_mid(required_str(m, "mid")?)?;
     if before.iter().any(|x| x.media.mid == mid) {
-        return Err((err::INVALID_ELEMENT, format!("Duplicate mid '{mid}'")));
+        return Err(StreamingError::InvalidElement(format!(
+            "Duplicate mid '{mid}'"
+        )));
     }
     let codec_name = required_str(m, "codec")?;
     let fmtp = str_field(m, "fmtp")?;
     check_fmtp(fmtp)?;
-    let codec = codec_spec(codec_name, fmtp).ok_or((
-        err::INVALID_ELEMENT,
-        format!("Invalid element (codec: unsupported '{codec_name}')"),
-    ))?;
+    let codec = codec_spec(codec_name, fmtp).ok_or(StreamingError::InvalidElement(format!(
+        "Invalid element (codec: unsupported '{codec_name}')"
+    )))?;
     let expected = if kind == "audio" {
         MediaKind::Audio
     } else {
         MediaKind::Video
     };
     if codec.kind != expected {
-        return Err((
-            err::INVALID_ELEMENT,
-            format!("Invalid media type '{kind}' for codec '{codec_name}'"),
-        ));
+        return Err(StreamingError::InvalidElement(format!(
+            "Invalid media type '{kind}' for codec '{codec_name}'"
+        )));
     }
     let pt = match m.get("pt") {
         None => {
-            return Err((
-                err::MISSING_ELEMENT,
+            return Err(StreamingError::MissingElement(
                 "Missing mandatory element (pt)".into(),
             ))
         }
         Some(v) => match v.as_u64() {
             Some(pt) if pt < 128 => pt as u8,
             _ => {
-                return Err((
-                    err::INVALID_ELEMENT,
+                return Err(StreamingError::InvalidElement(
                     "Invalid element (pt should be 0-127)".into(),
                 ))
             }
@@ -230,13 +221,12 @@ pub(in crate::plugin::streaming) fn planned_medium(
 /// An `fmtp` as it goes into SDP: `key=value` pairs (or bare keys) separated by `;`,
 /// printable ASCII without spaces in keys, at most 1024 bytes. H.264's
 /// `profile-level-id` must be 6 hex digits and `packetization-mode` 0, 1 or 2.
-pub(in crate::plugin::streaming) fn check_fmtp(fmtp: Option<&str>) -> Result<(), Refusal> {
+pub(in crate::plugin::streaming) fn check_fmtp(fmtp: Option<&str>) -> Result<(), StreamingError> {
     let Some(fmtp) = fmtp else { return Ok(()) };
     let bad = |why: &str| {
-        Err((
-            err::INVALID_ELEMENT,
-            format!("Invalid element (fmtp: {why})"),
-        ))
+        Err(StreamingError::InvalidElement(format!(
+            "Invalid element (fmtp: {why})"
+        )))
     };
     if fmtp.len() > 1024 {
         return bad("longer than 1024 bytes");
