@@ -13,7 +13,9 @@ fuzz_target!(|data: &[u8]| {
     for (i, frame) in data.split(|b| *b == 0xff).enumerate() {
         let mut adts = vec![0xff];
         adts.extend_from_slice(frame);
-        let _ = t.push_adts(&adts, &mut |opus, _ts| assert!(!opus.is_empty() && opus.len() < 4000));
+        let _ = t.push_adts(&adts, &mut |opus, _ts| {
+            assert!(!opus.is_empty() && opus.len() < 4000)
+        });
         if i > 64 {
             break;
         }

@@ -20,7 +20,11 @@ use cardea::Config;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 
-const PLUGINS: [&str; 3] = ["janus.plugin.echotest", "janus.plugin.streaming", "janus.plugin.sip"];
+const PLUGINS: [&str; 3] = [
+    "janus.plugin.echotest",
+    "janus.plugin.streaming",
+    "janus.plugin.sip",
+];
 
 struct Fuzzed {
     gateway: Gateway,
@@ -40,7 +44,10 @@ fn state() -> &'static Mutex<Fuzzed> {
         let now = Instant::now();
         let plugins: Vec<Box<dyn cardea::plugin::Plugin>> = vec![
             Box::new(EchoTest::new(0)),
-            Box::new(Streaming::new(&config.streaming, None)),
+            Box::new(Streaming::new(
+                &config.streaming,
+                Box::new(cardea::runtime::HostIo::new(None)),
+            )),
             Box::new(Sip::new(true, 3600)),
         ];
         let g = Gateway::new(
@@ -50,7 +57,11 @@ fn state() -> &'static Mutex<Fuzzed> {
             Arc::new(MediaCounters::default()),
             now,
         );
-        Mutex::new(Fuzzed { gateway: g, now, handles: None })
+        Mutex::new(Fuzzed {
+            gateway: g,
+            now,
+            handles: None,
+        })
     })
 }
 
@@ -72,8 +83,13 @@ fn handles(f: &mut Fuzzed) -> Option<[u64; 3]> {
     let mut ids = [0u64; 3];
     for (i, plugin) in PLUGINS.iter().enumerate() {
         let body = json!({"janus": "attach", "transaction": "a", "plugin": plugin}).to_string();
-        let at = Target { session: Some(SessionId(1)), handle: None };
-        let r = f.gateway.handle_request(f.now, Origin::HTTP, Some(at), body.as_bytes());
+        let at = Target {
+            session: Some(SessionId(1)),
+            handle: None,
+        };
+        let r = f
+            .gateway
+            .handle_request(f.now, Origin::HTTP, Some(at), body.as_bytes());
         ids[i] = r["data"]["id"].as_u64()?;
     }
     f.handles = Some(ids);
@@ -89,7 +105,11 @@ fuzz_target!(|data: &[u8]| {
     f.now += Duration::from_millis(u64::from(mode >> 3) * 500);
     match mode & 7 {
         0..=3 => {
-            let transport = if mode & 1 == 0 { TransportKind::Http } else { TransportKind::Websocket };
+            let transport = if mode & 1 == 0 {
+                TransportKind::Http
+            } else {
+                TransportKind::Websocket
+            };
             if let Ok(req) = parse_request(body, transport, None) {
                 if let Some(j) = req.body.get("jsep") {
                     let _ = Jsep::parse(j);
@@ -135,7 +155,9 @@ fuzz_target!(|data: &[u8]| {
                 f.handles = None;
             }
             let sid = SessionId(1);
-            let _ = f.gateway.take_events(f.now, sid, &serde_json::Map::new(), 100);
+            let _ = f
+                .gateway
+                .take_events(f.now, sid, &serde_json::Map::new(), 100);
         }
     }
     f.gateway.handle_timeout(f.now);

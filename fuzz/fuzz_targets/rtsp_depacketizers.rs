@@ -15,7 +15,9 @@ fuzz_target!(|data: &[u8]| {
     let fmtps = stream_fmtps(&text, &[("video", 96), ("audio", 97), ("video", 96)]);
     assert_eq!(fmtps.len(), 3);
     // An fmtp from the input, else GStreamer's.
-    let fmtp = fmtps[1].as_deref().unwrap_or("cpresent=0;config=40002410adca00");
+    let fmtp = fmtps[1]
+        .as_deref()
+        .unwrap_or("cpresent=0;config=40002410adca00");
     let mut latm = LatmDepacketizer::from_fmtp(fmtp)
         .or_else(|_| LatmDepacketizer::from_fmtp("cpresent=0;config=40002410adca00"))
         .expect("GStreamer's config reads");

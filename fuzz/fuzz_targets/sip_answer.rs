@@ -17,7 +17,10 @@ pub fn answer_read_back(remote: &RemoteAudio, codec: SipCodec) {
         session_id: 1,
         version: 1,
         secure: remote.secure,
-        crypto: remote.crypto.first().map(|c| Crypto::generate(c.tag, c.key.suite)),
+        crypto: remote
+            .crypto
+            .first()
+            .map(|c| Crypto::generate(c.tag, c.key.suite)),
     };
     ours.answer_events(remote, codec);
     let back = sdp::parse(&ours.to_sdp()).expect("our own answer parses");

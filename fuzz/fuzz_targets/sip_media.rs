@@ -22,7 +22,12 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let _ = parse_dtmf_relay(&text);
     if let Ok(remote) = sdp::parse(&text) {
-        let all = [SipCodec::Opus, SipCodec::G722, SipCodec::Pcmu, SipCodec::Pcma];
+        let all = [
+            SipCodec::Opus,
+            SipCodec::G722,
+            SipCodec::Pcmu,
+            SipCodec::Pcma,
+        ];
         if let Ok(codec) = sdp::choose(&remote, &all) {
             sip_answer::answer_read_back(&remote, codec);
         }

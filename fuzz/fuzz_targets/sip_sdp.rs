@@ -9,7 +9,12 @@ mod sip_answer;
 use cardea::ingest::sip::sdp::{self, SipCodec};
 use libfuzzer_sys::fuzz_target;
 
-const ALL: [SipCodec; 4] = [SipCodec::Opus, SipCodec::G722, SipCodec::Pcmu, SipCodec::Pcma];
+const ALL: [SipCodec; 4] = [
+    SipCodec::Opus,
+    SipCodec::G722,
+    SipCodec::Pcmu,
+    SipCodec::Pcma,
+];
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -20,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
     };
     // Every non-empty subset of what we may offer, in our order.
     for mask in 1u8..16 {
-        let ours: Vec<SipCodec> = (0..4).filter(|i| mask & (1 << i) != 0).map(|i| ALL[i]).collect();
+        let ours: Vec<SipCodec> = (0..4)
+            .filter(|i| mask & (1 << i) != 0)
+            .map(|i| ALL[i])
+            .collect();
         let Ok(codec) = sdp::choose(&remote, &ours) else {
             continue;
         };

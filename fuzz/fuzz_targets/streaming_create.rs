@@ -34,7 +34,10 @@ fn state() -> &'static Mutex<Fuzzed> {
         let now = Instant::now();
         let mut gateway = Gateway::new(
             config.clone(),
-            vec![Box::new(Streaming::new(&config.streaming, None))],
+            vec![Box::new(Streaming::new(
+                &config.streaming,
+                Box::new(cardea::runtime::HostIo::new(None)),
+            ))],
             Arc::new(factory),
             Arc::new(MediaCounters::default()),
             now,
@@ -46,7 +49,10 @@ fn state() -> &'static Mutex<Fuzzed> {
             br#"{"janus":"create","transaction":"c","id":1}"#,
         );
         assert_eq!(r["janus"], "success");
-        let at = Target { session: Some(SessionId(1)), handle: None };
+        let at = Target {
+            session: Some(SessionId(1)),
+            handle: None,
+        };
         let r = gateway.handle_request(
             now,
             Origin::HTTP,
@@ -54,7 +60,11 @@ fn state() -> &'static Mutex<Fuzzed> {
             br#"{"janus":"attach","transaction":"a","plugin":"janus.plugin.streaming"}"#,
         );
         let handle = r["data"]["id"].as_u64().unwrap();
-        Mutex::new(Fuzzed { gateway, now, handle })
+        Mutex::new(Fuzzed {
+            gateway,
+            now,
+            handle,
+        })
     })
 }
 
@@ -64,7 +74,9 @@ fn message(f: &mut Fuzzed, body: Value) -> Value {
         handle: Some(HandleId(f.handle)),
     };
     let request = json!({"janus": "message", "transaction": "m", "body": body}).to_string();
-    let r = f.gateway.handle_request(f.now, Origin::HTTP, Some(at), request.as_bytes());
+    let r = f
+        .gateway
+        .handle_request(f.now, Origin::HTTP, Some(at), request.as_bytes());
     while f.gateway.poll_output().is_some() {}
     assert_eq!(r["janus"], "success", "{r}");
     r["plugindata"]["data"].clone()
@@ -90,7 +102,10 @@ fuzz_target!(|data: &[u8]| {
     body.insert("request".into(), json!(request));
     // Never rewrite a file: there is none, and `permanent` must be refused cleanly.
     let r = message(f, Value::Object(body.clone()));
-    assert!(r.get("error_code").is_some() || r["streaming"].is_string(), "{r}");
+    assert!(
+        r.get("error_code").is_some() || r["streaming"].is_string(),
+        "{r}"
+    );
     if let Some(id) = body.get("id").cloned() {
         let _ = message(f, json!({"request": "info", "id": id}));
     }

@@ -29,10 +29,16 @@ fn engine() -> &'static Mutex<(Engine, Instant, SocketAddr)> {
         let factory = WebrtcFactory::new(&config.media, 10000, &lo);
         let now = Instant::now();
         let (rtc, _answer) = factory.accept_offer(now, OFFER, None).unwrap();
-        let line = OFFER.lines().find(|l| l.starts_with("a=candidate:")).unwrap();
+        let line = OFFER
+            .lines()
+            .find(|l| l.starts_with("a=candidate:"))
+            .unwrap();
         let candidate = str0m::Candidate::from_sdp_string(&line[2..]).unwrap();
         let source = candidate.addr();
-        let mut engine = Engine::new(LocalAddrs::new(10000, &lo), Arc::new(MediaCounters::default()));
+        let mut engine = Engine::new(
+            LocalAddrs::new(10000, &lo),
+            Arc::new(MediaCounters::default()),
+        );
         let peer = NewPeer {
             id: PeerId(1),
             session: SessionId(1),

@@ -6,7 +6,6 @@
 //! stop. Sources: plain RTP, RTSP cameras, the built-in demo.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -18,8 +17,8 @@ use crate::api::{ApiError, HandleId, JsepKind};
 use crate::ingest::rtp::SourceCounters;
 
 mod checks;
+pub mod io;
 mod mountpoint;
-mod persist;
 mod requests;
 
 pub use checks::check_configured;
@@ -176,8 +175,8 @@ pub struct Streaming {
     viewers: HashMap<HandleId, Viewer>,
     /// `[streaming]`: admin_key, open_admin, rtsp_allow, limits, where ports bind.
     settings: crate::config::StreamingConfig,
-    /// The configuration file `permanent: true` writes to.
-    config_path: Option<PathBuf>,
+    /// Ports and the configuration file.
+    io: Box<dyn io::StreamingIo>,
 }
 
 /// Who sends a request: the operator (the configuration file, the admin API) or a
@@ -191,8 +190,8 @@ enum Caller {
 
 impl Streaming {
     /// `settings`: `[streaming]` (its mountpoints are created by `init`).
-    /// `config_path`: the file that `permanent: true` updates (none: `permanent` is refused).
-    pub fn new(settings: &crate::config::StreamingConfig, config_path: Option<PathBuf>) -> Self {
+    /// `io`: where ports are bound and `permanent: true` saves.
+    pub fn new(settings: &crate::config::StreamingConfig, io: Box<dyn io::StreamingIo>) -> Self {
         Streaming {
             mountpoints: BTreeMap::new(),
             configured: settings.mountpoints.clone(),
@@ -201,7 +200,7 @@ impl Streaming {
                 mountpoints: Vec::new(),
                 ..settings.clone()
             },
-            config_path,
+            io,
         }
     }
 

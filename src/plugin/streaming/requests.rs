@@ -64,17 +64,23 @@ impl Streaming {
 
     /// Writes (`Some`) or removes (`None`) mountpoint `id` in the configuration file.
     pub(super) fn persist(
-        &self,
+        &mut self,
         id: u64,
         config: Option<&crate::config::MountpointConfig>,
     ) -> Result<(), StreamingError> {
-        let path = self.config_path.as_ref().ok_or(StreamingError::Unknown(
-            "Can't make it permanent: the gateway runs without a configuration file (--config)"
-                .to_owned(),
-        ))?;
-        persist::rewrite(path, id, config)
+        if !self.io.can_save() {
+            return Err(StreamingError::Unknown(
+                "Can't make it permanent: the gateway runs without a configuration file (--config)"
+                    .to_owned(),
+            ));
+        }
+        (self.io.save_mountpoint(id, config))
             .map_err(|e| StreamingError::Unknown(format!("Error saving configuration: {e}")))?;
-        tracing::info!(mountpoint = id, path = %path.display(), saved = config.is_some(), "configuration updated");
+        tracing::info!(
+            mountpoint = id,
+            saved = config.is_some(),
+            "configuration updated"
+        );
         Ok(())
     }
 
@@ -308,7 +314,8 @@ impl Streaming {
             rtsp = Some(status.clone());
             (media, ctx.start_rtsp_source(spec, status))
         } else {
-            let (media, ports) = Mountpoint::parse_media(body, self.settings.rtp_bind_ip)?;
+            let (media, ports) =
+                Mountpoint::parse_media(body, self.settings.rtp_bind_ip, self.io.as_mut())?;
             (media, ctx.start_rtp_source(ports, counters.clone()))
         };
         let discovering = rtsp.is_some() && media.is_empty();

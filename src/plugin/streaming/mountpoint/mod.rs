@@ -528,16 +528,19 @@ impl Mountpoint {
     pub(super) fn parse_media(
         body: &Map<String, Value>,
         bind_ip: IpAddr,
+        io: &mut dyn super::io::StreamingIo,
     ) -> Result<(Vec<MountMedia>, Vec<RtpPort>), StreamingError> {
         let plan = plan_media(body)?;
         let mut media = Vec::new();
         let mut ports = Vec::new();
         for (i, p) in plan.media.into_iter().enumerate() {
-            let (socket, bound) = bind_port(bind_ip, p.port, "", &p.media.mid)?;
+            let (socket, bound) =
+                bind_port(io, SocketAddr::new(bind_ip, p.port), "", &p.media.mid)?;
             let (rtcp, rtcp_port) = match p.rtcp_port {
                 None => (None, None),
                 Some(port) => {
-                    let (s, port) = bind_port(bind_ip, port, "RTCP ", &p.media.mid)?;
+                    let (s, port) =
+                        bind_port(io, SocketAddr::new(bind_ip, port), "RTCP ", &p.media.mid)?;
                     (Some(s), Some(port))
                 }
             };

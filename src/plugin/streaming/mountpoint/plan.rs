@@ -65,12 +65,13 @@ pub(in crate::plugin::streaming) fn port_value(
 
 /// Binds a mountpoint's UDP port (`what`: "" or "RTCP "); returns it and the port bound.
 pub(in crate::plugin::streaming) fn bind_port(
-    ip: IpAddr,
-    port: u16,
+    io: &mut dyn super::super::io::StreamingIo,
+    addr: SocketAddr,
     what: &str,
     mid: &str,
 ) -> Result<(UdpSocket, u16), StreamingError> {
-    let socket = UdpSocket::bind(SocketAddr::new(ip, port)).map_err(|e| {
+    let port = addr.port();
+    let socket = io.bind_udp(addr).map_err(|e| {
         StreamingError::CantCreate(format!("Can't bind {what}port {port} for mid '{mid}': {e}"))
     })?;
     let bound = socket

@@ -9,6 +9,10 @@
 //! [`start`] binds every listener and the media socket and runs until shut down. The
 //! transports (`crate::transport`) reach the gateway only through the hub.
 
+mod config_file;
+mod streaming_io;
+pub use streaming_io::HostIo;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -391,7 +395,10 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let sip_addr = sip_endpoint.as_ref().map(|e| e.local);
     let plugins: Vec<Box<dyn crate::plugin::Plugin>> = vec![
         Box::new(EchoTest::new(config.media.default_remb_bitrate)),
-        Box::new(Streaming::new(&config.streaming, opts.config_path.clone())),
+        Box::new(Streaming::new(
+            &config.streaming,
+            Box::new(HostIo::new(opts.config_path.clone())),
+        )),
         Box::new(crate::plugin::sip::Sip::new(
             sip_endpoint.is_some(),
             config.sip.register_ttl,
