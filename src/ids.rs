@@ -19,7 +19,8 @@ pub(crate) fn random_id() -> u64 {
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+        #[serde(transparent)]
         pub struct $name(pub u64);
 
         impl fmt::Display for $name {
@@ -45,6 +46,10 @@ id_type!(
 id_type!(
     /// One media source (a mountpoint's ingest), fanned out to its viewers.
     SourceId
+);
+id_type!(
+    /// A streaming mountpoint, as clients name it (`id` in `watch`, `info`, WHEP paths).
+    MountpointId
 );
 id_type!(
     /// One PeerConnection; a handle gets a new one after each hangup, so stale media events can be told apart.

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use cardea::api::{Gateway, HandleId, Origin, SessionId, Target};
 use cardea::config::MountpointConfig;
+use cardea::ids::MountpointId;
 use cardea::media::webrtc::{MediaCounters, WebrtcFactory};
 use cardea::plugin::streaming::io::StreamingIo;
 use cardea::plugin::streaming::Streaming;
@@ -46,11 +47,11 @@ impl StreamingIo for FakeIo {
 
     fn save_mountpoint(
         &mut self,
-        id: u64,
+        id: MountpointId,
         config: Option<&MountpointConfig>,
     ) -> Result<(), String> {
         let mut w = self.0.lock().unwrap();
-        w.saves.push((id, config.is_some()));
+        w.saves.push((id.0, config.is_some()));
         match w.full {
             true => Err("writing cardea.toml: No space left on device".into()),
             false => Ok(()),

@@ -311,7 +311,7 @@ impl Gateway {
     pub fn viewable_video(
         &self,
         package: &str,
-        id: u64,
+        id: ids::MountpointId,
         credentials: &Map<String, Value>,
     ) -> Result<crate::plugin::ViewableVideo, crate::plugin::ViewRefusal> {
         use crate::plugin::ViewRefusal;

@@ -118,7 +118,7 @@ pub trait Plugin: Send {
     /// watch it.
     fn viewable_video(
         &self,
-        _id: u64,
+        _id: crate::ids::MountpointId,
         _credentials: &serde_json::Map<String, Value>,
     ) -> Result<ViewableVideo, ViewRefusal> {
         Err(ViewRefusal::NotFound("nothing to view here".into()))

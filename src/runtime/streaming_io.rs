@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::config_file;
 use crate::config::MountpointConfig;
+use crate::ids::MountpointId;
 use crate::plugin::streaming::io::StreamingIo;
 
 /// Sockets from the OS; `permanent: true` rewrites `config_path` (none: refused).
@@ -32,12 +33,12 @@ impl StreamingIo for HostIo {
 
     fn save_mountpoint(
         &mut self,
-        id: u64,
+        id: MountpointId,
         config: Option<&MountpointConfig>,
     ) -> Result<(), String> {
         let path = self.config_path.as_ref().ok_or("no configuration file")?;
-        config_file::rewrite(path, id, config)?;
-        tracing::info!(mountpoint = id, path = %path.display(), "configuration file rewritten");
+        config_file::rewrite(path, id.0, config)?;
+        tracing::info!(mountpoint = %id, path = %path.display(), "configuration file rewritten");
         Ok(())
     }
 }

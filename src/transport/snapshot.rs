@@ -79,6 +79,7 @@ pub(crate) async fn snapshot(
     let Some(id) = file
         .strip_suffix(".jpg")
         .and_then(|s| s.parse::<u64>().ok())
+        .map(crate::ids::MountpointId)
     else {
         return refuse(
             StatusCode::NOT_FOUND,
@@ -129,14 +130,14 @@ pub(crate) async fn snapshot(
                             j
                         }
                         Ok(Err(e)) => {
-                            tracing::debug!(mountpoint = id, error = %e, "snapshot not decoded");
+                            tracing::debug!(mountpoint = %id, error = %e, "snapshot not decoded");
                             return refuse(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 format!("the last keyframe could not be decoded: {e}"),
                             );
                         }
                         Err(e) => {
-                            tracing::error!(mountpoint = id, error = %e, "snapshot decoder panicked");
+                            tracing::error!(mountpoint = %id, error = %e, "snapshot decoder panicked");
                             return refuse(StatusCode::INTERNAL_SERVER_ERROR, "internal error");
                         }
                     }

@@ -72,8 +72,10 @@ pub(super) fn error(e: StreamingError) -> Value {
     json!({"streaming": "event", "error_code": e.code(), "error": e.into_text()})
 }
 
-pub(super) fn mountpoint_id(body: &Map<String, Value>) -> Result<u64, StreamingError> {
-    fields::req_u64(body, "id").map_err(refusal)
+pub(super) fn mountpoint_id(body: &Map<String, Value>) -> Result<MountpointId, StreamingError> {
+    fields::req_u64(body, "id")
+        .map(MountpointId)
+        .map_err(refusal)
 }
 
 /// A field the request could not give, as the plugin refuses it (453 or 454).

@@ -8,6 +8,7 @@
 use std::net::{SocketAddr, UdpSocket};
 
 use crate::config::MountpointConfig;
+use crate::ids::MountpointId;
 
 /// The plugin's outside world. See the module doc.
 pub trait StreamingIo: Send {
@@ -19,6 +20,9 @@ pub trait StreamingIo: Send {
 
     /// Sets mountpoint `id` in the configuration file to `config`, or removes it
     /// (`None`). The error says what failed, without secrets.
-    fn save_mountpoint(&mut self, id: u64, config: Option<&MountpointConfig>)
-        -> Result<(), String>;
+    fn save_mountpoint(
+        &mut self,
+        id: MountpointId,
+        config: Option<&MountpointConfig>,
+    ) -> Result<(), String>;
 }

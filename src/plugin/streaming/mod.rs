@@ -14,6 +14,7 @@ use str0m::media::Mid;
 
 use super::{MediaHandler, Plugin, PluginCtx, PluginInfo, PluginMessage, PluginResult};
 use crate::api::{ApiError, HandleId, JsepKind};
+use crate::ids::MountpointId;
 use crate::ingest::rtp::SourceCounters;
 
 mod checks;
@@ -124,7 +125,7 @@ enum ViewerState {
 }
 
 struct Viewer {
-    mountpoint: Option<u64>,
+    mountpoint: Option<MountpointId>,
     state: ViewerState,
     /// The mid of each of the mountpoint's tracks in this viewer's PeerConnection.
     mids: Vec<Option<Mid>>,
@@ -148,7 +149,7 @@ enum IceRestart {
 
 impl Viewer {
     /// The mountpoint watched, while streaming or paused.
-    fn streaming(&self) -> Option<u64> {
+    fn streaming(&self) -> Option<MountpointId> {
         self.mountpoint
             .filter(|_| matches!(self.state, ViewerState::Streaming | ViewerState::Paused))
     }
@@ -169,7 +170,7 @@ fn restart_from_keyframe(
 
 /// The plugin.
 pub struct Streaming {
-    mountpoints: BTreeMap<u64, Mountpoint>,
+    mountpoints: BTreeMap<MountpointId, Mountpoint>,
     /// Declared in the configuration; created by `init`.
     configured: Vec<crate::config::MountpointConfig>,
     viewers: HashMap<HandleId, Viewer>,
@@ -352,7 +353,7 @@ impl Plugin for Streaming {
 
     fn viewable_video(
         &self,
-        id: u64,
+        id: MountpointId,
         credentials: &Map<String, Value>,
     ) -> Result<super::ViewableVideo, super::ViewRefusal> {
         use super::ViewRefusal;
@@ -412,7 +413,7 @@ impl Plugin for Streaming {
         mp.media = Mountpoint::discovered_media(tracks);
         mp.discovering = false;
         tracing::info!(
-            mountpoint = mp.id,
+            mountpoint = %mp.id,
             media = ?mp.media.iter().map(|m| format!("{} {}", m.mid, m.codec.name)).collect::<Vec<_>>(),
             unoffered = mp.unoffered.len(),
             "camera tracks discovered"
@@ -437,7 +438,7 @@ impl Plugin for Streaming {
             "rtsp-disconnected"
         };
         tracing::info!(
-            mountpoint = mp.id,
+            mountpoint = %mp.id,
             event = name,
             viewers = mp.viewers.len(),
             "camera state"

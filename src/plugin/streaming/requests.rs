@@ -5,7 +5,7 @@
 use super::*;
 
 impl Streaming {
-    pub(super) fn mountpoint(&self, id: u64) -> Result<&Mountpoint, StreamingError> {
+    pub(super) fn mountpoint(&self, id: MountpointId) -> Result<&Mountpoint, StreamingError> {
         self.mountpoints
             .get(&id)
             .ok_or(StreamingError::NoSuchMountpoint(format!(
@@ -16,7 +16,7 @@ impl Streaming {
     /// The mountpoint a viewer may watch: its pin checked when it has one.
     pub(super) fn viewable(
         &self,
-        id: u64,
+        id: MountpointId,
         body: &Map<String, Value>,
     ) -> Result<&Mountpoint, StreamingError> {
         let mp = self.mountpoint(id)?;
@@ -42,7 +42,7 @@ impl Streaming {
     pub(super) fn authorized(
         &mut self,
         caller: Caller,
-        id: u64,
+        id: MountpointId,
         body: &Map<String, Value>,
     ) -> Result<&mut Mountpoint, StreamingError> {
         let mp = self.mountpoint(id)?;
@@ -65,7 +65,7 @@ impl Streaming {
     /// Writes (`Some`) or removes (`None`) mountpoint `id` in the configuration file.
     pub(super) fn persist(
         &mut self,
-        id: u64,
+        id: MountpointId,
         config: Option<&crate::config::MountpointConfig>,
     ) -> Result<(), StreamingError> {
         if !self.io.can_save() {
@@ -77,7 +77,7 @@ impl Streaming {
         (self.io.save_mountpoint(id, config))
             .map_err(|e| StreamingError::Unknown(format!("Error saving configuration: {e}")))?;
         tracing::info!(
-            mountpoint = id,
+            mountpoint = %id,
             saved = config.is_some(),
             "configuration updated"
         );
@@ -138,7 +138,7 @@ impl Streaming {
                         v.state = ViewerState::Idle;
                     }
                 }
-                tracing::info!(mountpoint = id, "mountpoint destroyed");
+                tracing::info!(mountpoint = %id, "mountpoint destroyed");
                 Ok(json!({"streaming": "destroyed", "destroyed": id}))
             }
             "enable" | "disable" => {
@@ -224,7 +224,7 @@ impl Streaming {
                 ctx.push_event(*h, None, note.clone(), None);
             }
         }
-        tracing::info!(mountpoint = id, permanent, "mountpoint edited");
+        tracing::info!(mountpoint = %id, permanent, "mountpoint edited");
         Ok(json!({"streaming": "edited", "id": id, "permanent": permanent}))
     }
 
@@ -252,18 +252,17 @@ impl Streaming {
         }
         let id = match body.get("id") {
             None | Some(Value::Null) => loop {
-                let id = rand::random::<u32>() as u64;
-                if id > 0 && !self.mountpoints.contains_key(&id) {
+                let id = MountpointId(u64::from(rand::random::<u32>()));
+                if id.0 > 0 && !self.mountpoints.contains_key(&id) {
                     break id;
                 }
             },
             Some(v) => {
-                let id = v
-                    .as_u64()
-                    .filter(|id| *id > 0)
-                    .ok_or(StreamingError::InvalidElement(
+                let id = (v.as_u64().filter(|id| *id > 0).map(MountpointId)).ok_or(
+                    StreamingError::InvalidElement(
                         "Invalid element (id should be a positive integer)".to_owned(),
-                    ))?;
+                    ),
+                )?;
                 if self.mountpoints.contains_key(&id) {
                     return Err(StreamingError::CantCreate(format!(
                         "A stream with the provided ID {id} already exists"
@@ -289,7 +288,7 @@ impl Streaming {
                     )))
                 }
                 Err(_) => crate::config::MountpointConfig {
-                    id,
+                    id: id.0,
                     kind: kind.clone(),
                     ..Default::default()
                 },
@@ -347,7 +346,7 @@ impl Streaming {
                 return Err(e);
             }
         }
-        tracing::info!(mountpoint = id, %name, %kind, permanent, ports = ?mp.media.iter().map(|m| m.port).collect::<Vec<_>>(), "mountpoint created");
+        tracing::info!(mountpoint = %id, %name, %kind, permanent, ports = ?mp.media.iter().map(|m| m.port).collect::<Vec<_>>(), "mountpoint created");
         // Janus answers `created`; the API notes show `create`: both carry the name.
         let reply = json!({"streaming": "created", "created": name, "create": name,
             "permanent": permanent, "stream": mp.created()});
@@ -658,7 +657,7 @@ impl Streaming {
                 .expect("checked above")
                 .mountpoint = Some(id);
         }
-        tracing::debug!(%handle, from, to = id, "viewer switched");
+        tracing::debug!(%handle, %from, to = %id, "viewer switched");
         Ok((event(json!({"switched": "ok", "id": id})), None))
     }
 

@@ -12,6 +12,7 @@ use str0m::media::MediaKind;
 
 use super::StreamingError;
 use crate::api::{HandleId, SourceId};
+use crate::ids::MountpointId;
 use crate::ingest::rtp::{RtpPort, SourceCounters, SourceLock};
 use crate::ingest::rtsp::{RtspSpec, RtspStatus, RtspTrack};
 use crate::media::webrtc::OfferTrack;
@@ -103,7 +104,7 @@ pub(super) struct MountMedia {
 }
 
 impl MountMedia {
-    pub(super) fn offer_track(&self, mountpoint: u64) -> OfferTrack {
+    pub(super) fn offer_track(&self, mountpoint: MountpointId) -> OfferTrack {
         OfferTrack {
             kind: self.codec.kind,
             codec: self.codec.codec,
@@ -135,7 +136,7 @@ pub(super) enum InfoView {
 
 /// A mountpoint fed by a plain-RTP source.
 pub(super) struct Mountpoint {
-    pub(super) id: u64,
+    pub(super) id: MountpointId,
     /// Created through the API (counted against `max_api_mountpoints`), not configured.
     pub(super) from_api: bool,
     pub(super) name: String,
