@@ -20,7 +20,9 @@
 //! Dependencies point one way (`tests/layering.rs` checks it): `media` names none of
 //! `plugin`, `api`, `ingest`, `transport`; `ingest` names only `media` and the shared
 //! modules; `api` names `plugin` and `media`, never `ingest` or `transport`; `plugin`
-//! never names `transport`. [`runtime`] is the composition root: it builds the plugins,
+//! never names `transport`. `api` and `plugin` do no I/O of their own (no files, sockets,
+//! tasks): they return outputs, or use a port the runtime supplies (the streaming
+//! plugin's `StreamingIo`). [`runtime`] is the composition root: it builds the plugins,
 //! binds sockets, spawns the drivers and sources, and carries out the core's outputs;
 //! the transports reach the gateway through its hub.
 //!
@@ -36,9 +38,11 @@
 //!   keyframe store for snapshots, and the [`media::handler`] port plugins implement.
 //! * [`ingest`]: where media and signalling enter from outside WebRTC: plain RTP,
 //!   RTSP cameras (retina), the demo source, and the SIP user agent (rsipstack behind
-//!   `ingest::sip`'s own command and event types); it reports to the plugins with
+//!   `ingest::sip`'s own command and event types; each call's decisions a sans-IO
+//!   state machine driven by its task); it reports to the plugins with
 //!   [`ingest::IngestEvent`] on its own channel.
-//! * [`runtime`]: the composition root ([`start`], the hub, ingest requests and events).
+//! * [`runtime`]: the composition root ([`start`], the hub, ingest requests and events,
+//!   the host's sockets and configuration file for the streaming plugin).
 //! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners, the pages
 //!   and snapshots.
 //! * [`clock`]: the one place the control side reads time.

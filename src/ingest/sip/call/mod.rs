@@ -1,6 +1,8 @@
-//! One call: a task that owns its SIP dialog (through rsipstack), its two media
-//! sockets (RTP and RTCP toward the SIP peer) and its [`Bridge`]. The driver
-//! starts it and passes it [`CallOp`]s; it reports [`CallEvent`]s.
+//! One call: a task that owns its SIP dialog (through rsipstack) and its two media
+//! sockets (RTP and RTCP toward the SIP peer), and drives the call's
+//! `machine::CallMachine` (the decisions, sans-IO, holding the media bridge): it
+//! hands the machine what happened and carries out what it asks. The driver starts
+//! it and passes it [`CallOp`]s; it reports [`CallEvent`]s.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
