@@ -23,6 +23,7 @@ echo ">> cargo fmt --check"
 cargo fmt --all --check
 echo ">> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy --lib --features fuzzing --quiet -- -D warnings
 echo ">> cargo check (fuzz targets, so they keep up with the code)"
 (cd fuzz && cargo check --quiet)
 echo ">> cargo build (tests)"

@@ -14,12 +14,12 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 ///
 /// `AssertUnwindSafe`: callers hold state that a panic may leave half-updated; each
 /// caller says why that state stays usable (a refused request, a peer dropped).
-pub fn contain<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+pub(crate) fn contain<R>(f: impl FnOnce() -> R) -> Result<R, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(p.as_ref()).to_owned())
 }
 
 /// The text a panic carried (`panic!("..")` gives a `&str` or a `String`).
-pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> &str {
     if let Some(s) = payload.downcast_ref::<&str>() {
         s
     } else if let Some(s) = payload.downcast_ref::<String>() {
@@ -32,7 +32,7 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
 /// Locks `m`, taking the data even if a thread panicked while holding it: every
 /// user of these locks contains its own panics, so the data is never left mid-update
 /// by more than the one failed request.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

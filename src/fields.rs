@@ -31,7 +31,10 @@ impl FieldError {
 }
 
 /// `key` as a string; absent or null is `None`.
-pub fn opt_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a str>, FieldError> {
+pub(crate) fn opt_str<'a>(
+    body: &'a Map<String, Value>,
+    key: &str,
+) -> Result<Option<&'a str>, FieldError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -40,12 +43,12 @@ pub fn opt_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<Option<&'a
 }
 
 /// `key` as a string, required (null is the wrong type, as in Janus).
-pub fn req_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a str, FieldError> {
+pub(crate) fn req_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result<&'a str, FieldError> {
     required(body, key, "a string", opt_str)
 }
 
 /// `key` as a boolean; absent or null is `None`.
-pub fn opt_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, FieldError> {
+pub(crate) fn opt_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, FieldError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -54,12 +57,12 @@ pub fn opt_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, Fi
 }
 
 /// `key` as a boolean, required (null is the wrong type).
-pub fn req_bool(body: &Map<String, Value>, key: &str) -> Result<bool, FieldError> {
+pub(crate) fn req_bool(body: &Map<String, Value>, key: &str) -> Result<bool, FieldError> {
     required(body, key, "a boolean", opt_bool)
 }
 
 /// `key` as a non-negative integer; absent or null is `None`.
-pub fn opt_u64(body: &Map<String, Value>, key: &str) -> Result<Option<u64>, FieldError> {
+pub(crate) fn opt_u64(body: &Map<String, Value>, key: &str) -> Result<Option<u64>, FieldError> {
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => v
@@ -70,7 +73,7 @@ pub fn opt_u64(body: &Map<String, Value>, key: &str) -> Result<Option<u64>, Fiel
 }
 
 /// `key` as a non-negative integer, required (null is the wrong type).
-pub fn req_u64(body: &Map<String, Value>, key: &str) -> Result<u64, FieldError> {
+pub(crate) fn req_u64(body: &Map<String, Value>, key: &str) -> Result<u64, FieldError> {
     required(body, key, "a positive integer", opt_u64)
 }
 

@@ -17,6 +17,9 @@
 //!                                     the plugins implement it)
 //! ```
 //!
+//! The public surface is what the binary, the tests, the benches and the fuzz targets
+//! use; the rest is `pub(crate)` (`unreachable_pub` is denied in CI).
+//!
 //! Dependencies point one way (`tests/layering.rs` checks it): `media` names none of
 //! `plugin`, `api`, `ingest`, `transport`; `ingest` names only `media` and the shared
 //! modules; `api` names `plugin` and `media`, never `ingest` or `transport`; `plugin`
@@ -27,7 +30,7 @@
 //! the transports reach the gateway through its hub.
 //!
 //! * [`ids`]: every id newtype, shared by every layer.
-//! * [`fields`]: reading a request's JSON fields, for the API core and every plugin.
+//! * `fields`: reading a request's JSON fields, for the API core and every plugin.
 //! * [`config`]: typed TOML, `deny_unknown_fields`, defaults equal `conf/cardea.toml`.
 //! * [`api`]: the Janus API core: sessions, handles, transactions, auth, admin API,
 //!   error codes. No sockets, no clock: `now` comes in, outputs are polled.
@@ -35,7 +38,7 @@
 //!   what a plugin asks of the ingest side is a [`plugin::IngestRequest`].
 //! * [`media`]: what carries packets: the WebRTC layer over str0m (one UDP socket for
 //!   every peer, demultiplexed by ICE ufrag then source address), the GOP cache, the
-//!   keyframe store for snapshots, and the [`media::handler`] port plugins implement.
+//!   keyframe store for snapshots, and the `media::handler` port plugins implement.
 //! * [`ingest`]: where media and signalling enter from outside WebRTC: plain RTP,
 //!   RTSP cameras (retina), the demo source, and the SIP user agent (rsipstack behind
 //!   `ingest::sip`'s own command and event types; each call's decisions a sans-IO
@@ -43,26 +46,30 @@
 //!   [`ingest::IngestEvent`] on its own channel.
 //! * [`runtime`]: the composition root ([`start`], the hub, ingest requests and events,
 //!   the host's sockets and configuration file for the streaming plugin).
-//! * [`transport`]: HTTP (REST + long poll), WebSocket, the admin listeners, the pages
+//! * `transport`: HTTP (REST + long poll), WebSocket, the admin listeners, the pages
 //!   and snapshots.
 //! * [`clock`]: the one place the control side reads time.
-//! * [`secret`]: constant-time comparison of every secret a request carries.
-//! * [`contain`]: panic containment: a panic costs one request or one peer, never the gateway.
+//! * `secret`: constant-time comparison of every secret a request carries.
+//! * `contain`: panic containment: a panic costs one request or one peer, never the gateway.
+//! * `fuzzing` (feature `fuzzing`, on for `fuzz/`): the parsers the fuzz targets
+//!   drive that are otherwise internal.
 //! * `cardea_codecs` (the `codecs/` crate): the RTP header parser, G.711/G.722,
 //!   H.264/H.265 packetizers, keyframe detection, AAC and Opus transcoding, JPEG snapshots.
 
 pub mod api;
 pub mod clock;
 pub mod config;
-pub mod contain;
-pub mod fields;
+pub(crate) mod contain;
+pub(crate) mod fields;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod ids;
 pub mod ingest;
 pub mod media;
 pub mod plugin;
 pub mod runtime;
-pub mod secret;
-pub mod transport;
+pub(crate) mod secret;
+pub(crate) mod transport;
 
 pub use config::Config;
 pub use runtime::{start, Running, StartOptions};

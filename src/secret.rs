@@ -5,12 +5,12 @@
 use subtle::ConstantTimeEq;
 
 /// Whether `given` is exactly `expected`, compared in constant time.
-pub fn eq(given: &str, expected: &str) -> bool {
+pub(crate) fn eq(given: &str, expected: &str) -> bool {
     given.as_bytes().ct_eq(expected.as_bytes()).into()
 }
 
 /// Whether a request carried `expected` (a missing value never matches).
-pub fn given_eq(given: Option<&str>, expected: &str) -> bool {
+pub(crate) fn given_eq(given: Option<&str>, expected: &str) -> bool {
     given.is_some_and(|g| eq(g, expected))
 }
 

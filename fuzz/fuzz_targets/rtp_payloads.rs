@@ -4,7 +4,7 @@
 //! latches where keyframe requests go. No panic; an inserted STAP-A is well formed.
 #![no_main]
 
-use cardea::ingest::rtp::rtcp_sender_ssrc;
+use cardea::fuzzing::rtcp_sender_ssrc;
 use cardea_codecs::h264::ParameterSetInserter;
 use cardea_codecs::keyframe::{starts_keyframe, KeyframeStarts, VideoCodec};
 use libfuzzer_sys::fuzz_target;

@@ -4,7 +4,7 @@
 //! every ADTS frame says its own length.
 #![no_main]
 
-use cardea::ingest::rtsp::stream_fmtps;
+use cardea::fuzzing::rtsp_stream_fmtps as stream_fmtps;
 use cardea_codecs::h26x::Depacketizer;
 use cardea_codecs::keyframe::VideoCodec;
 use cardea_codecs::latm::LatmDepacketizer;

@@ -12,8 +12,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
+use cardea::fuzzing::parse_dtmf_relay;
 use cardea::ingest::sip::bridge::{Bridge, BridgeSetup, BridgeStats, BrowserCodec};
-use cardea::ingest::sip::call::parse_dtmf_relay;
 use cardea::ingest::sip::sdp::{self, Direction, SipCodec};
 use cardea::ingest::sip::srtp::{SdesKey, SrtpLeg, Suite};
 use libfuzzer_sys::fuzz_target;

@@ -5,7 +5,7 @@
 //! the Janus API. No panic; a header we accept never carries a line break.
 #![no_main]
 
-use cardea::ingest::sip::{check_header, split_sip_uri};
+use cardea::fuzzing::{check_sip_header as check_header, split_sip_uri};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

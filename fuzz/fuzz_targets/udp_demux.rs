@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cardea::api::{HandleId, PeerId, SessionId};
-use cardea::media::webrtc::demux::classify;
+use cardea::fuzzing::classify_datagram;
 use cardea::media::webrtc::engine::{Engine, LocalAddrs};
 use cardea::media::webrtc::{MediaCommand, MediaCounters, NewPeer, PeerStats, WebrtcFactory};
 use cardea::plugin::{MediaHandler, MediaOut};
@@ -56,7 +56,7 @@ fn engine() -> &'static Mutex<(Engine, Instant, SocketAddr)> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = classify(data);
+    let _ = classify_datagram(data);
     let mut guard = engine().lock().unwrap();
     let (engine, now, source) = &mut *guard;
     *now += Duration::from_millis(5);

@@ -17,19 +17,19 @@ use crate::media::source::SourcePacket;
 use crate::media::webrtc::queue::MediaTx;
 
 /// Picture size of the demo stream.
-pub const WIDTH: usize = 640;
+pub(crate) const WIDTH: usize = 640;
 /// Picture height of the demo stream.
-pub const HEIGHT: usize = 360;
+pub(crate) const HEIGHT: usize = 360;
 const FPS: u32 = 30;
 /// Payload types the demo mountpoint declares.
-pub const VIDEO_PT: u8 = 96;
+pub(crate) const VIDEO_PT: u8 = 96;
 /// G.711 µ-law's static payload type.
-pub const AUDIO_PT: u8 = 0;
+pub(crate) const AUDIO_PT: u8 = 0;
 
 /// Track indices within the demo source.
-pub const AUDIO_TRACK: u8 = 0;
+pub(crate) const AUDIO_TRACK: u8 = 0;
 /// Video track index.
-pub const VIDEO_TRACK: u8 = 1;
+pub(crate) const VIDEO_TRACK: u8 = 1;
 
 /// Draws frame `n` of the pattern into I420 planes: colour bars drifting sideways,
 /// a bright square bouncing across, and the chroma slowly cycling.
@@ -57,7 +57,12 @@ fn draw(n: u32, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
 }
 
 /// Runs the demo source on the current thread until `stop` is set.
-pub fn run(source: SourceId, viewers: Arc<AtomicUsize>, stop: Arc<AtomicBool>, engine: MediaTx) {
+pub(crate) fn run(
+    source: SourceId,
+    viewers: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+    engine: MediaTx,
+) {
     let config = EncoderConfig::new()
         .bitrate(BitRate::from_bps(1_200_000))
         .max_frame_rate(FrameRate::from_hz(FPS as f32))

@@ -4,8 +4,8 @@
 
 use crate::ids::SourceId;
 
-pub mod demo;
-pub mod packetizer;
+pub(crate) mod demo;
+pub(crate) mod packetizer;
 pub mod rtp;
 pub mod rtsp;
 pub mod sip;

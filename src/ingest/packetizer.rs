@@ -13,10 +13,10 @@ use crate::media::source::SourcePacket;
 use cardea_codecs::rtp::RtpHeader;
 
 /// Largest RTP payload produced; leaves room for SRTP and header extensions.
-pub const MAX_PAYLOAD: usize = 1200;
+pub(crate) const MAX_PAYLOAD: usize = 1200;
 
 /// One track of a frame-based source.
-pub struct TrackPacketizer {
+pub(crate) struct TrackPacketizer {
     source: SourceId,
     track: u8,
     pt: u8,
@@ -31,7 +31,7 @@ pub struct TrackPacketizer {
 
 impl TrackPacketizer {
     /// A track sending payload type `pt` with this SSRC, starting at a random sequence number.
-    pub fn new(source: SourceId, track: u8, pt: u8, ssrc: u32) -> Self {
+    pub(crate) fn new(source: SourceId, track: u8, pt: u8, ssrc: u32) -> Self {
         TrackPacketizer {
             source,
             track,
@@ -46,7 +46,7 @@ impl TrackPacketizer {
     }
 
     /// Video in `codec` (H.264, the default, or H.265) for [`Self::access_unit`].
-    pub fn with_video(mut self, codec: VideoCodec) -> Self {
+    pub(crate) fn with_video(mut self, codec: VideoCodec) -> Self {
         self.video = codec;
         self.keyframes = KeyframeStarts::new(codec);
         self
@@ -54,12 +54,12 @@ impl TrackPacketizer {
 
     /// H.264 access units get the SPS and PPS (from `sets`, or learned in-band) before
     /// every keyframe that lacks them; None when the source already does that.
-    pub fn set_parameter_sets(&mut self, sets: Option<ParameterSetInserter>) {
+    pub(crate) fn set_parameter_sets(&mut self, sets: Option<ParameterSetInserter>) {
         self.sets = sets;
     }
 
     /// A new stream (the camera reconnected): new SSRC, sequence numbers go on.
-    pub fn set_ssrc(&mut self, ssrc: u32) {
+    pub(crate) fn set_ssrc(&mut self, ssrc: u32) {
         self.ssrc = ssrc;
     }
 
@@ -92,7 +92,7 @@ impl TrackPacketizer {
     }
 
     /// One H.264 or H.265 access unit in Annex B; `emit` returns false to stop.
-    pub fn access_unit(
+    pub(crate) fn access_unit(
         &mut self,
         annex_b: &[u8],
         ts: u32,
@@ -126,7 +126,7 @@ impl TrackPacketizer {
     }
 
     /// A frame sent whole in one packet (G.711, Opus).
-    pub fn whole(
+    pub(crate) fn whole(
         &mut self,
         payload: &[u8],
         ts: u32,

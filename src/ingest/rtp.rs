@@ -136,7 +136,7 @@ impl SourceLock {
 
 /// The SSRC of the sender of an RTCP compound packet (RFC 3550 §6.4: it starts with
 /// an SR or RR), or `None` when `d` is not one.
-pub fn rtcp_sender_ssrc(d: &[u8]) -> Option<u32> {
+pub(crate) fn rtcp_sender_ssrc(d: &[u8]) -> Option<u32> {
     if d.len() < 8 || d[0] >> 6 != 2 || !matches!(d[1], 200 | 201) {
         return None;
     }

@@ -433,7 +433,7 @@ fn match_tracks(
 /// The `a=fmtp` parameters of each stream, found by (media, payload type): the n-th
 /// stream with a pair is the SDP's n-th media section with it (retina keeps the SDP's
 /// order, leaving out sections it cannot parse).
-pub fn stream_fmtps(sdp: &str, streams: &[(&str, u8)]) -> Vec<Option<String>> {
+pub(crate) fn stream_fmtps(sdp: &str, streams: &[(&str, u8)]) -> Vec<Option<String>> {
     // (media, first payload type, fmtp of that payload type) per media section.
     let mut sections: Vec<(&str, Option<u8>, Option<&str>)> = Vec::new();
     for line in sdp.lines() {

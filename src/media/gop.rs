@@ -25,14 +25,14 @@ struct TrackCache {
 
 /// The cache of one source.
 #[derive(Debug, Default)]
-pub struct GopCache {
+pub(crate) struct GopCache {
     tracks: Vec<TrackCache>,
 }
 
 impl GopCache {
     /// Takes note of a packet from the source; `Some(track)` when it completed a
     /// keyframe of that track (see [`GopCache::keyframe`]).
-    pub fn push(&mut self, p: &Arc<SourcePacket>) -> Option<u8> {
+    pub(crate) fn push(&mut self, p: &Arc<SourcePacket>) -> Option<u8> {
         let keyframe = p.keyframe?;
         let i = p.track as usize;
         if self.tracks.len() <= i {
@@ -67,13 +67,13 @@ impl GopCache {
     }
 
     /// The packets of `track`'s last keyframe (one access unit), once complete.
-    pub fn keyframe(&self, track: u8) -> Option<&[Arc<SourcePacket>]> {
+    pub(crate) fn keyframe(&self, track: u8) -> Option<&[Arc<SourcePacket>]> {
         let t = self.tracks.get(track as usize)?;
         (t.open && t.keyframe_len > 0).then(|| &t.packets[..t.keyframe_len])
     }
 
     /// The cached packets, track by track, each track from its last keyframe on.
-    pub fn packets(&self) -> impl Iterator<Item = &Arc<SourcePacket>> {
+    pub(crate) fn packets(&self) -> impl Iterator<Item = &Arc<SourcePacket>> {
         self.tracks.iter().flat_map(|t| t.packets.iter())
     }
 }

@@ -6,16 +6,16 @@
 //!   ([`source::SourcePacket`], the payload shared) from the ingest side goes into the
 //!   engine's queue; the engine hands it to each subscribed peer's handler, which
 //!   rewrites sequence numbers and timestamps and writes it (fan-out).
-//! * [`handler`]: the port plugins implement to drive one peer's media.
-//! * [`router`]: the fan-out's per-viewer half (rewriting, keyframe start, controls).
-//! * [`gop`]: each source's packets since its last keyframe, replayed to a new viewer.
-//! * [`snapshot`]: each source's latest keyframe, for JPEG snapshots.
+//! * `handler`: the port plugins implement to drive one peer's media.
+//! * `router`: the fan-out's per-viewer half (rewriting, keyframe start, controls).
+//! * `gop`: each source's packets since its last keyframe, replayed to a new viewer.
+//! * `snapshot`: each source's latest keyframe, for JPEG snapshots.
 //!
 //! Nothing here names `plugin`, `api`, `ingest` or `transport` (`tests/layering.rs`).
 
-pub mod gop;
-pub mod handler;
-pub mod router;
-pub mod snapshot;
-pub mod source;
+pub(crate) mod gop;
+pub(crate) mod handler;
+pub(crate) mod router;
+pub(crate) mod snapshot;
+pub(crate) mod source;
 pub mod webrtc;

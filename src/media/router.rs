@@ -16,7 +16,7 @@ use super::source::SourcePacket;
 
 /// State shared between the control half (pause, configure, switch) and the media half.
 #[derive(Debug, Default)]
-pub struct ViewerShared {
+pub(crate) struct ViewerShared {
     pub paused: AtomicBool,
     /// The mountpoint is disabled: nothing is sent.
     pub disabled: AtomicBool,
@@ -28,13 +28,13 @@ pub struct ViewerShared {
 }
 
 /// The bit of track `i` in [`ViewerShared::muted`] and [`ViewerShared::rekey`].
-pub fn track_bit(i: usize) -> u64 {
+pub(crate) fn track_bit(i: usize) -> u64 {
     1u64.checked_shl(i as u32).unwrap_or(0)
 }
 
 /// Rewrites one track's sequence numbers and timestamps (sans-IO, tested below).
 #[derive(Debug, Clone, Default)]
-pub struct Rewriter {
+pub(crate) struct Rewriter {
     last: Option<Last>,
     /// Next extended sequence number to send.
     out_seq: u64,
@@ -62,7 +62,7 @@ impl Rewriter {
     /// for a duplicate or a packet too late to place. A packet that arrives after
     /// later ones (reordered by the network) keeps its place: it gets the sequence
     /// number it would have had, and the browser's jitter buffer puts it back in order.
-    pub fn rewrite(&mut self, ssrc: u32, seq: u16, ts: u32) -> Option<(u64, u32)> {
+    pub(crate) fn rewrite(&mut self, ssrc: u32, seq: u16, ts: u32) -> Option<(u64, u32)> {
         match self.last {
             None => {
                 self.out_seq = 1;
@@ -92,7 +92,7 @@ impl Rewriter {
     }
 
     /// Whether a packet is older than the newest one sent (same stream).
-    pub fn is_behind(&self, ssrc: u32, seq: u16) -> bool {
+    pub(crate) fn is_behind(&self, ssrc: u32, seq: u16) -> bool {
         self.last
             .is_some_and(|l| l.ssrc == ssrc && (seq.wrapping_sub(l.seq) as i16) <= 0)
     }
@@ -116,7 +116,7 @@ impl Rewriter {
 }
 
 /// One track of the viewer's PeerConnection.
-pub struct ViewerTrack {
+pub(crate) struct ViewerTrack {
     pub mid: Mid,
     pub pt: u8,
     pub rewriter: Rewriter,
@@ -127,7 +127,7 @@ pub struct ViewerTrack {
 }
 
 /// The viewer's media half.
-pub struct ViewerMedia {
+pub(crate) struct ViewerMedia {
     pub tracks: Vec<Option<ViewerTrack>>,
     pub shared: Arc<ViewerShared>,
 }
@@ -167,7 +167,7 @@ impl MediaHandler for ViewerMedia {
 
 /// Where one source packet goes on a viewer's PeerConnection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Write {
+pub(crate) struct Write {
     pub mid: Mid,
     pub pt: u8,
     /// The rewritten extended sequence number.
@@ -178,7 +178,7 @@ pub struct Write {
 
 /// The tracks a viewer needs a keyframe on, asked of its source (a bit per track).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct KeyframeAsks(u64);
+pub(crate) struct KeyframeAsks(u64);
 
 impl KeyframeAsks {
     fn ask(&mut self, track: usize) {
@@ -186,7 +186,7 @@ impl KeyframeAsks {
     }
 
     /// The tracks, lowest first.
-    pub fn tracks(self) -> impl Iterator<Item = u8> {
+    pub(crate) fn tracks(self) -> impl Iterator<Item = u8> {
         (0..64u8).filter(move |i| self.0 & (1 << i) != 0)
     }
 }
@@ -194,7 +194,11 @@ impl KeyframeAsks {
 impl ViewerMedia {
     /// The decision for one source packet, sans-IO: where it is written (if at
     /// all) and which tracks need a keyframe from the source.
-    pub fn route(&mut self, p: &SourcePacket, keyframes: &mut KeyframeAsks) -> Option<Write> {
+    pub(crate) fn route(
+        &mut self,
+        p: &SourcePacket,
+        keyframes: &mut KeyframeAsks,
+    ) -> Option<Write> {
         if self.shared.paused.load(Ordering::Relaxed)
             || self.shared.disabled.load(Ordering::Relaxed)
         {

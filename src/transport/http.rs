@@ -20,7 +20,7 @@ use crate::api::{code, error_reply, ApiError, HandleId, LongPollError, Origin, S
 const MAX_EVENTS: usize = 100;
 
 /// The main API at `http.base_path`.
-pub fn main_router(hub: Arc<Hub>) -> Router {
+pub(crate) fn main_router(hub: Arc<Hub>) -> Router {
     let base = hub.config.http.base_path.clone();
     Router::new()
         .route(&base, post(main_root).get(info_root))
@@ -35,7 +35,7 @@ pub fn main_router(hub: Arc<Hub>) -> Router {
 
 /// The admin API at `http.admin_base_path`. No CORS headers: a page of another origin
 /// must not read what the admin API answers (Janus answers `*` there too; we do not).
-pub fn admin_router(hub: Arc<Hub>) -> Router {
+pub(crate) fn admin_router(hub: Arc<Hub>) -> Router {
     let base = hub.config.http.admin_base_path.clone();
     Router::new()
         .route(&base, post(admin_root).get(admin_info))

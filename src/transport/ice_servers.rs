@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::config::IceServerConfig;
 
 /// The list for browsers at `now_unix` (seconds since 1970).
-pub fn for_browsers(servers: &[IceServerConfig], now_unix: u64) -> Value {
+pub(crate) fn for_browsers(servers: &[IceServerConfig], now_unix: u64) -> Value {
     servers
         .iter()
         .map(|s| {
@@ -35,7 +35,7 @@ pub fn for_browsers(servers: &[IceServerConfig], now_unix: u64) -> Value {
 
 /// coturn's TURN REST credentials: the user `<expiry>:<user>` and the password
 /// base64(HMAC-SHA1(secret, that user)); coturn refuses them after `expiry_unix`.
-pub fn rest_credentials(secret: &str, user: &str, expiry_unix: u64) -> (String, String) {
+pub(crate) fn rest_credentials(secret: &str, user: &str, expiry_unix: u64) -> (String, String) {
     let name = format!("{expiry_unix}:{user}");
     let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, secret.as_bytes());
     let tag = hmac::sign(&key, name.as_bytes());

@@ -11,12 +11,12 @@ use tokio::task::JoinSet;
 pub(crate) use crate::runtime::Hub;
 use crate::runtime::StartError;
 
-pub mod http;
-pub mod ice_servers;
+pub(crate) mod http;
+pub(crate) mod ice_servers;
 mod serve;
 pub(crate) mod snapshot;
-pub mod web;
-pub mod ws;
+pub(crate) mod web;
+pub(crate) mod ws;
 
 /// Binds `addr` for the listener `what`.
 pub(crate) async fn bind_tcp(

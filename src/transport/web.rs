@@ -17,7 +17,7 @@ const WALL: &str = include_str!("../../web/wall.html");
 const LAB: &str = include_str!("../../web/index.html");
 
 /// `/`, `/lab`, `/settings.js`, `/vendor/janus.js`, `/vendor/adapter.js`.
-pub fn router(hub: Arc<Hub>) -> Router {
+pub(crate) fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/", get(wall))
         .route("/lab", get(lab))

@@ -26,7 +26,7 @@ struct WsState {
 }
 
 /// A router upgrading any path to the main or admin WebSocket API.
-pub fn router(hub: Arc<Hub>, admin: bool) -> Router {
+pub(crate) fn router(hub: Arc<Hub>, admin: bool) -> Router {
     Router::new()
         .fallback(upgrade)
         .with_state(WsState { hub, admin })

@@ -1,14 +1,14 @@
 //! The SIP user agent: our own types at the plugin boundary, rsipstack behind them.
 //!
 //! The plugin (under the core's lock, sans-IO) validates requests and sends
-//! [`SipCommand`]s; the driver ([`driver::run`], the only code that touches rsipstack
+//! [`SipCommand`]s; the driver (`driver::run`, the only code that touches rsipstack
 //! and sockets) answers with [`SipEvent`]s through the core's event channel. One
 //! endpoint (one UDP socket) serves every handle; each handle has at most one
 //! registration, refreshed before it expires.
 
 pub mod bridge;
-pub mod call;
-pub mod driver;
+pub(crate) mod call;
+pub(crate) mod driver;
 pub mod sdp;
 pub mod srtp;
 
@@ -373,7 +373,7 @@ pub enum CallEvent {
 }
 
 /// Why a `headers` element of a request cannot go into a SIP message.
-pub fn check_header(name: &str, value: &str) -> Result<(), String> {
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), String> {
     // RFC 3261 token characters for the name; no line breaks or NUL in the value
     // (a CR/LF would start a header or a body of the caller's choosing).
     let token = |c: char| c.is_ascii_alphanumeric() || "-.!%*_+`'~".contains(c);
@@ -390,7 +390,7 @@ pub fn check_header(name: &str, value: &str) -> Result<(), String> {
 }
 
 /// Splits `sip:user@host[:port][;params]` into `(user, host[:port])`.
-pub fn split_sip_uri(uri: &str) -> Option<(&str, &str)> {
+pub(crate) fn split_sip_uri(uri: &str) -> Option<(&str, &str)> {
     let rest = uri
         .strip_prefix("sip:")
         .or_else(|| uri.strip_prefix("sips:"))?;

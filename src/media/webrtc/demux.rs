@@ -4,7 +4,7 @@
 
 /// What a datagram is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Datagram<'a> {
+pub(crate) enum Datagram<'a> {
     /// A well-formed STUN message. `local_ufrag` is the part of USERNAME before ':'
     /// (requests carry it; responses and indications usually don't).
     Stun {
@@ -26,7 +26,7 @@ const ATTR_USERNAME: u16 = 0x0006;
 const MIN_RTP: usize = 8;
 
 /// Classifies one datagram.
-pub fn classify(d: &[u8]) -> Datagram<'_> {
+pub(crate) fn classify(d: &[u8]) -> Datagram<'_> {
     let Some(&first) = d.first() else {
         return Datagram::Garbage;
     };

@@ -69,7 +69,7 @@ impl Io {
 }
 
 /// Runs the media engine on `socket` until `shutdown` flips or the command channel closes.
-pub async fn run(
+pub(crate) async fn run(
     socket: UdpSocket,
     local: LocalAddrs,
     counters: Arc<MediaCounters>,

@@ -1,9 +1,9 @@
 //! The WebRTC media layer over str0m: one UDP socket serves every peer.
 //!
-//! * [`demux`] classifies datagrams (RFC 7983) and reads the STUN USERNAME, sans-IO.
+//! * `demux` classifies datagrams (RFC 7983) and reads the STUN USERNAME, sans-IO.
 //! * [`engine::Engine`] owns every peer's `str0m::Rtc`, routes datagrams to them by
 //!   ICE ufrag then source address, and turns str0m events into [`MediaEvent`]s.
-//! * [`driver`] is the only code touching the socket and the clock.
+//! * `driver` is the only code touching the socket and the clock.
 //!
 //! The control side (the API core, through its plugins) creates a peer with [`WebrtcFactory::accept_offer`]
 //! (str0m is sans-IO, so this is plain computation), then moves it to the engine
@@ -22,13 +22,13 @@ use crate::ids::{HandleId, PeerId, SessionId, SourceId};
 use crate::media::handler::MediaHandler;
 pub use crate::media::source::SourcePacket;
 
-pub mod demux;
-pub mod driver;
+pub(crate) mod demux;
+pub(crate) mod driver;
 pub mod engine;
-pub mod local_addrs;
+pub(crate) mod local_addrs;
 pub mod mids;
 mod peer;
-pub mod queue;
+pub(crate) mod queue;
 
 /// Why a PeerConnection could not be set up.
 #[derive(Debug, thiserror::Error)]

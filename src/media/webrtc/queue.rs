@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use super::{MediaCommand, MediaCounters, SourcePacket};
 
 /// Source packets the engine may be behind by: ≈ 1 s of a 4 Mbit/s camera.
-pub const PACKET_QUEUE: usize = 4096;
+pub(crate) const PACKET_QUEUE: usize = 4096;
 /// Control commands the engine may be behind by.
-pub const COMMAND_QUEUE: usize = 1024;
+pub(crate) const COMMAND_QUEUE: usize = 1024;
 /// Events the core may be behind by (media, SIP and source news).
-pub const EVENT_QUEUE: usize = 4096;
+pub(crate) const EVENT_QUEUE: usize = 4096;
 
 /// The sending side, cloned by every source and by the control side.
 #[derive(Clone)]
@@ -31,7 +31,7 @@ pub struct MediaTx {
 }
 
 /// The engine's side.
-pub struct MediaRx {
+pub(crate) struct MediaRx {
     /// Source packets.
     pub packets: mpsc::Receiver<Arc<SourcePacket>>,
     /// Everything else.
@@ -43,7 +43,7 @@ pub struct MediaRx {
 pub struct EngineGone;
 
 /// Both queues, with room for `packets` and `commands` items.
-pub fn channel(
+pub(crate) fn channel(
     packets: usize,
     commands: usize,
     counters: Arc<MediaCounters>,

@@ -1,6 +1,6 @@
 //! The media bridge of one call: the browser's Opus (or G.711) on one side, plain
 //! RTP/AVP G.711, G.722 or Opus toward the SIP peer on the other. Sans-IO: every method takes
-//! `now` and hands what to send to a callback; the driver ([`super::call`]) owns the
+//! `now` and hands what to send to a callback; the driver (`super::call`) owns the
 //! sockets and the 20 ms clock.
 //!
 //! * Browser → phone: each Opus packet is decoded (in-band FEC or concealment for a

@@ -135,7 +135,7 @@ async fn answered(
 }
 
 /// `Signal=5\r\nDuration=160` (application/dtmf-relay) to the digit and ms.
-pub fn parse_dtmf_relay(body: &str) -> Option<(char, u32)> {
+pub(crate) fn parse_dtmf_relay(body: &str) -> Option<(char, u32)> {
     let mut signal = None;
     let mut duration = 160;
     for line in body.lines() {

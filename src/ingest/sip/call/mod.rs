@@ -29,7 +29,7 @@ use cardea_codecs::rtp::RtpHeader;
 mod dialog;
 mod legs;
 mod machine;
-pub use dialog::parse_dtmf_relay;
+pub(crate) use dialog::parse_dtmf_relay;
 pub(in crate::ingest::sip) use dialog::*;
 use legs::*;
 use machine::{CallMachine, DialogOut, MediaParams, Out};
@@ -40,7 +40,7 @@ const TELEPHONE_EVENT_PT: u8 = 101;
 const TELEPHONE_EVENT_48K_PT: u8 = 102;
 /// The codecs we offer and accept on the SIP leg, preferred first: Opus is the
 /// browser's own (relayed, no transcoding, fullband), G.722 is wideband.
-pub const SIP_CODECS: [SipCodec; 4] = [
+pub(crate) const SIP_CODECS: [SipCodec; 4] = [
     SipCodec::Opus,
     SipCodec::G722,
     SipCodec::Pcmu,
@@ -56,7 +56,7 @@ const IN_FLIGHT: usize = 16;
 
 /// What every call task needs from the driver.
 #[derive(Clone)]
-pub struct CallCtx {
+pub(crate) struct CallCtx {
     /// The handle the call belongs to.
     pub handle: HandleId,
     /// Where events go (the core's channel).
@@ -144,7 +144,7 @@ async fn local_media(ctx: &CallCtx, codecs: Vec<SipCodec>) -> std::io::Result<Lo
 }
 
 /// Places a call: INVITE with our SDP, then the call until it ends.
-pub async fn outgoing(
+pub(crate) async fn outgoing(
     ctx: CallCtx,
     layer: Arc<DialogLayer>,
     mut opt: InviteOption,
@@ -211,7 +211,7 @@ fn media_params(ctx: &CallCtx, media: &CallMedia) -> MediaParams {
 /// Answers an incoming call when the browser accepts it, then the call until it ends.
 /// `remote` is the caller's SDP (already checked to have a codec in common).
 #[allow(clippy::too_many_arguments)] // the call's parts, each once
-pub async fn incoming(
+pub(crate) async fn incoming(
     ctx: CallCtx,
     layer: Arc<DialogLayer>,
     dialog: InviteDialog,

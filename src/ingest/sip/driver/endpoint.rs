@@ -5,7 +5,7 @@ use super::*;
 
 /// Where the user agent listens and what it calls itself.
 #[derive(Debug, Clone)]
-pub struct SipSettings {
+pub(crate) struct SipSettings {
     /// Local address of the UDP socket and the TCP listener (port 0: any).
     pub bind: SocketAddr,
     /// Address put in Via/Contact instead of `bind`'s (behind NAT); same port.
@@ -24,7 +24,7 @@ pub struct SipSettings {
 
 /// Sources of incoming INVITEs and MESSAGEs (`sip.accept_from`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum AcceptFrom {
+pub(crate) enum AcceptFrom {
     /// Only the registrar or proxy of the account a request is for.
     #[default]
     Registrars,
@@ -35,7 +35,7 @@ pub enum AcceptFrom {
 }
 
 /// The bound endpoint, ready to [`run`].
-pub struct SipEndpoint {
+pub(crate) struct SipEndpoint {
     pub(super) endpoint: rsipstack::transaction::endpoint::Endpoint,
     pub(super) cancel: CancellationToken,
     /// The address it listens on (UDP and TCP).
@@ -49,7 +49,7 @@ pub struct SipEndpoint {
 }
 
 /// Binds the SIP UDP socket and a TCP listener on the same port; errors name the address.
-pub async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
+pub(crate) async fn bind(settings: &SipSettings) -> Result<SipEndpoint, String> {
     let cancel = CancellationToken::new();
     let transport = TransportLayer::new(cancel.clone());
     let local = free_udp_and_tcp(settings.bind)?;

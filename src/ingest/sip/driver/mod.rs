@@ -38,7 +38,7 @@ mod incoming;
 mod message;
 mod registration;
 
-pub use endpoint::*;
+pub(crate) use endpoint::*;
 use incoming::*;
 use message::*;
 use registration::*;
@@ -61,12 +61,16 @@ pub(super) fn report(events: &mpsc::Sender<IngestEvent>, event: SipEvent) {
 }
 
 /// Commands the user agent may be behind by.
-pub const COMMAND_QUEUE: usize = 1024;
+pub(crate) const COMMAND_QUEUE: usize = 1024;
 
 /// Hands `cmd` to the user agent without waiting. When it is a whole queue behind, a
 /// command that releases something waits for room in a task of its own; a new
 /// registration, call or message fails at once with 503, reported as its outcome.
-pub fn submit(tx: &mpsc::Sender<SipCommand>, events: &mpsc::Sender<IngestEvent>, cmd: SipCommand) {
+pub(crate) fn submit(
+    tx: &mpsc::Sender<SipCommand>,
+    events: &mpsc::Sender<IngestEvent>,
+    cmd: SipCommand,
+) {
     let cmd = match tx.try_send(cmd) {
         Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return,
         Err(mpsc::error::TrySendError::Full(cmd)) => cmd,
@@ -210,7 +214,7 @@ impl State {
 }
 
 /// Runs the user agent until shutdown or until the command channel closes.
-pub async fn run(
+pub(crate) async fn run(
     sip: SipEndpoint,
     mut commands: mpsc::Receiver<SipCommand>,
     events: mpsc::Sender<IngestEvent>,
