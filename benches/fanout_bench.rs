@@ -1,7 +1,8 @@
 //! Fan-out: one 2 Mbit/s H.264 RTP source to N WebRTC viewers over real loopback UDP.
 //! Prints, for N = 10, 100, 500: gateway CPU per viewer, gateway memory per viewer,
 //! packet loss, and added latency (source packet sent → SRTP packet decrypted by the
-//! viewer) p50/p99. Asserts nothing.
+//! viewer) p50/p99, and how long after its `start` request each viewer got its first RTP
+//! packet (p50, and when the last of them did: they all join at once). Asserts nothing.
 //!
 //! The gateway runs in this process; the source and the viewers (str0m clients, one
 //! UDP socket each) run in a child process, so the gateway's CPU and RSS are its own.
@@ -68,6 +69,10 @@ fn main() {
             "       (gateway CPU {:.1}% of one core for {n} viewers; {} packets received)",
             cpu / elapsed * 100.0,
             result["received"]
+        );
+        println!(
+            "       (first RTP after `start`: p50 {} ms, all {} viewers within {} ms)",
+            result["first_rtp_p50_ms"], result["first_rtp_viewers"], result["first_rtp_max_ms"]
         );
         // Let the gateway notice the viewers are gone before the next round.
         std::thread::sleep(Duration::from_secs(2));

@@ -322,6 +322,13 @@ pub struct MediaConfig {
     pub public_port: u16,
     /// Send a REMB to a publisher at most this many bits per second when a plugin sets none.
     pub default_remb_bitrate: u64,
+    /// ICE-lite (RFC 8445 §2.5): the gateway answers the browser's connectivity checks
+    /// and lets the browser nominate, instead of running checks of its own. Its
+    /// candidates are host candidates (public, mapped or advertised) that browsers must
+    /// reach anyway, so nothing is lost, and a viewer connects in one round of checks
+    /// (full ICE paces its own checks 50 ms apart and waits for the browser's answer
+    /// before it starts). false: full ICE, as Janus's default.
+    pub ice_lite: bool,
     /// STUN and TURN servers handed to browsers (the pages read them from the gateway).
     pub ice_servers: Vec<IceServerConfig>,
 }
@@ -543,6 +550,7 @@ impl Default for MediaConfig {
             public_address: String::new(),
             public_port: 0,
             default_remb_bitrate: 0,
+            ice_lite: true,
             ice_servers: Vec::new(),
         }
     }

@@ -75,6 +75,10 @@ pub(crate) async fn gateway_with_mountpoint() -> (cardea::Running, String, u16) 
     config.http.max_connections_per_client = 100_000;
     config.http.max_connections = 100_000;
     config.web.enabled = false;
+    // CARDEA_BENCH_FULL_ICE=1 compares with full ICE (the default is ICE-lite).
+    if std::env::var_os("CARDEA_BENCH_FULL_ICE").is_some() {
+        config.media.ice_lite = false;
+    }
     let running = cardea::start(config, cardea::StartOptions::default())
         .await
         .unwrap();
@@ -165,6 +169,8 @@ pub(crate) fn source(port: u16, sent: Arc<AtomicU64>) {
 pub(crate) struct Tally {
     received: u64,
     latencies_us: Vec<u32>,
+    /// Per viewer, ms from its `start` request going out to its first RTP packet.
+    first_rtp_ms: Vec<u32>,
 }
 
 /// `n` viewers of mountpoint [`MOUNTPOINT`] and its source on `port`. Prints `ready`
@@ -199,6 +205,8 @@ pub(crate) fn viewers_process(base: &str, n: usize, port: u16, window: Option<Du
         // Everyone is receiving.
         tokio::time::sleep(Duration::from_secs(2)).await;
     });
+    let mut first = std::mem::take(&mut tally.lock().unwrap().first_rtp_ms);
+    first.sort_unstable();
     println!("ready");
     let mut line = String::new();
     let _ = std::io::stdin().read_line(&mut line);
@@ -225,7 +233,9 @@ pub(crate) fn viewers_process(base: &str, n: usize, port: u16, window: Option<Du
     println!(
         "{}",
         json!({"received": got, "loss": 1.0 - got as f64 / expected.max(1) as f64,
-               "p50_us": pct(0.50), "p99_us": pct(0.99)})
+               "p50_us": pct(0.50), "p99_us": pct(0.99),
+               "first_rtp_p50_ms": first.get(first.len() / 2), "first_rtp_max_ms": first.last(),
+               "first_rtp_viewers": first.len()})
     );
 }
 
@@ -263,6 +273,7 @@ pub(crate) async fn viewer(
         .sdp_api()
         .accept_offer(SdpOffer::from_sdp_string(&offer).unwrap())
         .unwrap();
+    let started = Instant::now();
     post(
         &client,
         &h,
@@ -271,6 +282,7 @@ pub(crate) async fn viewer(
     )
     .await;
     tokio::spawn(async move {
+        let mut first = true;
         let mut buf = vec![0u8; 2048];
         loop {
             let timeout = loop {
@@ -282,6 +294,9 @@ pub(crate) async fn viewer(
                     Ok(Output::Event(Event::RtpPacket(p))) => {
                         let mut t = tally.lock().unwrap();
                         t.received += 1;
+                        if std::mem::take(&mut first) {
+                            t.first_rtp_ms.push(started.elapsed().as_millis() as u32);
+                        }
                         if measuring.load(Ordering::Relaxed) && p.payload.len() >= 9 {
                             let sent = u64::from_be_bytes(p.payload[1..9].try_into().unwrap());
                             t.latencies_us

@@ -416,7 +416,8 @@ impl WebrtcFactory {
             .expect("DTLS certificate generation");
         let config = RtcConfig::new()
             .set_crypto_provider(std::sync::Arc::new(provider))
-            .set_dtls_cert(cert);
+            .set_dtls_cert(cert)
+            .set_ice_lite(cfg.ice_lite);
         let candidates = candidate_addrs(cfg, port, addrs)
             .into_iter()
             .filter_map(|a| Candidate::host(a, "udp").ok())
