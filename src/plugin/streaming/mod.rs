@@ -83,7 +83,18 @@ impl StreamingError {
     }
 
     /// The text, owned.
-    pub fn into_text(self) -> String {
+    pub fn into_text(mut self) -> String {
+        std::mem::take(self.text_mut())
+    }
+
+    /// The same error with `context` before its text (`media[1]: ...`).
+    pub fn context(mut self, context: impl std::fmt::Display) -> StreamingError {
+        let t = self.text_mut();
+        *t = format!("{context}: {t}");
+        self
+    }
+
+    fn text_mut(&mut self) -> &mut String {
         match self {
             StreamingError::InvalidRequest(t)
             | StreamingError::MissingElement(t)
@@ -96,22 +107,6 @@ impl StreamingError {
             | StreamingError::InvalidSdp(t)
             | StreamingError::Unknown(t) => t,
         }
-    }
-
-    /// The same error with `context` before its text (`media[1]: ...`).
-    pub fn context(mut self, context: impl std::fmt::Display) -> StreamingError {
-        let (StreamingError::InvalidRequest(t)
-        | StreamingError::MissingElement(t)
-        | StreamingError::InvalidElement(t)
-        | StreamingError::NoSuchMountpoint(t)
-        | StreamingError::CantCreate(t)
-        | StreamingError::Unauthorized(t)
-        | StreamingError::CantSwitch(t)
-        | StreamingError::InvalidState(t)
-        | StreamingError::InvalidSdp(t)
-        | StreamingError::Unknown(t)) = &mut self;
-        *t = format!("{context}: {t}");
-        self
     }
 }
 

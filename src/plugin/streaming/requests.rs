@@ -5,6 +5,15 @@
 use super::*;
 
 impl Streaming {
+    /// The handle's viewer state: 460 for a handle the plugin does not know.
+    fn viewer(&self, handle: HandleId) -> Result<&Viewer, StreamingError> {
+        self.viewers
+            .get(&handle)
+            .ok_or(StreamingError::InvalidState(
+                "No session associated with this handle".to_owned(),
+            ))
+    }
+
     pub(super) fn mountpoint(&self, id: MountpointId) -> Result<&Mountpoint, StreamingError> {
         self.mountpoints
             .get(&id)
@@ -363,12 +372,7 @@ impl Streaming {
         msg: &PluginMessage,
     ) -> Result<(Value, Option<Value>), StreamingError> {
         let body = &msg.body;
-        let viewer = self
-            .viewers
-            .get(&handle)
-            .ok_or(StreamingError::InvalidState(
-                "No session associated with this handle".to_owned(),
-            ))?;
+        let viewer = self.viewer(handle)?;
         match request {
             "watch" => {
                 if viewer.state != ViewerState::Idle {
@@ -533,12 +537,7 @@ impl Streaming {
         body: &Map<String, Value>,
         transaction: &str,
     ) -> Result<(), StreamingError> {
-        let viewer = self
-            .viewers
-            .get(&handle)
-            .ok_or(StreamingError::InvalidState(
-                "No session associated with this handle".to_owned(),
-            ))?;
+        let viewer = self.viewer(handle)?;
         let Some(current) = viewer.streaming() else {
             return Err(StreamingError::InvalidState(
                 "Can't restart: not streaming".into(),
