@@ -329,6 +329,11 @@ impl Bridge {
         self.direction = d;
     }
 
+    /// Our direction now.
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+
     /// Where our RTP goes now.
     pub fn remote_rtp(&self) -> SocketAddr {
         self.latch.target()

@@ -117,6 +117,17 @@ enum Awaits {
     Delivery(&'static str),
 }
 
+impl Awaits {
+    /// The request's name in a [`CallEvent::Delivery`] (a re-INVITE refused by the
+    /// bound is reported as `update`, Janus's name for it).
+    fn name(&self) -> &'static str {
+        match self {
+            Awaits::Direction(_) => "update",
+            Awaits::Delivery(what) => what,
+        }
+    }
+}
+
 /// One call's signalling state. See the module doc.
 pub(in crate::ingest::sip) struct CallMachine {
     params: MediaParams,
@@ -468,20 +479,24 @@ impl CallMachine {
         match op {
             CallOp::Hangup => self.end_with(Some(DialogOut::Bye), ended(200, "Session Terminated")),
             CallOp::Direction(d) => {
-                let Some((bridge, _)) = self.bridge.as_mut() else {
+                if self.bridge.is_none() {
+                    return;
+                }
+                // Nothing changes unless the re-INVITE goes out.
+                let Some(id) = self.request(now, Awaits::Direction(d)) else {
                     return;
                 };
-                bridge.set_direction(d);
+                if let Some((bridge, _)) = self.bridge.as_mut() {
+                    bridge.set_direction(d);
+                }
                 self.sdp.version += 1;
                 self.sdp.direction = d;
                 let sdp = self.sdp.to_sdp().into_bytes();
-                if let Some(id) = self.request(now, "update", Awaits::Direction(d)) {
-                    self.out
-                        .push_back(Out::Dialog(DialogOut::Reinvite { id, sdp }));
-                }
+                self.out
+                    .push_back(Out::Dialog(DialogOut::Reinvite { id, sdp }));
             }
             CallOp::DtmfInfo { digit, duration } => {
-                if let Some(id) = self.request(now, "info", Awaits::Delivery("info")) {
+                if let Some(id) = self.request(now, Awaits::Delivery("info")) {
                     self.out.push_back(Out::Dialog(DialogOut::Info {
                         id,
                         content_type: "application/dtmf-relay".into(),
@@ -493,7 +508,7 @@ impl CallMachine {
                 content_type,
                 content,
             } => {
-                if let Some(id) = self.request(now, "info", Awaits::Delivery("info")) {
+                if let Some(id) = self.request(now, Awaits::Delivery("info")) {
                     self.out.push_back(Out::Dialog(DialogOut::Info {
                         id,
                         content_type,
@@ -505,7 +520,7 @@ impl CallMachine {
                 content_type,
                 content,
             } => {
-                if let Some(id) = self.request(now, "message", Awaits::Delivery("message")) {
+                if let Some(id) = self.request(now, Awaits::Delivery("message")) {
                     self.out.push_back(Out::Dialog(DialogOut::Message {
                         id,
                         content_type,
@@ -526,7 +541,7 @@ impl CallMachine {
                         reason: StatusCode::from(400).text().to_owned(),
                     });
                 };
-                if let Some(id) = self.request(now, "transfer", Awaits::Delivery("transfer")) {
+                if let Some(id) = self.request(now, Awaits::Delivery("transfer")) {
                     self.out.push_back(Out::Dialog(DialogOut::Refer { id, to }));
                 }
             }
@@ -564,12 +579,12 @@ impl CallMachine {
         });
     }
 
-    /// An id for one more request of ours, or `None` (a 503 reported as `what`'s
-    /// outcome) when [`IN_FLIGHT`] are unanswered already.
-    fn request(&mut self, now: Instant, what: &'static str, p: Awaits) -> Option<u32> {
+    /// An id for one more request of ours, or `None` (a 503 reported as its outcome)
+    /// when [`IN_FLIGHT`] are unanswered already.
+    fn request(&mut self, now: Instant, p: Awaits) -> Option<u32> {
         if self.pending.len() >= IN_FLIGHT {
             self.emit(CallEvent::Delivery {
-                what,
+                what: p.name(),
                 code: 503,
                 reason: format!("{IN_FLIGHT} requests in this dialog are unanswered"),
             });
@@ -965,6 +980,21 @@ mod tests {
             ),
             "{refused:?}"
         );
+        // A hold refused by the bound changes nothing: the next one offers version 2.
+        m.handle_op(now, CallOp::Direction(Direction::SendOnly));
+        let refused = events(&drain(&mut m));
+        assert!(
+            matches!(
+                &refused[..],
+                [CallEvent::Delivery {
+                    what: "update",
+                    code: 503,
+                    ..
+                }]
+            ),
+            "{refused:?}"
+        );
+        assert_eq!(m.media().0.unwrap().0.direction(), Direction::SendRecv);
         // One answered: room for one more.
         m.handle_answer(3, 200, "OK".into());
         m.handle_op(
@@ -983,6 +1013,13 @@ mod tests {
             ),
             "{outs:?}"
         );
+        m.handle_answer(4, 200, "OK".into());
+        drain(&mut m);
+        m.handle_op(now, CallOp::Direction(Direction::SendOnly));
+        let Some(Out::Dialog(DialogOut::Reinvite { sdp, .. })) = m.poll_output() else {
+            panic!("hold is a re-INVITE");
+        };
+        assert!(sdp_text(&sdp).contains("o=- 42 2 "), "{}", sdp_text(&sdp));
     }
 
     #[test]
