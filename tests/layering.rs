@@ -118,28 +118,44 @@ fn named_modules_reads_paths_and_groups() {
     assert!(named_modules("use cardea_codecs::rtp::RtpHeader;").is_empty());
 }
 
+/// Every line of `src/<layer>/` (only those before a file's tests when `code_only`)
+/// that `check` objects to, as `path:line: <layer> <objection>: <line>`.
+fn scan(layer: &str, code_only: bool, check: impl Fn(&str) -> Vec<String>) -> Vec<String> {
+    let mut files = Vec::new();
+    rust_files(&root().join("src").join(layer), &mut files);
+    assert!(!files.is_empty(), "no files in src/{layer}");
+    let mut found = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let end = if code_only {
+            lines_before_tests(&text)
+        } else {
+            usize::MAX
+        };
+        for (n, line) in text.lines().take(end).enumerate() {
+            for objection in check(line) {
+                found.push(format!(
+                    "{}:{}: {layer} {objection}: {}",
+                    file.strip_prefix(root()).unwrap().display(),
+                    n + 1,
+                    line.trim()
+                ));
+            }
+        }
+    }
+    found
+}
+
 #[test]
 fn dependencies_point_one_way() {
     let mut broken = Vec::new();
     for (layer, forbidden) in RULES {
-        let mut files = Vec::new();
-        rust_files(&root().join("src").join(layer), &mut files);
-        assert!(!files.is_empty(), "no files in src/{layer}");
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap();
-            for (n, line) in text.lines().enumerate() {
-                for name in named_modules(line) {
-                    if forbidden.contains(&name.as_str()) {
-                        broken.push(format!(
-                            "{}:{}: {layer} names {name}: {}",
-                            file.strip_prefix(root()).unwrap().display(),
-                            n + 1,
-                            line.trim()
-                        ));
-                    }
-                }
-            }
-        }
+        broken.extend(scan(layer, false, |line| {
+            (named_modules(line).into_iter())
+                .filter(|name| forbidden.contains(&name.as_str()))
+                .map(|name| format!("names {name}"))
+                .collect()
+        }));
     }
     assert!(broken.is_empty(), "\n{}", broken.join("\n"));
 }
@@ -165,22 +181,12 @@ fn named_io_reads_code_not_comments() {
 fn decisions_do_no_io() {
     let mut broken = Vec::new();
     for layer in NO_IO {
-        let mut files = Vec::new();
-        rust_files(&root().join("src").join(layer), &mut files);
-        for file in files {
-            let text = std::fs::read_to_string(&file).unwrap();
-            let before = lines_before_tests(&text);
-            for (n, line) in text.lines().take(before).enumerate() {
-                if let Some(io) = named_io(line) {
-                    broken.push(format!(
-                        "{}:{}: {layer} does I/O ({io}): {}",
-                        file.strip_prefix(root()).unwrap().display(),
-                        n + 1,
-                        line.trim()
-                    ));
-                }
-            }
-        }
+        broken.extend(scan(layer, true, |line| {
+            named_io(line)
+                .map(|io| format!("does I/O ({io})"))
+                .into_iter()
+                .collect()
+        }));
     }
     assert!(broken.is_empty(), "\n{}", broken.join("\n"));
 }

@@ -185,9 +185,14 @@ impl KeyframeAsks {
         self.0 |= track_bit(track);
     }
 
-    /// The tracks, lowest first.
+    /// The tracks, lowest first (nothing to walk when none: this runs per packet).
     pub(crate) fn tracks(self) -> impl Iterator<Item = u8> {
-        (0..64u8).filter(move |i| self.0 & (1 << i) != 0)
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let track = (bits != 0).then(|| bits.trailing_zeros() as u8)?;
+            bits &= bits - 1;
+            Some(track)
+        })
     }
 }
 
@@ -292,6 +297,18 @@ mod tests {
         r.rewrite(7, 100, 1000);
         let (seq, ts) = r.rewrite(7, 30_000, 777_777).unwrap();
         assert_eq!((seq, ts), (2, 4000));
+    }
+
+    #[test]
+    fn keyframe_asks_list_their_tracks_lowest_first() {
+        let mut asks = KeyframeAsks::default();
+        assert_eq!(asks.tracks().count(), 0);
+        for t in [63, 0, 5, 5] {
+            asks.ask(t);
+        }
+        assert_eq!(asks.tracks().collect::<Vec<_>>(), [0, 5, 63]);
+        asks.ask(64);
+        assert_eq!(asks.tracks().collect::<Vec<_>>(), [0, 5, 63]);
     }
 
     #[test]

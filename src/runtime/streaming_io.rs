@@ -38,7 +38,7 @@ impl StreamingIo for HostIo {
     ) -> Result<(), String> {
         let path = self.config_path.as_ref().ok_or("no configuration file")?;
         config_file::rewrite(path, id.0, config)?;
-        tracing::info!(mountpoint = %id, path = %path.display(), "configuration file rewritten");
+        tracing::info!(mountpoint = %id, path = %path.display(), saved = config.is_some(), "configuration file rewritten");
         Ok(())
     }
 }

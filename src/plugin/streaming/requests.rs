@@ -83,14 +83,9 @@ impl Streaming {
                     .to_owned(),
             ));
         }
+        // The runtime's side logs the write, with the file's path.
         (self.io.save_mountpoint(id, config))
-            .map_err(|e| StreamingError::Unknown(format!("Error saving configuration: {e}")))?;
-        tracing::info!(
-            mountpoint = %id,
-            saved = config.is_some(),
-            "configuration updated"
-        );
-        Ok(())
+            .map_err(|e| StreamingError::Unknown(format!("Error saving configuration: {e}")))
     }
 
     pub(super) fn sync_request(

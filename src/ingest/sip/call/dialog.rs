@@ -41,7 +41,7 @@ pub(in crate::ingest::sip) fn header_value<'a>(
 }
 
 /// A response's reason phrase as sent, or the standard one.
-pub(super) fn reason_of(resp: &rsipstack::sip::Response) -> String {
+pub(in crate::ingest::sip) fn reason_of(resp: &rsipstack::sip::Response) -> String {
     (resp.wire_reason.clone()).unwrap_or_else(|| resp.status_code.text().to_owned())
 }
 

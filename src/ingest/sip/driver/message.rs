@@ -112,11 +112,7 @@ pub(super) async fn send_message(
                     continue;
                 }
             }
-            let reason = resp
-                .wire_reason
-                .clone()
-                .unwrap_or_else(|| resp.status_code.text().to_owned());
-            return Ok((code, reason));
+            return Ok((code, call::reason_of(&resp)));
         }
         Err((408, "no answer to the MESSAGE".to_owned()))
     };

@@ -135,10 +135,7 @@ pub(super) async fn register_once(
         Ok(Ok(resp)) => SipEvent::RegistrationFailed {
             handle,
             code: resp.status_code.code(),
-            reason: resp
-                .wire_reason
-                .clone()
-                .unwrap_or_else(|| resp.status_code.text().to_owned()),
+            reason: call::reason_of(&resp),
         },
         Ok(Err(e)) => SipEvent::RegistrationFailed {
             handle,
