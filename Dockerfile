@@ -1,7 +1,7 @@
 # Cardea's container image.
 #
 #   docker build -t cardea .
-#   docker run -p 8088:8088 -p 8188:8188 -p 10000:10000/udp \
+#   docker run -p 8088:8088 -p 8188:8188 -p 10000-10003:10000-10003/udp \
 #       -e CARDEA_PUBLIC_ADDRESS=<the address browsers reach this host at> cardea
 #
 # The shipped configuration (conf/cardea.toml, the demo source at /) is
@@ -64,9 +64,12 @@ COPY conf/cardea.toml /etc/cardea/cardea.toml
 # The shipped config's web.node_modules ("web/node_modules") is relative to here.
 WORKDIR /usr/share/cardea
 USER cardea
-# HTTP API and pages, WebSocket API, the one media UDP port (SIP's ports are the
+# Four media shards, whatever the host's cores: the UDP range to publish is fixed
+# (CARDEA_MEDIA_SHARDS=N at run time needs 10000 to 10000+N-1 published).
+ENV CARDEA_MEDIA_SHARDS=4
+# HTTP API and pages, WebSocket API, one media UDP port per shard (SIP's ports are the
 # configuration's: the lab's are in docker-compose.yml).
-EXPOSE 8088/tcp 8188/tcp 10000/udp
+EXPOSE 8088/tcp 8188/tcp 10000-10003/udp
 # GET /janus/info with bash alone (no curl in the image): healthy once the API answers
 # (on the shipped port, 8088: a configuration that moves it needs its own HEALTHCHECK).
 HEALTHCHECK --interval=5s --timeout=3s --start-period=5s --retries=3 \

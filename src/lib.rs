@@ -9,8 +9,8 @@
 //!                          ingest requests (Output) ◀──┘   │ events     ▼
 //!                          ingest events ─────────────────▶│       plugin/ (echotest, streaming, sip)
 //!                                                          │            │ accept_offer → str0m Rtc
-//!  browser ◀──── one UDP socket ────▶ media/webrtc/driver ◀─commands───┘
-//!                                     media/webrtc/engine (sans-IO, every peer's Rtc)
+//!  browser ◀─ a UDP socket per shard ─▶ media/webrtc/driver ×N ◀─commands─┘ (to the peer's shard)
+//!                                     media/webrtc/engine (sans-IO, the shard's peers)
 //!                                       ▲ source packets │ frames ▲ relay
 //!  ingest/ (RTP, RTSP, demo, SIP calls) ┘                ▼        │
 //!                                     media::handler::MediaHandler (per handle, lock-free;
@@ -36,8 +36,9 @@
 //!   error codes. No sockets, no clock: `now` comes in, outputs are polled.
 //! * [`plugin`]: the plugin boundary (Janus's `plugin.h` as traits) and the plugins;
 //!   what a plugin asks of the ingest side is a [`plugin::IngestRequest`].
-//! * [`media`]: what carries packets: the WebRTC layer over str0m (one UDP socket for
-//!   every peer, demultiplexed by ICE ufrag then source address), the GOP cache, the
+//! * [`media`]: what carries packets: the WebRTC layer over str0m (N shards, each a
+//!   thread with its peers on one UDP socket, demultiplexed by ICE ufrag then source
+//!   address), the GOP cache, the
 //!   keyframe store for snapshots, and the `media::handler` port plugins implement.
 //! * [`ingest`]: where media and signalling enter from outside WebRTC: plain RTP,
 //!   RTSP cameras (retina), the demo source, and the SIP user agent (rsipstack behind

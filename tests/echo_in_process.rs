@@ -40,12 +40,11 @@ impl Sim {
         let config = Config::default();
         let lo = ["127.0.0.1".parse().unwrap()];
         let factory = Arc::new(WebrtcFactory::new(&config.media, 10000, &lo));
-        let counters = Arc::new(MediaCounters::default());
+        let counters = factory.counters()[0].clone();
         let gateway = Gateway::new(
             config,
             vec![Box::new(EchoTest::new(0)), Box::new(Panicky)],
             factory,
-            counters.clone(),
             now,
         );
         let engine = Engine::new(LocalAddrs::new(10000, &lo), counters.clone());

@@ -10,7 +10,7 @@ use std::time::Instant;
 use cardea::api::{Gateway, HandleId, Origin, SessionId, Target};
 use cardea::config::MountpointConfig;
 use cardea::ids::MountpointId;
-use cardea::media::webrtc::{MediaCounters, WebrtcFactory};
+use cardea::media::webrtc::WebrtcFactory;
 use cardea::plugin::streaming::io::StreamingIo;
 use cardea::plugin::streaming::Streaming;
 use cardea::Config;
@@ -78,7 +78,6 @@ impl Plugin {
             config.clone(),
             vec![Box::new(Streaming::new(&config.streaming, io))],
             Arc::new(factory),
-            Arc::new(MediaCounters::default()),
             now,
         );
         let create = br#"{"janus":"create","transaction":"c","id":1}"#;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use cardea::api::{parse_request, ConnId, Gateway, Jsep, Origin, SessionId, Target, TransportKind};
-use cardea::media::webrtc::{MediaCounters, WebrtcFactory};
+use cardea::media::webrtc::WebrtcFactory;
 use cardea::plugin::echotest::EchoTest;
 use cardea::plugin::sip::Sip;
 use cardea::plugin::streaming::Streaming;
@@ -50,13 +50,7 @@ fn state() -> &'static Mutex<Fuzzed> {
             )),
             Box::new(Sip::new(true, 3600)),
         ];
-        let g = Gateway::new(
-            config,
-            plugins,
-            Arc::new(factory),
-            Arc::new(MediaCounters::default()),
-            now,
-        );
+        let g = Gateway::new(config, plugins, Arc::new(factory), now);
         Mutex::new(Fuzzed {
             gateway: g,
             now,

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use cardea::api::{Gateway, HandleId, Origin, SessionId, Target};
-use cardea::media::webrtc::{MediaCounters, WebrtcFactory};
+use cardea::media::webrtc::WebrtcFactory;
 use cardea::plugin::streaming::Streaming;
 use cardea::Config;
 use libfuzzer_sys::fuzz_target;
@@ -39,7 +39,6 @@ fn state() -> &'static Mutex<Fuzzed> {
                 Box::new(cardea::runtime::HostIo::new(None)),
             ))],
             Arc::new(factory),
-            Arc::new(MediaCounters::default()),
             now,
         );
         let r = gateway.handle_request(

@@ -28,7 +28,8 @@ fn engine() -> &'static Mutex<(Engine, Instant, SocketAddr)> {
         let lo = ["127.0.0.1".parse().unwrap()];
         let factory = WebrtcFactory::new(&config.media, 10000, &lo);
         let now = Instant::now();
-        let (rtc, _answer) = factory.accept_offer(now, OFFER, None).unwrap();
+        let shard = factory.place();
+        let (rtc, _answer) = factory.accept_offer(now, OFFER, None, &shard).unwrap();
         let line = OFFER
             .lines()
             .find(|l| l.starts_with("a=candidate:"))
@@ -48,6 +49,7 @@ fn engine() -> &'static Mutex<(Engine, Instant, SocketAddr)> {
             stats: Arc::new(PeerStats::default()),
             remote_candidates: vec![candidate],
             subscriptions: vec![],
+            shard,
             mids: Default::default(),
         };
         engine.handle_command(now, MediaCommand::AddPeer(Box::new(peer)), &mut |_, _| {});

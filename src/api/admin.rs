@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
+use crate::media::webrtc::MediaCounters;
+
 use super::{
     code, no_handle, no_session, ApiError, Gateway, HandleId, Origin, Output, Owner, Request,
     Target,
@@ -115,7 +117,7 @@ impl Gateway {
                 "handles": self.core.handles.len(),
                 "dropped_events": self.core.dropped_events,
                 "uptime": now.saturating_duration_since(self.core.started).as_secs(),
-                "media": self.core.media_counters.to_json(),
+                "media": MediaCounters::to_json(self.core.webrtc.counters()),
             }})),
             "accept_new_sessions" => {
                 let accept = required_bool(body, "accept")?;

@@ -151,9 +151,10 @@ impl Core {
         subscriptions: Vec<SourceId>,
     ) -> Result<Jsep, ApiError> {
         self.ensure_no_pc(hid)?;
+        let shard = self.webrtc.place();
         let (rtc, answer) = self
             .webrtc
-            .accept_offer(now, &offer.sdp, voice)
+            .accept_offer(now, &offer.sdp, voice, &shard)
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, e.to_string()))?;
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
@@ -176,6 +177,7 @@ impl Core {
                 remote_candidates,
                 subscriptions,
                 mids: MidMap::default(),
+                shard,
             }))));
         Ok(Jsep {
             kind: JsepKind::Answer,
@@ -192,11 +194,18 @@ impl Core {
         tracks: &[OfferTrack],
     ) -> Result<(Jsep, Vec<Mid>), ApiError> {
         self.ensure_no_pc(hid)?;
+        let shard = self.webrtc.place();
         let (rtc, offer, pending, mids, map) = self
             .webrtc
-            .create_offer(now, tracks)
+            .create_offer(now, tracks, &shard)
             .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
-        let jsep = self.hold_offer(hid, rtc, offer, pending, map)?;
+        let pending = PendingOffer {
+            rtc,
+            pending,
+            mids: map,
+            shard,
+        };
+        let jsep = self.hold_offer(hid, pending, offer)?;
         Ok((jsep, mids))
     }
 
@@ -208,11 +217,18 @@ impl Core {
         leg: crate::media::webrtc::VoiceLeg,
     ) -> Result<(Jsep, Mid), ApiError> {
         self.ensure_no_pc(hid)?;
+        let shard = self.webrtc.place();
         let (rtc, offer, pending, mid) = self
             .webrtc
-            .create_voice_offer(now, leg)
+            .create_voice_offer(now, leg, &shard)
             .map_err(|e| ApiError::new(code::UNKNOWN, e.to_string()))?;
-        let jsep = self.hold_offer(hid, rtc, offer, pending, MidMap::default())?;
+        let pending = PendingOffer {
+            rtc,
+            pending,
+            mids: MidMap::default(),
+            shard,
+        };
+        let jsep = self.hold_offer(hid, pending, offer)?;
         Ok((jsep, mid))
     }
 
@@ -221,10 +237,8 @@ impl Core {
     fn hold_offer(
         &mut self,
         hid: HandleId,
-        rtc: str0m::Rtc,
+        pending: PendingOffer,
         offer: String,
-        pending: str0m::change::SdpPendingOffer,
-        mids: MidMap,
     ) -> Result<Jsep, ApiError> {
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
@@ -234,7 +248,7 @@ impl Core {
             stats: Arc::new(PeerStats::default()),
             connected: false,
         });
-        h.pending_offer = Some(PendingOffer { rtc, pending, mids });
+        h.pending_offer = Some(pending);
         Ok(Jsep {
             kind: JsepKind::Offer,
             sdp: offer,
@@ -271,6 +285,7 @@ impl Core {
                 mut rtc,
                 pending,
                 mids,
+                shard,
             }),
             Some(pc),
         ) = (h.pending_offer.take(), &h.pc)
@@ -296,6 +311,7 @@ impl Core {
                 remote_candidates,
                 subscriptions,
                 mids,
+                shard,
             }))));
         Ok(())
     }

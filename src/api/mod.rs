@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use crate::config::Config;
 use crate::contain::contain;
-use crate::media::webrtc::{MediaCommand, MediaCounters, MediaEvent, PeerStats, WebrtcFactory};
+use crate::media::webrtc::{MediaCommand, MediaEvent, PeerStats, WebrtcFactory};
 use crate::plugin::{Plugin, PluginCtx};
 
 mod admin;
@@ -135,6 +135,8 @@ struct PendingOffer {
     pending: str0m::change::SdpPendingOffer,
     /// The mids the peer sees, when not str0m's.
     mids: crate::media::webrtc::mids::MidMap,
+    /// The media shard `rtc` was built for.
+    shard: crate::media::webrtc::Placement,
 }
 
 struct Handle {
@@ -171,7 +173,6 @@ pub struct Core {
     /// Events dropped from full long-poll queues.
     dropped_events: u64,
     webrtc: Arc<WebrtcFactory>,
-    media_counters: Arc<MediaCounters>,
     deferred: Vec<Deferred>,
     next_peer: u64,
     next_source: u64,
@@ -191,7 +192,6 @@ impl Gateway {
         config: Config,
         plugins: Vec<Box<dyn Plugin>>,
         webrtc: Arc<WebrtcFactory>,
-        media_counters: Arc<MediaCounters>,
         now: Instant,
     ) -> Gateway {
         let session_timeout = config.session_timeout();
@@ -209,7 +209,6 @@ impl Gateway {
                 per_client: HashMap::new(),
                 dropped_events: 0,
                 webrtc,
-                media_counters,
                 deferred: Vec::new(),
                 next_peer: 1,
                 next_source: 1,

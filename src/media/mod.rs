@@ -1,11 +1,14 @@
 //! Media: what carries packets, and nothing that decides what to carry.
 //!
-//! * [`webrtc`]: str0m peers on one UDP socket: the factory (offers and answers), the
-//!   sans-IO engine holding every peer, the demultiplexer, the bounded queues into it
-//!   and the thin driver that owns the socket and the clock. A source packet
-//!   ([`source::SourcePacket`], the payload shared) from the ingest side goes into the
-//!   engine's queue; the engine hands it to each subscribed peer's handler, which
-//!   rewrites sequence numbers and timestamps and writes it (fan-out).
+//! * [`webrtc`]: str0m peers in N shards (threads), each with its UDP socket: the
+//!   factory (offers and answers, placing each peer on the least-loaded shard), the
+//!   sans-IO engine holding a shard's peers, the demultiplexer, the bounded queues into
+//!   each shard (a peer's commands routed to its shard), the outbox that gathers a
+//!   turn's sends into GSO bursts, and the thin driver that owns a shard's socket and
+//!   clock. A source packet ([`source::SourcePacket`], the payload shared) from the
+//!   ingest side goes into every shard's queue as one `Arc`; each engine hands it to
+//!   each subscribed peer's handler, which rewrites sequence numbers and timestamps and
+//!   writes it (fan-out).
 //! * `handler`: the port plugins implement to drive one peer's media.
 //! * `router`: the fan-out's per-viewer half (rewriting, keyframe start, controls).
 //! * `gop`: each source's packets since its last keyframe, replayed to a new viewer.

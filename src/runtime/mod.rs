@@ -19,7 +19,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
@@ -30,7 +29,7 @@ use crate::contain::lock;
 use crate::ingest::IngestEvent;
 use crate::media::webrtc::engine::LocalAddrs;
 use crate::media::webrtc::queue::{self, MediaTx, COMMAND_QUEUE, EVENT_QUEUE, PACKET_QUEUE};
-use crate::media::webrtc::{self, MediaCommand, MediaCounters, WebrtcFactory};
+use crate::media::webrtc::{self, MediaCommand, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
 use crate::plugin::IngestRequest;
@@ -250,8 +249,10 @@ pub struct Running {
     pub ws: Option<SocketAddr>,
     /// Admin WebSocket API.
     pub admin_ws: Option<SocketAddr>,
-    /// The media UDP socket.
+    /// The first media shard's UDP socket.
     pub udp: SocketAddr,
+    /// Every media shard's UDP socket, in shard order.
+    pub media_addrs: Vec<SocketAddr>,
     /// The SIP user agent's address (UDP and TCP), when `[sip]` is enabled.
     pub sip: Option<SocketAddr>,
     /// Shared state, for in-process inspection (tests, benches).
@@ -342,6 +343,31 @@ pub enum StartError {
     Plugin(String),
 }
 
+/// One UDP socket per media shard: `udp_bind`'s port and the ones after it (or ports
+/// of the OS's choosing, for port 0), each with the address it is bound to.
+fn bind_media_sockets(
+    media: &crate::config::MediaConfig,
+) -> Result<Vec<(std::net::UdpSocket, SocketAddr)>, StartError> {
+    (0..media.shard_count())
+        .map(|k| {
+            let mut addr = media.udp_bind;
+            if addr.port() != 0 {
+                // Validated: the range fits.
+                addr.set_port(addr.port().saturating_add(k as u16));
+            }
+            let bound = std::net::UdpSocket::bind(addr).and_then(|s| {
+                let local = s.local_addr()?;
+                Ok((s, local))
+            });
+            bound.map_err(|source| StartError::Bind {
+                what: "media UDP socket",
+                addr,
+                source,
+            })
+        })
+        .collect()
+}
+
 /// Binds everything in `config` and runs the gateway until [`Running::shutdown`].
 pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartError> {
     let source = opts
@@ -350,30 +376,16 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         .unwrap_or_else(|| "(configuration given in code)".into());
     config.validate(&source)?;
     crate::check_plugins(&config, &source)?;
-    let udp = UdpSocket::bind(config.media.udp_bind)
-        .await
-        .map_err(|source| StartError::Bind {
-            what: "media UDP socket",
-            addr: config.media.udp_bind,
-            source,
-        })?;
-    let udp_addr = udp.local_addr().map_err(|source| StartError::Bind {
-        what: "media UDP socket",
-        addr: config.media.udp_bind,
-        source,
-    })?;
+    let sockets = bind_media_sockets(&config.media)?;
+    let media_addrs: Vec<SocketAddr> = sockets.iter().map(|(_, a)| *a).collect();
+    let ports: Vec<u16> = media_addrs.iter().map(SocketAddr::port).collect();
     let host_addrs = webrtc::host_addresses(&config.media);
-    let factory = Arc::new(WebrtcFactory::new(
-        &config.media,
-        udp_addr.port(),
-        &host_addrs,
-    ));
+    let factory = Arc::new(WebrtcFactory::sharded(&config.media, &ports, &host_addrs));
     tracing::info!(
-        udp = %udp_addr,
-        candidates = ?factory.candidates().iter().map(|c| c.addr()).collect::<Vec<_>>(),
-        "media socket bound"
+        udp = ?sockets.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        candidates = ?factory.candidates().iter().flatten().map(|c| c.addr()).collect::<Vec<_>>(),
+        "media shards bound"
     );
-    let counters = Arc::new(MediaCounters::default());
     let sip_endpoint = if config.sip.enabled {
         let settings = crate::ingest::sip::driver::SipSettings {
             bind: SocketAddr::new(config.sip.local_ip, config.sip.local_port),
@@ -404,15 +416,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             config.sip.register_ttl,
         )),
     ];
-    let gateway = Gateway::new(
-        config.clone(),
-        plugins,
-        factory,
-        counters.clone(),
-        opts.clock.now(),
-    );
+    let gateway = Gateway::new(config.clone(), plugins, factory.clone(), opts.clock.now());
     let keyframes = Arc::new(crate::media::snapshot::Keyframes::default());
-    let (media_tx, media_rx) = queue::channel(PACKET_QUEUE, COMMAND_QUEUE, counters.clone());
+    let (media_tx, media_rx) = queue::channel(PACKET_QUEUE, COMMAND_QUEUE, factory.counters());
     let (events_tx, mut events_rx) = mpsc::channel(EVENT_QUEUE);
     let (ingest_tx, mut ingest_rx) = mpsc::channel(EVENT_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -447,18 +453,30 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             shutdown_rx.clone(),
         ));
     }
-    tasks.spawn(webrtc::driver::run(
-        udp,
-        LocalAddrs::from_candidates(
-            udp_addr.port(),
-            &webrtc::candidate_addrs(&config.media, udp_addr.port(), &host_addrs),
-        ),
-        counters,
-        media_rx,
-        events_tx,
-        keyframes,
-        shutdown_rx.clone(),
-    ));
+    for (index, ((socket, addr), queues)) in sockets.into_iter().zip(media_rx).enumerate() {
+        let shard = webrtc::driver::Shard {
+            index,
+            socket,
+            local: LocalAddrs::from_candidates(
+                addr.port(),
+                &webrtc::candidate_addrs(&config.media, index, addr.port(), &host_addrs),
+            ),
+            counters: factory.counters()[index].clone(),
+            queues,
+            events: events_tx.clone(),
+            keyframes: (index == 0).then(|| keyframes.clone()),
+            shutdown: shutdown_rx.clone(),
+        };
+        let done = webrtc::driver::spawn(shard).map_err(|source| StartError::Bind {
+            what: "media shard",
+            addr,
+            source,
+        })?;
+        tasks.spawn(async move {
+            let _ = done.await;
+        });
+    }
+    drop(events_tx);
     {
         let hub = hub.clone();
         let mut shutdown = shutdown_rx.clone();
@@ -501,7 +519,8 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         admin_http: None,
         ws: None,
         admin_ws: None,
-        udp: udp_addr,
+        udp: media_addrs[0],
+        media_addrs,
         sip: sip_addr,
         hub: hub.clone(),
         shutdown: shutdown_tx,

@@ -196,6 +196,7 @@ impl Engine {
             remote_candidates,
             subscriptions,
             mids,
+            shard,
         } = new;
         for s in &subscriptions {
             self.subscribers.entry(*s).or_default().push(id);
@@ -235,6 +236,8 @@ impl Engine {
         self.counters
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
+        // Counted as served now, no longer as being placed.
+        drop(shard);
         self.drive(now, id, send);
     }
 

@@ -1,4 +1,5 @@
-//! The WebRTC media layer over str0m: one UDP socket serves every peer.
+//! The WebRTC media layer over str0m: N shards (see [`shard`]), each a thread whose
+//! one UDP socket serves its peers.
 //!
 //! * `demux` classifies datagrams (RFC 7983) and reads the STUN USERNAME, sans-IO.
 //! * [`engine::Engine`] owns every peer's `str0m::Rtc`, routes datagrams to them by
@@ -27,8 +28,12 @@ pub(crate) mod driver;
 pub mod engine;
 pub(crate) mod local_addrs;
 pub mod mids;
+mod outbox;
 mod peer;
 pub(crate) mod queue;
+pub mod shard;
+
+pub use shard::Placement;
 
 /// Why a PeerConnection could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +105,24 @@ pub enum MediaCommand {
     },
 }
 
+impl MediaCommand {
+    /// The peer a command is for; `None` for a source's or a new peer's.
+    pub fn peer(&self) -> Option<PeerId> {
+        match self {
+            MediaCommand::RemoteCandidate { peer, .. }
+            | MediaCommand::Resubscribe { peer, .. }
+            | MediaCommand::IceRestart { peer }
+            | MediaCommand::RestartAnswer { peer, .. }
+            | MediaCommand::RemoteOffer { peer, .. }
+            | MediaCommand::ClosePeer { peer, .. } => Some(*peer),
+            MediaCommand::AddPeer(_)
+            | MediaCommand::SourcePacket(_)
+            | MediaCommand::KeyframeRequests { .. }
+            | MediaCommand::DropSource(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Debug for MediaCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -144,6 +167,8 @@ pub struct NewPeer {
     pub subscriptions: Vec<SourceId>,
     /// The mids the peer sees, when not str0m's: SDP in and out is rewritten.
     pub mids: mids::MidMap,
+    /// The shard its `rtc` was built for.
+    pub shard: Placement,
 }
 
 /// A track the gateway offers to a viewer (server-side offer).
@@ -330,21 +355,34 @@ pub struct MediaCounters {
     pub dropped_queue_full: AtomicU64,
     /// Control commands refused because the engine was a whole queue behind.
     pub dropped_commands: AtomicU64,
+    /// Peers placed on this shard whose str0m instance has not reached it yet.
+    pub placing: AtomicU64,
+    /// Datagrams sent.
+    pub datagrams_out: AtomicU64,
+    /// System calls that sent them (one per GSO burst).
+    pub send_calls: AtomicU64,
 }
 
 impl MediaCounters {
-    /// The counters as JSON for the admin API.
-    pub fn to_json(&self) -> serde_json::Value {
-        let r = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    /// Every shard's counters added up, with each shard's peers, as JSON for the admin API.
+    pub fn to_json(shards: &[std::sync::Arc<MediaCounters>]) -> serde_json::Value {
+        let sum = |f: fn(&MediaCounters) -> &AtomicU64| -> u64 {
+            shards.iter().map(|c| f(c).load(Ordering::Relaxed)).sum()
+        };
         serde_json::json!({
-            "datagrams_in": r(&self.datagrams_in),
-            "dropped_garbage": r(&self.dropped_garbage),
-            "dropped_unknown_peer": r(&self.dropped_unknown_peer),
-            "dropped_rejected": r(&self.dropped_rejected),
-            "peers": r(&self.peers),
-            "peer_panics": r(&self.peer_panics),
-            "dropped_queue_full": r(&self.dropped_queue_full),
-            "dropped_commands": r(&self.dropped_commands),
+            "datagrams_in": sum(|c| &c.datagrams_in),
+            "dropped_garbage": sum(|c| &c.dropped_garbage),
+            "dropped_unknown_peer": sum(|c| &c.dropped_unknown_peer),
+            "dropped_rejected": sum(|c| &c.dropped_rejected),
+            "peers": sum(|c| &c.peers),
+            "peer_panics": sum(|c| &c.peer_panics),
+            "dropped_queue_full": sum(|c| &c.dropped_queue_full),
+            "dropped_commands": sum(|c| &c.dropped_commands),
+            "datagrams_out": sum(|c| &c.datagrams_out),
+            "send_calls": sum(|c| &c.send_calls),
+            "shards": shards.iter().map(|c| serde_json::json!({
+                "peers": c.peers.load(Ordering::Relaxed),
+            })).collect::<Vec<_>>(),
         })
     }
 }
@@ -398,16 +436,27 @@ pub fn voice_config(base: RtcConfig, leg: VoiceLeg) -> RtcConfig {
     config
 }
 
-/// Builds str0m instances with the gateway's candidates and its one DTLS certificate.
+/// Builds str0m instances with the gateway's candidates and its one DTLS certificate,
+/// each placed on a media shard (see [`shard`]).
 pub struct WebrtcFactory {
     config: RtcConfig,
-    candidates: Vec<Candidate>,
+    /// Each shard's host candidates (its socket's port).
+    candidates: Vec<Vec<Candidate>>,
+    /// Each shard's counters: its load, for placing new peers.
+    counters: Vec<std::sync::Arc<MediaCounters>>,
+    /// Peers placed so far: which equally loaded shard is next.
+    turn: std::sync::atomic::AtomicUsize,
 }
 
 impl WebrtcFactory {
-    /// `port` is the UDP socket's actual port; `addrs` the local host addresses (see
-    /// [`candidate_addrs`] for what is offered).
+    /// One shard: `port` is the UDP socket's actual port; `addrs` the local host
+    /// addresses (see [`candidate_addrs`] for what is offered).
     pub fn new(cfg: &MediaConfig, port: u16, addrs: &[IpAddr]) -> WebrtcFactory {
+        WebrtcFactory::sharded(cfg, &[port], addrs)
+    }
+
+    /// One shard per socket port in `ports`, each with counters of its own.
+    pub fn sharded(cfg: &MediaConfig, ports: &[u16], addrs: &[IpAddr]) -> WebrtcFactory {
         let provider = str0m::crypto::from_feature_flags();
         // Generating an ECDSA key pair cannot fail with aws-lc-rs short of memory exhaustion.
         let cert: DtlsCert = provider
@@ -418,11 +467,40 @@ impl WebrtcFactory {
             .set_crypto_provider(std::sync::Arc::new(provider))
             .set_dtls_cert(cert)
             .set_ice_lite(cfg.ice_lite);
-        let candidates = candidate_addrs(cfg, port, addrs)
-            .into_iter()
-            .filter_map(|a| Candidate::host(a, "udp").ok())
+        let candidates = ports
+            .iter()
+            .enumerate()
+            .map(|(shard, port)| {
+                candidate_addrs(cfg, shard, *port, addrs)
+                    .into_iter()
+                    .filter_map(|a| Candidate::host(a, "udp").ok())
+                    .collect()
+            })
             .collect();
-        WebrtcFactory { config, candidates }
+        let counters = ports.iter().map(|_| Default::default()).collect();
+        WebrtcFactory {
+            config,
+            candidates,
+            counters,
+            turn: Default::default(),
+        }
+    }
+
+    /// A shard for a new peer: the least-loaded.
+    pub fn place(&self) -> Placement {
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        Placement::least_loaded(&self.counters, turn)
+    }
+
+    /// Each shard's counters, in shard order.
+    pub fn counters(&self) -> &[std::sync::Arc<MediaCounters>] {
+        &self.counters
+    }
+
+    fn add_candidates(&self, rtc: &mut Rtc, shard: &Placement) {
+        for c in &self.candidates[shard.shard()] {
+            rtc.add_local_candidate(c.clone());
+        }
     }
 
     /// Creates a str0m instance that has accepted `offer`; returns it and the SDP answer.
@@ -432,6 +510,7 @@ impl WebrtcFactory {
         now: Instant,
         offer: &str,
         voice: Option<VoiceLeg>,
+        shard: &Placement,
     ) -> Result<(Rtc, String), MediaError> {
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let config = match voice {
@@ -439,9 +518,7 @@ impl WebrtcFactory {
             None => self.config.clone(),
         };
         let mut rtc = config.build(now);
-        for c in &self.candidates {
-            rtc.add_local_candidate(c.clone());
-        }
+        self.add_candidates(&mut rtc, shard);
         let answer = sdp_guard(|| rtc.sdp_api().accept_offer(offer)).map_err(MediaError::Offer)?;
         Ok((rtc, answer.to_sdp_string()))
     }
@@ -453,6 +530,7 @@ impl WebrtcFactory {
         &self,
         now: Instant,
         tracks: &[OfferTrack],
+        shard: &Placement,
     ) -> Result<
         (
             Rtc,
@@ -486,9 +564,7 @@ impl WebrtcFactory {
             );
         }
         let mut rtc = config.build(now);
-        for c in &self.candidates {
-            rtc.add_local_candidate(c.clone());
-        }
+        self.add_candidates(&mut rtc, shard);
         let mut change = rtc.sdp_api();
         let mids: Vec<_> = tracks
             .iter()
@@ -520,6 +596,7 @@ impl WebrtcFactory {
         &self,
         now: Instant,
         leg: VoiceLeg,
+        shard: &Placement,
     ) -> Result<
         (
             Rtc,
@@ -530,9 +607,7 @@ impl WebrtcFactory {
         MediaError,
     > {
         let mut rtc = voice_config(self.config.clone(), leg).build(now);
-        for c in &self.candidates {
-            rtc.add_local_candidate(c.clone());
-        }
+        self.add_candidates(&mut rtc, shard);
         let mut change = rtc.sdp_api();
         let mid = change.add_media(
             str0m::media::MediaKind::Audio,
@@ -547,8 +622,8 @@ impl WebrtcFactory {
         Ok((rtc, offer.to_sdp_string(), pending, mid))
     }
 
-    /// The candidates offered, for logs and `info`.
-    pub fn candidates(&self) -> &[Candidate] {
+    /// The candidates offered by each shard, for logs and `info`.
+    pub fn candidates(&self) -> &[Vec<Candidate>] {
         &self.candidates
     }
 }
@@ -558,7 +633,13 @@ impl WebrtcFactory {
 /// mapping makes the socket reachable at; otherwise each local address (see
 /// [`host_addresses`]) at the bound port. Loopback ones (`include_loopback`) are kept
 /// either way, for peers on the same machine.
-pub fn candidate_addrs(cfg: &MediaConfig, bound_port: u16, local: &[IpAddr]) -> Vec<SocketAddr> {
+/// Shard `shard` advertises `public_port + shard`.
+pub fn candidate_addrs(
+    cfg: &MediaConfig,
+    shard: usize,
+    bound_port: u16,
+    local: &[IpAddr],
+) -> Vec<SocketAddr> {
     let loopback = local
         .iter()
         .filter(|a| a.is_loopback())
@@ -568,7 +649,8 @@ pub fn candidate_addrs(cfg: &MediaConfig, bound_port: u16, local: &[IpAddr]) -> 
             let port = if cfg.public_port == 0 {
                 bound_port
             } else {
-                cfg.public_port
+                // Validated: the range fits.
+                cfg.public_port.saturating_add(shard as u16)
             };
             std::iter::once(SocketAddr::new(public, port))
                 .chain(loopback)
@@ -618,7 +700,7 @@ mod tests {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
         let mut cfg = MediaConfig::default();
         let addrs = |cfg: &MediaConfig| {
-            candidate_addrs(cfg, 10000, &[lan, lo])
+            candidate_addrs(cfg, 0, 10000, &[lan, lo])
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
@@ -630,11 +712,12 @@ mod tests {
         assert_eq!(addrs(&cfg), ["203.0.113.7:20000", "127.0.0.1:10000"]);
         // The engine hands str0m the public address as where a LAN peer's datagram
         // arrived, so its checks pair with the one candidate it was offered.
-        let local =
-            engine::LocalAddrs::from_candidates(10000, &candidate_addrs(&cfg, 10000, &[lan, lo]));
+        let local = engine::LocalAddrs::from_candidates(
+            10000,
+            &candidate_addrs(&cfg, 0, 10000, &[lan, lo]),
+        );
         let factory = WebrtcFactory::new(&cfg, 10000, &[lan, lo]);
-        let offered: Vec<String> = factory
-            .candidates()
+        let offered: Vec<String> = factory.candidates()[0]
             .iter()
             .map(|c| c.addr().to_string())
             .collect();

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod media;
+
+pub use media::{IceServerConfig, MediaConfig};
+
 /// The whole gateway configuration.
 #[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -303,130 +307,6 @@ pub struct WebsocketConfig {
     pub send_timeout_seconds: u64,
 }
 
-/// `[media]`
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MediaConfig {
-    /// Address of the single UDP socket that serves every WebRTC peer.
-    pub udp_bind: SocketAddr,
-    /// Addresses offered as host candidates. Empty: every interface address found at start.
-    pub host_addresses: Vec<IpAddr>,
-    /// Offer 127.0.0.1 as a candidate too (Janus never does; useful for localhost demos and tests).
-    pub include_loopback: bool,
-    /// Address advertised to peers in front of a NAT or Docker port mapping: the only
-    /// host candidate when set (loopback ones aside); empty for none. The environment
-    /// variable `CARDEA_PUBLIC_ADDRESS` overrides it.
-    pub public_address: String,
-    /// The port advertised with `public_address` when a port mapping differs from
-    /// `udp_bind`'s (Docker `-p 20000:10000/udp`); 0: the bound port.
-    pub public_port: u16,
-    /// Send a REMB to a publisher at most this many bits per second when a plugin sets none.
-    pub default_remb_bitrate: u64,
-    /// ICE-lite (RFC 8445 §2.5): the gateway answers the browser's connectivity checks
-    /// and lets the browser nominate, instead of running checks of its own. Its
-    /// candidates are host candidates (public, mapped or advertised) that browsers must
-    /// reach anyway, so nothing is lost, and a viewer connects in one round of checks
-    /// (full ICE paces its own checks 50 ms apart and waits for the browser's answer
-    /// before it starts). false: full ICE, as Janus's default.
-    pub ice_lite: bool,
-    /// STUN and TURN servers handed to browsers (the pages read them from the gateway).
-    pub ice_servers: Vec<IceServerConfig>,
-}
-
-/// `[[media.ice_servers]]`: a STUN or TURN server for browsers. The gateway's own
-/// candidates are host candidates (str0m gathers no server-reflexive or relay ones);
-/// these let a browser behind NAT reach it through TURN.
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct IceServerConfig {
-    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:…`.
-    pub urls: Vec<String>,
-    /// A TURN server's static user.
-    #[serde(default)]
-    pub username: Option<String>,
-    /// Its password.
-    #[serde(default)]
-    pub credential: Option<String>,
-    /// coturn's `static-auth-secret` (`use-auth-secret`): the gateway hands out
-    /// credentials that expire after `rest_ttl` seconds instead of a static user.
-    #[serde(default)]
-    pub rest_secret: Option<String>,
-    /// Lifetime of those credentials, seconds (60 to 604800).
-    #[serde(default = "default_rest_ttl")]
-    pub rest_ttl: u64,
-    /// The user part of those credentials (`<expiry>:<rest_user>`).
-    #[serde(default = "default_rest_user")]
-    pub rest_user: String,
-}
-
-fn default_rest_ttl() -> u64 {
-    86_400
-}
-
-fn default_rest_user() -> String {
-    "cardea".into()
-}
-
-impl std::fmt::Debug for IceServerConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let hidden = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
-        f.debug_struct("IceServerConfig")
-            .field("urls", &self.urls)
-            .field("username", &self.username)
-            .field("credential", &hidden(&self.credential))
-            .field("rest_secret", &hidden(&self.rest_secret))
-            .field("rest_ttl", &self.rest_ttl)
-            .field("rest_user", &self.rest_user)
-            .finish()
-    }
-}
-
-impl IceServerConfig {
-    /// What is wrong with it, if anything.
-    fn problem(&self) -> Option<&'static str> {
-        if self.urls.is_empty() {
-            return Some("each server needs at least one url");
-        }
-        let clean = |s: &str| s.len() <= 512 && s.bytes().all(|b| (0x21..0x7f).contains(&b));
-        let mut turn = false;
-        for u in &self.urls {
-            let scheme = u.split(':').next().unwrap_or("");
-            match scheme {
-                "stun" | "stuns" => {}
-                "turn" | "turns" => turn = true,
-                _ => return Some("urls start with stun:, stuns:, turn: or turns:"),
-            }
-            if !clean(u) || u.len() <= scheme.len() + 1 {
-                return Some("urls are printable ASCII without spaces, with a host");
-            }
-        }
-        let fixed = self.username.is_some() || self.credential.is_some();
-        let fields = [&self.username, &self.credential, &self.rest_secret];
-        if fields
-            .iter()
-            .any(|f| f.as_deref().is_some_and(|v| !clean(v) || v.is_empty()))
-        {
-            return Some("username, credential and rest_secret are printable ASCII without spaces");
-        }
-        if !clean(&self.rest_user) || self.rest_user.contains(':') {
-            return Some("rest_user is printable ASCII without spaces or ':'");
-        }
-        if fixed && self.rest_secret.is_some() {
-            return Some("a server takes username + credential or rest_secret, not both");
-        }
-        if fixed && (self.username.is_none() || self.credential.is_none()) {
-            return Some("username and credential go together");
-        }
-        if turn && !fixed && self.rest_secret.is_none() {
-            return Some("a TURN server needs username + credential, or rest_secret");
-        }
-        if !(60..=604_800).contains(&self.rest_ttl) {
-            return Some("rest_ttl is 60 to 604800 seconds");
-        }
-        None
-    }
-}
-
 /// `[web]`
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -541,21 +421,6 @@ impl Default for WebsocketConfig {
     }
 }
 
-impl Default for MediaConfig {
-    fn default() -> Self {
-        MediaConfig {
-            udp_bind: ([0, 0, 0, 0], 10000).into(),
-            host_addresses: Vec::new(),
-            include_loopback: true,
-            public_address: String::new(),
-            public_port: 0,
-            default_remb_bitrate: 0,
-            ice_lite: true,
-            ice_servers: Vec::new(),
-        }
-    }
-}
-
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
@@ -600,7 +465,9 @@ pub enum ConfigError {
 impl Config {
     /// Applies the environment's overrides (`var` looks one up; the process passes
     /// `std::env::var`), then validates again: `CARDEA_PUBLIC_ADDRESS` sets
-    /// `media.public_address` (a container learns its address at run time).
+    /// `media.public_address` (a container learns its address at run time),
+    /// `CARDEA_MEDIA_SHARDS` `media.shards` (the container image fixes it, so that the
+    /// UDP port range it publishes is the one the gateway binds).
     pub fn with_env(
         mut self,
         var: impl Fn(&str) -> Option<String>,
@@ -608,6 +475,13 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         if let Some(v) = var("CARDEA_PUBLIC_ADDRESS") {
             self.media.public_address = v.trim().to_owned();
+        }
+        if let Some(v) = var("CARDEA_MEDIA_SHARDS") {
+            self.media.shards = v.trim().parse().map_err(|_| ConfigError::Invalid {
+                path: path.to_owned(),
+                key: "media.shards",
+                message: "CARDEA_MEDIA_SHARDS must be a number of shards (0: one per core)".into(),
+            })?;
         }
         self.validate(path)?;
         Ok(self)
@@ -647,22 +521,8 @@ impl Config {
                 return Err(invalid(key, "must start with '/' and not end with '/'"));
             }
         }
-        if let Some(problem) = self
-            .media
-            .ice_servers
-            .iter()
-            .find_map(IceServerConfig::problem)
-        {
-            return Err(invalid("media.ice_servers", problem));
-        }
-        if !self.media.public_address.is_empty() {
-            match self.media.public_address.parse::<IpAddr>() {
-                Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => {}
-                _ => return Err(invalid(
-                    "media.public_address",
-                    "must be the IP address peers reach (e.g. \"203.0.113.7\"), or \"\" for none",
-                )),
-            }
+        if let Some((key, problem)) = self.media.problem() {
+            return Err(invalid(key, problem));
         }
         if let Some((key, problem)) = self.web.phone.problem() {
             return Err(invalid(key, problem));
@@ -851,6 +711,14 @@ mod tests {
             let e = Config::default().with_env(env(bad), path).unwrap_err();
             assert!(e.to_string().contains("media.public_address"), "{bad}: {e}");
         }
+        let shards =
+            |v: &'static str| move |k: &str| (k == "CARDEA_MEDIA_SHARDS").then(|| v.to_owned());
+        let c = Config::default().with_env(shards(" 4\n"), path).unwrap();
+        assert_eq!(c.media.shard_count(), 4);
+        for bad in ["four", "-1", "65", "99999999999999999999999"] {
+            let e = Config::default().with_env(shards(bad), path).unwrap_err();
+            assert!(e.to_string().contains("media.shards"), "{bad}: {e}");
+        }
     }
 
     #[test]
@@ -880,5 +748,26 @@ mod tests {
             let e = Config::parse(&text, Path::new("x.toml")).unwrap_err();
             assert!(e.to_string().contains("media.ice_servers"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn media_shards_are_bounded_and_their_port_range_must_fit() {
+        let c = Config::parse("[media]\nshards = 3\n", Path::new("x.toml")).unwrap();
+        assert_eq!(c.media.shard_count(), 3);
+        let auto = Config::parse("[media]\nshards = 0\n", Path::new("x.toml")).unwrap();
+        assert!((1..=64).contains(&auto.media.shard_count()));
+        for (bad, key) in [
+            ("shards = 65", "media.shards"),
+            ("shards = -1", "shards"),
+            ("shards = 2\nudp_bind = \"0.0.0.0:65535\"", "media.udp_bind"),
+            ("shards = 4\npublic_port = 65533", "media.public_port"),
+        ] {
+            let text = format!("[media]\n{bad}\n");
+            let e = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+            assert!(e.to_string().contains(key), "{bad}: {e}");
+        }
+        // The last port of the range is 65535: room enough.
+        let edge = "[media]\nshards = 2\nudp_bind = \"0.0.0.0:65534\"\n";
+        assert!(Config::parse(edge, Path::new("x.toml")).is_ok());
     }
 }
