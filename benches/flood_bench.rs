@@ -28,14 +28,7 @@ const VIEWERS: usize = 20;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
-        Some("--viewers") => {
-            return viewers_process(
-                &args[2],
-                args[3].parse().unwrap(),
-                args[4].parse().unwrap(),
-                None,
-            )
-        }
+        Some("--viewers") => return viewers_process(&args[2..], None),
         Some("--spray") => return spray(&args[2..]),
         _ => {}
     }
@@ -49,10 +42,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (running, base, port) = rt.block_on(gateway_with_mountpoint());
+    let (running, base, ports) = rt.block_on(gateway_with_mountpoint(0, false));
     let sip = running.sip.expect("SIP on");
 
-    let (mut viewers, mut lines) = spawn_viewers(&base, VIEWERS, port);
+    let (mut viewers, mut lines) = spawn_viewers(&base, VIEWERS, ports, Profile::Steady);
     std::thread::sleep(std::time::Duration::from_secs(2));
     let rss0 = rss_bytes();
     let cpu0 = proc_cpu_seconds();
@@ -62,7 +55,7 @@ fn main() {
         .args([
             "--spray",
             &running.udp.to_string(),
-            &port.to_string(),
+            &ports.video.to_string(),
             &sip.to_string(),
             &base,
             &per_class.to_string(),

@@ -44,14 +44,45 @@ pub(crate) fn rss_bytes() -> u64 {
 pub(crate) fn spawn_viewers(
     base: &str,
     n: usize,
-    port: u16,
+    ports: Ports,
+    profile: Profile,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    spawn_viewers_on(base, n, ports, profile, None)
+}
+
+/// [`spawn_viewers`] with the child pinned to CPU `cpu` (`taskset`), when given.
+pub(crate) fn spawn_viewers_on(
+    base: &str,
+    n: usize,
+    ports: Ports,
+    profile: Profile,
+    cpu: Option<usize>,
 ) -> (
     std::process::Child,
     std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 ) {
     use std::io::BufRead;
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--viewers", base, &n.to_string(), &port.to_string()])
+    let exe = std::env::current_exe().unwrap();
+    let mut command = match cpu {
+        Some(cpu) => {
+            let mut c = std::process::Command::new("taskset");
+            c.args(["-c", &cpu.to_string()]).arg(exe);
+            c
+        }
+        None => std::process::Command::new(exe),
+    };
+    let mut child = command
+        .args([
+            "--viewers",
+            base,
+            &n.to_string(),
+            &ports.video.to_string(),
+            &ports.audio.unwrap_or(0).to_string(),
+            profile.name(),
+        ])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -62,10 +93,63 @@ pub(crate) fn spawn_viewers(
     (child, lines)
 }
 
-/// A gateway on loopback with RTP mountpoint [`MOUNTPOINT`] (H.264, pt 96): the
-/// gateway, its API's base URL and the mountpoint's RTP port.
-pub(crate) async fn gateway_with_mountpoint() -> (cardea::Running, String, u16) {
+/// What the source sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Profile {
+    /// 2 Mbit/s of H.264-shaped RTP, packets evenly spaced (250/s, 1000-byte payloads).
+    Steady,
+    /// The same, each frame's 8 packets back to back, as cameras send them.
+    Burst,
+    /// 720p30-shaped H.264 at ≈ 1.5 Mbit/s in bursts (a 25-packet keyframe every 2 s,
+    /// 5 packets per other frame, 1150-byte payloads) plus Opus (50/s, 160 bytes).
+    Hd,
+}
+
+impl Profile {
+    pub(crate) fn parse(s: &str) -> Option<Profile> {
+        match s {
+            "steady" => Some(Profile::Steady),
+            "burst" => Some(Profile::Burst),
+            "720p" => Some(Profile::Hd),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Profile::Steady => "steady",
+            Profile::Burst => "burst",
+            Profile::Hd => "720p",
+        }
+    }
+
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            Profile::Steady => "2 Mbit/s H.264-shaped RTP, 250 packets/s evenly spaced",
+            Profile::Burst => "2 Mbit/s H.264-shaped RTP, each frame's 8 packets back to back",
+            Profile::Hd => {
+                "720p30-shaped H.264 ≈ 1.5 Mbit/s in frame bursts (160 packets/s) + Opus 50 packets/s"
+            }
+        }
+    }
+}
+
+/// The mountpoint's RTP ports.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ports {
+    pub(crate) video: u16,
+    pub(crate) audio: Option<u16>,
+}
+
+/// A gateway on loopback with RTP mountpoint [`MOUNTPOINT`] (H.264, pt 96; with
+/// `audio`, Opus too, pt 111) and `shards` media shards (0: one per core): the gateway,
+/// its API's base URL and the mountpoint's RTP ports.
+pub(crate) async fn gateway_with_mountpoint(
+    shards: usize,
+    audio: bool,
+) -> (cardea::Running, String, Ports) {
     let mut config = cardea::Config::default().on_loopback_ephemeral_ports();
+    config.media.shards = shards;
     config.streaming.mountpoints.clear();
     // The bench creates its mountpoint through the API.
     config.streaming.open_admin = true;
@@ -85,18 +169,27 @@ pub(crate) async fn gateway_with_mountpoint() -> (cardea::Running, String, u16) 
     let base = format!("http://{}/janus", running.http.unwrap());
     let client = reqwest::Client::new();
     let (sid, hid) = attach(&client, &base).await;
+    let mut media = vec![json!({"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "h264"})];
+    if audio {
+        media.push(json!({"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}));
+    }
     let r = post(
         &client,
         &format!("{base}/{sid}/{hid}"),
         json!({"janus": "message", "transaction": "c",
-        "body": {"request": "create", "type": "rtp", "id": MOUNTPOINT,
-                 "media": [{"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "h264"}]}}),
+        "body": {"request": "create", "type": "rtp", "id": MOUNTPOINT, "media": media}}),
     )
     .await;
-    let port = r["plugindata"]["data"]["stream"]["ports"][0]["port"]
-        .as_u64()
-        .unwrap() as u16;
-    (running, base, port)
+    let port = |i: usize| {
+        r["plugindata"]["data"]["stream"]["ports"][i]["port"]
+            .as_u64()
+            .map(|p| p as u16)
+    };
+    let ports = Ports {
+        video: port(0).unwrap(),
+        audio: if audio { port(1) } else { None },
+    };
+    (running, base, ports)
 }
 
 pub(crate) async fn post(client: &reqwest::Client, url: &str, body: Value) -> Value {
@@ -135,32 +228,66 @@ pub(crate) fn now_nanos() -> u64 {
 }
 
 /// The source: H.264-shaped RTP (an IDR NAL header every 2 s so the gateway sees
-/// keyframes), each payload stamped with its send time.
-pub(crate) fn source(port: u16, sent: Arc<AtomicU64>) {
+/// keyframes), shaped by `profile`, each payload stamped with its send time.
+pub(crate) fn source(ports: Ports, profile: Profile, sent: Arc<AtomicU64>) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let dst: SocketAddr = ([127, 0, 0, 1], port).into();
+    let video: SocketAddr = ([127, 0, 0, 1], ports.video).into();
+    let audio = ports.audio.map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
+    // (packets per frame but keyframes, keyframe packets, payload bytes, frame interval)
+    let (per_frame, key_frame, payload, frame_interval) = match profile {
+        Profile::Steady | Profile::Burst => (8, 8, PAYLOAD, Duration::from_millis(32)),
+        Profile::Hd => (5, 25, 1150, Duration::from_secs(1) / 30),
+    };
+    let frames_per_keyframe = (2 * Duration::from_secs(1).as_micros()
+        / frame_interval.as_micros()) as u64;
     let mut seq: u16 = 1;
-    let mut ts: u32 = 0;
-    let interval = Duration::from_secs(1) / PACKETS_PER_SECOND as u32;
+    let (mut aseq, mut ats): (u16, u32) = (1, 0);
     let start = Instant::now();
-    let mut pkt = vec![0u8; 12 + PAYLOAD];
-    for i in 0u64.. {
-        let frame_start = i % 8 == 0;
-        let keyframe = i % (2 * PACKETS_PER_SECOND) == 0;
-        if frame_start && i > 0 {
-            ts = ts.wrapping_add(3000);
+    let mut next_audio = start;
+    let mut pkt = vec![0u8; 12 + payload];
+    let mut apkt = vec![0u8; 12 + 160];
+    let stamp = |p: &mut [u8]| p[13..21].copy_from_slice(&now_nanos().to_be_bytes());
+    for frame in 0u64.. {
+        let keyframe = frame % frames_per_keyframe == 0;
+        let count = if keyframe { key_frame } else { per_frame };
+        let ts = (frame as u32).wrapping_mul(90_000 / 30);
+        let frame_start = start + frame_interval * frame as u32;
+        for i in 0..count {
+            if profile == Profile::Steady {
+                let at = frame_start + frame_interval * i / count;
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+            }
+            pkt[0] = 0x80;
+            pkt[1] = 96 | if i + 1 == count { 0x80 } else { 0 };
+            pkt[2..4].copy_from_slice(&seq.to_be_bytes());
+            pkt[4..8].copy_from_slice(&ts.to_be_bytes());
+            pkt[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+            pkt[12] = if keyframe && i == 0 { 0x65 } else { 0x41 };
+            stamp(&mut pkt);
+            let _ = sock.send_to(&pkt, video);
+            sent.fetch_add(1, Ordering::Relaxed);
+            seq = seq.wrapping_add(1);
         }
-        pkt[0] = 0x80;
-        pkt[1] = 96 | if i % 8 == 7 { 0x80 } else { 0 };
-        pkt[2..4].copy_from_slice(&seq.to_be_bytes());
-        pkt[4..8].copy_from_slice(&ts.to_be_bytes());
-        pkt[8..12].copy_from_slice(&0x1234_5678u32.to_be_bytes());
-        pkt[12] = if keyframe { 0x65 } else { 0x41 };
-        pkt[13..21].copy_from_slice(&now_nanos().to_be_bytes());
-        let _ = sock.send_to(&pkt, dst);
-        sent.fetch_add(1, Ordering::Relaxed);
-        seq = seq.wrapping_add(1);
-        let next = start + interval * (i as u32 + 1);
+        let next = frame_start + frame_interval;
+        // Opus every 20 ms, between frames.
+        while let Some(dst) = audio {
+            if next_audio >= next {
+                break;
+            }
+            std::thread::sleep(next_audio.saturating_duration_since(Instant::now()));
+            apkt[0] = 0x80;
+            apkt[1] = 111;
+            apkt[2..4].copy_from_slice(&aseq.to_be_bytes());
+            apkt[4..8].copy_from_slice(&ats.to_be_bytes());
+            apkt[8..12].copy_from_slice(&0x8765_4321u32.to_be_bytes());
+            apkt[12] = 0x78;
+            stamp(&mut apkt);
+            let _ = sock.send_to(&apkt, dst);
+            sent.fetch_add(1, Ordering::Relaxed);
+            aseq = aseq.wrapping_add(1);
+            ats = ats.wrapping_add(960);
+            next_audio += Duration::from_millis(20);
+        }
         std::thread::sleep(next.saturating_duration_since(Instant::now()));
     }
 }
@@ -176,11 +303,19 @@ pub(crate) struct Tally {
 /// `n` viewers of mountpoint [`MOUNTPOINT`] and its source on `port`. Prints `ready`
 /// once all receive, waits for a line on stdin, measures for `window` (or until a
 /// second line, `None`), then prints the result as one JSON line.
-pub(crate) fn viewers_process(base: &str, n: usize, port: u16, window: Option<Duration>) {
+/// `args`: base URL, N, video port, audio port (0: none), profile name.
+pub(crate) fn viewers_process(args: &[String], window: Option<Duration>) {
+    let base = args[0].as_str();
+    let n: usize = args[1].parse().unwrap();
+    let ports = Ports {
+        video: args[2].parse().unwrap(),
+        audio: args[3].parse().ok().filter(|p| *p != 0),
+    };
+    let profile = Profile::parse(&args[4]).unwrap();
     let sent = Arc::new(AtomicU64::new(0));
     {
         let sent = sent.clone();
-        std::thread::spawn(move || source(port, sent));
+        std::thread::spawn(move || source(ports, profile, sent));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

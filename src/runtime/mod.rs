@@ -253,6 +253,8 @@ pub struct Running {
     pub udp: SocketAddr,
     /// Every media shard's UDP socket, in shard order.
     pub media_addrs: Vec<SocketAddr>,
+    /// Every media shard's counters, in shard order (benches read sends per datagram).
+    pub media_counters: Vec<Arc<webrtc::MediaCounters>>,
     /// The SIP user agent's address (UDP and TCP), when `[sip]` is enabled.
     pub sip: Option<SocketAddr>,
     /// Shared state, for in-process inspection (tests, benches).
@@ -521,6 +523,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         admin_ws: None,
         udp: media_addrs[0],
         media_addrs,
+        media_counters: factory.counters().to_vec(),
         sip: sip_addr,
         hub: hub.clone(),
         shutdown: shutdown_tx,

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::engine::{Engine, LocalAddrs};
 use super::outbox::{Outbox, Run};
 use super::queue::MediaRx;
-use super::{MediaCommand, MediaCounters, MediaEvent};
+use super::{MediaCounters, MediaEvent};
 
 /// Datagrams read per system call.
 const BATCH: usize = 8;
@@ -199,6 +199,7 @@ pub(crate) async fn run(
     }
     let mut bufs: [Vec<u8>; BATCH] = std::array::from_fn(|_| vec![0u8; RECV_BUF]);
     let mut meta = [RecvMeta::default(); BATCH];
+    let mut batch = Vec::with_capacity(PACKETS_PER_TURN);
     loop {
         #[allow(clippy::disallowed_methods)] // the driver owns the clock
         let now = Instant::now();
@@ -245,12 +246,14 @@ pub(crate) async fn run(
                 Some(p) => {
                     #[allow(clippy::disallowed_methods)] // the driver owns the clock
                     let now = Instant::now();
-                    contained("packet", || engine.handle_command(now, MediaCommand::SourcePacket(p), &mut |d, b| io.send(d, b)));
-                    // What else the source has sent already (the rest of the frame).
-                    for _ in 1..PACKETS_PER_TURN {
+                    // With what else the sources have sent already (the rest of the frame).
+                    batch.push(p);
+                    while batch.len() < PACKETS_PER_TURN {
                         let Ok(p) = packets.try_recv() else { break };
-                        contained("packet", || engine.handle_command(now, MediaCommand::SourcePacket(p), &mut |d, b| io.send(d, b)));
+                        batch.push(p);
                     }
+                    contained("packets", || engine.handle_packets(now, &batch, &mut |d, b| io.send(d, b)));
+                    batch.clear();
                 }
                 None => break,
             },

@@ -52,6 +52,8 @@ pub struct Engine {
     events: VecDeque<MediaEvent>,
     /// Where completed keyframes go for snapshots, when someone reads them.
     keyframes: Option<Arc<crate::media::snapshot::Keyframes>>,
+    /// The peers a batch of source packets goes to (kept: no allocation per batch).
+    fan_out: Vec<PeerId>,
 }
 
 impl Engine {
@@ -69,6 +71,7 @@ impl Engine {
             counters,
             events: VecDeque::new(),
             keyframes: None,
+            fan_out: Vec::new(),
         }
     }
 
@@ -123,16 +126,7 @@ impl Engine {
                 });
             }
             MediaCommand::SourcePacket(packet) => {
-                let cache = match self.gop.get_mut(&packet.source) {
-                    Some(cache) => cache,
-                    None => self.gop.entry(packet.source).or_default(),
-                };
-                if let (Some(track), Some(store)) = (cache.push(&packet), &self.keyframes) {
-                    if let Some(kf) = cache.keyframe(track) {
-                        store.publish(packet.source, track, kf);
-                    }
-                }
-                self.fan_out(now, &packet, send)
+                self.handle_packets(now, std::slice::from_ref(&packet), send)
             }
             MediaCommand::Resubscribe {
                 peer,
@@ -363,26 +357,51 @@ impl Engine {
         }
     }
 
-    /// A source packet to every subscribed peer. The payload is shared, not copied,
-    /// and nothing is allocated per packet.
-    fn fan_out(
+    /// Source packets (what the sources sent since the last turn, oldest first) to
+    /// every subscribed peer: each peer gets all of its packets, then is polled once,
+    /// so a frame's packets cost one round of str0m's polling per viewer, not one each.
+    /// The payloads are shared, not copied, and nothing is allocated per packet.
+    pub fn handle_packets(
         &mut self,
         now: Instant,
-        packet: &SourcePacket,
+        packets: &[Arc<SourcePacket>],
         send: &mut dyn FnMut(SocketAddr, &[u8]),
     ) {
+        for packet in packets {
+            let cache = match self.gop.get_mut(&packet.source) {
+                Some(cache) => cache,
+                None => self.gop.entry(packet.source).or_default(),
+            };
+            if let (Some(track), Some(store)) = (cache.push(packet), &self.keyframes) {
+                if let Some(kf) = cache.keyframe(track) {
+                    store.publish(packet.source, track, kf);
+                }
+            }
+        }
         let Engine {
             peers,
             subscribers,
             events,
             keyframe_tx,
+            fan_out,
             ..
         } = self;
-        let Some(ids) = subscribers.get(&packet.source) else {
-            return;
-        };
+        fan_out.clear();
+        for (i, packet) in packets.iter().enumerate() {
+            // Each source once (a batch holds one or two, mostly).
+            if packets[..i].iter().any(|p| p.source == packet.source) {
+                continue;
+            }
+            if let Some(ids) = subscribers.get(&packet.source) {
+                fan_out.extend_from_slice(ids);
+            }
+        }
+        if packets.len() > 1 {
+            fan_out.sort_unstable();
+            fan_out.dedup();
+        }
         let mut closed = Vec::new();
-        for id in ids {
+        for id in fan_out.iter() {
             let Some(p) = peers.get_mut(id) else {
                 continue;
             };
@@ -390,11 +409,16 @@ impl Engine {
                 continue;
             }
             let done = contain(|| {
-                let mut out = MediaOut {
-                    rtc: &mut p.rtc,
-                    source_keyframes: &mut p.source_keyframes,
-                };
-                p.handler.source_packet(&mut out, packet);
+                for packet in packets {
+                    if !p.subscriptions.contains(&packet.source) {
+                        continue;
+                    }
+                    let mut out = MediaOut {
+                        rtc: &mut p.rtc,
+                        source_keyframes: &mut p.source_keyframes,
+                    };
+                    p.handler.source_packet(&mut out, packet);
+                }
                 let closed = drive_peer(p, now, send, events);
                 pass_keyframe_requests(p, keyframe_tx);
                 closed
@@ -520,6 +544,7 @@ impl Engine {
     fn peer_timeout(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
         if let Some(p) = self.peers.get_mut(&id) {
             if p.rtc_timeout <= now {
+                self.counters.peer_timeouts.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
                     tracing::debug!(peer = %id, error = %e, "timeout input failed");
                 }

@@ -361,6 +361,8 @@ pub struct MediaCounters {
     pub datagrams_out: AtomicU64,
     /// System calls that sent them (one per GSO burst).
     pub send_calls: AtomicU64,
+    /// Timeouts str0m asked for and was given (its timers: RTCP, NACK, pacing, ICE...).
+    pub peer_timeouts: AtomicU64,
 }
 
 impl MediaCounters {
@@ -380,6 +382,7 @@ impl MediaCounters {
             "dropped_commands": sum(|c| &c.dropped_commands),
             "datagrams_out": sum(|c| &c.datagrams_out),
             "send_calls": sum(|c| &c.send_calls),
+            "peer_timeouts": sum(|c| &c.peer_timeouts),
             "shards": shards.iter().map(|c| serde_json::json!({
                 "peers": c.peers.load(Ordering::Relaxed),
             })).collect::<Vec<_>>(),

@@ -60,6 +60,10 @@ pub(super) fn pass_keyframe_requests(p: &mut Peer, channels: &HashMap<SourceId, 
     p.source_keyframes.clear();
 }
 
+/// Timeouts due at once that one poll of a peer gives str0m before leaving the rest
+/// to the timer.
+const MAX_DUE_NOW: u32 = 4;
+
 /// Polls one peer until str0m has nothing more than a timeout; returns a reason
 /// when the peer must be closed.
 pub(super) fn drive_peer(
@@ -69,12 +73,22 @@ pub(super) fn drive_peer(
     events: &mut VecDeque<MediaEvent>,
 ) -> Option<String> {
     let mut closed: Option<String> = None;
+    let mut due_now = 0;
     loop {
         if !p.rtc.is_alive() {
             closed.get_or_insert_with(|| "DTLS alert".into());
             break;
         }
         match p.rtc.poll_output() {
+            // str0m moves newly written media to its send queue on a timeout it asks
+            // for at once: given here, the media goes out in this turn, not after a
+            // trip through the timer (bounded, should str0m keep asking).
+            Ok(Output::Timeout(t)) if t <= now && due_now < MAX_DUE_NOW => {
+                due_now += 1;
+                if let Err(e) = p.rtc.handle_input(str0m::Input::Timeout(now)) {
+                    tracing::debug!(peer = %p.id, error = %e, "timeout input failed");
+                }
+            }
             Ok(Output::Timeout(t)) => {
                 p.rtc_timeout = t.max(now);
                 break;
