@@ -99,13 +99,16 @@ fn main() {
         }
         for &n in &counts {
             let sends = || -> (u64, u64, u64) {
-                running.media_counters.iter().fold((0, 0, 0), |(c, d, t), m| {
-                    (
-                        c + m.send_calls.load(Ordering::Relaxed),
-                        d + m.datagrams_out.load(Ordering::Relaxed),
-                        t + m.peer_timeouts.load(Ordering::Relaxed),
-                    )
-                })
+                running
+                    .media_counters
+                    .iter()
+                    .fold((0, 0, 0), |(c, d, t), m| {
+                        (
+                            c + m.send_calls.load(Ordering::Relaxed),
+                            d + m.datagrams_out.load(Ordering::Relaxed),
+                            t + m.peer_timeouts.load(Ordering::Relaxed),
+                        )
+                    })
             };
             let rss_before = rss_bytes();
             let (mut child, mut lines) =

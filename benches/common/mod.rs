@@ -169,7 +169,8 @@ pub(crate) async fn gateway_with_mountpoint(
     let base = format!("http://{}/janus", running.http.unwrap());
     let client = reqwest::Client::new();
     let (sid, hid) = attach(&client, &base).await;
-    let mut media = vec![json!({"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "h264"})];
+    let mut media =
+        vec![json!({"type": "video", "mid": "v", "port": 0, "pt": 96, "codec": "h264"})];
     if audio {
         media.push(json!({"type": "audio", "mid": "a", "port": 0, "pt": 111, "codec": "opus"}));
     }
@@ -238,8 +239,8 @@ pub(crate) fn source(ports: Ports, profile: Profile, sent: Arc<AtomicU64>) {
         Profile::Steady | Profile::Burst => (8, 8, PAYLOAD, Duration::from_millis(32)),
         Profile::Hd => (5, 25, 1150, Duration::from_secs(1) / 30),
     };
-    let frames_per_keyframe = (2 * Duration::from_secs(1).as_micros()
-        / frame_interval.as_micros()) as u64;
+    let frames_per_keyframe =
+        (2 * Duration::from_secs(1).as_micros() / frame_interval.as_micros()) as u64;
     let mut seq: u16 = 1;
     let (mut aseq, mut ats): (u16, u32) = (1, 0);
     let start = Instant::now();

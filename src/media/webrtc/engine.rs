@@ -18,6 +18,7 @@ use super::demux::{classify, Datagram};
 pub use super::local_addrs::LocalAddrs;
 use super::peer::{check_receiving, drive_peer, pass_keyframe_requests, Peer};
 use super::sdp_guard;
+use super::timers::Timers;
 use super::{
     MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, SourcePacket,
     MAX_REMOTE_CANDIDATES,
@@ -54,6 +55,10 @@ pub struct Engine {
     keyframes: Option<Arc<crate::media::snapshot::Keyframes>>,
     /// The peers a batch of source packets goes to (kept: no allocation per batch).
     fan_out: Vec<PeerId>,
+    /// When each peer needs its timer.
+    timers: Timers,
+    /// The timer entries due in a wake-up (kept: no allocation per wake-up).
+    due: Vec<(Instant, PeerId)>,
 }
 
 impl Engine {
@@ -72,6 +77,8 @@ impl Engine {
             events: VecDeque::new(),
             keyframes: None,
             fan_out: Vec::new(),
+            timers: Timers::default(),
+            due: Vec::new(),
         }
     }
 
@@ -88,10 +95,7 @@ impl Engine {
 
     /// When `handle_timeout` must be called next.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.peers
-            .values()
-            .map(|p| p.rtc_timeout.min(p.next_tick))
-            .min()
+        self.timers.next()
     }
 
     /// Whether no peer is served.
@@ -216,6 +220,7 @@ impl Engine {
                 stats,
                 rtc_timeout: now,
                 next_tick: now + TICK,
+                scheduled: None,
                 receiving: HashMap::new(),
                 addrs,
                 subscriptions,
@@ -384,6 +389,7 @@ impl Engine {
             events,
             keyframe_tx,
             fan_out,
+            timers,
             ..
         } = self;
         fan_out.clear();
@@ -421,6 +427,7 @@ impl Engine {
                 }
                 let closed = drive_peer(p, now, send, events);
                 pass_keyframe_requests(p, keyframe_tx);
+                reschedule(timers, p);
                 closed
             });
             match done {
@@ -529,14 +536,26 @@ impl Engine {
 
     /// Time passed: drive every peer whose timer is due.
     pub fn handle_timeout(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
-        let due: Vec<PeerId> = self
-            .peers
-            .values()
-            .filter(|p| p.rtc_timeout.min(p.next_tick) <= now)
-            .map(|p| p.id)
-            .collect();
-        for id in due {
+        let mut due = std::mem::take(&mut self.due);
+        self.timers.pop_due(now, &mut due);
+        for (t, id) in due.drain(..) {
+            let Some(p) = self.peers.get_mut(&id) else {
+                continue; // removed since
+            };
+            if p.scheduled != Some(t) {
+                continue; // stale: the peer has an earlier entry, already handled
+            }
+            p.scheduled = None;
             self.for_peer(id, "timer", |e| e.peer_timeout(now, id, send));
+        }
+        self.due = due;
+        // Deadlines that kept moving earlier leave stale entries: bounded.
+        if self.timers.len() > 4 * self.peers.len() + 64 {
+            let live = self
+                .peers
+                .values()
+                .filter_map(|p| p.scheduled.map(|t| (t, p.id)));
+            self.timers.rebuild(live);
         }
     }
 
@@ -574,6 +593,7 @@ impl Engine {
             return;
         }
         pass_keyframe_requests(p, &self.keyframe_tx);
+        reschedule(&mut self.timers, p);
         if p.replay {
             p.replay = false;
             self.replay_gop(now, id, send);
@@ -588,6 +608,7 @@ impl Engine {
             gop,
             events,
             keyframe_tx,
+            timers,
             ..
         } = self;
         let Some(p) = peers.get_mut(&id) else {
@@ -611,7 +632,9 @@ impl Engine {
         pass_keyframe_requests(p, keyframe_tx);
         if let Some(reason) = drive_peer(p, now, send, events) {
             self.remove(id, reason);
+            return;
         }
+        reschedule(timers, p);
     }
 
     fn remove(&mut self, id: PeerId, reason: String) {
@@ -642,6 +665,11 @@ impl Engine {
             reason,
         });
     }
+}
+
+/// Puts peer `p` in `timers` for its next deadline: str0m's or its tick.
+fn reschedule(timers: &mut Timers, p: &mut Peer) {
+    timers.schedule(p.id, &mut p.scheduled, p.rtc_timeout.min(p.next_tick));
 }
 
 /// Takes peer `id` off the fan-out lists of `sources`.

@@ -32,6 +32,7 @@ mod outbox;
 mod peer;
 pub(crate) mod queue;
 pub mod shard;
+mod timers;
 
 pub use shard::Placement;
 

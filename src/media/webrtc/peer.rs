@@ -25,6 +25,8 @@ pub(super) struct Peer {
     pub(super) stats: Arc<PeerStats>,
     pub(super) rtc_timeout: Instant,
     pub(super) next_tick: Instant,
+    /// The time of its live entry in the shard's timers.
+    pub(super) scheduled: Option<Instant>,
     /// Mids media arrived on, with the last arrival and whether we reported `receiving: true`.
     pub(super) receiving: HashMap<Mid, (Instant, bool)>,
     pub(super) addrs: HashSet<SocketAddr>,
