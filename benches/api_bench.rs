@@ -1,9 +1,13 @@
-//! Control-plane figures: idle memory per session+handle, and create+attach+destroy
-//! cycles per second over HTTP and WebSocket. Prints figures; asserts nothing.
+//! Control-plane figures: idle memory per session+handle, and
+//! create+attach+detach+destroy cycles over HTTP and WebSocket, per second of wall time
+//! and per second of the gateway's CPU. Prints figures; asserts nothing.
 //!
+//! The gateway runs in this process, the clients in a child process (this binary with
+//! `--clients`), so the CPU counted is the gateway's alone.
 //! `cargo bench --bench api_bench` (release build). Everything on 127.0.0.1.
 #![allow(clippy::disallowed_methods)] // a bench measures wall time
 
+use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 use cardea::api::{Origin, Target};
@@ -62,6 +66,12 @@ async fn http_cycles(base: String, cycles: usize) {
         )
         .await;
         assert_eq!(r["janus"], "success");
+        let hid = r["data"]["id"].as_u64().unwrap();
+        post(
+            format!("{base}/{sid}/{hid}"),
+            json!({"janus": "detach", "transaction": "x"}),
+        )
+        .await;
         post(
             format!("{base}/{sid}"),
             json!({"janus": "destroy", "transaction": "d"}),
@@ -90,13 +100,57 @@ async fn ws_cycles(url: String, cycles: usize) {
         let sid = call(json!({"janus": "create", "transaction": "c"})).await["data"]["id"]
             .as_u64()
             .unwrap();
-        call(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest", "transaction": "a"})).await;
+        let hid = call(json!({"janus": "attach", "session_id": sid, "plugin": "janus.plugin.echotest", "transaction": "a"})).await["data"]["id"]
+            .as_u64()
+            .unwrap();
+        call(json!({"janus": "detach", "session_id": sid, "handle_id": hid, "transaction": "x"}))
+            .await;
         call(json!({"janus": "destroy", "session_id": sid, "transaction": "d"})).await;
     }
 }
 
+/// The child: `--clients <HTTP|WebSocket> <url> <clients> <cycles each>`; waits for a
+/// line on stdin, runs them all, prints the seconds it took.
+async fn clients_process(args: &[String]) {
+    let (name, url) = (args[0].clone(), args[1].clone());
+    let clients: usize = args[2].parse().unwrap();
+    let cycles: usize = args[3].parse().unwrap();
+    println!("ready");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        if name == "HTTP" {
+            tasks.push(tokio::spawn(http_cycles(url.clone(), cycles)));
+        } else {
+            tasks.push(tokio::spawn(ws_cycles(url.clone(), cycles)));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    println!(
+        "{}",
+        t.elapsed().max(Duration::from_micros(1)).as_secs_f64()
+    );
+}
+
+fn proc_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // utime and stime: proc(5) fields 14 and 15, after the parenthesised name.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(11) + ticks(12)) as f64 / 100.0
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--clients") {
+        return clients_process(&args[2..]).await;
+    }
     let running = cardea::start(config(), StartOptions::default())
         .await
         .unwrap();
@@ -153,24 +207,37 @@ async fn main() {
         ("WebSocket", 8),
     ] {
         let cycles = 2000 / clients;
-        let t = Instant::now();
-        let mut tasks = Vec::new();
-        for _ in 0..clients {
-            if name == "HTTP" {
-                tasks.push(tokio::spawn(http_cycles(base.clone(), cycles)));
-            } else {
-                tasks.push(tokio::spawn(ws_cycles(ws.clone(), cycles)));
-            }
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        let el = t.elapsed().max(Duration::from_micros(1));
-        let requests = (clients * cycles * 3) as f64;
+        let url = if name == "HTTP" { &base } else { &ws };
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--clients",
+                name,
+                url,
+                &clients.to_string(),
+                &cycles.to_string(),
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().and_then(Result::ok).as_deref(), Some("ready"));
+        let cpu0 = proc_cpu_seconds();
+        std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"go\n").unwrap();
+        let line = tokio::task::spawn_blocking(move || lines.next().and_then(Result::ok))
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        let cpu = (proc_cpu_seconds() - cpu0).max(0.01);
+        let _ = child.wait();
+        let el: f64 = line.trim().parse().unwrap();
+        let done = (clients * cycles) as f64;
         println!(
-            "{name:9} {clients} client(s): {:.0} create+attach+destroy cycles/s, {:.0} requests/s",
-            (clients * cycles) as f64 / el.as_secs_f64(),
-            requests / el.as_secs_f64()
+            "{name:9} {clients} client(s): {:.0} create+attach+detach+destroy cycles/s, {:.0} requests/s; {:.0} cycles per gateway CPU-second (gateway CPU {:.0}% of one core)",
+            done / el,
+            done * 4.0 / el,
+            done / cpu,
+            cpu / el * 100.0,
         );
     }
     running.shutdown().await;
