@@ -19,7 +19,7 @@
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde_json::Value;
 
@@ -79,7 +79,11 @@ fn main() {
         "{:>6} {:>6} {:>13} {:>9} {:>12} {:>8} {:>10} {:>10} {:>9} {:>15}",
         "", "", "", "core", "", "", "", "", "datagram", "p50 / all (ms)"
     );
-    for shards in shard_counts {
+    // A gateway of its own for each round: RSS grows from a fresh start.
+    for (shards, &n) in shard_counts
+        .iter()
+        .flat_map(|s| counts.iter().map(move |n| (*s, n)))
+    {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -98,7 +102,7 @@ fn main() {
         if pinned {
             pin("0");
         }
-        for &n in &counts {
+        {
             let sends = || -> (u64, u64, u64) {
                 running
                     .media_counters
@@ -114,7 +118,6 @@ fn main() {
             let rss_before = rss_bytes();
             let (mut child, mut lines) =
                 spawn_viewers_on(&base, n, ports, profile, pinned.then_some(1));
-            let rss_viewers = rss_bytes();
             let cpu0 = proc_cpu_seconds();
             let sends0 = sends();
             let t0 = Instant::now();
@@ -124,6 +127,8 @@ fn main() {
                     .unwrap();
             let cpu = proc_cpu_seconds() - cpu0;
             let elapsed = t0.elapsed().as_secs_f64();
+            // After the window: str0m's per-peer history (3 s of packets) is full.
+            let rss_viewers = rss_bytes();
             let sends1 = sends();
             let _ = child.wait();
             let per_viewer_ms = cpu / elapsed / n as f64 * 1000.0;
@@ -154,8 +159,6 @@ fn main() {
                 result["first_rtp_viewers"],
                 (sends1.2 - sends0.2) as f64 / elapsed / n as f64,
             );
-            // Let the gateway notice the viewers are gone before the next round.
-            std::thread::sleep(Duration::from_secs(2));
         }
         rt.block_on(running.shutdown());
         if pinned {

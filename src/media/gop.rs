@@ -21,6 +21,8 @@ struct TrackCache {
     /// Packets of the keyframe itself (its access unit: up to the marker bit), once
     /// complete; 0 while it is still arriving.
     keyframe_len: usize,
+    /// Counts the times `packets` started over (a replay in progress notices).
+    generation: u64,
 }
 
 /// The cache of one source.
@@ -44,6 +46,7 @@ impl GopCache {
             t.bytes = 0;
             t.open = true;
             t.keyframe_len = 0;
+            t.generation += 1;
         }
         if !t.open {
             return None;
@@ -54,6 +57,7 @@ impl GopCache {
             t.bytes = 0;
             t.open = false;
             t.keyframe_len = 0;
+            t.generation += 1;
             return None;
         }
         t.bytes += p.payload.len();
@@ -73,8 +77,35 @@ impl GopCache {
     }
 
     /// The cached packets, track by track, each track from its last keyframe on.
+    #[cfg(test)]
     pub(crate) fn packets(&self) -> impl Iterator<Item = &Arc<SourcePacket>> {
         self.tracks.iter().flat_map(|t| t.packets.iter())
+    }
+
+    /// Tracks seen (the highest track index with a cache, plus one).
+    pub(crate) fn tracks(&self) -> usize {
+        self.tracks.len()
+    }
+
+    /// `track`'s cached packets and the generation they belong to (it changes each
+    /// time the cache starts over).
+    pub(crate) fn track(&self, track: usize) -> (&[Arc<SourcePacket>], u64) {
+        self.tracks
+            .get(track)
+            .map_or((&[][..], 0), |t| (&t.packets[..], t.generation))
+    }
+
+    /// Whether `p`, one of the last `recent` packets pushed, is in the cache.
+    pub(crate) fn holds(&self, p: &SourcePacket, recent: usize) -> bool {
+        p.keyframe.is_some()
+            && self.tracks.get(p.track as usize).is_some_and(|t| {
+                t.open
+                    && t.packets
+                        .iter()
+                        .rev()
+                        .take(recent)
+                        .any(|l| std::ptr::eq(&**l, p))
+            })
     }
 }
 

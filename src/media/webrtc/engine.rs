@@ -15,8 +15,10 @@ use str0m::Input;
 use tokio::sync::mpsc;
 
 use super::demux::{classify, Datagram};
+use super::early::EarlyChecks;
 pub use super::local_addrs::LocalAddrs;
 use super::peer::{check_receiving, drive_peer, pass_keyframe_requests, Peer};
+use super::replay::{left_to_replay, Replay};
 use super::sdp_guard;
 use super::timers::Timers;
 use super::{
@@ -57,6 +59,12 @@ pub struct Engine {
     fan_out: Vec<PeerId>,
     /// When each peer needs its timer.
     timers: Timers,
+    /// STUN checks for ufrags no peer has yet.
+    early_checks: EarlyChecks,
+    /// Peers whose GOP replay goes on, a chunk per turn.
+    replaying: Vec<PeerId>,
+    /// When the next chunk of the replays is due.
+    replay_due: Option<Instant>,
     /// The timer entries due in a wake-up (kept: no allocation per wake-up).
     due: Vec<(Instant, PeerId)>,
 }
@@ -79,6 +87,9 @@ impl Engine {
             fan_out: Vec::new(),
             timers: Timers::default(),
             due: Vec::new(),
+            early_checks: EarlyChecks::default(),
+            replaying: Vec::new(),
+            replay_due: None,
         }
     }
 
@@ -95,7 +106,10 @@ impl Engine {
 
     /// When `handle_timeout` must be called next.
     pub fn next_timeout(&self) -> Option<Instant> {
-        self.timers.next()
+        match (self.timers.next(), self.replay_due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Whether no peer is served.
@@ -225,6 +239,7 @@ impl Engine {
                 addrs,
                 subscriptions,
                 replay: false,
+                replaying: None,
                 source_keyframes: Vec::new(),
                 restart: None,
                 retired_ufrag: None,
@@ -238,6 +253,15 @@ impl Engine {
         // Counted as served now, no longer as being placed.
         drop(shard);
         self.drive(now, id, send);
+        // Checks that came before the peer: answered now, not after the browser's
+        // retransmission (hundreds of milliseconds later).
+        let ufrag = self.peers.get(&id).map(|p| p.ufrag.clone());
+        for early in ufrag
+            .map(|u| self.early_checks.take(now, &u))
+            .unwrap_or_default()
+        {
+            self.handle_datagram_at(now, early.source, early.local_ip, &early.bytes, send);
+        }
     }
 
     /// New ICE credentials for a peer (same media, same candidates): the offer goes to
@@ -358,7 +382,7 @@ impl Engine {
         }
         p.subscriptions = subscriptions;
         if p.stats.state() == PeerState::Connected {
-            self.replay_gop(now, id, send);
+            self.start_replay(now, id, send);
         }
     }
 
@@ -390,6 +414,7 @@ impl Engine {
             keyframe_tx,
             fan_out,
             timers,
+            gop,
             ..
         } = self;
         fan_out.clear();
@@ -417,6 +442,10 @@ impl Engine {
             let done = contain(|| {
                 for packet in packets {
                     if !p.subscriptions.contains(&packet.source) {
+                        continue;
+                    }
+                    let replaying = p.replaying.as_ref();
+                    if left_to_replay(replaying, &p.subscriptions, gop, packet, packets.len()) {
                         continue;
                     }
                     let mut out = MediaOut {
@@ -486,6 +515,13 @@ impl Engine {
             }
         };
         let Some(id) = id else {
+            if let Datagram::Stun {
+                local_ufrag: Some(ufrag),
+            } = class
+            {
+                // Maybe a check racing the answer that adds its peer: kept a moment.
+                self.early_checks.keep(now, ufrag, source, local_ip, bytes);
+            }
             self.counters
                 .dropped_unknown_peer
                 .fetch_add(1, Ordering::Relaxed);
@@ -536,6 +572,9 @@ impl Engine {
 
     /// Time passed: drive every peer whose timer is due.
     pub fn handle_timeout(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        if self.replay_due.is_some_and(|t| t <= now) {
+            self.continue_replays(now, send);
+        }
         let mut due = std::mem::take(&mut self.due);
         self.timers.pop_due(now, &mut due);
         for (t, id) in due.drain(..) {
@@ -596,13 +635,40 @@ impl Engine {
         reschedule(&mut self.timers, p);
         if p.replay {
             p.replay = false;
-            self.replay_gop(now, id, send);
+            self.start_replay(now, id, send);
         }
     }
 
-    /// Sends a just-connected viewer what its sources cached since their last
-    /// keyframe, so its first frame does not wait for the next keyframe.
-    fn replay_gop(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+    /// Starts (or starts over) sending a viewer what its sources cached since their
+    /// last keyframe, so its first frame does not wait for the next keyframe: the first
+    /// chunk now, the rest a chunk per turn (see `replay`).
+    fn start_replay(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let Some(p) = self.peers.get_mut(&id) else {
+            return;
+        };
+        if p.replaying.replace(Replay::default()).is_none() {
+            self.replaying.push(id);
+        }
+        self.replay_due = Some(now);
+        self.replay_step(now, id, send);
+    }
+
+    /// The next chunk of every replay under way.
+    fn continue_replays(&mut self, now: Instant, send: &mut dyn FnMut(SocketAddr, &[u8])) {
+        let ids = std::mem::take(&mut self.replaying);
+        for id in &ids {
+            self.for_peer(*id, "replay", |e| e.replay_step(now, *id, send));
+        }
+        let mut ids = ids;
+        ids.retain(|id| self.peers.get(id).is_some_and(|p| p.replaying.is_some()));
+        // Started during the steps (none should be): kept too.
+        ids.append(&mut self.replaying);
+        self.replaying = ids;
+        self.replay_due = (!self.replaying.is_empty()).then_some(now);
+    }
+
+    /// One chunk of peer `id`'s replay, then what it made is sent.
+    fn replay_step(&mut self, now: Instant, id: PeerId, send: &mut dyn FnMut(SocketAddr, &[u8])) {
         let Engine {
             peers,
             gop,
@@ -614,21 +680,18 @@ impl Engine {
         let Some(p) = peers.get_mut(&id) else {
             return;
         };
-        let mut replayed = 0usize;
-        for source in &p.subscriptions {
-            let Some(cache) = gop.get(source) else {
-                continue;
-            };
-            for packet in cache.packets() {
-                let mut out = MediaOut {
-                    rtc: &mut p.rtc,
-                    source_keyframes: &mut p.source_keyframes,
-                };
-                p.handler.source_packet(&mut out, packet);
-                replayed += 1;
-            }
+        let Some(mut replay) = p.replaying.take() else {
+            return;
+        };
+        let mut out = MediaOut {
+            rtc: &mut p.rtc,
+            source_keyframes: &mut p.source_keyframes,
+        };
+        if replay.step(&p.subscriptions, gop, &mut *p.handler, &mut out) {
+            p.replaying = Some(replay);
+        } else {
+            tracing::debug!(peer = %id, "GOP cache replayed");
         }
-        tracing::debug!(peer = %id, packets = replayed, "GOP cache replayed");
         pass_keyframe_requests(p, keyframe_tx);
         if let Some(reason) = drive_peer(p, now, send, events) {
             self.remove(id, reason);

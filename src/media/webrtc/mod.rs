@@ -25,12 +25,14 @@ pub use crate::media::source::SourcePacket;
 
 pub(crate) mod demux;
 pub(crate) mod driver;
+mod early;
 pub mod engine;
 pub(crate) mod local_addrs;
 pub mod mids;
 mod outbox;
 mod peer;
 pub(crate) mod queue;
+mod replay;
 pub mod shard;
 mod timers;
 

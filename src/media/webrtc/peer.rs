@@ -34,6 +34,8 @@ pub(super) struct Peer {
     pub(super) subscriptions: Vec<SourceId>,
     /// Just connected: the sources' GOP caches must be replayed to it.
     pub(super) replay: bool,
+    /// Where its replay is, while it lasts.
+    pub(super) replaying: Option<super::replay::Replay>,
     /// Tracks its handler asked its sources for a keyframe on, not yet passed on.
     pub(super) source_keyframes: Vec<u8>,
     /// An ICE restart offered, waiting for the answer, and the ufrag it replaces.
