@@ -109,31 +109,37 @@ impl GopCache {
     }
 }
 
+/// A 100-byte packet of source 1 for tests (`keyframe`: `None` for audio).
+#[cfg(test)]
+pub(crate) fn test_packet(track: u8, seq: u16, keyframe: Option<bool>) -> Arc<SourcePacket> {
+    use crate::ids::SourceId;
+    use cardea_codecs::rtp::RtpHeader;
+    #[allow(clippy::disallowed_methods)] // a timestamp for a test packet
+    let arrival = std::time::Instant::now();
+    Arc::new(SourcePacket {
+        source: SourceId(1),
+        track,
+        header: RtpHeader {
+            pt: 96,
+            marker: false,
+            seq,
+            timestamp: 0,
+            ssrc: 1,
+            payload_offset: 12,
+            payload_end: 112,
+        },
+        payload: Arc::from(&[0u8; 100][..]),
+        keyframe,
+        arrival,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::SourceId;
-    use cardea_codecs::rtp::RtpHeader;
 
     fn packet(track: u8, seq: u16, keyframe: Option<bool>) -> Arc<SourcePacket> {
-        #[allow(clippy::disallowed_methods)] // a timestamp for a test packet
-        let arrival = std::time::Instant::now();
-        Arc::new(SourcePacket {
-            source: SourceId(1),
-            track,
-            header: RtpHeader {
-                pt: 96,
-                marker: false,
-                seq,
-                timestamp: 0,
-                ssrc: 1,
-                payload_offset: 12,
-                payload_end: 112,
-            },
-            payload: Arc::from(&[0u8; 100][..]),
-            keyframe,
-            arrival,
-        })
+        test_packet(track, seq, keyframe)
     }
 
     fn seqs(c: &GopCache) -> Vec<u16> {

@@ -104,7 +104,6 @@ pub(super) fn left_to_replay(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cardea_codecs::rtp::RtpHeader;
 
     /// Collects the (track, seq) of what it is given.
     #[derive(Default)]
@@ -122,24 +121,7 @@ mod tests {
     }
 
     fn packet_of(track: u8, seq: u16, keyframe: Option<bool>) -> Arc<SourcePacket> {
-        #[allow(clippy::disallowed_methods)] // a timestamp for a test packet
-        let arrival = std::time::Instant::now();
-        Arc::new(SourcePacket {
-            source: SourceId(1),
-            track,
-            header: RtpHeader {
-                pt: 96,
-                marker: false,
-                seq,
-                timestamp: 0,
-                ssrc: 1,
-                payload_offset: 12,
-                payload_end: 112,
-            },
-            payload: Arc::from(&[0u8; 100][..]),
-            keyframe,
-            arrival,
-        })
+        crate::media::gop::test_packet(track, seq, keyframe)
     }
 
     #[test]
