@@ -97,6 +97,8 @@ fn main() {
             let _ = std::process::Command::new("taskset")
                 .args(["-a", "-p", "-c", cpus, &std::process::id().to_string()])
                 .stdout(std::process::Stdio::null())
+                // A thread that ends while taskset walks them is no matter.
+                .stderr(std::process::Stdio::null())
                 .status();
         };
         if pinned {
