@@ -388,12 +388,45 @@ pub fn jpeg_size(jpeg: &[u8]) -> Option<(u16, u16)> {
     Some((at(7), at(5)))
 }
 
-/// A TCP port that was free a moment ago, for servers the tests start.
+/// A port free for both TCP and UDP a moment ago, for servers the tests start (SIP
+/// user agents take both on one port). Taken below the kernel's ephemeral range, where
+/// no socket bound to port 0 (the gateway's media shards, the tests' own clients) can
+/// land on it between this check and the server's bind; successive calls in one process
+/// walk the range from a point its pid sets, so parallel tests do not pick the same one,
+/// 10 ports apart (handed consecutive SIP and console ports, baresip's calls broke:
+/// its recording came out unreadable).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_240;
+    let ephemeral_low: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768);
+    let free = |p: u16| {
+        std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+    };
+    if ephemeral_low > LOW + 1000 {
+        let span = ephemeral_low - LOW;
+        let start = std::process::id().wrapping_mul(7919) % span;
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = (LOW + (start + n * 10) % span) as u16;
+            if free(port) {
+                return port;
+            }
+        }
+    }
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        if free(port) {
+            return port;
+        }
+    }
 }
 
 /// Sends a synchronous request to the streaming plugin; returns its answer.
