@@ -17,15 +17,8 @@ use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
+mod common;
+use common::{proc_cpu_seconds, rss_bytes};
 
 fn config() -> Config {
     let mut c = Config::default().on_loopback_ephemeral_ports();
@@ -134,15 +127,6 @@ async fn clients_process(args: &[String]) {
         "{}",
         t.elapsed().max(Duration::from_micros(1)).as_secs_f64()
     );
-}
-
-fn proc_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // utime and stime: proc(5) fields 14 and 15, after the parenthesised name.
-    let rest = stat.rsplit(')').next().unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
-    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 #[tokio::main(flavor = "multi_thread")]

@@ -586,11 +586,6 @@ impl Config {
         if self.http.long_poll_seconds == 0 || self.http.long_poll_seconds > 300 {
             return Err(invalid("http.long_poll_seconds", "must be 1..=300"));
         }
-        if !self.media.public_address.is_empty()
-            && self.media.public_address.parse::<IpAddr>().is_err()
-        {
-            return Err(invalid("media.public_address", "must be an IP address"));
-        }
         Ok(())
     }
 

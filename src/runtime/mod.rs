@@ -384,7 +384,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let host_addrs = webrtc::host_addresses(&config.media);
     let factory = Arc::new(WebrtcFactory::sharded(&config.media, &ports, &host_addrs));
     tracing::info!(
-        udp = ?sockets.iter().map(|(_, a)| *a).collect::<Vec<_>>(),
+        udp = ?media_addrs,
         candidates = ?factory.candidates().iter().flatten().map(|c| c.addr()).collect::<Vec<_>>(),
         "media shards bound"
     );

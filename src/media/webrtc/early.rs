@@ -102,10 +102,16 @@ mod tests {
         early.keep(t0, "zzzz", a, None, b"other");
         early.keep(t0 + Duration::from_millis(50), "abcd", a, None, b"check 2");
         early.keep(t0, "abcd", a, None, &[0; 700]); // too long to be a check
+                                                    // Whatever text a peer put in USERNAME: kept by the ufrag as given, never grown
+                                                    // past 256 bytes.
+        early.keep(t0, "é\r\nü", a, None, b"odd");
+        early.keep(t0, &"x".repeat(60_000), a, None, b"huge");
         let got = early.take(t0 + Duration::from_millis(60), "abcd");
         let bytes: Vec<&[u8]> = got.iter().map(|e| e.bytes.as_slice()).collect();
         assert_eq!(bytes, [&b"check 1"[..], &b"check 2"[..]]);
         assert!(early.take(t0, "abcd").is_empty(), "taken once");
+        assert_eq!(early.take(t0, "é\r\nü").len(), 1);
+        assert!(early.take(t0, &"x".repeat(60_000)).is_empty());
         // Too old: gone.
         assert!(early.take(t0 + Duration::from_secs(3), "zzzz").is_empty());
         // A flood of made-up ufrags keeps the newest MAX_EARLY.
