@@ -9,7 +9,8 @@ build_deps
 apt_install chromium iproute2 util-linux python3-venv \
     gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly \
     gstreamer1.0-libav python3-gi gir1.2-gst-rtsp-server-1.0 \
-    kamailio sip-tester baresip tcpdump coturn nftables docker.io docker-compose debootstrap
+    kamailio sip-tester baresip tcpdump coturn nftables docker.io docker-compose debootstrap \
+    prometheus nats-server
 node_deps
 web_deps
 PY_VENV="$ROOT/interop-tests/.venv"

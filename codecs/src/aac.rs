@@ -40,6 +40,7 @@ pub struct AacToOpus {
     /// 48 kHz timestamp of the next Opus frame.
     next_ts: u32,
     packet: Vec<u8>,
+    _live: crate::live::Live,
 }
 
 impl AacToOpus {
@@ -61,6 +62,7 @@ impl AacToOpus {
             pending: Vec::with_capacity(OPUS_FRAME * 4),
             next_ts: 0,
             packet: vec![0; 1500],
+            _live: crate::live::Live::new(crate::live::Kind::AacToOpus),
         })
     }
 

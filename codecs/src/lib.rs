@@ -13,6 +13,7 @@ pub mod h265;
 pub mod h26x;
 pub mod keyframe;
 pub mod latm;
+pub mod live;
 pub mod rtp;
 pub mod snapshot;
 pub mod voice;

@@ -14,6 +14,7 @@ use audio_codec::{Decoder as _, Encoder as _};
 
 use crate::aac::TranscodeError;
 use crate::g711;
+use crate::live::{Kind, Live};
 
 /// Bytes (and RTP timestamp ticks) per 20 ms on the phone side: one packet.
 pub const PHONE_FRAME: usize = 160;
@@ -188,6 +189,7 @@ pub struct OpusToPhone {
     pending: [i16; MAX_FRAME_SAMPLES],
     pending_len: usize,
     frame: [u8; PHONE_FRAME],
+    _live: Live,
 }
 
 impl OpusToPhone {
@@ -202,6 +204,7 @@ impl OpusToPhone {
             pending: [0; MAX_FRAME_SAMPLES],
             pending_len: 0,
             frame: [0; PHONE_FRAME],
+            _live: Live::new(Kind::OpusToPhone),
         })
     }
 
@@ -253,6 +256,7 @@ pub struct PhoneToOpus {
     pending: [i16; MAX_FRAME_SAMPLES],
     pending_len: usize,
     packet: [u8; 400],
+    _live: Live,
 }
 
 impl PhoneToOpus {
@@ -278,6 +282,7 @@ impl PhoneToOpus {
             pending: [0; MAX_FRAME_SAMPLES],
             pending_len: 0,
             packet: [0; 400],
+            _live: Live::new(Kind::PhoneToOpus),
         })
     }
 

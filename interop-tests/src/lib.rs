@@ -57,6 +57,11 @@ pub fn require_loopback_only() {
 
 /// Starts a gateway on 127.0.0.1 (every listener on port 0) with the demo page on.
 pub async fn start_gateway() -> Running {
+    start_gateway_with(|_| {}).await
+}
+
+/// [`start_gateway`] with `change` applied to its configuration first.
+pub async fn start_gateway_with(change: impl FnOnce(&mut Config)) -> Running {
     require_loopback_only();
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -68,6 +73,7 @@ pub async fn start_gateway() -> Running {
     c.web.node_modules = workspace().join("web/node_modules");
     // The tests create cameras' mountpoints through the API, as Janus lets anyone do.
     c.streaming.open_admin = true;
+    change(&mut c);
     cardea::start(c, StartOptions::default())
         .await
         .expect("gateway starts")
@@ -350,12 +356,52 @@ pub async fn rtsp_camera(port: u16, extra: &[&str]) -> anyhow::Result<tokio::pro
 /// A plain HTTP/1.1 GET of `path` on `addr` (the gateway's pages and pictures, as a
 /// browser's `<img>` would fetch them): the status code and the body.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, Vec<u8>)> {
+    let r = http_request(addr, "GET", path, &[], b"").await?;
+    Ok((r.status, r.body))
+}
+
+/// An HTTP answer: status, headers (names lower-cased), body (de-chunked).
+#[derive(Debug)]
+pub struct HttpAnswer {
+    /// Status code.
+    pub status: u16,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl HttpAnswer {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection (`Connection: close`), with `headers`
+/// and `body` (a `Content-Length` is added when the body is not empty).
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> anyhow::Result<HttpAnswer> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).await?;
+    s.write_all(body).await?;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw)).await??;
     let end = raw
@@ -363,19 +409,44 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<
         .position(|w| w == b"\r\n\r\n")
         .context("no end of headers")?;
     let head = String::from_utf8_lossy(&raw[..end]).to_string();
-    let status = head
-        .split_ascii_whitespace()
-        .nth(1)
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split_ascii_whitespace().nth(1))
         .and_then(|c| c.parse().ok())
         .context("no status")?;
-    let body = raw[end + 4..].to_vec();
-    if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        bail!("chunked body not expected");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body).context("bad chunked body")?;
     }
-    Ok((status, body))
+    Ok(HttpAnswer {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// A chunked transfer-coded body, decoded.
+fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let eol = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size = std::str::from_utf8(&raw[..eol]).ok()?;
+        let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
+        raw = &raw[eol + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        out.extend_from_slice(raw.get(..size)?);
+        raw = raw.get(size + 2..)?;
+    }
 }
 
 /// The width and height in a JPEG's baseline frame header (SOF0), if it has one.

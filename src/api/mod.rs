@@ -23,6 +23,7 @@ use crate::plugin::{Plugin, PluginCtx};
 mod admin;
 mod core;
 mod error;
+pub mod metrics;
 mod request;
 mod requests;
 

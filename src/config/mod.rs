@@ -32,6 +32,30 @@ pub struct Config {
     pub streaming: StreamingConfig,
     /// `janus.plugin.sip`: the gateway's SIP user agent.
     pub sip: SipConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Serve `GET /metrics` (Prometheus text exposition format).
+    pub enabled: bool,
+    /// A listener of its own; `None`: served by the HTTP admin listener.
+    pub bind: Option<SocketAddr>,
+    /// When set, a scrape must carry `Authorization: Bearer <token>`.
+    pub token: String,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            enabled: true,
+            bind: None,
+            token: String::new(),
+        }
+    }
 }
 
 /// `[sip]`

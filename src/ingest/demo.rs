@@ -13,6 +13,7 @@ use openh264::OpenH264API;
 
 use crate::ids::SourceId;
 use crate::ingest::packetizer::TrackPacketizer;
+use crate::ingest::rtp::SourceCounters;
 use crate::media::source::SourcePacket;
 use crate::media::webrtc::queue::MediaTx;
 
@@ -60,6 +61,7 @@ fn draw(n: u32, y: &mut [u8], u: &mut [u8], v: &mut [u8]) {
 pub(crate) fn run(
     source: SourceId,
     viewers: Arc<AtomicUsize>,
+    counters: Arc<SourceCounters>,
     stop: Arc<AtomicBool>,
     engine: MediaTx,
 ) {
@@ -89,7 +91,13 @@ pub(crate) fn run(
     let start = Instant::now();
     let mut next_frame = start;
     let mut next_audio = start;
-    let mut emit = |p: SourcePacket| engine.packet(p).is_ok();
+    let mut emit = |p: SourcePacket| {
+        counters.arrived(p.arrival, p.payload.len());
+        if p.keyframe == Some(true) {
+            counters.keyframes.fetch_add(1, Ordering::Relaxed);
+        }
+        engine.packet(p).is_ok()
+    };
     while !stop.load(Ordering::Relaxed) {
         if viewers.load(Ordering::Relaxed) == 0 {
             watching = false;

@@ -42,6 +42,8 @@ pub enum IngestRequest {
         id: crate::ids::SourceId,
         /// How many viewers watch it.
         viewers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        /// What it sent, for `info` and metrics.
+        counters: std::sync::Arc<crate::ingest::rtp::SourceCounters>,
     },
     /// Start pulling an RTSP camera.
     StartRtsp {
@@ -161,6 +163,8 @@ pub trait Plugin: Send {
     fn destroy_session(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId);
     /// Plugin-specific state for the admin `handle_info`.
     fn query_session(&self, handle: HandleId) -> Value;
+    /// Adds the plugin's families to a metrics scrape (names `cardea_<plugin>_...`).
+    fn metrics(&self, _now: Instant, _out: &mut crate::api::metrics::Metrics) {}
 }
 
 /// What a plugin may call back on the control path. Built by the core for each call.
@@ -269,9 +273,14 @@ impl PluginCtx<'_> {
     pub fn start_demo_source(
         &mut self,
         viewers: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        counters: std::sync::Arc<crate::ingest::rtp::SourceCounters>,
     ) -> crate::api::SourceId {
         let id = self.core.new_source_id();
-        self.core.ingest(IngestRequest::StartDemo { id, viewers });
+        self.core.ingest(IngestRequest::StartDemo {
+            id,
+            viewers,
+            counters,
+        });
         id
     }
 

@@ -33,7 +33,7 @@ use crate::media::webrtc::{self, MediaCommand, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
 use crate::plugin::IngestRequest;
-use crate::transport::{bind_tcp, http, snapshot, spawn_serve, web, ws};
+use crate::transport::{bind_tcp, http, metrics, snapshot, spawn_serve, web, ws};
 
 /// How long a shutdown waits for SIP peers to answer its BYEs and unregistrations.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -134,12 +134,16 @@ impl Hub {
                 ));
                 lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
             }
-            IngestRequest::StartDemo { id, viewers } => {
+            IngestRequest::StartDemo {
+                id,
+                viewers,
+                counters,
+            } => {
                 let stop = Arc::new(AtomicBool::new(false));
                 let (flag, media) = (stop.clone(), self.media.clone());
                 let spawned = std::thread::Builder::new()
                     .name(format!("demo-source-{id}"))
-                    .spawn(move || crate::ingest::demo::run(id, viewers, flag, media));
+                    .spawn(move || crate::ingest::demo::run(id, viewers, counters, flag, media));
                 match spawned {
                     Ok(_) => {
                         lock(&self.sources).insert(id, SourceTask::Thread(stop));
@@ -249,6 +253,8 @@ pub struct Running {
     pub ws: Option<SocketAddr>,
     /// Admin WebSocket API.
     pub admin_ws: Option<SocketAddr>,
+    /// Where `GET /metrics` is served (its own listener, or the admin HTTP one).
+    pub metrics: Option<SocketAddr>,
     /// The first media shard's UDP socket.
     pub udp: SocketAddr,
     /// Every media shard's UDP socket, in shard order.
@@ -521,6 +527,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         admin_http: None,
         ws: None,
         admin_ws: None,
+        metrics: None,
         udp: media_addrs[0],
         media_addrs,
         media_counters: factory.counters().to_vec(),
@@ -541,6 +548,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     }
     let h = &config.http;
     let shared_http = h.enabled && h.admin_enabled && h.bind == h.admin_bind;
+    let mx = &config.metrics;
+    // Metrics ride on the admin HTTP listener unless they have their own.
+    let metrics_on_admin = mx.enabled && mx.bind.is_none();
     if h.enabled {
         let (l, addr) = bind_tcp("HTTP API", h.bind).await?;
         let mut router = http::main_router(hub.clone()).route(
@@ -550,6 +560,10 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         if shared_http {
             router = router.merge(http::admin_router(hub.clone()));
             running.admin_http = Some(addr);
+            if metrics_on_admin {
+                router = router.merge(metrics::router(hub.clone()));
+                running.metrics = Some(addr);
+            }
         }
         if config.web.enabled {
             router = router.merge(web::router(hub.clone()));
@@ -562,13 +576,28 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         let (l, addr) = bind_tcp("HTTP admin API", h.admin_bind).await?;
         running.admin_http = Some(addr);
         tracing::info!(%addr, base = %h.admin_base_path, "HTTP admin API listening");
-        spawn_serve(
-            &mut running.tasks,
-            l,
-            http::admin_router(hub.clone()),
-            h,
-            shutdown_rx.clone(),
-        );
+        let mut router = http::admin_router(hub.clone());
+        if metrics_on_admin {
+            router = router.merge(metrics::router(hub.clone()));
+            running.metrics = Some(addr);
+        }
+        spawn_serve(&mut running.tasks, l, router, h, shutdown_rx.clone());
+    }
+    if let (true, Some(bind)) = (mx.enabled, mx.bind) {
+        let (l, addr) = bind_tcp("metrics", bind).await?;
+        running.metrics = Some(addr);
+        if mx.token.is_empty() && !bind.ip().is_loopback() {
+            tracing::warn!(%bind, "metrics are open to anyone who reaches them: set metrics.token");
+        }
+        let router = metrics::router(hub.clone());
+        spawn_serve(&mut running.tasks, l, router, h, shutdown_rx.clone());
+    }
+    match running.metrics {
+        Some(addr) => tracing::info!(%addr, "Prometheus metrics at /metrics"),
+        None if mx.enabled => tracing::warn!(
+            "metrics.enabled but no listener serves them: enable http.admin_enabled or set metrics.bind"
+        ),
+        None => {}
     }
     let w = &config.websocket;
     if w.enabled {

@@ -13,6 +13,7 @@ use crate::runtime::StartError;
 
 pub(crate) mod http;
 pub(crate) mod ice_servers;
+pub(crate) mod metrics;
 mod serve;
 pub(crate) mod snapshot;
 pub(crate) mod web;

@@ -74,6 +74,7 @@ impl Io {
         }
         let mut calls = 0u64;
         let mut datagrams = 0u64;
+        let mut bytes = 0u64;
         outbox.flush(state.max_gso_segments(), |run: Run<'_>| {
             let n = run.datagrams();
             let transmit = Transmit {
@@ -85,6 +86,7 @@ impl Io {
             };
             calls += 1;
             datagrams += n as u64;
+            bytes += run.contents.len() as u64;
             // UDP: a full socket buffer drops the datagrams, as the network would.
             let sent = socket.try_io(Interest::WRITABLE, || {
                 state.try_send((&*socket).into(), &transmit)
@@ -97,6 +99,7 @@ impl Io {
         counters
             .datagrams_out
             .fetch_add(datagrams, Ordering::Relaxed);
+        counters.bytes_out.fetch_add(bytes, Ordering::Relaxed);
     }
 
     fn learn(&mut self, peer: SocketAddr, local: Option<IpAddr>) {

@@ -232,6 +232,7 @@ impl Engine {
                 ufrag,
                 handler,
                 stats,
+                counters: self.counters.clone(),
                 rtc_timeout: now,
                 next_tick: now + TICK,
                 scheduled: None,
@@ -494,6 +495,9 @@ impl Engine {
         send: &mut dyn FnMut(SocketAddr, &[u8]),
     ) {
         self.counters.datagrams_in.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes_in
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let class = classify(bytes);
         let id = match class {
             Datagram::Garbage => {

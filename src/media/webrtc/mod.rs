@@ -305,6 +305,30 @@ impl Default for PeerStats {
     }
 }
 
+impl PeerState {
+    /// Every state, in order of their numbers.
+    pub const ALL: [PeerState; 6] = [
+        PeerState::New,
+        PeerState::Checking,
+        PeerState::IceConnected,
+        PeerState::Connected,
+        PeerState::Disconnected,
+        PeerState::Closed,
+    ];
+
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeerState::New => "new",
+            PeerState::Checking => "checking",
+            PeerState::IceConnected => "ice_connected",
+            PeerState::Connected => "connected",
+            PeerState::Disconnected => "disconnected",
+            PeerState::Closed => "closed",
+        }
+    }
+}
+
 impl PeerStats {
     /// Current state.
     pub fn state(&self) -> PeerState {
@@ -344,6 +368,8 @@ pub const MAX_REMOTE_CANDIDATES: usize = 64;
 pub struct MediaCounters {
     /// Datagrams read from the socket.
     pub datagrams_in: AtomicU64,
+    /// Their bytes.
+    pub bytes_in: AtomicU64,
     /// Datagrams that were none of STUN, DTLS, RTP/RTCP, or malformed STUN.
     pub dropped_garbage: AtomicU64,
     /// Well-formed datagrams for no known peer (unknown ufrag or source address).
@@ -362,8 +388,12 @@ pub struct MediaCounters {
     pub placing: AtomicU64,
     /// Datagrams sent.
     pub datagrams_out: AtomicU64,
+    /// Their bytes.
+    pub bytes_out: AtomicU64,
     /// System calls that sent them (one per GSO burst).
     pub send_calls: AtomicU64,
+    /// Keyframe requests (RTCP PLI or FIR) from peers.
+    pub keyframe_requests: AtomicU64,
     /// Timeouts str0m asked for and was given (its timers: RTCP, NACK, pacing, ICE...).
     pub peer_timeouts: AtomicU64,
 }
@@ -384,8 +414,11 @@ impl MediaCounters {
             "dropped_queue_full": sum(|c| &c.dropped_queue_full),
             "dropped_commands": sum(|c| &c.dropped_commands),
             "datagrams_out": sum(|c| &c.datagrams_out),
+            "bytes_in": sum(|c| &c.bytes_in),
+            "bytes_out": sum(|c| &c.bytes_out),
             "send_calls": sum(|c| &c.send_calls),
             "peer_timeouts": sum(|c| &c.peer_timeouts),
+            "keyframe_requests": sum(|c| &c.keyframe_requests),
             "shards": shards.iter().map(|c| serde_json::json!({
                 "peers": c.peers.load(Ordering::Relaxed),
             })).collect::<Vec<_>>(),

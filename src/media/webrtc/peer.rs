@@ -23,6 +23,8 @@ pub(super) struct Peer {
     pub(super) ufrag: String,
     pub(super) handler: Box<dyn MediaHandler>,
     pub(super) stats: Arc<PeerStats>,
+    /// Its shard's counters.
+    pub(super) counters: Arc<super::MediaCounters>,
     pub(super) rtc_timeout: Instant,
     pub(super) next_tick: Instant,
     /// The time of its live entry in the shard's timers.
@@ -177,6 +179,7 @@ pub(super) fn handle_event(
             p.handler.incoming_media(&mut out, &data);
         }
         Event::KeyframeRequest(req) => {
+            p.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             let mut out = MediaOut {
                 rtc: &mut p.rtc,
                 source_keyframes: &mut p.source_keyframes,

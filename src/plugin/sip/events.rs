@@ -155,6 +155,8 @@ impl Sip {
             }),
             CallEvent::Ended { code, reason } => {
                 tracing::info!(%handle, code, %reason, "SIP call ended");
+                let known = if (100..=699).contains(code) { *code } else { 0 };
+                *self.ended.entry(known).or_default() += 1;
                 // The call's audio source goes too (the engine keeps state per source).
                 ctx.stop_source(call.source);
                 h.call = None;

@@ -22,9 +22,10 @@
 //! phone's becomes a `dtmf` event. The media half (`media::CallMediaHandler`) passes the
 //! browser's frames to the call's bridge and the bridge's audio to the browser.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 use str0m::media::{MediaData, Mid};
@@ -107,6 +108,9 @@ pub struct Sip {
     enabled: bool,
     default_ttl: u32,
     handles: HashMap<HandleId, SipHandle>,
+    /// Calls ended, by final SIP status code (0: a code outside 100-699). At most 601
+    /// entries.
+    ended: BTreeMap<u16, u64>,
 }
 
 impl Sip {
@@ -117,6 +121,7 @@ impl Sip {
             enabled,
             default_ttl,
             handles: HashMap::new(),
+            ended: BTreeMap::new(),
         }
     }
 }
@@ -315,6 +320,49 @@ impl Plugin for Sip {
                 "call_id": h.call.as_ref().and_then(|c| c.call_id.clone()),
                 "media": h.call.as_ref().map(|c| c.stats.to_json()),
             }),
+        }
+    }
+
+    fn metrics(&self, _now: Instant, m: &mut crate::api::metrics::Metrics) {
+        let mut registrations = [0u32; 3];
+        let mut calls = [0u32; CallState::ALL.len()];
+        for h in self.handles.values() {
+            registrations[match h.registration {
+                Registration::Registering => 0,
+                Registration::Registered { .. } => 1,
+                Registration::Unregistering => 2,
+            }] += 1;
+            if let Some(c) = &h.call {
+                calls[c.state as usize] += 1;
+            }
+        }
+        let f = m.gauge(
+            "cardea_sip_registrations",
+            "SIP plugin handles with an account, by registration state.",
+        );
+        for (state, n) in ["registering", "registered", "unregistering"]
+            .iter()
+            .zip(registrations)
+        {
+            f.with(&[("state", state)], n);
+        }
+        let f = m.gauge("cardea_sip_calls", "SIP calls going on, by state.");
+        for (state, n) in CallState::ALL.iter().zip(calls) {
+            f.with(&[("state", state.name())], n);
+        }
+        let f = m.counter(
+            "cardea_sip_calls_ended",
+            "SIP calls ended, by final status code (200: answered, then hung up).",
+        );
+        for (code, n) in &self.ended {
+            f.with(&[("code", &code.to_string())], *n as f64);
+        }
+        let f = m.gauge(
+            "cardea_transcoders",
+            "Transcoders running in the process, by kind (calls' voice, cameras' AAC).",
+        );
+        for kind in cardea_codecs::live::Kind::ALL {
+            f.with(&[("kind", kind.name())], kind.live() as f64);
         }
     }
 }

@@ -47,6 +47,16 @@ pub(super) enum CallState {
 }
 
 impl CallState {
+    /// Every state, in the order of their numbers.
+    pub(super) const ALL: [CallState; 6] = [
+        CallState::Calling,
+        CallState::Ringing,
+        CallState::Progressing,
+        CallState::Accepting,
+        CallState::InCall,
+        CallState::Ending,
+    ];
+
     /// How errors and `handle_info` name it.
     pub(super) fn name(self) -> &'static str {
         match self {

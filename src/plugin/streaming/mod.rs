@@ -486,6 +486,15 @@ impl Plugin for Streaming {
         self.viewers.remove(&handle);
     }
 
+    fn metrics(&self, now: std::time::Instant, m: &mut crate::api::metrics::Metrics) {
+        m.gauge(
+            "cardea_streaming_mountpoints",
+            "Mountpoints, configured and created.",
+        )
+        .value(self.mountpoints.len() as f64);
+        Mountpoint::metrics(self.mountpoints.values(), now, m);
+    }
+
     fn query_session(&self, handle: HandleId) -> Value {
         match self.viewers.get(&handle) {
             None => Value::Null,

@@ -306,7 +306,7 @@ impl Streaming {
         let (media, source) = if kind == "demo" {
             (
                 Mountpoint::demo_media(),
-                ctx.start_demo_source(viewer_count.clone()),
+                ctx.start_demo_source(viewer_count.clone(), counters.clone()),
             )
         } else if kind == "rtsp" {
             let (media, mut spec) = Mountpoint::parse_rtsp(body, &self.settings.rtsp_allow)?;

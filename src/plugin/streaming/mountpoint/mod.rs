@@ -603,6 +603,82 @@ impl Mountpoint {
         }
     }
 
+    /// The mountpoints' families of a metrics scrape, one sample per mountpoint each.
+    pub(super) fn metrics<'a>(
+        all: impl Iterator<Item = &'a Mountpoint> + Clone,
+        now: std::time::Instant,
+        m: &mut crate::api::metrics::Metrics,
+    ) {
+        use std::sync::atomic::Ordering::Relaxed;
+        type Read = fn(&Mountpoint, std::time::Instant) -> f64;
+        let families: [(&'static str, &'static str, bool, Read); 9] = [
+            (
+                "cardea_streaming_viewers",
+                "Viewers watching the mountpoint.",
+                false,
+                |mp, _| mp.viewers.len() as f64,
+            ),
+            (
+                "cardea_streaming_source_live",
+                "1 when the mountpoint's source is sending media (state \"live\"), else 0.",
+                false,
+                |mp, now| f64::from(u8::from(mp.state(mp.counters.age_ms(now)) == "live")),
+            ),
+            (
+                "cardea_streaming_source_reconnects",
+                "Times the mountpoint's camera connection was retried (RTSP).",
+                true,
+                |mp, _| mp.rtsp.as_ref().map_or(0, |r| r.reconnects.load(Relaxed)) as f64,
+            ),
+            (
+                "cardea_streaming_source_packets",
+                "RTP packets the source sent the media engine.",
+                true,
+                |mp, _| mp.counters.packets.load(Relaxed) as f64,
+            ),
+            (
+                "cardea_streaming_source_bytes",
+                "Payload bytes the source sent the media engine.",
+                true,
+                |mp, _| mp.counters.bytes.load(Relaxed) as f64,
+            ),
+            (
+                "cardea_streaming_source_dropped",
+                "Source datagrams dropped: not RTP, or not the configured payload type.",
+                true,
+                |mp, _| mp.counters.dropped.load(Relaxed) as f64,
+            ),
+            (
+                "cardea_streaming_source_dropped_foreign",
+                "Well-formed packets from anyone but the locked source (RTP bleed, injection).",
+                true,
+                |mp, _| mp.counters.dropped_foreign.load(Relaxed) as f64,
+            ),
+            (
+                "cardea_streaming_source_keyframes",
+                "Keyframes the source sent.",
+                true,
+                |mp, _| mp.counters.keyframes.load(Relaxed) as f64,
+            ),
+            (
+                "cardea_streaming_source_plis",
+                "Keyframe requests (RTCP PLI) sent to the source.",
+                true,
+                |mp, _| mp.counters.plis_sent.load(Relaxed) as f64,
+            ),
+        ];
+        for (name, help, counter, read) in families {
+            let f = if counter {
+                m.counter(name, help)
+            } else {
+                m.gauge(name, help)
+            };
+            for mp in all.clone() {
+                f.with(&[("mountpoint", &mp.id.to_string())], read(mp, now));
+            }
+        }
+    }
+
     /// An entry of `list`.
     pub(super) fn list_entry(&self, now: std::time::Instant) -> Value {
         let age = self.counters.age_ms(now);
