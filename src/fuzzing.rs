@@ -8,6 +8,12 @@ pub fn rtsp_stream_fmtps(sdp: &str, streams: &[(&str, u8)]) -> Vec<Option<String
     crate::ingest::rtsp::stream_fmtps(sdp, streams)
 }
 
+/// The kind and mid of each m-line of a WHEP player's offer
+/// (`media::webrtc::offered_mlines`).
+pub fn offered_mlines(sdp: &str) -> Vec<(str0m::media::MediaKind, String)> {
+    crate::media::webrtc::offered_mlines(sdp)
+}
+
 /// The sender SSRC of an RTCP SR/RR (`ingest::rtp::rtcp_sender_ssrc`).
 pub fn rtcp_sender_ssrc(d: &[u8]) -> Option<u32> {
     crate::ingest::rtp::rtcp_sender_ssrc(d)

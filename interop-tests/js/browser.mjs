@@ -7,6 +7,8 @@
 //           "registered" once registered, and stops early once the call hung up.
 //   wall:   the camera wall at / (window.cardea.wall): prints "ready" once the page
 //           runs, then samples every tile twice a second.
+//   whep:   the plain WHEP player at /player (window.whep); WHEP_RESTART_AT=<ms> restarts
+//           ICE by PATCH once at that time; at the end the player DELETEs its resource.
 // SCREENSHOT=<png> takes a screenshot of the page at the end.
 // FAKE_AUDIO=<wav> makes that file the fake microphone (looped).
 import { createRequire } from 'node:module';
@@ -84,8 +86,8 @@ try {
   while (mode !== 'phone' && mode !== 'wall' && Date.now() < deadline) {
     await page.waitForTimeout(500);
     const s = await page.evaluate(async (mode) => {
-      const c = window.cardea && (mode === 'viewer' ? window.cardea.viewer : window.cardea);
-      const pc = c && c.handle && c.handle.webrtcStuff && c.handle.webrtcStuff.pc;
+      const c = mode === 'whep' ? window.whep : window.cardea && (mode === 'viewer' ? window.cardea.viewer : window.cardea);
+      const pc = c && (c.pc || (c.handle && c.handle.webrtcStuff && c.handle.webrtcStuff.pc));
       let pair = null, frames = 0, audio = 0, lost = 0, codecs = [], width = 0, height = 0, firstFrameMs = null, video = [];
       if (pc) {
         const report = await pc.getStats();
@@ -112,11 +114,20 @@ try {
     }, mode);
     Object.assign(result, { video: s.video, selectedPair: s.pair, packetsLost: s.lost, webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, firstFrameMs: s.firstFrameMs, width: s.width, height: s.height });
     result.samples.push({ ms: Date.now() - t0, frames: s.frames, audio: s.audio });
+    if (mode === 'whep') {
+      const restartAt = Number(process.env.WHEP_RESTART_AT || 0);
+      if (restartAt && !result.restartedAtMs && Date.now() - t0 >= restartAt) {
+        result.restartedAtMs = Date.now() - t0;
+        result.restartOk = await page.evaluate(() => window.whep.restart());
+      }
+      result.whep = await page.evaluate(() => ({ patches: window.whep.patches, sent: window.whep.sent, restarts: window.whep.restarts, iceServers: window.whep.iceServers, etag: window.whep.etag }));
+    }
     // The browser's ICE username fragment over time: an ICE restart changes it.
     const ufrag = s.localSdp && (s.localSdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
     result.ufrags = result.ufrags || [];
     if (ufrag && !result.ufrags.includes(ufrag)) result.ufrags.push(ufrag);
   }
+  if (mode === 'whep') result.deleteStatus = await page.evaluate(() => window.whep.stop());
 } catch (e) {
   result.errors.push(String(e));
 } finally {

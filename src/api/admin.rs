@@ -255,6 +255,7 @@ impl Gateway {
             Owner::Http => "janus.transport.http",
             Owner::Websocket(_) => "janus.transport.websockets",
             Owner::Orphan(_) => "none",
+            Owner::Internal => "cardea.whep",
         };
         let ago = |t: Instant| now.saturating_duration_since(t).as_secs();
         let webrtc = match &h.pc {

@@ -18,6 +18,9 @@ use crate::media::webrtc::{MediaCommand, NewPeer, OfferTrack, PeerStats, MAX_REM
 use crate::plugin::{MediaHandler, Plugin, PluginCtx};
 use crate::secret;
 
+/// Events an internal (WHEP) session keeps: nobody polls it.
+const INTERNAL_QUEUE: usize = 8;
+
 impl Core {
     pub(super) fn check_auth(&self, body: &Map<String, Value>) -> Result<(), ApiError> {
         let g = &self.config.general;
@@ -86,6 +89,15 @@ impl Core {
         let Some(s) = self.sessions.get_mut(&sid) else {
             return;
         };
+        if s.owner == Owner::Internal {
+            // Nobody polls; the WHEP layer reads the answer to its own request at once.
+            if s.queue.len() >= INTERNAL_QUEUE {
+                s.queue.pop_front();
+            }
+            s.queue.push_back(msg);
+            self.outputs.push_back(Output::Wake(sid));
+            return;
+        }
         if matches!(s.owner, Owner::Http | Owner::Orphan(_))
             && s.queue.len() >= self.config.general.max_queued_events
         {
@@ -102,7 +114,7 @@ impl Core {
                 s.queue.push_back(msg);
                 self.outputs.push_back(Output::Wake(sid));
             }
-            Owner::Orphan(_) => s.queue.push_back(msg),
+            Owner::Orphan(_) | Owner::Internal => s.queue.push_back(msg),
         }
     }
 
@@ -156,6 +168,25 @@ impl Core {
             .webrtc
             .accept_offer(now, &offer.sdp, voice, &shard)
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, e.to_string()))?;
+        self.start_peer(hid, rtc, media, subscriptions, shard)?;
+        Ok(Jsep {
+            kind: JsepKind::Answer,
+            sdp: answer,
+            trickle: false,
+            restart: false,
+        })
+    }
+
+    /// Gives the handle a PeerConnection made of `rtc` and hands it to the media engine
+    /// (with the candidates trickled before it existed).
+    fn start_peer(
+        &mut self,
+        hid: HandleId,
+        rtc: str0m::Rtc,
+        handler: Box<dyn MediaHandler>,
+        subscriptions: Vec<SourceId>,
+        shard: crate::media::webrtc::Placement,
+    ) -> Result<(), ApiError> {
         let peer = PeerId(self.next_peer);
         self.next_peer += 1;
         let stats = Arc::new(PeerStats::default());
@@ -172,19 +203,42 @@ impl Core {
                 session: h.session,
                 handle: hid,
                 rtc,
-                handler: media,
+                handler,
                 stats,
                 remote_candidates,
                 subscriptions,
                 mids: MidMap::default(),
                 shard,
             }))));
-        Ok(Jsep {
+        Ok(())
+    }
+
+    /// A PeerConnection from a peer's offer to receive `tracks` (see
+    /// `WebrtcFactory::accept_offer_for_tracks`); `media` builds its handler from
+    /// where each track went. Returns the answer and that placement.
+    pub(crate) fn accept_offer_for_tracks(
+        &mut self,
+        now: Instant,
+        hid: HandleId,
+        offer: &Jsep,
+        tracks: &[OfferTrack],
+        media: impl FnOnce(&[Option<(Mid, u8)>]) -> Box<dyn MediaHandler>,
+        subscriptions: Vec<SourceId>,
+    ) -> Result<(Jsep, crate::media::webrtc::TrackPlacement), ApiError> {
+        self.ensure_no_pc(hid)?;
+        let shard = self.webrtc.place();
+        let (rtc, answer, placed) = self
+            .webrtc
+            .accept_offer_for_tracks(now, &offer.sdp, tracks, &shard)
+            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, e.to_string()))?;
+        self.start_peer(hid, rtc, media(&placed), subscriptions, shard)?;
+        let answer = Jsep {
             kind: JsepKind::Answer,
             sdp: answer,
             trickle: false,
             restart: false,
-        })
+        };
+        Ok((answer, placed))
     }
 
     pub(crate) fn create_offer(
@@ -501,6 +555,13 @@ impl Core {
         h.pending_offer = None;
         h.trickle_completed = false;
         if let Some(pc) = h.pc.take() {
+            if self
+                .sessions
+                .get(&sid)
+                .is_some_and(|s| s.owner == Owner::Internal)
+            {
+                self.deferred.push(Deferred::EndSession(sid));
+            }
             if tell_engine {
                 self.outputs
                     .push_back(Output::Media(MediaCommand::ClosePeer {

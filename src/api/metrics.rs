@@ -138,6 +138,8 @@ impl super::Gateway {
         for (state, n) in PeerState::ALL.iter().zip(by_state) {
             pcs.with(&[("state", state.name())], n);
         }
+        m.gauge("cardea_whep_viewers", "Viewers that came by WHEP.")
+            .value(core.whep.len() as f64);
         m.counter(
             "cardea_dropped_events",
             "Events dropped because a session's queue was full (a client not polling).",

@@ -26,6 +26,8 @@ mod error;
 pub mod metrics;
 mod request;
 mod requests;
+pub mod sdpfrag;
+pub mod whep;
 
 use crate::ids;
 pub use crate::ids::{ConnId, HandleId, PeerId, SessionId, SourceId};
@@ -111,6 +113,9 @@ enum Owner {
     Websocket(ConnId),
     /// Its WebSocket closed; waiting for a claim until the reclaim timeout.
     Orphan(Instant),
+    /// Made by the gateway for a viewer over HTTP signalling (WHEP): no inactivity
+    /// timeout, no claim, its last few events kept; it ends with its PeerConnection.
+    Internal,
 }
 
 struct Session {
@@ -154,9 +159,25 @@ struct Handle {
     trickle_completed: bool,
 }
 
+/// A WHEP viewer's internal session and handle, and the credential its `POST` carried.
+struct WhepEntry {
+    session: SessionId,
+    handle: HandleId,
+    bearer: Option<String>,
+    /// The player's offer with its current ICE credentials: an ICE restart by `PATCH`
+    /// is applied as this offer with new ones.
+    offer: String,
+    /// The player's current ICE ufrag (a `PATCH` with another one restarts ICE).
+    remote_ufrag: Option<String>,
+    /// Ours, the resource's `ETag`.
+    etag: String,
+}
+
 enum Deferred {
     ClosePc(HandleId, &'static str),
     Detach(HandleId),
+    /// An internal session whose PeerConnection ended.
+    EndSession(SessionId),
 }
 
 /// Everything a plugin callback may touch: the core's state minus the plugins.
@@ -171,6 +192,9 @@ pub struct Core {
     farewells: HashMap<SessionId, (Instant, Value)>,
     /// Live sessions per client address.
     per_client: HashMap<IpAddr, usize>,
+    /// WHEP viewers: resource id (random, in the `Location` URL) to their internal
+    /// session and handle. Bounded by `max_sessions`.
+    whep: HashMap<String, WhepEntry>,
     /// Events dropped from full long-poll queues.
     dropped_events: u64,
     webrtc: Arc<WebrtcFactory>,
@@ -208,6 +232,7 @@ impl Gateway {
                 outputs: VecDeque::new(),
                 farewells: HashMap::new(),
                 per_client: HashMap::new(),
+                whep: HashMap::new(),
                 dropped_events: 0,
                 webrtc,
                 deferred: Vec::new(),
@@ -287,6 +312,7 @@ impl Gateway {
                     self.core.hangup(now, &mut self.plugins, hid, reason)
                 }
                 Deferred::Detach(hid) => self.detach(now, hid),
+                Deferred::EndSession(sid) => self.destroy_session(now, sid),
             }
         }
     }
@@ -370,10 +396,11 @@ impl Gateway {
         let reclaim = Duration::from_secs(self.core.config.general.reclaim_session_timeout);
         let mut expired = Vec::new();
         for (id, s) in &self.core.sessions {
-            let idle = self
-                .core
-                .session_timeout
-                .is_some_and(|t| now.saturating_duration_since(s.last_activity) >= t);
+            let idle = s.owner != Owner::Internal
+                && self
+                    .core
+                    .session_timeout
+                    .is_some_and(|t| now.saturating_duration_since(s.last_activity) >= t);
             let unclaimed = matches!(s.owner, Owner::Orphan(since) if now.saturating_duration_since(since) >= reclaim);
             if idle || unclaimed {
                 expired.push((*id, idle));

@@ -66,6 +66,7 @@ impl Gateway {
                     .core
                     .sessions
                     .get_mut(&sid)
+                    .filter(|s| s.owner != Owner::Internal)
                     .ok_or_else(|| no_session(sid))?;
                 session.owner = new_owner;
                 // Events queued while orphaned go to the claimer.
@@ -306,7 +307,13 @@ impl Gateway {
         for hid in handles {
             self.detach(now, hid);
         }
-        if let Some(ip) = self.core.sessions.remove(&sid).and_then(|s| s.client) {
+        let Some(session) = self.core.sessions.remove(&sid) else {
+            return;
+        };
+        if session.owner == Owner::Internal {
+            self.core.whep.retain(|_, w| w.session != sid);
+        }
+        if let Some(ip) = session.client {
             if let Some(n) = self.core.per_client.get_mut(&ip) {
                 *n -= 1;
                 if *n == 0 {

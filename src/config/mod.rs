@@ -309,6 +309,8 @@ pub struct HttpConfig {
     /// Seconds a client has to send a request's header (slow-loris), and that an idle
     /// kept-alive connection stays open.
     pub header_read_timeout_seconds: u64,
+    /// WHEP endpoints on the main listener (`<whep_path>/<mountpoint id>`); "" = off.
+    pub whep_path: String,
 }
 
 /// `[websocket]`
@@ -428,6 +430,7 @@ impl Default for HttpConfig {
             max_connections: 1024,
             max_connections_per_client: 256,
             header_read_timeout_seconds: 10,
+            whep_path: "/whep".into(),
         }
     }
 }
@@ -543,6 +546,23 @@ impl Config {
         ] {
             if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') {
                 return Err(invalid(key, "must start with '/' and not end with '/'"));
+            }
+        }
+        let whep = &self.http.whep_path;
+        if !whep.is_empty() {
+            if !whep.starts_with('/') || whep.len() < 2 || whep.ends_with('/') {
+                return Err(invalid(
+                    "http.whep_path",
+                    "must start with '/' and not end with '/' (or be \"\" to turn WHEP off)",
+                ));
+            }
+            if [&self.http.base_path, &self.http.admin_base_path].contains(&whep)
+                || ["/lab", "/snapshot", "/vendor", "/metrics"].contains(&whep.as_str())
+            {
+                return Err(invalid(
+                    "http.whep_path",
+                    "is a path the gateway already serves",
+                ));
             }
         }
         if let Some((key, problem)) = self.media.problem() {

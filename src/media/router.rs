@@ -126,6 +126,19 @@ pub(crate) struct ViewerTrack {
     pub wait_keyframe: bool,
 }
 
+impl ViewerTrack {
+    /// A track on `mid` with payload type `pt`; video waits for a keyframe.
+    pub(crate) fn new(mid: Mid, pt: u8, video: bool) -> ViewerTrack {
+        ViewerTrack {
+            mid,
+            pt,
+            rewriter: Rewriter::default(),
+            video,
+            wait_keyframe: video,
+        }
+    }
+}
+
 /// The viewer's media half.
 pub(crate) struct ViewerMedia {
     pub tracks: Vec<Option<ViewerTrack>>,
@@ -396,15 +409,7 @@ mod viewer_tests {
     }
 
     fn viewer() -> ViewerMedia {
-        let track = |mid: &str, pt, video| {
-            Some(ViewerTrack {
-                mid: Mid::from(mid),
-                pt,
-                rewriter: Rewriter::default(),
-                video,
-                wait_keyframe: video,
-            })
-        };
+        let track = |mid: &str, pt, video| Some(ViewerTrack::new(Mid::from(mid), pt, video));
         ViewerMedia {
             tracks: vec![track("v", 102, true), track("a", 111, false)],
             shared: Arc::default(),

@@ -125,6 +125,17 @@ pub trait Plugin: Send {
     ) -> Result<ViewableVideo, ViewRefusal> {
         Err(ViewRefusal::NotFound("nothing to view here".into()))
     }
+    /// For viewers over HTTP signalling (WHEP): whether the one credential a request
+    /// carries (`bearer`) lets it watch `id`. `privileged`: that credential is the API's
+    /// (api_secret or a stored token). A private or pinned mountpoint refuses without.
+    fn watch_access(
+        &self,
+        _id: crate::ids::MountpointId,
+        _bearer: Option<&str>,
+        _privileged: bool,
+    ) -> Result<(), ViewRefusal> {
+        Err(ViewRefusal::NotFound("nothing to watch here".into()))
+    }
     /// A camera added by URL alone was described: its tracks, and what is not offered.
     fn source_tracks(
         &mut self,
@@ -198,6 +209,21 @@ impl PluginCtx<'_> {
     ) -> Result<Jsep, ApiError> {
         self.core
             .accept_offer(self.now, handle, offer, media, None, Vec::new())
+    }
+
+    /// Like [`Self::accept_offer`] for a peer that offers to receive `tracks` (a WHEP
+    /// player): `media` builds the handler from where each track went (its mid and
+    /// payload type, `None` when the offer had no room for it), which is returned too.
+    pub fn accept_offer_for_tracks(
+        &mut self,
+        handle: HandleId,
+        offer: &Jsep,
+        tracks: &[crate::media::webrtc::OfferTrack],
+        media: impl FnOnce(&[Option<(Mid, u8)>]) -> Box<dyn MediaHandler>,
+        subscriptions: Vec<crate::api::SourceId>,
+    ) -> Result<(Jsep, crate::media::webrtc::TrackPlacement), ApiError> {
+        self.core
+            .accept_offer_for_tracks(self.now, handle, offer, tracks, media, subscriptions)
     }
 
     /// Like [`Self::accept_offer`] for a call's browser leg: audio only, with the

@@ -33,7 +33,7 @@ use crate::media::webrtc::{self, MediaCommand, WebrtcFactory};
 use crate::plugin::echotest::EchoTest;
 use crate::plugin::streaming::Streaming;
 use crate::plugin::IngestRequest;
-use crate::transport::{bind_tcp, http, metrics, snapshot, spawn_serve, web, ws};
+use crate::transport::{bind_tcp, http, metrics, snapshot, spawn_serve, web, whep, ws};
 
 /// How long a shutdown waits for SIP peers to answer its BYEs and unregistrations.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -567,6 +567,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         }
         if config.web.enabled {
             router = router.merge(web::router(hub.clone()));
+        }
+        if !h.whep_path.is_empty() {
+            router = router.merge(whep::router(hub.clone()));
         }
         running.http = Some(addr);
         tracing::info!(%addr, base = %h.base_path, "HTTP API listening");

@@ -17,6 +17,7 @@ pub(crate) mod metrics;
 mod serve;
 pub(crate) mod snapshot;
 pub(crate) mod web;
+pub(crate) mod whep;
 pub(crate) mod ws;
 
 /// Binds `addr` for the listener `what`.

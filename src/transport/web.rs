@@ -15,12 +15,14 @@ use super::Hub;
 
 const WALL: &str = include_str!("../../web/wall.html");
 const LAB: &str = include_str!("../../web/index.html");
+const PLAYER: &str = include_str!("../../web/player.html");
 
-/// `/`, `/lab`, `/settings.js`, `/vendor/janus.js`, `/vendor/adapter.js`.
+/// `/`, `/lab`, `/player`, `/settings.js`, `/vendor/janus.js`, `/vendor/adapter.js`.
 pub(crate) fn router(hub: Arc<Hub>) -> Router {
     Router::new()
         .route("/", get(wall))
         .route("/lab", get(lab))
+        .route("/player", get(player))
         .route("/settings.js", get(settings))
         .route("/vendor/janus.js", get(janus_js))
         .route("/vendor/adapter.js", get(adapter_js))
@@ -29,6 +31,11 @@ pub(crate) fn router(hub: Arc<Hub>) -> Router {
 
 async fn wall() -> Response {
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], WALL).into_response()
+}
+
+/// The plain WHEP player (no janus.js): `/player?id=<mountpoint>[&token=…]`.
+async fn player() -> Response {
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], PLAYER).into_response()
 }
 
 async fn lab() -> Response {

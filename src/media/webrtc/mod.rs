@@ -35,8 +35,13 @@ pub(crate) mod queue;
 mod replay;
 pub mod shard;
 mod timers;
+mod tracks;
 
 pub use shard::Placement;
+use tracks::add_track_codecs;
+#[cfg(feature = "fuzzing")]
+pub(crate) use tracks::offered_mlines;
+pub use tracks::{OfferTrack, TrackPlacement};
 
 /// Why a PeerConnection could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -172,28 +177,6 @@ pub struct NewPeer {
     pub mids: mids::MidMap,
     /// The shard its `rtc` was built for.
     pub shard: Placement,
-}
-
-/// A track the gateway offers to a viewer (server-side offer).
-#[derive(Debug, Clone)]
-pub struct OfferTrack {
-    /// Audio or video.
-    pub kind: str0m::media::MediaKind,
-    /// The codec, as the source sends it.
-    pub codec: str0m::format::Codec,
-    /// The payload type, as the source sends it (kept end to end).
-    pub pt: u8,
-    /// RTP clock rate.
-    pub clock_rate: u32,
-    /// Audio channels.
-    pub channels: Option<u8>,
-    /// Codec parameters (H.264 profile and packetization mode, Opus FEC...).
-    pub format: str0m::format::FormatParams,
-    /// Stream id for a=msid.
-    pub msid: String,
-    /// The mid the peer sees for this m-line (a mountpoint's configured mid); `None`
-    /// leaves str0m's own.
-    pub mid: Option<String>,
 }
 
 /// Applies a peer's SDP (offer, answer, renegotiation) to its `Rtc`: the one guard
@@ -586,22 +569,7 @@ impl WebrtcFactory {
             // `mids`): the peer binds streams by the offer's SSRCs instead.
             config = config.set_extension_map(extensions_without_mid());
         }
-        for (i, t) in tracks.iter().enumerate() {
-            // Tracks of one codec share one payload type (see the streaming plugin's
-            // `watch`): configure it once.
-            if tracks[..i].iter().any(|o| o.pt == t.pt) {
-                continue;
-            }
-            config.codec_config().add_config(
-                t.pt.into(),
-                None,
-                t.codec,
-                str0m::media::Frequency::new(t.clock_rate)
-                    .ok_or_else(|| MediaError::Offer(format!("bad clock rate {}", t.clock_rate)))?,
-                t.channels,
-                t.format,
-            );
-        }
+        add_track_codecs(&mut config, tracks)?;
         let mut rtc = config.build(now);
         self.add_candidates(&mut rtc, shard);
         let mut change = rtc.sdp_api();

@@ -25,7 +25,7 @@ mod requests;
 pub use checks::check_configured;
 use checks::*;
 
-use crate::media::router::{track_bit, Rewriter, ViewerMedia, ViewerShared, ViewerTrack};
+use crate::media::router::{track_bit, ViewerMedia, ViewerShared, ViewerTrack};
 use mountpoint::{required_str, str_field, InfoView, Mountpoint};
 
 /// The streaming plugin's error codes.
@@ -346,6 +346,37 @@ impl Plugin for Streaming {
         })
     }
 
+    fn watch_access(
+        &self,
+        id: MountpointId,
+        bearer: Option<&str>,
+        privileged: bool,
+    ) -> Result<(), super::ViewRefusal> {
+        use super::ViewRefusal;
+        let mp = self
+            .mountpoint(id)
+            .map_err(|e| ViewRefusal::NotFound(e.into_text()))?;
+        let matches = |s: &Option<String>| {
+            s.as_deref()
+                .is_some_and(|s| crate::secret::given_eq(bearer, s))
+        };
+        if matches(&mp.secret) {
+            return Ok(());
+        }
+        if mp.pin.is_some() {
+            return match matches(&mp.pin) {
+                true => Ok(()),
+                false => Err(ViewRefusal::Forbidden("Unauthorized (wrong pin)".into())),
+            };
+        }
+        if mp.is_private && !privileged {
+            return Err(ViewRefusal::Forbidden(
+                "A private mountpoint: its secret, or the API's credentials, needed".into(),
+            ));
+        }
+        Ok(())
+    }
+
     fn viewable_video(
         &self,
         id: MountpointId,
@@ -462,6 +493,32 @@ impl Plugin for Streaming {
             event(json!({"status": "updating"})),
             Some(offer.to_json()),
         );
+    }
+
+    /// The viewer's own new offer (a WHEP player's ICE restart) was answered.
+    fn renegotiated(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        answer: Result<crate::api::Jsep, String>,
+    ) {
+        if !self.viewers.contains_key(&handle) {
+            return;
+        }
+        match answer {
+            Ok(jsep) => ctx.push_event(
+                handle,
+                None,
+                event(json!({"status": "updated"})),
+                Some(jsep.to_json()),
+            ),
+            Err(reason) => ctx.push_event(
+                handle,
+                None,
+                json!({"streaming": "event", "error_code": 461, "error": reason}),
+                None,
+            ),
+        }
     }
 
     fn setup_media(&mut self, ctx: &mut PluginCtx<'_>, handle: HandleId) {

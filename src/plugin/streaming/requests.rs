@@ -29,6 +29,9 @@ impl Streaming {
         body: &Map<String, Value>,
     ) -> Result<&Mountpoint, StreamingError> {
         let mp = self.mountpoint(id)?;
+        if Self::has_secret(mp, body) {
+            return Ok(mp);
+        }
         if let Some(pin) = &mp.pin {
             if !crate::secret::given_eq(body.get("pin").and_then(Value::as_str), pin) {
                 return Err(StreamingError::Unauthorized(
@@ -420,6 +423,9 @@ impl Streaming {
                     }
                     tracks.push(t);
                 }
+                if let Some(offer) = msg.jsep.as_ref().filter(|j| j.kind == JsepKind::Offer) {
+                    return self.watch_offer(ctx, handle, id, &chosen, &tracks, offer);
+                }
                 let (jsep, mids) = ctx
                     .create_offer(handle, &tracks)
                     .map_err(|e| StreamingError::InvalidState(e.reason))?;
@@ -429,15 +435,7 @@ impl Streaming {
                     by_track[*i] = Some(mid);
                     pts[*i] = t.pt;
                 }
-                let v = self.viewers.get_mut(&handle).expect("checked above");
-                v.mountpoint = Some(id);
-                v.mids = by_track;
-                v.pts = pts;
-                v.state = ViewerState::Offered;
-                self.mountpoints
-                    .get_mut(&id)
-                    .expect("checked above")
-                    .add_viewer(handle);
+                self.seat(handle, id, by_track, pts, ViewerState::Offered);
                 Ok((event(json!({"status": "preparing"})), Some(jsep.to_json())))
             }
             "start" => match (viewer.state, &msg.jsep) {
@@ -465,13 +463,7 @@ impl Streaming {
                             .zip(&viewer.pts)
                             .map(|((mid, m), pt)| {
                                 let video = m.codec.kind == str0m::media::MediaKind::Video;
-                                mid.map(|mid| ViewerTrack {
-                                    mid,
-                                    pt: *pt,
-                                    rewriter: Rewriter::default(),
-                                    video,
-                                    wait_keyframe: video,
-                                })
+                                mid.map(|mid| ViewerTrack::new(mid, *pt, video))
                             })
                             .collect(),
                         shared: viewer.shared.clone(),
@@ -520,6 +512,77 @@ impl Streaming {
             }
             _ => unreachable!("only called for asynchronous requests"),
         }
+    }
+
+    /// `watch` with the viewer's own offer (Cardea's extension, what WHEP players do):
+    /// answered at once, the viewer streaming as soon as its PeerConnection is up.
+    /// Tracks the offer has no room for (kind or codec) are left out.
+    fn watch_offer(
+        &mut self,
+        ctx: &mut PluginCtx<'_>,
+        handle: HandleId,
+        id: MountpointId,
+        chosen: &[usize],
+        tracks: &[crate::media::webrtc::OfferTrack],
+        offer: &crate::api::Jsep,
+    ) -> Result<(Value, Option<Value>), StreamingError> {
+        let mp = self.mountpoint(id)?;
+        let (source, enabled, count) = (mp.source, mp.enabled, mp.media.len());
+        let video: Vec<bool> = mp
+            .media
+            .iter()
+            .map(|m| m.codec.kind == str0m::media::MediaKind::Video)
+            .collect();
+        let shared = self.viewer(handle)?.shared.clone();
+        let build = |placed: &[Option<(Mid, u8)>]| -> Box<dyn MediaHandler> {
+            let mut by_track: Vec<Option<ViewerTrack>> = (0..count).map(|_| None).collect();
+            for (i, p) in chosen.iter().zip(placed) {
+                by_track[*i] = p.map(|(mid, pt)| ViewerTrack::new(mid, pt, video[*i]));
+            }
+            Box::new(ViewerMedia {
+                tracks: by_track,
+                shared: shared.clone(),
+            })
+        };
+        let (jsep, placed) = ctx
+            .accept_offer_for_tracks(handle, offer, tracks, build, vec![source])
+            .map_err(|e| StreamingError::InvalidSdp(e.reason))?;
+        let mut mids = vec![None; count];
+        let mut pts = vec![0; count];
+        for (i, p) in chosen.iter().zip(&placed) {
+            if let Some((mid, pt)) = p {
+                mids[*i] = Some(*mid);
+                pts[*i] = *pt;
+            }
+        }
+        let v = self.viewers.get_mut(&handle).expect("checked above");
+        v.shared.disabled.store(!enabled, Ordering::Relaxed);
+        self.seat(handle, id, mids, pts, ViewerState::Streaming);
+        Ok((event(json!({"status": "starting"})), Some(jsep.to_json())))
+    }
+
+    /// Makes `handle` a viewer of mountpoint `id` (both exist), its tracks on `mids`
+    /// with payload types `pts` (per mountpoint track).
+    fn seat(
+        &mut self,
+        handle: HandleId,
+        id: MountpointId,
+        mids: Vec<Option<Mid>>,
+        pts: Vec<u8>,
+        state: ViewerState,
+    ) {
+        let v = self
+            .viewers
+            .get_mut(&handle)
+            .expect("checked by the caller");
+        v.mountpoint = Some(id);
+        v.mids = mids;
+        v.pts = pts;
+        v.state = state;
+        self.mountpoints
+            .get_mut(&id)
+            .expect("checked by the caller")
+            .add_viewer(handle);
     }
 
     /// `watch` with `restart: true` on the mountpoint being watched: an ICE restart.
