@@ -135,7 +135,12 @@ impl Core {
         if let Some(t) = transaction {
             msg["transaction"] = Value::String(t.into());
         }
+        if self.reports(super::events::PLUGIN) {
+            let event = json!({"plugin": plugin, "data": data_for_events(&msg)});
+            self.emit(super::events::PLUGIN, None, Some(sid), Some(hid), event);
+        }
         if let Some(j) = jsep {
+            self.emit_jsep(sid, hid, "local", &j);
             msg["jsep"] = j;
         }
         self.deliver(sid, msg);
@@ -573,6 +578,13 @@ impl Core {
                 sid,
                 json!({"janus": "hangup", "session_id": sid.0, "sender": hid.0, "reason": reason}),
             );
+            self.emit(
+                super::events::WEBRTC,
+                Some(6),
+                Some(sid),
+                Some(hid),
+                json!({"connection": "hangup", "reason": reason}),
+            );
         }
         let package = plugins[index].info().package;
         let mut ctx = PluginCtx {
@@ -594,4 +606,10 @@ fn plausible(addr: std::net::SocketAddr) -> bool {
         std::net::IpAddr::V6(v6) => v6.is_multicast() || v6.is_unspecified(),
     };
     addr.port() != 0 && !special
+}
+
+/// A plugin event's data as event handlers get it (the client's copy, minus nothing:
+/// plugins put no credentials in their events; JSEPs go as their own events).
+fn data_for_events(msg: &Value) -> Value {
+    msg["plugindata"]["data"].clone()
 }

@@ -23,6 +23,7 @@ use crate::plugin::{Plugin, PluginCtx};
 mod admin;
 mod core;
 mod error;
+pub mod events;
 pub mod metrics;
 mod request;
 mod requests;
@@ -105,6 +106,8 @@ pub enum Output {
     Ingest(crate::plugin::IngestRequest),
     /// Stop a source.
     StopSource(SourceId),
+    /// An event for the event handlers (webhooks, NATS), to stamp and send.
+    HandlerEvent(Box<events::HandlerEvent>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,6 +206,8 @@ pub struct Core {
     next_source: u64,
     log_level: u8,
     started: Instant,
+    /// Event types reported to event handlers (Janus's bits; 0: none).
+    event_mask: u32,
 }
 
 /// The API core: sessions, handles, plugins.
@@ -221,6 +226,7 @@ impl Gateway {
     ) -> Gateway {
         let session_timeout = config.session_timeout();
         let accepting = config.general.accept_new_sessions;
+        let event_mask = config.events.mask();
         Gateway {
             core: Core {
                 config,
@@ -240,6 +246,7 @@ impl Gateway {
                 next_source: 1,
                 log_level: 4,
                 started: now,
+                event_mask,
             },
             plugins,
         }
@@ -409,6 +416,13 @@ impl Gateway {
         for (sid, idle) in expired {
             if idle {
                 tracing::info!(session = %sid, "session timed out");
+                self.core.emit(
+                    events::SESSION,
+                    None,
+                    Some(sid),
+                    None,
+                    json!({"name": "timeout"}),
+                );
                 let msg = json!({"janus": "timeout", "session_id": sid.0});
                 match self.core.sessions.get(&sid).map(|s| s.owner) {
                     Some(Owner::Websocket(conn)) => {
@@ -532,6 +546,18 @@ impl Gateway {
                     sid,
                     json!({"janus": "webrtcup", "session_id": sid.0, "sender": handle.0}),
                 );
+                let (s, h) = (Some(sid), Some(handle));
+                self.core
+                    .emit(events::WEBRTC, Some(1), s, h, json!({"ice": "connected"}));
+                self.core
+                    .emit(events::WEBRTC, Some(5), s, h, json!({"dtls": "connected"}));
+                self.core.emit(
+                    events::WEBRTC,
+                    Some(6),
+                    s,
+                    h,
+                    json!({"connection": "webrtcup"}),
+                );
                 self.call_plugin(index, now, |p, ctx| p.setup_media(ctx, handle));
             }
             MediaEvent::Receiving {
@@ -546,6 +572,13 @@ impl Gateway {
                 };
                 if h.pc.as_ref().is_some_and(|pc| pc.peer == peer) {
                     let sid = h.session;
+                    self.core.emit(
+                        events::MEDIA,
+                        Some(1),
+                        Some(sid),
+                        Some(handle),
+                        json!({"media": kind, "mid": mid, "receiving": receiving}),
+                    );
                     self.core.deliver(
                         sid,
                         json!({"janus": "media", "session_id": sid.0, "sender": handle.0,

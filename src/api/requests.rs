@@ -155,6 +155,17 @@ impl Gateway {
             },
         );
         tracing::info!(session = %id, transport = ?origin.transport, "session created");
+        let transport = match origin.conn {
+            Some(_) => "janus.transport.websockets",
+            None => "janus.transport.http",
+        };
+        self.core.emit(
+            events::SESSION,
+            None,
+            Some(id),
+            None,
+            json!({"name": "created", "transport": {"transport": transport}}),
+        );
         Ok(json!({"janus": "success", "transaction": req.transaction, "data": {"id": id.0}}))
     }
 
@@ -214,6 +225,14 @@ impl Gateway {
             s.handles.insert(hid);
         }
         tracing::info!(session = %sid, handle = %hid, plugin = name, "handle attached");
+        let opaque_id = self.core.handles[&hid].opaque_id.clone();
+        self.core.emit(
+            events::HANDLE,
+            None,
+            Some(sid),
+            Some(hid),
+            json!({"name": "attached", "plugin": name, "opaque_id": opaque_id}),
+        );
         Ok(
             json!({"janus": "success", "session_id": sid.0, "transaction": req.transaction, "data": {"id": hid.0}}),
         )
@@ -237,6 +256,9 @@ impl Gateway {
         };
         let index = self.core.handles[&hid].plugin;
         let package = self.plugins[index].info().package;
+        if let Some(j) = &jsep {
+            self.core.emit_jsep(sid, hid, "remote", &j.to_json());
+        }
         let msg = PluginMessage {
             handle: hid,
             transaction: req.transaction.clone(),
@@ -288,6 +310,14 @@ impl Gateway {
             self.core.hangup(now, &mut self.plugins, hid, "Detach");
         }
         self.call_plugin(index, now, |p, ctx| p.destroy_session(ctx, hid));
+        let plugin = self.plugins[index].info().package;
+        self.core.emit(
+            events::HANDLE,
+            None,
+            Some(sid),
+            Some(hid),
+            json!({"name": "detached", "plugin": plugin}),
+        );
         self.core.handles.remove(&hid);
         if let Some(s) = self.core.sessions.get_mut(&sid) {
             s.handles.remove(&hid);
@@ -322,5 +352,12 @@ impl Gateway {
             }
         }
         tracing::info!(session = %sid, "session destroyed");
+        self.core.emit(
+            events::SESSION,
+            None,
+            Some(sid),
+            None,
+            json!({"name": "destroyed"}),
+        );
     }
 }

@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod events;
 mod media;
 
+pub use events::{EventsConfig, NatsConfig, WebhookConfig};
 pub use media::{IceServerConfig, MediaConfig};
 
 /// The whole gateway configuration.
@@ -34,6 +36,8 @@ pub struct Config {
     pub sip: SipConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Janus-style event handlers: webhooks and NATS.
+    pub events: EventsConfig,
 }
 
 /// `[metrics]`
@@ -567,6 +571,9 @@ impl Config {
         }
         if let Some((key, problem)) = self.media.problem() {
             return Err(invalid(key, problem));
+        }
+        if let Some((key, problem)) = self.events.problem() {
+            return Err(invalid(key, &problem));
         }
         if let Some((key, problem)) = self.web.phone.problem() {
             return Err(invalid(key, problem));

@@ -10,6 +10,7 @@
 //! transports (`crate::transport`) reach the gateway only through the hub.
 
 mod config_file;
+pub mod events;
 mod streaming_io;
 pub use streaming_io::HostIo;
 
@@ -39,6 +40,8 @@ use crate::transport::{bind_tcp, http, metrics, snapshot, spawn_serve, web, whep
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// How long clients get to take their `hangup` events before the listeners close.
 const EVENTS_FLUSH: Duration = Duration::from_millis(300);
+/// Longest wait at shutdown for the event handlers to take the last events.
+const EVENTS_FLUSH_MAX: Duration = Duration::from_secs(2);
 
 /// How a running source is stopped.
 enum SourceTask {
@@ -93,6 +96,8 @@ pub struct Hub {
     pub(crate) config: Config,
     /// Flips to true on shutdown; long polls and WebSockets watch it.
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// The event handlers (webhooks, NATS), when configured.
+    pub(crate) event_sink: Option<events::EventSink>,
 }
 
 impl Hub {
@@ -106,6 +111,28 @@ impl Hub {
             self.route(out);
         }
         r
+    }
+
+    /// A core event (Janus type 256): 1 startup, 2 shutdown.
+    fn core_event(&self, subtype: u32, event: serde_json::Value) {
+        if let Some(sink) = &self.event_sink {
+            if self.config.events.mask() & crate::api::events::CORE != 0 {
+                sink.send(&crate::api::events::core_event(subtype, event));
+            }
+        }
+    }
+
+    /// Waits (at most `limit`) until the event handlers' queues are empty.
+    async fn flush_events(&self, limit: Duration) {
+        let Some(sink) = &self.event_sink else { return };
+        let step = Duration::from_millis(20);
+        let mut waited = Duration::ZERO;
+        while waited < limit && sink.counters.sinks.iter().any(|(_, c)| c.queued() > 0) {
+            tokio::time::sleep(step).await;
+            waited += step;
+        }
+        // The last batch's POST or publish.
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
     /// Carries out a plugin's request of the ingest side.
@@ -195,6 +222,11 @@ impl Hub {
                     f(level);
                 }
             }
+            Output::HandlerEvent(e) => {
+                if let Some(sink) = &self.event_sink {
+                    sink.send(&e);
+                }
+            }
         }
     }
 
@@ -281,6 +313,9 @@ impl Running {
     /// [`Running::shutdown`] with another bound on the wait for SIP peers.
     pub async fn shutdown_within(mut self, grace: Duration) {
         self.drain(grace).await;
+        self.hub
+            .core_event(2, serde_json::json!({"status": "shutdown"}));
+        self.hub.flush_events(EVENTS_FLUSH_MAX).await;
         let _ = self.shutdown.send(true);
         for (_, task) in lock(&self.hub.sources).drain() {
             match task {
@@ -431,6 +466,8 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
     let (ingest_tx, mut ingest_rx) = mpsc::channel(EVENT_QUEUE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (sip_tx, sip_rx) = mpsc::channel(crate::ingest::sip::driver::COMMAND_QUEUE);
+    let mut tasks = JoinSet::new();
+    let event_sink = events::EventSink::start(&config.events, &mut tasks, shutdown_rx.clone());
     let hub = Arc::new(Hub {
         gateway: Mutex::new(gateway),
         clock: opts.clock.clone(),
@@ -446,9 +483,9 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         snapshots: Default::default(),
         config: config.clone(),
         shutdown: shutdown_rx.clone(),
+        event_sink,
     });
 
-    let mut tasks = JoinSet::new();
     if let Err(message) = hub.with_gateway(|g, now| g.init_plugins(now)) {
         return Err(StartError::Plugin(message));
     }
@@ -627,6 +664,13 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             shutdown_rx.clone(),
         );
     }
+    hub.core_event(
+        1,
+        serde_json::json!({"status": "started", "info": {
+            "name": config.general.server_name, "version": env!("CARGO_PKG_VERSION"),
+            "http": running.http, "websocket": running.ws, "media": running.media_addrs,
+        }}),
+    );
     Ok(running)
 }
 

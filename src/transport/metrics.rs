@@ -44,6 +44,7 @@ async fn scrape(State(hub): State<Arc<Hub>>, headers: HeaderMap) -> Response {
         }
     }
     let mut m = hub.with_gateway(|g, now| g.metrics(now));
+    event_metrics(&hub, &mut m);
     process_metrics(&mut m);
     match encode(m) {
         Ok(text) => (
@@ -90,6 +91,38 @@ impl Collector for Snapshot {
             }
         }
         Ok(())
+    }
+}
+
+/// The event handlers' queues and what they sent and dropped, per sink.
+fn event_metrics(hub: &Hub, m: &mut Metrics) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let Some(sink) = &hub.event_sink else { return };
+    let sinks = &sink.counters.sinks;
+    let f = m.gauge(
+        "cardea_events_queued",
+        "Events waiting for an event handler, per sink.",
+    );
+    for (name, c) in sinks {
+        f.with(&[("sink", name)], c.queued() as f64);
+    }
+    let f = m.counter(
+        "cardea_events_sent",
+        "Events an event handler took, per sink.",
+    );
+    for (name, c) in sinks {
+        f.with(&[("sink", name)], c.sent.load(Relaxed) as f64);
+    }
+    let f = m.counter(
+        "cardea_events_dropped",
+        "Events dropped: a sink's queue full or its retries spent.",
+    );
+    for (name, c) in sinks {
+        f.with(&[("sink", name)], c.dropped.load(Relaxed) as f64);
+    }
+    let f = m.counter("cardea_events_failures", "Webhook attempts that failed.");
+    for (name, c) in sinks {
+        f.with(&[("sink", name)], c.failures.load(Relaxed) as f64);
     }
 }
 
