@@ -72,14 +72,20 @@ impl Gateway {
         bearer: Option<&str>,
         offer: &str,
     ) -> Result<WhepViewer, WhepError> {
-        let id = mountpoint
-            .parse::<u64>()
-            .map(MountpointId)
-            .map_err(|_| WhepError::NotFound(format!("No such mountpoint {mountpoint:?}")))?;
         let credentials = credentials(bearer);
         let g = &self.core.config.general;
         let api_protected = !g.api_secret.is_empty() || g.token_auth;
         let api_ok = self.core.check_auth(&credentials).is_ok();
+        // First, so a stranger learns nothing of which mountpoints exist.
+        if !api_ok {
+            return Err(WhepError::Unauthorized(
+                "The API's credential (api_secret or a token) is needed".into(),
+            ));
+        }
+        let id = mountpoint
+            .parse::<u64>()
+            .map(MountpointId)
+            .map_err(|_| WhepError::NotFound("No such mountpoint".into()))?;
         let index = self
             .plugin_index(STREAMING)
             .map_err(|e| WhepError::NotFound(e.reason))?;
@@ -91,11 +97,6 @@ impl Gateway {
                 ViewRefusal::Forbidden(t) => WhepError::Unauthorized(t),
                 ViewRefusal::NotYet(t) => WhepError::Unavailable(t),
             })?;
-        if !api_ok {
-            return Err(WhepError::Unauthorized(
-                "The API's credential (api_secret or a token) is needed".into(),
-            ));
-        }
 
         let origin = client.map_or(Origin::HTTP, Origin::http_from);
         let mut create = credentials.clone();
