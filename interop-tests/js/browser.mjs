@@ -120,7 +120,7 @@ try {
         result.restartedAtMs = Date.now() - t0;
         result.restartOk = await page.evaluate(() => window.whep.restart());
       }
-      result.whep = await page.evaluate(() => ({ patches: window.whep.patches, sent: window.whep.sent, restarts: window.whep.restarts, iceServers: window.whep.iceServers, etag: window.whep.etag }));
+      result.whep = await page.evaluate(() => ({ patches: window.whep.patches, sent: window.whep.sent, restarts: window.whep.restarts, timings: window.whep.timings, iceServers: window.whep.iceServers, etag: window.whep.etag }));
     }
     // The browser's ICE username fragment over time: an ICE restart changes it.
     const ufrag = s.localSdp && (s.localSdp.match(/a=ice-ufrag:(\S+)/) || [])[1];

@@ -37,10 +37,10 @@ async fn chromium_plays_trickles_restarts_ice_and_leaves_by_whep() {
     }
     let r: Value = browser.await.unwrap().unwrap();
     println!(
-        "whep chromium: {} frames, {} audio packets, first frame {} ms, patches {}, restart {} at {} ms, ufrags {}, DELETE {}",
+        "whep chromium: {} frames, {} audio packets, timings {}, patches {}, restart {} at {} ms, ufrags {}, DELETE {}",
         r["framesDecoded"],
         r["audioPacketsReceived"],
-        r["firstFrameMs"],
+        r["whep"]["timings"],
         r["whep"]["patches"],
         r["restartOk"],
         r["restartedAtMs"],
