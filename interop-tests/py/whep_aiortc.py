@@ -65,8 +65,10 @@ async def main():
     result["etag"] = headers.get("ETag")
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     start = time.monotonic()
+    result["timeline"] = []
     while time.monotonic() - start < seconds:
         await asyncio.sleep(0.5)
+        result["timeline"].append([round(time.monotonic() - start, 1), result["frames"]])
     result["connection"] = pc.connectionState
     result["delete_status"], _, _ = request("DELETE", location, headers=auth)
     result["delete_again_status"], _, _ = request("DELETE", location, headers=auth)

@@ -221,12 +221,14 @@ impl Core {
     /// A PeerConnection from a peer's offer to receive `tracks` (see
     /// `WebrtcFactory::accept_offer_for_tracks`); `media` builds its handler from
     /// where each track went. Returns the answer and that placement.
+    #[allow(clippy::too_many_arguments)] // the request's parts, one each, as the plugin gives them
     pub(crate) fn accept_offer_for_tracks(
         &mut self,
         now: Instant,
         hid: HandleId,
         offer: &Jsep,
         tracks: &[OfferTrack],
+        flow: crate::media::webrtc::TrackFlow,
         media: impl FnOnce(&[Option<(Mid, u8)>]) -> Box<dyn MediaHandler>,
         subscriptions: Vec<SourceId>,
     ) -> Result<(Jsep, crate::media::webrtc::TrackPlacement), ApiError> {
@@ -234,7 +236,7 @@ impl Core {
         let shard = self.webrtc.place();
         let (rtc, answer, placed) = self
             .webrtc
-            .accept_offer_for_tracks(now, &offer.sdp, tracks, &shard)
+            .accept_offer_for_tracks(now, &offer.sdp, tracks, flow, &shard)
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, e.to_string()))?;
         self.start_peer(hid, rtc, media(&placed), subscriptions, shard)?;
         let answer = Jsep {

@@ -36,6 +36,9 @@ pub enum WhepError {
     /// Limits reached or the gateway not taking sessions (503).
     #[error("{0}")]
     Unavailable(String),
+    /// The mountpoint has a publisher already (409).
+    #[error("{0}")]
+    Conflict(String),
     /// `If-Match` names another `ETag` (412).
     #[error("{0}")]
     PreconditionFailed(String),
@@ -62,6 +65,15 @@ pub enum WhepPatch {
     Restarting(SessionId),
 }
 
+/// Which end of a mountpoint an HTTP-signalled peer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// WHEP: it watches.
+    Viewer,
+    /// WHIP: it publishes (a `webrtc` mountpoint).
+    Publisher,
+}
+
 impl Gateway {
     /// A WHEP `POST`: a viewer of `mountpoint` from the player's `offer`.
     pub fn whep_start(
@@ -71,6 +83,33 @@ impl Gateway {
         mountpoint: &str,
         bearer: Option<&str>,
         offer: &str,
+    ) -> Result<WhepViewer, WhepError> {
+        self.http_peer_start(now, client, mountpoint, bearer, offer, Role::Viewer)
+    }
+
+    /// A WHIP `POST`: the publisher of `webrtc` mountpoint `mountpoint` from its
+    /// `offer`. The bearer must be the mountpoint's secret or the streaming admin key
+    /// (and the API's credential, when it has one). `PATCH`/`DELETE` of its resource are
+    /// [`Self::whep_patch`]/[`Self::whep_stop`]: the same kind of resource.
+    pub fn whip_start(
+        &mut self,
+        now: Instant,
+        client: Option<IpAddr>,
+        mountpoint: &str,
+        bearer: Option<&str>,
+        offer: &str,
+    ) -> Result<WhepViewer, WhepError> {
+        self.http_peer_start(now, client, mountpoint, bearer, offer, Role::Publisher)
+    }
+
+    fn http_peer_start(
+        &mut self,
+        now: Instant,
+        client: Option<IpAddr>,
+        mountpoint: &str,
+        bearer: Option<&str>,
+        offer: &str,
+        role: Role,
     ) -> Result<WhepViewer, WhepError> {
         let credentials = credentials(bearer);
         let g = &self.core.config.general;
@@ -89,14 +128,20 @@ impl Gateway {
         let index = self
             .plugin_index(STREAMING)
             .map_err(|e| WhepError::NotFound(e.reason))?;
-        let plugin = &self.plugins[index];
-        crate::contain::contain(|| plugin.watch_access(id, bearer, api_protected && api_ok))
+        {
+            let plugin = &self.plugins[index];
+            let privileged = api_protected && api_ok;
+            crate::contain::contain(|| match role {
+                Role::Viewer => plugin.watch_access(id, bearer, privileged),
+                Role::Publisher => plugin.publish_access(id, bearer),
+            })
             .unwrap_or_else(|panic| Err(ViewRefusal::NotFound(format!("internal error: {panic}"))))
             .map_err(|r| match r {
                 ViewRefusal::NotFound(t) => WhepError::NotFound(t),
                 ViewRefusal::Forbidden(t) => WhepError::Unauthorized(t),
                 ViewRefusal::NotYet(t) => WhepError::Unavailable(t),
             })?;
+        }
 
         let origin = client.map_or(Origin::HTTP, Origin::http_from);
         let mut create = credentials.clone();
@@ -110,7 +155,14 @@ impl Gateway {
         if let Some(s) = self.core.sessions.get_mut(&sid) {
             s.owner = Owner::Internal;
         }
-        let started = self.whep_watch(now, origin, sid, id, &credentials, offer);
+        let bearer_value = bearer.map_or(Value::Null, |b| json!(b));
+        let request = match role {
+            Role::Viewer => json!({"request": "watch", "id": id.0, "pin": bearer_value,
+                                   "secret": bearer_value}),
+            Role::Publisher => json!({"request": "publish", "id": id.0, "secret": bearer_value,
+                                      "admin_key": bearer_value}),
+        };
+        let started = self.offer_request(now, origin, sid, request, &credentials, offer);
         match started {
             Ok((hid, answer)) => {
                 let resource = format!("{:032x}", rand::random::<u128>());
@@ -124,7 +176,7 @@ impl Gateway {
                     etag: etag.clone(),
                 };
                 self.core.whep.insert(resource.clone(), viewer);
-                tracing::info!(session = %sid, handle = %hid, mountpoint = %id, "WHEP viewer started");
+                tracing::info!(session = %sid, handle = %hid, mountpoint = %id, ?role, "WHEP/WHIP peer started");
                 Ok(WhepViewer {
                     resource,
                     answer,
@@ -139,13 +191,14 @@ impl Gateway {
         }
     }
 
-    /// Attach and `watch` with the offer in the internal session `sid`.
-    fn whep_watch(
+    /// Attach and send `request` (`watch` or `publish`) with the offer in the internal
+    /// session `sid`.
+    fn offer_request(
         &mut self,
         now: Instant,
         origin: Origin,
         sid: SessionId,
-        id: MountpointId,
+        request: Value,
         credentials: &Map<String, Value>,
         offer: &str,
     ) -> Result<(HandleId, String), WhepError> {
@@ -166,11 +219,7 @@ impl Gateway {
         let mut watch = credentials.clone();
         watch.insert("janus".into(), json!("message"));
         watch.insert("transaction".into(), json!("whep"));
-        let bearer = credentials.get("token").cloned().unwrap_or(Value::Null);
-        watch.insert(
-            "body".into(),
-            json!({"request": "watch", "id": id.0, "pin": bearer, "secret": bearer}),
-        );
+        watch.insert("body".into(), request);
         watch.insert("jsep".into(), json!({"type": "offer", "sdp": offer}));
         let handle = Target {
             session: Some(sid),
@@ -202,7 +251,8 @@ impl Gateway {
                 return Err(match code {
                     455 => WhepError::NotFound(text),
                     457 => WhepError::Unauthorized(text),
-                    461 | 454 | 453 => WhepError::BadRequest(text),
+                    452 | 453 | 454 | 461 => WhepError::BadRequest(text),
+                    460 => WhepError::Conflict(text),
                     _ => WhepError::Unavailable(text),
                 });
             }

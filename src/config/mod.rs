@@ -315,6 +315,8 @@ pub struct HttpConfig {
     pub header_read_timeout_seconds: u64,
     /// WHEP endpoints on the main listener (`<whep_path>/<mountpoint id>`); "" = off.
     pub whep_path: String,
+    /// WHIP endpoints (publishers into `webrtc` mountpoints); "" = off.
+    pub whip_path: String,
 }
 
 /// `[websocket]`
@@ -435,6 +437,7 @@ impl Default for HttpConfig {
             max_connections_per_client: 256,
             header_read_timeout_seconds: 10,
             whep_path: "/whep".into(),
+            whip_path: "/whip".into(),
         }
     }
 }
@@ -552,21 +555,23 @@ impl Config {
                 return Err(invalid(key, "must start with '/' and not end with '/'"));
             }
         }
-        let whep = &self.http.whep_path;
-        if !whep.is_empty() {
-            if !whep.starts_with('/') || whep.len() < 2 || whep.ends_with('/') {
+        for (key, path) in [
+            ("http.whep_path", &self.http.whep_path),
+            ("http.whip_path", &self.http.whip_path),
+        ] {
+            if path.is_empty() {
+                continue;
+            }
+            if !path.starts_with('/') || path.len() < 2 || path.ends_with('/') {
                 return Err(invalid(
-                    "http.whep_path",
-                    "must start with '/' and not end with '/' (or be \"\" to turn WHEP off)",
+                    key,
+                    "must start with '/' and not end with '/' (or be \"\" to turn it off)",
                 ));
             }
-            if [&self.http.base_path, &self.http.admin_base_path].contains(&whep)
-                || ["/lab", "/snapshot", "/vendor", "/metrics"].contains(&whep.as_str())
-            {
-                return Err(invalid(
-                    "http.whep_path",
-                    "is a path the gateway already serves",
-                ));
+            let taken = [&self.http.base_path, &self.http.admin_base_path].contains(&path)
+                || ["/lab", "/snapshot", "/vendor", "/metrics", "/player"].contains(&path.as_str());
+            if taken || (key == "http.whip_path" && *path == self.http.whep_path) {
+                return Err(invalid(key, "is a path the gateway already serves"));
             }
         }
         if let Some((key, problem)) = self.media.problem() {

@@ -14,6 +14,9 @@ use super::source::SourcePacket;
 pub trait MediaHandler: Send {
     /// A frame arrived from the peer (Janus's `incoming_rtp`).
     fn incoming_media(&mut self, out: &mut MediaOut<'_>, data: &MediaData);
+    /// An RTP packet arrived from the peer (RTP-mode peers only: a publisher's media,
+    /// forwarded as it came).
+    fn incoming_rtp(&mut self, _out: &mut MediaOut<'_>, _packet: &str0m::rtp::RtpPacket) {}
     /// The peer asked for a keyframe on media we send it (PLI or FIR).
     fn keyframe_request(&mut self, _out: &mut MediaOut<'_>, _req: &KeyframeRequest) {}
     /// A packet from a source this peer subscribes to (Janus's `relay_rtp` from a mountpoint).
@@ -113,6 +116,17 @@ impl MediaOut<'_> {
             // Fails only when `mid` receives nothing yet: then there is nothing to refresh.
             let _ = writer.request_keyframe(None, kind);
         }
+    }
+
+    /// [`Self::request_keyframe`] for RTP-mode peers (a publisher), whose str0m has no
+    /// frame writer: an RTCP PLI on the stream received on `mid`.
+    pub fn request_rtp_keyframe(&mut self, mid: Mid) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(rx) = api.stream_rx_by_mid(mid, None) else {
+            return false;
+        };
+        rx.request_keyframe(KeyframeRequestKind::Pli);
+        true
     }
 
     /// Caps what the peer sends us on `mid` with a REMB (Janus's `send_remb`).

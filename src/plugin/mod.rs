@@ -54,6 +54,16 @@ pub enum IngestRequest {
         /// Connection state the plugin reads.
         status: std::sync::Arc<crate::ingest::rtsp::RtspStatus>,
     },
+    /// A WebRTC publisher (WHIP) feeds source `id`: forward its `packets` to the media
+    /// engine, and route the viewers' keyframe requests for `id` to `keyframes`.
+    StartWebrtcSource {
+        /// The source's id.
+        id: crate::ids::SourceId,
+        /// What the publisher's PeerConnection receives.
+        packets: tokio::sync::mpsc::Receiver<crate::media::source::SourcePacket>,
+        /// Where keyframe requests for the source go (the publisher's handler).
+        keyframes: tokio::sync::mpsc::Sender<u8>,
+    },
     /// A command for the SIP user agent (boxed: the largest by far, and not per packet).
     Sip(Box<crate::ingest::sip::SipCommand>),
 }
@@ -135,6 +145,15 @@ pub trait Plugin: Send {
         _privileged: bool,
     ) -> Result<(), ViewRefusal> {
         Err(ViewRefusal::NotFound("nothing to watch here".into()))
+    }
+    /// For publishers over HTTP signalling (WHIP): whether `bearer` lets it publish
+    /// into `id` (checked before its offer is even read).
+    fn publish_access(
+        &self,
+        _id: crate::ids::MountpointId,
+        _bearer: Option<&str>,
+    ) -> Result<(), ViewRefusal> {
+        Err(ViewRefusal::NotFound("nothing to publish to here".into()))
     }
     /// A camera added by URL alone was described: its tracks, and what is not offered.
     fn source_tracks(
@@ -219,11 +238,19 @@ impl PluginCtx<'_> {
         handle: HandleId,
         offer: &Jsep,
         tracks: &[crate::media::webrtc::OfferTrack],
+        flow: crate::media::webrtc::TrackFlow,
         media: impl FnOnce(&[Option<(Mid, u8)>]) -> Box<dyn MediaHandler>,
         subscriptions: Vec<crate::api::SourceId>,
     ) -> Result<(Jsep, crate::media::webrtc::TrackPlacement), ApiError> {
-        self.core
-            .accept_offer_for_tracks(self.now, handle, offer, tracks, media, subscriptions)
+        self.core.accept_offer_for_tracks(
+            self.now,
+            handle,
+            offer,
+            tracks,
+            flow,
+            media,
+            subscriptions,
+        )
     }
 
     /// Like [`Self::accept_offer`] for a call's browser leg: audio only, with the
@@ -292,6 +319,21 @@ impl PluginCtx<'_> {
             counters,
         });
         id
+    }
+
+    /// Connects a WebRTC publisher's packets to source `id` (see
+    /// [`IngestRequest::StartWebrtcSource`]).
+    pub fn start_webrtc_source(
+        &mut self,
+        id: crate::api::SourceId,
+        packets: tokio::sync::mpsc::Receiver<crate::media::source::SourcePacket>,
+        keyframes: tokio::sync::mpsc::Sender<u8>,
+    ) {
+        self.core.ingest(IngestRequest::StartWebrtcSource {
+            id,
+            packets,
+            keyframes,
+        });
     }
 
     /// Starts the built-in demo source (test pattern and tone); it encodes only while

@@ -161,6 +161,29 @@ impl Hub {
                 ));
                 lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
             }
+            IngestRequest::StartWebrtcSource {
+                id,
+                mut packets,
+                keyframes,
+            } => {
+                let _ = self.media.command(MediaCommand::KeyframeRequests {
+                    source: id,
+                    tx: keyframes,
+                });
+                let media = self.media.clone();
+                // Ends with the publisher (its handler holds the sender).
+                let task = tokio::spawn(async move {
+                    while let Some(p) = packets.recv().await {
+                        if media.packet(p).is_err() {
+                            break;
+                        }
+                    }
+                });
+                let old = lock(&self.sources).insert(id, SourceTask::Task(task.abort_handle()));
+                if let Some(SourceTask::Task(t)) = old {
+                    t.abort();
+                }
+            }
             IngestRequest::StartDemo {
                 id,
                 viewers,
@@ -605,7 +628,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
         if config.web.enabled {
             router = router.merge(web::router(hub.clone()));
         }
-        if !h.whep_path.is_empty() {
+        if !h.whep_path.is_empty() || !h.whip_path.is_empty() {
             router = router.merge(whep::router(hub.clone()));
         }
         running.http = Some(addr);

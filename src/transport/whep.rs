@@ -36,25 +36,64 @@ const RESTART_WAIT: Duration = Duration::from_secs(5);
 /// How long a body may take to arrive.
 const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The routes at `http.whep_path`.
+/// The routes at `http.whep_path` and `http.whip_path` (each "" = off).
 pub(crate) fn router(hub: Arc<Hub>) -> Router {
-    let base = hub.config.http.whep_path.clone();
-    Router::new()
-        .route(&format!("{base}/{{id}}"), post(start).options(preflight))
-        .route(
-            &format!("{base}/{{id}}/{{resource}}"),
-            axum::routing::patch(patch).delete(stop).options(preflight),
-        )
+    let mut router = Router::new();
+    let http = &hub.config.http;
+    for (base, start) in [(&http.whep_path, Role::Whep), (&http.whip_path, Role::Whip)] {
+        if base.is_empty() {
+            continue;
+        }
+        let post_handler = match start {
+            Role::Whep => post(start_whep),
+            Role::Whip => post(start_whip),
+        };
+        router = router
+            .route(&format!("{base}/{{id}}"), post_handler.options(preflight))
+            .route(
+                &format!("{base}/{{id}}/{{resource}}"),
+                axum::routing::patch(patch).delete(stop).options(preflight),
+            );
+    }
+    router
         .layer(middleware::from_fn_with_state(hub.clone(), cors))
         .with_state(hub)
 }
 
-async fn start(
+/// A viewer (WHEP) or a publisher (WHIP).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Whep,
+    Whip,
+}
+
+async fn start_whep(
     State(hub): State<Arc<Hub>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
+) -> Response {
+    start(hub, peer, id, headers, body, Role::Whep).await
+}
+
+async fn start_whip(
+    State(hub): State<Arc<Hub>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    start(hub, peer, id, headers, body, Role::Whip).await
+}
+
+async fn start(
+    hub: Arc<Hub>,
+    peer: SocketAddr,
+    id: String,
+    headers: HeaderMap,
+    body: Body,
+    role: Role,
 ) -> Response {
     if !content_type_is(&headers, SDP) {
         return text(
@@ -70,13 +109,18 @@ async fn start(
         return text(StatusCode::BAD_REQUEST, "the offer is not UTF-8");
     };
     let bearer = bearer(&headers);
-    let started = hub
-        .with_gateway(|g, now| g.whep_start(now, Some(peer.ip()), &id, bearer.as_deref(), offer));
+    let started = hub.with_gateway(|g, now| match role {
+        Role::Whep => g.whep_start(now, Some(peer.ip()), &id, bearer.as_deref(), offer),
+        Role::Whip => g.whip_start(now, Some(peer.ip()), &id, bearer.as_deref(), offer),
+    });
     let v = match started {
         Ok(v) => v,
         Err(e) => return refusal(e, bearer.is_some()),
     };
-    let base = &hub.config.http.whep_path;
+    let base = match role {
+        Role::Whep => &hub.config.http.whep_path,
+        Role::Whip => &hub.config.http.whip_path,
+    };
     let mut resp = (StatusCode::CREATED, v.answer).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
@@ -215,6 +259,7 @@ fn refusal(e: WhepError, had_credential: bool) -> Response {
         WhepError::BadRequest(_) => StatusCode::BAD_REQUEST,
         WhepError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         WhepError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+        WhepError::Conflict(_) => StatusCode::CONFLICT,
     };
     let mut resp = text(status, &e.to_string());
     if status == StatusCode::UNAUTHORIZED {

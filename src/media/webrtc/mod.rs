@@ -41,7 +41,7 @@ pub use shard::Placement;
 use tracks::add_track_codecs;
 #[cfg(feature = "fuzzing")]
 pub(crate) use tracks::offered_mlines;
-pub use tracks::{OfferTrack, TrackPlacement};
+pub use tracks::{OfferTrack, TrackFlow, TrackPlacement};
 
 /// Why a PeerConnection could not be set up.
 #[derive(Debug, thiserror::Error)]

@@ -178,6 +178,13 @@ pub(super) fn handle_event(
             };
             p.handler.incoming_media(&mut out, &data);
         }
+        Event::RtpPacket(packet) => {
+            let mut out = MediaOut {
+                rtc: &mut p.rtc,
+                source_keyframes: &mut p.source_keyframes,
+            };
+            p.handler.incoming_rtp(&mut out, &packet);
+        }
         Event::KeyframeRequest(req) => {
             p.counters.keyframe_requests.fetch_add(1, Ordering::Relaxed);
             let mut out = MediaOut {

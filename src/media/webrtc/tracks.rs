@@ -32,6 +32,15 @@ pub struct OfferTrack {
     pub mid: Option<String>,
 }
 
+/// Which way a peer's tracks go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackFlow {
+    /// A viewer: we send the source's tracks to the peer.
+    ToPeer,
+    /// A publisher: the peer sends them to us (WHIP).
+    FromPeer,
+}
+
 /// Where each track offered to a peer went in its PeerConnection: its mid and payload
 /// type, or `None` when the peer's offer had no room for it.
 pub type TrackPlacement = Vec<Option<(str0m::media::Mid, u8)>>;
@@ -93,6 +102,7 @@ impl WebrtcFactory {
         now: Instant,
         offer: &str,
         tracks: &[OfferTrack],
+        flow: TrackFlow,
         shard: &Placement,
     ) -> Result<(Rtc, String, TrackPlacement), MediaError> {
         let lines = offered_mlines(offer);
@@ -114,7 +124,11 @@ impl WebrtcFactory {
                 let Some(media) = rtc.media(mid) else {
                     continue;
                 };
-                if !media.direction().is_sending() {
+                let fits = match flow {
+                    TrackFlow::ToPeer => media.direction().is_sending(),
+                    TrackFlow::FromPeer => media.direction().is_receiving(),
+                };
+                if !fits {
                     continue;
                 }
                 let agreed = media.remote_pts().iter().find_map(|pt| {

@@ -57,8 +57,9 @@ pub(super) fn check_body(
         "demo" => Ok(Vec::new()),
         "rtsp" => Mountpoint::parse_rtsp(body, &settings.rtsp_allow).map(|_| Vec::new()),
         "rtp" => Ok(mountpoint::plan_media(body)?.fixed_ports()),
+        "webrtc" => mountpoint::plan_media(body).map(|_| Vec::new()),
         kind => Err(StreamingError::InvalidElement(format!(
-            "Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"
+            "Unsupported mountpoint type '{kind}' (rtp, rtsp, webrtc or demo, for now)"
         ))),
     }
 }

@@ -20,6 +20,8 @@ use crate::ingest::rtp::SourceCounters;
 mod checks;
 pub mod io;
 mod mountpoint;
+mod offers;
+mod publisher;
 mod requests;
 
 pub use checks::check_configured;
@@ -131,6 +133,8 @@ struct Viewer {
     /// Its PeerConnection came up (`started` was pushed): resuming answers `started`.
     started: bool,
     shared: Arc<ViewerShared>,
+    /// The `webrtc` mountpoint this handle publishes to (WHIP), if any.
+    publishing: Option<MountpointId>,
 }
 
 /// Where an ICE restart stands.
@@ -283,6 +287,7 @@ impl Plugin for Streaming {
                 restart: None,
                 started: false,
                 shared: Arc::new(ViewerShared::default()),
+                publishing: None,
             },
         );
         Ok(())
@@ -316,7 +321,7 @@ impl Plugin for Streaming {
                 }
                 PluginResult::OkWait(None)
             }
-            "watch" | "start" | "pause" | "configure" | "switch" | "stop" => {
+            "watch" | "start" | "pause" | "configure" | "switch" | "stop" | "publish" => {
                 let tx = Some(msg.transaction.as_str());
                 match self.async_request(ctx, msg.handle, &request, &msg) {
                     Ok((data, jsep)) => ctx.push_event(msg.handle, tx, data, jsep),
@@ -375,6 +380,30 @@ impl Plugin for Streaming {
             ));
         }
         Ok(())
+    }
+
+    fn publish_access(
+        &self,
+        id: MountpointId,
+        bearer: Option<&str>,
+    ) -> Result<(), super::ViewRefusal> {
+        use super::ViewRefusal;
+        let mp = self
+            .mountpoint(id)
+            .map_err(|e| ViewRefusal::NotFound(e.into_text()))?;
+        let mut body = Map::new();
+        if let Some(b) = bearer {
+            body.insert("admin_key".into(), json!(b));
+            body.insert("secret".into(), json!(b));
+        }
+        let open = self.settings.open_admin && mp.secret.is_none();
+        if open || self.key_holder(Caller::Client, &body) || Self::has_secret(mp, &body) {
+            Ok(())
+        } else {
+            Err(ViewRefusal::Forbidden(
+                "Publishing needs the mountpoint's secret or the admin key".into(),
+            ))
+        }
     }
 
     fn viewable_video(

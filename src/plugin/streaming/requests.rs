@@ -6,7 +6,7 @@ use super::*;
 
 impl Streaming {
     /// The handle's viewer state: 460 for a handle the plugin does not know.
-    fn viewer(&self, handle: HandleId) -> Result<&Viewer, StreamingError> {
+    pub(super) fn viewer(&self, handle: HandleId) -> Result<&Viewer, StreamingError> {
         self.viewers
             .get(&handle)
             .ok_or(StreamingError::InvalidState(
@@ -145,6 +145,12 @@ impl Streaming {
                         v.state = ViewerState::Idle;
                     }
                 }
+                if let Some(h) = mp.publisher {
+                    ctx.close_pc(h);
+                    if let Some(v) = self.viewers.get_mut(&h) {
+                        v.publishing = None;
+                    }
+                }
                 tracing::info!(mountpoint = %id, "mountpoint destroyed");
                 Ok(json!({"streaming": "destroyed", "destroyed": id}))
             }
@@ -252,9 +258,9 @@ impl Streaming {
             )));
         }
         let kind = required_str(body, "type")?.to_owned();
-        if !matches!(kind.as_str(), "rtp" | "rtsp" | "demo") {
+        if !matches!(kind.as_str(), "rtp" | "rtsp" | "webrtc" | "demo") {
             return Err(StreamingError::InvalidElement(format!(
-                "Unsupported mountpoint type '{kind}' (rtp, rtsp or demo, for now)"
+                "Unsupported mountpoint type '{kind}' (rtp, rtsp, webrtc or demo, for now)"
             )));
         }
         let id = match body.get("id") {
@@ -311,6 +317,18 @@ impl Streaming {
                 Mountpoint::demo_media(),
                 ctx.start_demo_source(viewer_count.clone(), counters.clone()),
             )
+        } else if kind == "webrtc" {
+            // Fed by a publisher (WHIP) when one comes: no ports, no task until then.
+            let media = mountpoint::plan_media(body)?
+                .media
+                .into_iter()
+                .map(|p| mountpoint::MountMedia {
+                    port: 0,
+                    rtcp_port: None,
+                    ..p.media
+                })
+                .collect();
+            (media, ctx.allocate_source())
         } else if kind == "rtsp" {
             let (media, mut spec) = Mountpoint::parse_rtsp(body, &self.settings.rtsp_allow)?;
             spec.viewers = viewer_count.clone();
@@ -346,6 +364,7 @@ impl Streaming {
             discovering,
             rtsp,
             unoffered: Vec::new(),
+            publisher: None,
         };
         if permanent {
             if let Err(e) = self.persist(id, Some(&mp.config)) {
@@ -503,6 +522,7 @@ impl Streaming {
             }
             "configure" => self.configure(ctx, handle, body),
             "switch" => self.switch(ctx, handle, body),
+            "publish" => self.publish(ctx, handle, msg),
             "stop" => {
                 if viewer.state == ViewerState::Idle {
                     return Ok((event(json!({"status": "idle"})), None));
@@ -514,56 +534,9 @@ impl Streaming {
         }
     }
 
-    /// `watch` with the viewer's own offer (Cardea's extension, what WHEP players do):
-    /// answered at once, the viewer streaming as soon as its PeerConnection is up.
-    /// Tracks the offer has no room for (kind or codec) are left out.
-    fn watch_offer(
-        &mut self,
-        ctx: &mut PluginCtx<'_>,
-        handle: HandleId,
-        id: MountpointId,
-        chosen: &[usize],
-        tracks: &[crate::media::webrtc::OfferTrack],
-        offer: &crate::api::Jsep,
-    ) -> Result<(Value, Option<Value>), StreamingError> {
-        let mp = self.mountpoint(id)?;
-        let (source, enabled, count) = (mp.source, mp.enabled, mp.media.len());
-        let video: Vec<bool> = mp
-            .media
-            .iter()
-            .map(|m| m.codec.kind == str0m::media::MediaKind::Video)
-            .collect();
-        let shared = self.viewer(handle)?.shared.clone();
-        let build = |placed: &[Option<(Mid, u8)>]| -> Box<dyn MediaHandler> {
-            let mut by_track: Vec<Option<ViewerTrack>> = (0..count).map(|_| None).collect();
-            for (i, p) in chosen.iter().zip(placed) {
-                by_track[*i] = p.map(|(mid, pt)| ViewerTrack::new(mid, pt, video[*i]));
-            }
-            Box::new(ViewerMedia {
-                tracks: by_track,
-                shared: shared.clone(),
-            })
-        };
-        let (jsep, placed) = ctx
-            .accept_offer_for_tracks(handle, offer, tracks, build, vec![source])
-            .map_err(|e| StreamingError::InvalidSdp(e.reason))?;
-        let mut mids = vec![None; count];
-        let mut pts = vec![0; count];
-        for (i, p) in chosen.iter().zip(&placed) {
-            if let Some((mid, pt)) = p {
-                mids[*i] = Some(*mid);
-                pts[*i] = *pt;
-            }
-        }
-        let v = self.viewers.get_mut(&handle).expect("checked above");
-        v.shared.disabled.store(!enabled, Ordering::Relaxed);
-        self.seat(handle, id, mids, pts, ViewerState::Streaming);
-        Ok((event(json!({"status": "starting"})), Some(jsep.to_json())))
-    }
-
     /// Makes `handle` a viewer of mountpoint `id` (both exist), its tracks on `mids`
     /// with payload types `pts` (per mountpoint track).
-    fn seat(
+    pub(super) fn seat(
         &mut self,
         handle: HandleId,
         id: MountpointId,
@@ -722,6 +695,15 @@ impl Streaming {
         let Some(v) = self.viewers.get_mut(&handle) else {
             return false;
         };
+        if let Some(id) = v.publishing.take() {
+            if let Some(mp) = self.mountpoints.get_mut(&id) {
+                if mp.publisher == Some(handle) {
+                    mp.publisher = None;
+                    tracing::info!(mountpoint = %id, %handle, "publisher left; viewers stay");
+                }
+            }
+            return true;
+        }
         let was = v.mountpoint.take();
         v.state = ViewerState::Idle;
         v.mids.clear();

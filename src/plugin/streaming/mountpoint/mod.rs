@@ -5,7 +5,6 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use cardea_codecs::keyframe::VideoCodec;
 use serde_json::{json, Map, Value};
 use str0m::format::{Codec, FormatParams};
 use str0m::media::MediaKind;
@@ -164,6 +163,8 @@ pub(super) struct Mountpoint {
     pub(super) discovering: bool,
     /// The camera's streams that are not offered, and why (cameras added by URL).
     pub(super) unoffered: Vec<crate::ingest::rtsp::Unoffered>,
+    /// `webrtc` mountpoints: the handle publishing to it now (WHIP), if any.
+    pub(super) publisher: Option<HandleId>,
 }
 
 /// An RTSP track asked for: type, mid, codec, payload type, fmtp, label.
@@ -549,14 +550,7 @@ impl Mountpoint {
             ports.push(RtpPort {
                 track: i as u8,
                 pt: p.media.pt,
-                keyframes: match codec {
-                    Codec::Vp8 => Some(VideoCodec::Vp8),
-                    Codec::Vp9 => Some(VideoCodec::Vp9),
-                    Codec::H264 => Some(VideoCodec::H264),
-                    Codec::H265 => Some(VideoCodec::H265),
-                    Codec::Av1 => Some(VideoCodec::Av1),
-                    _ => None,
-                },
+                keyframes: super::publisher::keyframe_reader(codec),
                 socket,
                 rtcp,
                 h264_sets: (codec == Codec::H264).then(|| {
