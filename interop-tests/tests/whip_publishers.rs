@@ -1,8 +1,9 @@
 //! WHIP: headless Chromium publishes its fake camera and microphone by WHIP (the player
 //! page in publish mode) into a `webrtc` mountpoint; a janus.js viewer (Chromium) and a
 //! WHEP viewer (aiortc) decode it; a viewer joining mid-stream gets a frame at once
-//! (the GOP cache, and a PLI to the publisher); refusals of a publisher (401/403, a
-//! second publisher 409, a mountpoint of another type 400).
+//! (the GOP cache, and a PLI to the publisher); a new publisher resumes the viewers of
+//! one that left; aiortc publishes too (an independent stack); refusals of a publisher
+//! (401/403, a second publisher 409, a mountpoint of another type 400).
 
 use std::time::Duration;
 
@@ -229,5 +230,52 @@ async fn a_new_publisher_resumes_the_viewers_of_one_that_left() {
         v["timeline"]
     );
     assert_eq!(v["connection"], "connected", "{v}");
+    gw.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn aiortc_publishes_by_whip_and_a_whep_viewer_decodes_it() {
+    let gw = gateway().await;
+    let http = gw.http.unwrap();
+    create_webrtc_mountpoint(&gw, 23);
+    let python = std::env::var_os("CARDEA_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| workspace().join("interop-tests/.venv/bin/python"));
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg(workspace().join("interop-tests/py/whip_aiortc.py"))
+        .arg(format!("http://{http}/whip/23"))
+        .arg("14")
+        .arg(SECRET);
+    let publisher = tokio::spawn(run_json(cmd, Duration::from_secs(60)));
+    let mut live = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if info(&gw, 23)["state"] == "live" {
+            live = true;
+            break;
+        }
+    }
+    assert!(
+        live,
+        "the aiortc publisher's media never arrived: {}",
+        info(&gw, 23)
+    );
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg(workspace().join("interop-tests/py/whep_aiortc.py"))
+        .arg(format!("http://{http}/whep/23"))
+        .arg("8");
+    let v = run_json(cmd, Duration::from_secs(60)).await.unwrap();
+    let p = publisher.await.unwrap().unwrap();
+    println!("aiortc whip -> aiortc whep: viewer {v}, publisher {p}");
+    assert_eq!(p["post_status"], 201, "{p}");
+    assert_eq!(p["delete_status"], 200, "{p}");
+    assert_eq!(v["post_status"], 201, "{v}");
+    assert!(v["frames"].as_u64().unwrap_or(0) > 100, "{v}");
+    assert_eq!(
+        (v["width"].as_u64(), v["height"].as_u64()),
+        (Some(320), Some(240)),
+        "{v}"
+    );
+    assert!(v["audio_frames"].as_u64().unwrap_or(0) > 100, "{v}");
     gw.shutdown().await;
 }
