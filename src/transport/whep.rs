@@ -131,7 +131,11 @@ async fn start(
         h.insert(header::ETAG, tag);
     }
     h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
-    for link in ice_server_links(&hub) {
+    #[allow(clippy::disallowed_methods)] // TURN REST credentials expire by the wall clock
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for link in ice_server_links(&hub.config.media.ice_servers, now_unix) {
         if let Ok(l) = HeaderValue::from_str(&link) {
             h.append(header::LINK, l);
         }
@@ -308,13 +312,10 @@ async fn read(body: Body) -> Result<axum::body::Bytes, Response> {
     }
 }
 
-/// `Link` headers for the configured ICE servers, as the WHEP draft writes them.
-fn ice_server_links(hub: &Hub) -> Vec<String> {
-    #[allow(clippy::disallowed_methods)] // TURN REST credentials expire by the wall clock
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let servers = super::ice_servers::for_browsers(&hub.config.media.ice_servers, now_unix);
+/// `Link` headers for the configured ICE servers at `now_unix`, as the WHEP draft
+/// writes them (quotes, backslashes and line breaks taken out of the values).
+fn ice_server_links(servers: &[crate::config::IceServerConfig], now_unix: u64) -> Vec<String> {
+    let servers = super::ice_servers::for_browsers(servers, now_unix);
     let quote = |s: &str| s.replace(['"', '\\', '\r', '\n'], "");
     let mut links = Vec::new();
     for s in servers.as_array().into_iter().flatten() {
@@ -374,6 +375,44 @@ mod tests {
             HeaderValue::from_bytes(b"Bearer \xff").unwrap(),
         );
         assert_eq!(bearer(&h).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn ice_servers_become_link_headers_with_their_credentials() {
+        let servers: Vec<crate::config::IceServerConfig> = toml::from_str::<toml::Value>(
+            r#"
+                [[s]]
+                urls = ["stun:stun.example.org:3478"]
+                [[s]]
+                urls = ["turn:t.example.org:3478?transport=udp", "turn:t.example.org:3478?transport=tcp"]
+                username = "lab"
+                credential = "pa\"ss\r\nX"
+                [[s]]
+                urls = ["turn:r.example.org:3478"]
+                rest_secret = "n0rth-secret"
+                rest_user = "cardea"
+            "#,
+        )
+        .unwrap()["s"]
+            .clone()
+            .try_into()
+            .unwrap();
+        let links = ice_server_links(&servers, 1_700_000_000 - 86_400);
+        assert_eq!(links.len(), 4, "{links:?}");
+        assert_eq!(links[0], "<stun:stun.example.org:3478>; rel=\"ice-server\"");
+        assert_eq!(
+            links[1],
+            "<turn:t.example.org:3478?transport=udp>; rel=\"ice-server\"; username=\"lab\"; \
+             credential=\"passX\"; credential-type=\"password\""
+        );
+        // coturn's REST scheme: a user that expires after rest_ttl (a day by default).
+        assert!(
+            links[3].contains("username=\"1700000000:cardea\""),
+            "{links:?}"
+        );
+        for l in &links {
+            assert!(HeaderValue::from_str(l).is_ok(), "{l}");
+        }
     }
 
     #[test]
