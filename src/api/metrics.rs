@@ -138,8 +138,11 @@ impl super::Gateway {
         for (state, n) in PeerState::ALL.iter().zip(by_state) {
             pcs.with(&[("state", state.name())], n);
         }
+        let whip = core.whep.values().filter(|w| w.publisher).count();
         m.gauge("cardea_whep_viewers", "Viewers that came by WHEP.")
-            .value(core.whep.len() as f64);
+            .value((core.whep.len() - whip) as f64);
+        m.gauge("cardea_whip_publishers", "Publishers that came by WHIP.")
+            .value(whip as f64);
         m.counter(
             "cardea_dropped_events",
             "Events dropped because a session's queue was full (a client not polling).",

@@ -166,6 +166,8 @@ struct Handle {
 struct WhepEntry {
     session: SessionId,
     handle: HandleId,
+    /// A WHIP publisher, not a WHEP viewer.
+    publisher: bool,
     bearer: Option<String>,
     /// The player's offer with its current ICE credentials: an ICE restart by `PATCH`
     /// is applied as this offer with new ones.

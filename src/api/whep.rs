@@ -170,6 +170,7 @@ impl Gateway {
                 let viewer = super::WhepEntry {
                     session: sid,
                     handle: hid,
+                    publisher: role == Role::Publisher,
                     bearer: bearer.map(str::to_owned),
                     offer: offer.to_owned(),
                     remote_ufrag: ice_ufrag(offer),
@@ -376,7 +377,7 @@ impl Gateway {
         let Ok(sid) = self.whep_entry(resource).map(|w| w.session) else {
             return false;
         };
-        tracing::info!(session = %sid, "WHEP viewer stopped (DELETE)");
+        tracing::info!(session = %sid, "WHEP/WHIP resource deleted");
         self.destroy_session(now, sid);
         self.run_deferred(now);
         true
@@ -384,7 +385,12 @@ impl Gateway {
 
     /// WHEP viewers now (tests, metrics).
     pub fn whep_viewers(&self) -> usize {
-        self.core.whep.len()
+        self.core.whep.values().filter(|w| !w.publisher).count()
+    }
+
+    /// WHIP publishers now (tests, metrics).
+    pub fn whip_publishers(&self) -> usize {
+        self.core.whep.values().filter(|w| w.publisher).count()
     }
 
     fn whep_entry(&self, resource: &str) -> Result<&super::WhepEntry, WhepError> {
