@@ -9,6 +9,15 @@ use serde_json::{json, Value};
 
 use crate::config::IceServerConfig;
 
+/// Seconds since 1970 now: TURN REST credentials expire by the wall clock, so the
+/// transport drivers that hand them out read it here.
+pub(crate) fn unix_now() -> u64 {
+    #[allow(clippy::disallowed_methods)] // a driver's wall clock, for credential expiry
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// The list for browsers at `now_unix` (seconds since 1970).
 pub(crate) fn for_browsers(servers: &[IceServerConfig], now_unix: u64) -> Value {
     servers

@@ -53,10 +53,7 @@ async fn settings(State(hub): State<Arc<Hub>>) -> Response {
     } else {
         0
     };
-    #[allow(clippy::disallowed_methods)] // a driver: TURN credentials expire by the wall clock
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now = super::ice_servers::unix_now();
     let mut settings = serde_json::json!({
         "httpPath": c.http.base_path,
         "wsPort": ws_port,

@@ -95,13 +95,7 @@ async fn start(
     body: Body,
     role: Role,
 ) -> Response {
-    if !content_type_is(&headers, SDP) {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected application/sdp",
-        );
-    }
-    let offer = match read(body).await {
+    let offer = match read(&headers, SDP, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -131,10 +125,7 @@ async fn start(
         h.insert(header::ETAG, tag);
     }
     h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
-    #[allow(clippy::disallowed_methods)] // TURN REST credentials expire by the wall clock
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let now_unix = super::ice_servers::unix_now();
     for link in ice_server_links(&hub.config.media.ice_servers, now_unix) {
         if let Ok(l) = HeaderValue::from_str(&link) {
             h.append(header::LINK, l);
@@ -149,13 +140,7 @@ async fn patch(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !content_type_is(&headers, SDPFRAG) {
-        return text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "expected application/trickle-ice-sdpfrag",
-        );
-    }
-    let body = match read(body).await {
+    let body = match read(&headers, SDPFRAG, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -298,7 +283,15 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
     Some(token.to_owned())
 }
 
-async fn read(body: Body) -> Result<axum::body::Bytes, Response> {
+/// The body, if its `Content-Type` is `want` (else 415), up to [`MAX_SDP`] bytes (413)
+/// within [`BODY_TIMEOUT`] (408).
+async fn read(headers: &HeaderMap, want: &str, body: Body) -> Result<axum::body::Bytes, Response> {
+    if !content_type_is(headers, want) {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &format!("expected {want}"),
+        ));
+    }
     match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_SDP)).await {
         Ok(Ok(b)) => Ok(b),
         Ok(Err(_)) => Err(text(
