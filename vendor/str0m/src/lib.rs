@@ -842,7 +842,7 @@ pub mod media;
 use media::AppSpecificFeedback;
 use media::SenderFeedback;
 use media::{Direction, Media, Mid, Pt, Rid, Writer};
-use media::{KeyframeRequest, KeyframeRequestKind};
+use media::{KeyframeRequest, KeyframeRequestKind, ResendRequest};
 use media::{MediaAdded, MediaChanged, MediaData};
 
 pub mod change;
@@ -1037,6 +1037,11 @@ pub enum Event {
     ///
     /// The request is either PLI (Picture Loss Indication) or FIR (Full Intra Request).
     KeyframeRequest(KeyframeRequest),
+
+    /// Incoming NACK for a packet of a stream whose resends the application handles
+    /// ([`StreamTx::set_external_resends`][crate::rtp::StreamTx::set_external_resends]):
+    /// one event per sequence number asked for.
+    ResendRequest(ResendRequest),
 
     /// Whether an incoming encoded stream is paused.
     ///
@@ -1602,7 +1607,8 @@ impl Rtc {
                 | Event::PeerStats(_)
                 | Event::ChannelBufferedAmountLow(_)
                 | Event::EgressBitrateEstimate(_)
-                | Event::KeyframeRequest(_) => {
+                | Event::KeyframeRequest(_)
+                | Event::ResendRequest(_) => {
                     trace!("{:?}", e)
                 }
                 _ => debug!("{:?}", e),

@@ -358,6 +358,11 @@ impl<'a> DirectApi<'a> {
         self.rtc.session.streams.stream_tx(ssrc)
     }
 
+    /// Every send stream.
+    pub fn streams_tx(&mut self) -> impl Iterator<Item = &mut StreamTx> {
+        self.rtc.session.streams.streams_tx()
+    }
+
     /// Obtain a send stream by looking it up via mid/rid.
     pub fn stream_tx_by_mid(&mut self, mid: Mid, rid: Option<Rid>) -> Option<&mut StreamTx> {
         let midrid = MidRid(mid, rid);

@@ -317,6 +317,28 @@ pub struct KeyframeRequest {
     pub kind: KeyframeRequestKind,
 }
 
+/// An incoming NACK's request to resend one packet, for a stream whose resends the
+/// application handles.
+///
+/// This is obtained via the [`Event::ResendRequest`][crate::Event::ResendRequest] for streams
+/// with [`StreamTx::set_external_resends`][crate::rtp::StreamTx::set_external_resends] on;
+/// the application answers with
+/// [`StreamTx::write_resend`][crate::rtp::StreamTx::write_resend].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResendRequest {
+    /// The media identifier of the stream.
+    pub mid: Mid,
+
+    /// Rid of the stream. Relevant when doing simulcast.
+    pub rid: Option<Rid>,
+
+    /// The SSRC the NACK was for (the stream's primary SSRC).
+    pub ssrc: Ssrc,
+
+    /// The sequence number asked for, lengthened against the last one sent.
+    pub seq_no: SeqNo,
+}
+
 /// Type of keyframe request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyframeRequestKind {

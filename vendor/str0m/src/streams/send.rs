@@ -179,7 +179,25 @@ pub struct StreamTx {
 
     /// MTU warn threshold; used to cap spurious-padding RTX cache lookups.
     mtu_warn: usize,
+
+    /// The highest sequence number sent with the MID/RID extensions while the receiver
+    /// had not acknowledged the SSRC: packets up to it carry them whenever they are sent,
+    /// so a packet sent again has the header it had the first time.
+    mid_until: Option<SeqNo>,
+
+    /// Whether the application answers NACKs itself (see [`StreamTx::set_external_resends`]).
+    external_resends: bool,
+
+    /// NACKed sequence numbers not yet handed to the application (external resends).
+    nacks_out: VecDeque<SeqNo>,
+
+    /// Retransmissions the application wrote (external resends), oldest first.
+    ext_resends: SendQueue,
 }
+
+/// Most NACKed sequence numbers kept for an application that does not poll its events:
+/// beyond, the oldest are forgotten.
+const MAX_PENDING_NACKS: usize = 1024;
 
 /// RTP packet data to enqueue on a direct RTP send stream.
 ///
@@ -390,6 +408,10 @@ impl StreamTx {
             remote_acked_ssrc: false,
             remote_acked_rtx_ssrc: false,
             mtu_warn,
+            mid_until: None,
+            external_resends: false,
+            nacks_out: VecDeque::new(),
+            ext_resends: SendQueue::new(),
         }
     }
 
@@ -414,6 +436,17 @@ impl StreamTx {
     /// The (primary) SSRC of this encoded stream.
     pub fn ssrc(&self) -> Ssrc {
         self.ssrc
+    }
+
+    /// NACK messages received for this stream, whether or not stats events are on.
+    pub fn nacks_received(&self) -> u64 {
+        self.stats.nacks()
+    }
+
+    /// Packets retransmitted on this stream (as RTX or repeated), whether or not stats
+    /// events are on.
+    pub fn packets_resent(&self) -> u64 {
+        self.stats.packets_resent()
     }
 
     /// The resend (RTX) SSRC of this encoded stream.
@@ -487,23 +520,42 @@ impl StreamTx {
         self.unpaced = Some(unpaced);
     }
 
+    /// Let the application answer NACKs for this stream instead of str0m's resend cache.
+    ///
+    /// Each sequence number a NACK asks for becomes an
+    /// [`Event::ResendRequest`][crate::Event::ResendRequest]; the application answers with
+    /// [`StreamTx::write_resend`] from whatever history it keeps (an SFU forwarding one
+    /// source to many receivers keeps one history for all of them, instead of one cache per
+    /// stream). Packets written while this is on are never cached by str0m.
+    pub fn set_external_resends(&mut self, enabled: bool) {
+        self.external_resends = enabled;
+        if !enabled {
+            self.nacks_out.clear();
+        }
+    }
+
+    /// Write a retransmission of a packet sent earlier on this stream (see
+    /// [`StreamTx::set_external_resends`]). `rtp` is the original: its payload type,
+    /// sequence number, time, marker, extension values and payload.
+    ///
+    /// It goes out as RTX (RFC 4588: the stream's RTX SSRC and payload type, the next RTX
+    /// sequence number, the original sequence number before the payload) when the stream
+    /// has an RTX SSRC and the payload type an RTX payload type. Otherwise the original
+    /// packet is sent again, under its own sequence number, and only when its header is
+    /// the one first sent: that is, when neither abs-send-time nor transport-wide
+    /// sequence numbers are negotiated (SRTP protects it with the same index, so it must
+    /// be the same bytes); when they are, it is dropped.
+    pub fn write_resend(&mut self, rtp: RtpWrite) {
+        let mut packet = self.rtp_packet(rtp);
+        packet.nackable = false;
+        self.ext_resends.push(packet);
+    }
+
     /// Write RTP packet to a send stream.
     ///
     /// The write command carries the RTP payload and optional RTP metadata.
     pub fn write_rtp(&mut self, rtp: RtpWrite) {
-        let RtpWrite {
-            pt,
-            seq_no,
-            time,
-            wallclock,
-            marker,
-            ext_vals,
-            nackable,
-            payload,
-            csrc_count,
-            csrc,
-            vp8_patch,
-        } = rtp;
+        let (seq_no, time, wallclock) = (rtp.seq_no, rtp.time, rtp.wallclock);
 
         let first_call = self.rtp_and_wallclock.is_none();
 
@@ -516,9 +568,29 @@ impl StreamTx {
             );
         }
 
+        self.rtp_and_wallclock = Some((time, wallclock));
+
+        let packet = self.rtp_packet(rtp);
+        self.send_queue.push(packet);
+    }
+
+    fn rtp_packet(&self, rtp: RtpWrite) -> RtpPacket {
+        let RtpWrite {
+            pt,
+            seq_no,
+            time,
+            wallclock: _,
+            marker,
+            ext_vals,
+            nackable,
+            payload,
+            csrc_count,
+            csrc,
+            vp8_patch,
+        } = rtp;
+
         // This 1 in clock frequency will be fixed in poll_output.
         let media_time = MediaTime::from_secs(time as u64);
-        self.rtp_and_wallclock = Some((time, wallclock));
 
         let header = RtpHeader {
             csrc_count,
@@ -532,7 +604,7 @@ impl StreamTx {
             ..Default::default()
         };
 
-        let packet = RtpPacket {
+        RtpPacket {
             seq_no,
             time: media_time,
             header,
@@ -550,9 +622,7 @@ impl StreamTx {
 
             // This is only relevant for incoming RTP packets.
             last_sender_info: None,
-        };
-
-        self.send_queue.push(packet);
+        }
     }
 
     fn padding_enabled(&self) -> bool {
@@ -576,8 +646,13 @@ impl StreamTx {
         let ssrc_rtx = self.rtx;
         let remote_acked_ssrc = self.remote_acked_ssrc;
         let remote_acked_rtx_ssrc = self.remote_acked_rtx_ssrc;
+        let mid_until = self.mid_until;
+        // A packet sent again under its own sequence number must be the same bytes.
+        let repeatable = twcc.is_none() && exts.id_of(Extension::AbsoluteSendTime).is_none();
 
-        let (next, is_padding) = if let Some(next) = self.poll_packet_resend(now) {
+        let (next, is_padding) = if let Some(next) =
+            self.poll_packet_resend(now, params, repeatable)
+        {
             (next, false)
         } else if let Some(next) = self.poll_packet_regular(now) {
             (next, false)
@@ -587,6 +662,10 @@ impl StreamTx {
         };
 
         let pop_send_queue = next.kind == NextPacketKind::Regular;
+        let pop_ext_resends = matches!(
+            next.kind,
+            NextPacketKind::ExternalResend(_) | NextPacketKind::ExternalRepeat
+        );
 
         // Need the header for the receipt and modifications
         // TODO: Can we remove this?
@@ -603,7 +682,10 @@ impl StreamTx {
         // back for this SSRC. That feedback indicates the receiver must have
         // received a packet with the SSRC and header extension(s), so the sender
         // then stops attaching the MID and RID.
-        if !remote_acked_ssrc {
+        //
+        // A packet sent with them before the acknowledgement carries them again when sent
+        // later (reordered, or repeated after a NACK), so its header does not change.
+        if !remote_acked_ssrc || mid_until.is_some_and(|m| next.pkt.seq_no <= m) {
             header_ref.ext_vals.mid = Some(mid);
             header_ref.ext_vals.rid = rid;
         }
@@ -622,6 +704,9 @@ impl StreamTx {
             if pop_send_queue {
                 self.send_queue.pop(now);
             }
+            if pop_ext_resends {
+                self.ext_resends.pop(now);
+            }
 
             return None;
         };
@@ -630,7 +715,7 @@ impl StreamTx {
         let mut set_cr = None;
 
         let mut header = match next.kind {
-            NextPacketKind::Regular => {
+            NextPacketKind::Regular | NextPacketKind::ExternalRepeat => {
                 // A RED-wrapped packet (pt_main is the RED PT) must not be nackable: an RTX
                 // resend carries the RTX PT with the primary codec's apt, so the peer would
                 // parse the RED bytes as raw primary codec. RED carries its own redundancy, so
@@ -675,7 +760,9 @@ impl StreamTx {
                 header.sequence_number = *next.seq_no as u16;
                 header
             }
-            NextPacketKind::Resend(_) | NextPacketKind::Blank(_) => {
+            NextPacketKind::Resend(_)
+            | NextPacketKind::ExternalResend(_)
+            | NextPacketKind::Blank(_) => {
                 // * For the Resend case, we will not have accepted/cached the packet unless
                 //   we have a RTX PT (see logic setting next.pkt.nackable above).
                 // * For the Blank case, we will only have produced blank packets if we
@@ -727,7 +814,9 @@ impl StreamTx {
 
         // For resends, the original seq_no is inserted before the payload.
         let mut original_seq_len = 0;
-        if let NextPacketKind::Resend(orig_seq_no) = next.kind {
+        if let NextPacketKind::Resend(orig_seq_no) | NextPacketKind::ExternalResend(orig_seq_no) =
+            next.kind
+        {
             original_seq_len = RtpHeader::write_original_sequence_number(body_out, orig_seq_no);
             body_out = &mut body_out[original_seq_len..];
         }
@@ -735,7 +824,10 @@ impl StreamTx {
         let pkt = &next.pkt;
 
         let body_len = match next.kind {
-            NextPacketKind::Regular | NextPacketKind::Resend(_) => {
+            NextPacketKind::Regular
+            | NextPacketKind::Resend(_)
+            | NextPacketKind::ExternalResend(_)
+            | NextPacketKind::ExternalRepeat => {
                 let body_len = pkt.payload.len();
                 if let Some(patch) = pkt.vp8_patch.as_ref() {
                     patch.copy_to(pkt.payload.as_ref(), &mut body_out[..body_len]);
@@ -786,6 +878,9 @@ impl StreamTx {
         let seq_no = next.seq_no;
         if next.kind == NextPacketKind::Regular {
             self.last_sent_seq_no = seq_no;
+            if header.ext_vals.mid.is_some() && !remote_acked_ssrc {
+                self.mid_until = Some(self.mid_until.map_or(seq_no, |m| m.max(seq_no)));
+            }
         }
 
         self.last_used = now;
@@ -811,9 +906,13 @@ impl StreamTx {
                 .send_queue
                 .pop(now)
                 .expect("head of send_queue to be there");
-            if pkt.nackable {
+            if pkt.nackable && !self.external_resends {
                 self.rtx_cache.cache_sent_packet(pkt, now);
             }
+        }
+
+        if pop_ext_resends {
+            self.ext_resends.pop(now);
         }
 
         Some(PacketReceipt {
@@ -860,7 +959,46 @@ impl StreamTx {
         ratio
     }
 
-    fn poll_packet_resend(&mut self, now: Instant) -> Option<NextPacket<'_>> {
+    fn poll_packet_resend(
+        &mut self,
+        now: Instant,
+        params: &[PayloadParams],
+        repeatable: bool,
+    ) -> Option<NextPacket<'_>> {
+        // The application's own resends (set_external_resends) come first: it decided
+        // which to send, and they are not subject to the ratio cap below.
+        while let Some(pkt) = self.ext_resends.peek() {
+            let pt = pkt.header.payload_type;
+            let Some(param) = params.iter().find(|p| p.pt() == pt) else {
+                debug!("Dropped resend of {}: PT {} is not negotiated", pkt.seq_no, pt);
+                self.ext_resends.pop(now);
+                continue;
+            };
+            let len = pkt.payload.len() as u64;
+            let (kind, seq_no) = if self.rtx.is_some() && param.resend().is_some() {
+                (
+                    NextPacketKind::ExternalResend(pkt.seq_no),
+                    self.seq_no_rtx.inc(),
+                )
+            } else if repeatable {
+                (NextPacketKind::ExternalRepeat, pkt.seq_no)
+            } else {
+                debug!(
+                    "Dropped resend of {}: no RTX, and its header cannot be repeated",
+                    pkt.seq_no
+                );
+                self.ext_resends.pop(now);
+                continue;
+            };
+            self.stats.update_packet_counts(len, true);
+            if let Some(h) = &mut self.stats.bytes_retransmitted {
+                h.push(now, len);
+            }
+            // Borrow checker: the loop's borrow of the queue ends with the peek above.
+            let pkt = self.ext_resends.peek()?;
+            return Some(NextPacket { kind, seq_no, pkt });
+        }
+
         if let Some(ratio_cap) = self.rtx_ratio_cap {
             let ratio = self.rtx_ratio_downsampled(now);
 
@@ -1011,6 +1149,10 @@ impl StreamTx {
         self.pending_request_keyframe.take()
     }
 
+    pub(crate) fn poll_resend_request(&mut self) -> Option<SeqNo> {
+        self.nacks_out.pop_front()
+    }
+
     pub(crate) fn poll_remb_request(&mut self) -> Option<Bitrate> {
         self.pending_request_remb.take()
     }
@@ -1057,6 +1199,18 @@ impl StreamTx {
         entries: impl Iterator<Item = NackEntry>,
         now: Instant,
     ) -> Option<()> {
+        if self.external_resends {
+            // Lengthened against the last sequence number sent; the application decides.
+            let last = self.last_sent_seq_no;
+            for seq_no in entries.flat_map(|n| n.into_iter(last)) {
+                if self.nacks_out.len() >= MAX_PENDING_NACKS {
+                    self.nacks_out.pop_front();
+                }
+                self.nacks_out.push_back(seq_no);
+            }
+            return Some(());
+        }
+
         // Turning NackEntry into SeqNo we need to know a SeqNo "close by" to lengthen the 16 bit
         // sequence number into the 64 bit we have in SeqNo.
         let seq_no = self.rtx_cache.last_cached_seq_no()?;
@@ -1184,6 +1338,10 @@ impl StreamTx {
 
         let mut snapshot = self.send_queue.snapshot(now);
 
+        if !self.ext_resends.is_empty() {
+            snapshot.merge(&self.ext_resends.snapshot(now));
+        }
+
         if let Some(snapshot_resend) = self.queue_state_resend(now) {
             snapshot.merge(&snapshot_resend);
         }
@@ -1275,7 +1433,7 @@ impl StreamTx {
     }
 
     pub(crate) fn need_timeout(&self) -> bool {
-        self.send_queue.need_timeout()
+        self.send_queue.need_timeout() || self.ext_resends.need_timeout()
     }
 
     pub(crate) fn handle_timeout<'a>(
@@ -1290,6 +1448,7 @@ impl StreamTx {
         }
 
         self.send_queue.handle_timeout(now);
+        self.ext_resends.handle_timeout(now);
     }
 
     fn on_first_timeout(&mut self, media: &Media, config: &CodecConfig) {
@@ -1325,6 +1484,8 @@ impl StreamTx {
         self.queue_info = None;
         self.rtx_cache.clear();
         self.resends.clear();
+        self.nacks_out.clear();
+        self.ext_resends.clear();
         self.padding = 0;
     }
 
@@ -1357,6 +1518,7 @@ impl StreamTx {
         self.stats = StreamTxStats::new(stats_enabled);
         self.rtx_ratio = (0.0, already_happened());
         self.remote_acked_ssrc = false;
+        self.mid_until = None;
 
         // Clear all buffers
         self.reset_buffers();
@@ -1378,6 +1540,10 @@ enum NextPacketKind {
     Regular,
     Resend(SeqNo),
     Blank(u8),
+    /// The application's resend as RTX, of the original sequence number.
+    ExternalResend(SeqNo),
+    /// The application's resend as the original packet again.
+    ExternalRepeat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

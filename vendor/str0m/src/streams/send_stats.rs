@@ -72,6 +72,14 @@ impl StreamTxStats {
         }
     }
 
+    pub fn nacks(&self) -> u64 {
+        self.nacks
+    }
+
+    pub fn packets_resent(&self) -> u64 {
+        self.packets_resent
+    }
+
     pub fn increase_nacks(&mut self) {
         self.nacks += 1;
     }
