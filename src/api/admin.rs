@@ -267,7 +267,12 @@ impl Gateway {
                 json!({
                     "ice": {"state": ice}, "dtls": {"state": dtls}, "connected": pc.connected,
                     "in_stats": {"packets": r(&st.packets_in), "bytes": r(&st.bytes_in)},
-                    "out_stats": {"packets": r(&st.packets_out), "bytes": r(&st.bytes_out)},
+                    "out_stats": {
+                        "packets": r(&st.packets_out), "bytes": r(&st.bytes_out),
+                        "nacks": r(&st.nacks), "retransmissions": r(&st.retransmitted),
+                        "retransmit_missed": r(&st.retransmit_missed),
+                        "retransmit_refused": r(&st.retransmit_refused),
+                    },
                 })
             }
         };

@@ -216,6 +216,23 @@ fn media_metrics(shards: &[Arc<MediaCounters>], m: &mut Metrics) {
     )
     .value(sum(|c| &c.keyframe_requests));
     m.counter(
+        "cardea_media_nacks",
+        "NACK messages received from WebRTC peers (packets they lost).",
+    )
+    .value(sum(|c| &c.nacks));
+    m.counter(
+        "cardea_media_retransmitted_packets",
+        "Packets sent again to WebRTC peers answering their NACKs (RTX, or repeated).",
+    )
+    .value(sum(|c| &c.retransmitted));
+    m.counter(
+        "cardea_media_retransmissions_unsent",
+        "NACKed packets not sent again: missed (no longer in the source's history), \
+         refused (never sent to that viewer, too old, asked too often, over its share).",
+    )
+    .with(&[("reason", "missed")], sum(|c| &c.retransmit_missed))
+    .with(&[("reason", "refused")], sum(|c| &c.retransmit_refused));
+    m.counter(
         "cardea_media_peer_panics",
         "Peers closed because handling their media panicked (a bug to report).",
     )

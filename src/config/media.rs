@@ -36,6 +36,9 @@ pub struct MediaConfig {
     pub ice_lite: bool,
     /// STUN and TURN servers handed to browsers (the pages read them from the gateway).
     pub ice_servers: Vec<IceServerConfig>,
+    /// How long each source's packets are kept to answer viewers' NACKs (one history per
+    /// source, shared by its viewers), milliseconds; 0: no retransmissions.
+    pub nack_history_ms: u64,
 }
 
 /// `[[media.ice_servers]]`: a STUN or TURN server for browsers. The gateway's own
@@ -153,6 +156,12 @@ impl MediaConfig {
                 ));
             }
         }
+        if self.nack_history_ms > MAX_NACK_HISTORY_MS {
+            return Some((
+                "media.nack_history_ms",
+                "at most 10000 milliseconds (0: no retransmissions)",
+            ));
+        }
         if !self.public_address.is_empty() {
             match self.public_address.parse::<IpAddr>() {
                 Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => {}
@@ -188,6 +197,10 @@ impl Default for MediaConfig {
             default_remb_bitrate: 0,
             ice_lite: true,
             ice_servers: Vec::new(),
+            nack_history_ms: 1000,
         }
     }
 }
+
+/// Longest NACK history: beyond a few seconds a retransmission comes too late to play.
+const MAX_NACK_HISTORY_MS: u64 = 10_000;

@@ -95,6 +95,23 @@ impl GopCache {
             .map_or((&[][..], 0), |t| (&t.packets[..], t.generation))
     }
 
+    /// The cached packet of `track` with `ssrc` and `seq`: a viewer that was replayed
+    /// the GOP may ask for one again (see `history`). A GOP is shorter than half the
+    /// sequence space ([`MAX_PACKETS`]), so distances from its first packet are in order
+    /// but for packets that arrived out of order, looked for beside.
+    pub(crate) fn find(&self, track: u8, ssrc: u32, seq: u16) -> Option<&Arc<SourcePacket>> {
+        let t = self.tracks.get(track as usize).filter(|t| t.open)?;
+        let first = t.packets.first()?.header.seq;
+        let want = seq.wrapping_sub(first);
+        let at = t
+            .packets
+            .partition_point(|p| p.header.seq.wrapping_sub(first) < want);
+        let (lo, hi) = (at.saturating_sub(8), (at + 8).min(t.packets.len()));
+        t.packets[lo..hi]
+            .iter()
+            .find(|p| p.header.ssrc == ssrc && p.header.seq == seq)
+    }
+
     /// Whether `p`, one of the last `recent` packets pushed, is in the cache.
     pub(crate) fn holds(&self, p: &SourcePacket, recent: usize) -> bool {
         p.keyframe.is_some()
@@ -186,6 +203,23 @@ mod tests {
         // A new keyframe starts over.
         c.push(&frame(5, 9000, false, Some(true)));
         assert!(c.keyframe(1).is_none());
+    }
+
+    #[test]
+    fn finds_a_cached_packet_by_ssrc_and_sequence_number() {
+        let mut c = GopCache::default();
+        // A keyframe just before the wrap, a gap (lost upstream), two packets swapped.
+        for seq in [65_534u16, 65_535, 0, 1, 40, 42, 41, 43] {
+            c.push(&packet(1, seq, Some(seq == 65_534)));
+        }
+        for seq in [65_534u16, 0, 1, 40, 41, 42, 43] {
+            assert_eq!(c.find(1, 1, seq).map(|p| p.header.seq), Some(seq));
+        }
+        assert!(c.find(1, 1, 2).is_none(), "lost upstream");
+        assert!(c.find(1, 1, 44).is_none(), "not yet");
+        assert!(c.find(1, 1, 65_533).is_none(), "before the keyframe");
+        assert!(c.find(1, 2, 40).is_none(), "another SSRC");
+        assert!(c.find(0, 1, 40).is_none() && c.find(9, 1, 40).is_none());
     }
 
     #[test]

@@ -5,10 +5,23 @@
 
 use std::time::Instant;
 
-use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, Mid};
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, MediaData, Mid, ResendRequest};
 use str0m::Rtc;
 
+use super::history::Retained;
+use super::resend::Refusal;
 use super::source::SourcePacket;
+
+/// What became of one NACKed packet (counted per peer and in the metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResendOutcome {
+    /// Sent again.
+    Sent,
+    /// No longer held: the source's history has moved past it.
+    Missed,
+    /// Not sent again, and why.
+    Refused(Refusal),
+}
 
 /// The media half of one handle, called by the media driver. Must not block.
 pub trait MediaHandler: Send {
@@ -23,6 +36,23 @@ pub trait MediaHandler: Send {
     fn source_packet(&mut self, _out: &mut MediaOut<'_>, _packet: &SourcePacket) {}
     /// Called about every 100 ms while the PeerConnection is up, for periodic feedback such as REMB.
     fn tick(&mut self, _out: &mut MediaOut<'_>, _now: Instant) {}
+    /// Whether this peer's NACKs come to [`Self::resend_request`] (a fan-out viewer,
+    /// answered from its sources' packets) instead of str0m's resend cache (one copy of
+    /// every packet per peer).
+    fn answers_nacks(&self) -> bool {
+        false
+    }
+    /// The peer asked (NACK) for a packet sent on `req.mid` again; `retained` is what its
+    /// sources still hold. Only for handlers that [answer NACKs](Self::answers_nacks).
+    fn resend_request(
+        &mut self,
+        _out: &mut MediaOut<'_>,
+        _req: &ResendRequest,
+        _retained: &Retained<'_>,
+        _now: Instant,
+    ) -> ResendOutcome {
+        ResendOutcome::Refused(Refusal::UnknownMid)
+    }
 }
 
 /// What a [`MediaHandler`] may do to its own PeerConnection.
@@ -56,7 +86,9 @@ impl MediaOut<'_> {
     }
 
     /// Sends one RTP packet on `mid` (RTP-mode peers only): sequence number and
-    /// timestamp as given, payload shared with every other viewer.
+    /// timestamp as given, payload shared with every other viewer. str0m keeps no copy
+    /// for NACKs: a fan-out viewer's are answered from its source's history
+    /// ([`MediaHandler::resend_request`]).
     #[allow(clippy::too_many_arguments)] // the RTP header fields, one each
     pub fn write_rtp(
         &mut self,
@@ -74,8 +106,33 @@ impl MediaOut<'_> {
         };
         tx.write_rtp(
             str0m::rtp::RtpWrite::new(pt.into(), seq.into(), timestamp, wallclock, payload.clone())
-                .marker(marker)
-                .nackable(true),
+                .marker(marker),
+        );
+        true
+    }
+
+    /// Sends a packet written with [`Self::write_rtp`] again (a NACK's answer): the same
+    /// fields as then. str0m sends it as RTX (RFC 4588: its own SSRC and sequence
+    /// numbers, the original's first in the payload) when the peer agreed to RTX, as the
+    /// same packet otherwise.
+    #[allow(clippy::too_many_arguments)] // the RTP header fields, one each
+    pub fn write_resend(
+        &mut self,
+        mid: Mid,
+        pt: u8,
+        seq: u64,
+        timestamp: u32,
+        wallclock: Instant,
+        marker: bool,
+        payload: &std::sync::Arc<[u8]>,
+    ) -> bool {
+        let mut api = self.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
+            return false;
+        };
+        tx.write_resend(
+            str0m::rtp::RtpWrite::new(pt.into(), seq.into(), timestamp, wallclock, payload.clone())
+                .marker(marker),
         );
         true
     }

@@ -2,16 +2,22 @@
 //! sequence numbers and timestamps rewritten so a source restart or SSRC change looks
 //! like one continuous stream to the browser ([`Rewriter`], sans-IO), video starting
 //! on a keyframe, pause/mute/switch controls shared with the control side
-//! ([`ViewerShared`]), and the viewer's keyframe requests passed on to its sources.
+//! ([`ViewerShared`]), the viewer's keyframe requests passed on to its sources, and its
+//! NACKs answered from the sources' packets ([`Retained`], within a [`ResendBudget`]).
 //! The engine ([`super::webrtc::engine`]) keeps the subscriptions and replays the GOP
 //! cache; any plugin that fans a source out to viewers (streaming today) uses this.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use str0m::media::Mid;
 
-use super::handler::{MediaHandler, MediaOut};
+use super::handler::{MediaHandler, MediaOut, ResendOutcome};
+use super::history::Retained;
+use super::resend::{Refusal, ResendBudget};
+use super::rewriter::{NotSent, Rewriter};
 use super::source::SourcePacket;
 
 /// State shared between the control half (pause, configure, switch) and the media half.
@@ -30,89 +36,6 @@ pub(crate) struct ViewerShared {
 /// The bit of track `i` in [`ViewerShared::muted`] and [`ViewerShared::rekey`].
 pub(crate) fn track_bit(i: usize) -> u64 {
     1u64.checked_shl(i as u32).unwrap_or(0)
-}
-
-/// Rewrites one track's sequence numbers and timestamps (sans-IO, tested below).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Rewriter {
-    last: Option<Last>,
-    /// Next extended sequence number to send.
-    out_seq: u64,
-    /// Added to the source timestamp.
-    ts_offset: u32,
-    /// Bit i: the packet `i` before the newest one was sent (duplicates are not).
-    sent: u64,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Last {
-    ssrc: u32,
-    seq: u16,
-    out_ts: u32,
-}
-
-/// Largest sequence jump still taken as loss within one stream; larger is a restart.
-const MAX_GAP: i32 = 3000;
-/// Timestamp step assumed across a restart: one 30 fps frame at 90 kHz. Exact
-/// pacing across a restart is unknowable; the browser's jitter buffer absorbs it.
-const RESTART_TS_STEP: u32 = 3000;
-
-impl Rewriter {
-    /// Output (extended sequence number, timestamp) for a source packet, or `None`
-    /// for a duplicate or a packet too late to place. A packet that arrives after
-    /// later ones (reordered by the network) keeps its place: it gets the sequence
-    /// number it would have had, and the browser's jitter buffer puts it back in order.
-    pub(crate) fn rewrite(&mut self, ssrc: u32, seq: u16, ts: u32) -> Option<(u64, u32)> {
-        match self.last {
-            None => {
-                self.out_seq = 1;
-                self.ts_offset = 0;
-                self.sent = 0;
-            }
-            Some(last) if last.ssrc == ssrc => {
-                let delta = seq.wrapping_sub(last.seq) as i16 as i32;
-                if delta <= 0 {
-                    return self.late(-delta, ts);
-                }
-                if delta > MAX_GAP {
-                    self.restart(last.out_ts, ts);
-                } else {
-                    self.out_seq += (delta - 1) as u64;
-                    self.sent = self.sent.checked_shl((delta - 1) as u32).unwrap_or(0);
-                }
-            }
-            Some(last) => self.restart(last.out_ts, ts),
-        }
-        let out_ts = ts.wrapping_add(self.ts_offset);
-        let seq_out = self.out_seq;
-        self.out_seq += 1;
-        self.sent = (self.sent << 1) | 1;
-        self.last = Some(Last { ssrc, seq, out_ts });
-        Some((seq_out, out_ts))
-    }
-
-    /// Whether a packet is older than the newest one sent (same stream).
-    pub(crate) fn is_behind(&self, ssrc: u32, seq: u16) -> bool {
-        self.last
-            .is_some_and(|l| l.ssrc == ssrc && (seq.wrapping_sub(l.seq) as i16) <= 0)
-    }
-
-    /// A packet `behind` places before the newest one sent.
-    fn late(&mut self, behind: i32, ts: u32) -> Option<(u64, u32)> {
-        let behind = behind as u32;
-        let newest = self.out_seq - 1;
-        if behind >= 64 || u64::from(behind) >= newest || self.sent & (1 << behind) != 0 {
-            return None;
-        }
-        self.sent |= 1 << behind;
-        Some((newest - u64::from(behind), ts.wrapping_add(self.ts_offset)))
-    }
-
-    /// A new stream (camera restart, SSRC change): continue just after the last packet.
-    fn restart(&mut self, last_out_ts: u32, ts: u32) {
-        self.sent = 0;
-        self.ts_offset = last_out_ts.wrapping_add(RESTART_TS_STEP).wrapping_sub(ts);
-    }
 }
 
 /// One track of the viewer's PeerConnection.
@@ -143,6 +66,19 @@ impl ViewerTrack {
 pub(crate) struct ViewerMedia {
     pub tracks: Vec<Option<ViewerTrack>>,
     pub shared: Arc<ViewerShared>,
+    /// What it may have sent again.
+    pub resends: ResendBudget,
+}
+
+impl ViewerMedia {
+    /// A viewer of `tracks` (indexed as its source's), controlled through `shared`.
+    pub(crate) fn new(tracks: Vec<Option<ViewerTrack>>, shared: Arc<ViewerShared>) -> ViewerMedia {
+        ViewerMedia {
+            tracks,
+            shared,
+            resends: ResendBudget::default(),
+        }
+    }
 }
 
 impl MediaHandler for ViewerMedia {
@@ -174,6 +110,39 @@ impl MediaHandler for ViewerMedia {
                 p.header.marker,
                 &p.payload,
             );
+        }
+    }
+
+    fn answers_nacks(&self) -> bool {
+        true
+    }
+
+    fn resend_request(
+        &mut self,
+        out: &mut MediaOut<'_>,
+        req: &str0m::media::ResendRequest,
+        retained: &Retained<'_>,
+        now: Instant,
+    ) -> ResendOutcome {
+        match self.resend(req.mid, *req.seq_no, retained, now) {
+            Ok((w, p)) => {
+                let written = out.write_resend(
+                    w.mid,
+                    w.pt,
+                    w.seq,
+                    w.ts,
+                    p.arrival,
+                    p.header.marker,
+                    &p.payload,
+                );
+                if written {
+                    ResendOutcome::Sent
+                } else {
+                    ResendOutcome::Refused(Refusal::UnknownMid)
+                }
+            }
+            Err(Refusal::Evicted) => ResendOutcome::Missed,
+            Err(why) => ResendOutcome::Refused(why),
         }
     }
 }
@@ -240,12 +209,15 @@ impl ViewerMedia {
             // A keyframe from before what was last sent (a GOP cache replayed to a
             // viewer that resumes) is stale: wait for a new one.
             match p.keyframe {
-                Some(true) if !t.rewriter.is_behind(h.ssrc, h.seq) => t.wait_keyframe = false,
+                Some(true) if !t.rewriter.is_behind(p.source, h.ssrc, h.seq) => {
+                    t.wait_keyframe = false
+                }
                 None => t.wait_keyframe = false,
                 _ => return None,
             }
         }
-        let (seq, ts) = t.rewriter.rewrite(h.ssrc, h.seq, h.timestamp)?;
+        let (seq, ts) = t.rewriter.rewrite(p.source, h.ssrc, h.seq, h.timestamp)?;
+        self.resends.earn();
         Some(Write {
             mid: t.mid,
             pt: t.pt,
@@ -253,64 +225,45 @@ impl ViewerMedia {
             ts,
         })
     }
+
+    /// The decision for one NACKed sequence number `seq` on `mid`, sans-IO: the packet
+    /// to send again and where (the same sequence number and timestamp as the first
+    /// time), or why not.
+    pub(crate) fn resend<'r>(
+        &mut self,
+        mid: Mid,
+        seq: u64,
+        retained: &Retained<'r>,
+        now: Instant,
+    ) -> Result<(Write, &'r Arc<SourcePacket>), Refusal> {
+        let (i, t) = self
+            .tracks
+            .iter()
+            .enumerate()
+            .find_map(|(i, t)| Some((i, t.as_ref().filter(|t| t.mid == mid)?)))
+            .ok_or(Refusal::UnknownMid)?;
+        let orig = t.rewriter.original(seq).map_err(|e| match e {
+            NotSent::Never => Refusal::NeverSent,
+            NotSent::TooOld => Refusal::TooOld,
+        })?;
+        let track = i as u8; // indexed as the source's tracks, which a u8 numbers
+        self.resends.spend(track, seq)?;
+        let p = retained
+            .get(orig.source, track, orig.ssrc, orig.seq, now)
+            .ok_or(Refusal::Evicted)?;
+        let write = Write {
+            mid: t.mid,
+            pt: t.pt,
+            seq,
+            ts: p.header.timestamp.wrapping_add(orig.ts_offset),
+        };
+        Ok((write, p))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn continuous_stream_passes_with_gaps_kept() {
-        let mut r = Rewriter::default();
-        assert_eq!(r.rewrite(7, 65534, 1000), Some((1, 1000)));
-        assert_eq!(r.rewrite(7, 65535, 4000), Some((2, 4000)));
-        // Wraps, and a lost packet leaves a gap the browser can NACK.
-        assert_eq!(r.rewrite(7, 1, 7000), Some((4, 7000)));
-        // The lost packet arrives late: it takes the place it left.
-        assert_eq!(r.rewrite(7, 0, 5500), Some((3, 5500)));
-        // Duplicates are not sent again.
-        assert_eq!(r.rewrite(7, 0, 5500), None);
-        assert_eq!(r.rewrite(7, 1, 7000), None);
-        assert_eq!(r.rewrite(7, 65535, 4000), None);
-        // Before the first packet sent, or too far back: nowhere to put it.
-        assert_eq!(r.rewrite(7, 65533, 0), None);
-        for s in 2..80u16 {
-            r.rewrite(7, s, 7000 + u32::from(s));
-        }
-        assert_eq!(r.rewrite(7, 70, 7070), None, "already sent");
-        assert_eq!(r.rewrite(7, 1, 7000), None, "64 or more behind");
-    }
-
-    #[test]
-    fn reordered_packets_keep_their_order_numbers() {
-        let mut r = Rewriter::default();
-        let arrivals = [10u16, 12, 11, 13, 16, 14, 15, 17];
-        let seqs: Vec<u64> = arrivals
-            .iter()
-            .map(|s| r.rewrite(1, *s, u32::from(*s) * 10).unwrap().0)
-            .collect();
-        assert_eq!(seqs, vec![1, 3, 2, 4, 7, 5, 6, 8]);
-    }
-
-    #[test]
-    fn ssrc_change_continues_the_stream() {
-        let mut r = Rewriter::default();
-        r.rewrite(7, 100, 90_000);
-        r.rewrite(7, 101, 93_000);
-        // The camera restarted: new SSRC, random sequence and timestamp.
-        let (seq, ts) = r.rewrite(99, 40_000, 5).unwrap();
-        assert_eq!(seq, 3);
-        assert_eq!(ts, 96_000);
-        assert_eq!(r.rewrite(99, 40_001, 3005), Some((4, 99_000)));
-    }
-
-    #[test]
-    fn huge_jump_in_one_ssrc_is_a_restart() {
-        let mut r = Rewriter::default();
-        r.rewrite(7, 100, 1000);
-        let (seq, ts) = r.rewrite(7, 30_000, 777_777).unwrap();
-        assert_eq!((seq, ts), (2, 4000));
-    }
 
     #[test]
     fn keyframe_asks_list_their_tracks_lowest_first() {
@@ -333,15 +286,20 @@ mod tests {
     }
 }
 
+
 #[cfg(test)]
 mod viewer_tests {
     use std::time::Duration;
+
+    use std::collections::HashMap;
 
     use cardea_codecs::rtp::RtpHeader;
 
     use super::*;
     use crate::clock::{Clock, ManualClock};
     use crate::ids::SourceId;
+    use crate::media::gop::GopCache;
+    use crate::media::history::SourceHistory;
 
     /// A camera's packets at 30 fps (video, track 0) with 50 audio packets/s (track 1),
     /// stamped by a fake clock.
@@ -388,7 +346,7 @@ mod viewer_tests {
         seq: u16,
         timestamp: u32,
         keyframe: Option<bool>,
-        arrival: std::time::Instant,
+        arrival: Instant,
     ) -> SourcePacket {
         SourcePacket {
             source: SourceId(1),
@@ -410,10 +368,10 @@ mod viewer_tests {
 
     fn viewer() -> ViewerMedia {
         let track = |mid: &str, pt, video| Some(ViewerTrack::new(Mid::from(mid), pt, video));
-        ViewerMedia {
-            tracks: vec![track("v", 102, true), track("a", 111, false)],
-            shared: Arc::default(),
-        }
+        ViewerMedia::new(
+            vec![track("v", 102, true), track("a", 111, false)],
+            Arc::default(),
+        )
     }
 
     fn route(v: &mut ViewerMedia, p: &SourcePacket) -> (Option<u64>, Vec<u8>) {
@@ -486,5 +444,141 @@ mod viewer_tests {
         }
         v.tracks[1] = None;
         assert_eq!(route(&mut v, &cam.audio(1)), (None, vec![]));
+    }
+
+    /// A source's history and GOP cache, fed what the camera sends.
+    #[derive(Default)]
+    struct Held {
+        history: HashMap<SourceId, SourceHistory>,
+        gop: HashMap<SourceId, GopCache>,
+    }
+
+    impl Held {
+        fn keep(&mut self, p: &SourcePacket) -> Arc<SourcePacket> {
+            let p = Arc::new(SourcePacket {
+                payload: p.payload.clone(),
+                ..*p
+            });
+            self.history
+                .entry(p.source)
+                .or_insert_with(|| SourceHistory::new(Duration::from_secs(1)))
+                .push(&p);
+            self.gop.entry(p.source).or_default().push(&p);
+            p
+        }
+
+        fn retained(&self) -> Retained<'_> {
+            Retained {
+                history: &self.history,
+                gop: &self.gop,
+            }
+        }
+    }
+
+    /// Sends `p` to the viewer (kept by the source too); the sequence number it got.
+    fn send(v: &mut ViewerMedia, held: &mut Held, p: SourcePacket) -> Option<u64> {
+        let p = held.keep(&p);
+        v.route(&p, &mut KeyframeAsks::default()).map(|w| w.seq)
+    }
+
+    #[test]
+    fn a_nack_is_answered_with_the_same_packet_and_numbers() {
+        let (mut cam, mut v, mut held) = (Camera::new(), viewer(), Held::default());
+        let first = cam.video(true);
+        send(&mut v, &mut held, first);
+        let mut sent = Vec::new();
+        for _ in 0..10 {
+            let p = cam.video(false);
+            let ts = p.header.timestamp;
+            let seq = send(&mut v, &mut held, p).unwrap();
+            sent.push((seq, ts));
+        }
+        let now = cam.clock.now();
+        let (seq, ts) = sent[4];
+        let (w, p) = v.resend(Mid::from("v"), seq, &held.retained(), now).unwrap();
+        assert_eq!((w.mid, w.pt, w.seq, w.ts), (Mid::from("v"), 102, seq, ts));
+        assert_eq!(p.header.seq, 65_531u16.wrapping_add(5), "the source's packet");
+        // What the history no longer holds (older than 1 s) is a miss; the GOP cache
+        // holds it only while its GOP lasts: a new keyframe ends that.
+        cam.clock.advance(Duration::from_secs(2));
+        let later = cam.clock.now();
+        assert!(v.resend(Mid::from("v"), seq, &held.retained(), later).is_ok(), "in the GOP");
+        send(&mut v, &mut held, cam.video(true));
+        assert_eq!(
+            v.resend(Mid::from("v"), seq, &held.retained(), later).err(),
+            Some(Refusal::Evicted)
+        );
+    }
+
+    #[test]
+    fn what_a_viewer_was_never_sent_is_refused() {
+        let (mut cam, mut v, mut held) = (Camera::new(), viewer(), Held::default());
+        send(&mut v, &mut held, cam.video(true));
+        for _ in 0..9 {
+            send(&mut v, &mut held, cam.video(false));
+        }
+        // Paused for 5 packets: the source has them, this viewer was not sent them; the
+        // next one leaves a gap in its numbers, which its browser will NACK.
+        v.shared.paused.store(true, Ordering::Relaxed);
+        for _ in 0..5 {
+            assert_eq!(send(&mut v, &mut held, cam.video(false)), None);
+        }
+        v.shared.paused.store(false, Ordering::Relaxed);
+        assert_eq!(send(&mut v, &mut held, cam.video(false)), Some(16));
+        let now = cam.clock.now();
+        let ask = |v: &mut ViewerMedia, mid: &str, seq| {
+            v.resend(Mid::from(mid), seq, &held.retained(), now).err()
+        };
+        for gap in 11..=15 {
+            assert_eq!(ask(&mut v, "v", gap), Some(Refusal::NeverSent));
+        }
+        assert_eq!(ask(&mut v, "v", 17), Some(Refusal::NeverSent), "not yet");
+        assert_eq!(ask(&mut v, "v", u64::MAX), Some(Refusal::NeverSent));
+        assert_eq!(ask(&mut v, "x", 7), Some(Refusal::UnknownMid));
+        assert_eq!(ask(&mut v, "v", 16), None, "the packet after the pause");
+        assert_eq!(ask(&mut v, "v", 10), None, "the packet before it");
+        assert_eq!(ask(&mut v, "a", 1), Some(Refusal::NeverSent), "no audio sent");
+    }
+
+    #[test]
+    fn a_nack_across_a_source_restart_finds_each_runs_packet() {
+        let (mut cam, mut v, mut held) = (Camera::new(), viewer(), Held::default());
+        send(&mut v, &mut held, cam.video(true));
+        for _ in 0..9 {
+            send(&mut v, &mut held, cam.video(false));
+        }
+        let before = cam.video(false);
+        let before_seq = before.header.seq;
+        let out_before = send(&mut v, &mut held, before).unwrap();
+        // The camera restarts: a new SSRC, sequence and clock.
+        cam.ssrc = 0xBEEF;
+        cam.seq = 17;
+        cam.ts = 5;
+        let after = cam.video(true);
+        let out_after = send(&mut v, &mut held, after).unwrap();
+        let now = cam.clock.now();
+        let (_, p) = v.resend(Mid::from("v"), out_before, &held.retained(), now).unwrap();
+        assert_eq!((p.header.ssrc, p.header.seq), (0xCAFE, before_seq));
+        let (w, p) = v.resend(Mid::from("v"), out_after, &held.retained(), now).unwrap();
+        assert_eq!((p.header.ssrc, p.header.seq), (0xBEEF, 18));
+        assert_eq!(w.seq, out_before + 1, "numbers continue across the restart");
+    }
+
+    #[test]
+    fn a_nack_storm_gets_refusals_not_a_loop() {
+        let (mut cam, mut v, mut held) = (Camera::new(), viewer(), Held::default());
+        send(&mut v, &mut held, cam.video(true));
+        for _ in 0..29 {
+            send(&mut v, &mut held, cam.video(false));
+        }
+        let now = cam.clock.now();
+        let mut ask = |seq| v.resend(Mid::from("v"), seq, &held.retained(), now).err();
+        // The same packet, again and again: three times, then refused.
+        let outcomes: Vec<_> = (0..5).map(|_| ask(20)).collect();
+        assert_eq!(outcomes, [None, None, None, Some(Refusal::Repeated), Some(Refusal::Repeated)]);
+        // Everything it was sent: a third of its 30 packets in all (3 spent above).
+        let granted = (1..=30).filter(|s| ask(*s).is_none()).count();
+        assert_eq!(granted, 10 - 3);
+        assert_eq!(ask(21), Some(Refusal::OverBudget));
     }
 }

@@ -533,6 +533,7 @@ pub async fn start(config: Config, opts: StartOptions) -> Result<Running, StartE
             queues,
             events: events_tx.clone(),
             keyframes: (index == 0).then(|| keyframes.clone()),
+            nack_history: Duration::from_millis(config.media.nack_history_ms),
             shutdown: shutdown_rx.clone(),
         };
         let done = webrtc::driver::spawn(shard).map_err(|source| StartError::Bind {

@@ -129,6 +129,8 @@ pub(crate) struct Shard {
     pub(crate) events: mpsc::Sender<MediaEvent>,
     /// Where completed keyframes go for snapshots: one shard's job.
     pub(crate) keyframes: Option<Arc<crate::media::snapshot::Keyframes>>,
+    /// How long sources' packets are kept for NACKs.
+    pub(crate) nack_history: Duration,
     /// Flips at shutdown.
     pub(crate) shutdown: watch::Receiver<bool>,
 }
@@ -148,13 +150,17 @@ pub(crate) fn spawn(shard: Shard) -> std::io::Result<oneshot::Receiver<()>> {
                 let index = shard.index;
                 match UdpSocket::from_std(shard.socket) {
                     Ok(socket) => {
+                        let mut engine = Engine::new(shard.local, shard.counters.clone())
+                            .with_nack_history(shard.nack_history);
+                        if let Some(store) = shard.keyframes {
+                            engine = engine.with_keyframes(store);
+                        }
                         run(
                             socket,
-                            shard.local,
+                            engine,
                             shard.counters,
                             shard.queues,
                             shard.events,
-                            shard.keyframes,
                             shard.shutdown,
                         )
                         .await
@@ -167,14 +173,13 @@ pub(crate) fn spawn(shard: Shard) -> std::io::Result<oneshot::Receiver<()>> {
     Ok(done_rx)
 }
 
-/// Runs one shard's engine on `socket` until `shutdown` flips or its queues close.
+/// Runs one shard's `engine` on `socket` until `shutdown` flips or its queues close.
 pub(crate) async fn run(
     socket: UdpSocket,
-    local: LocalAddrs,
+    mut engine: Engine,
     counters: Arc<MediaCounters>,
     queues: MediaRx,
     events: mpsc::Sender<MediaEvent>,
-    keyframes: Option<Arc<crate::media::snapshot::Keyframes>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let MediaRx {
@@ -196,10 +201,6 @@ pub(crate) async fn run(
         counters: counters.clone(),
         reply_from: HashMap::new(),
     };
-    let mut engine = Engine::new(local, counters);
-    if let Some(store) = keyframes {
-        engine = engine.with_keyframes(store);
-    }
     let mut bufs: [Vec<u8>; BATCH] = std::array::from_fn(|_| vec![0u8; RECV_BUF]);
     let mut meta = [RecvMeta::default(); BATCH];
     let mut batch = Vec::with_capacity(PACKETS_PER_TURN);

@@ -17,7 +17,10 @@ use tokio::sync::mpsc;
 use super::demux::{classify, Datagram};
 use super::early::EarlyChecks;
 pub use super::local_addrs::LocalAddrs;
-use super::peer::{check_receiving, drive_peer, pass_keyframe_requests, Peer};
+use super::peer::{
+    check_receiving, configure_resends, drive_peer, pass_keyframe_requests, read_resend_counts,
+    Peer,
+};
 use super::replay::{left_to_replay, Replay};
 use super::sdp_guard;
 use super::timers::Timers;
@@ -29,6 +32,7 @@ use crate::contain::contain;
 use crate::ids::{PeerId, SourceId};
 use crate::media::gop::GopCache;
 use crate::media::handler::MediaOut;
+use crate::media::history::{Retained, SourceHistory, DEFAULT_MAX_AGE};
 
 /// How often a handler's `tick` runs.
 const TICK: Duration = Duration::from_millis(100);
@@ -42,6 +46,10 @@ pub struct Engine {
     subscribers: HashMap<SourceId, Vec<PeerId>>,
     /// Each source's packets since its last keyframe, for viewers that join.
     gop: HashMap<SourceId, GopCache>,
+    /// Each source's recent packets, for viewers' NACKs.
+    history: HashMap<SourceId, SourceHistory>,
+    /// How long `history` keeps them.
+    nack_history: Duration,
     by_ufrag: HashMap<String, PeerId>,
     by_addr: HashMap<SocketAddr, PeerId>,
     /// The candidates peers told us about, so a datagram from an address not learned
@@ -76,6 +84,8 @@ impl Engine {
             peers: HashMap::new(),
             subscribers: HashMap::new(),
             gop: HashMap::new(),
+            history: HashMap::new(),
+            nack_history: DEFAULT_MAX_AGE,
             by_ufrag: HashMap::new(),
             by_addr: HashMap::new(),
             by_candidate: HashMap::new(),
@@ -99,6 +109,13 @@ impl Engine {
         self
     }
 
+    /// Keeps each source's packets `age` for viewers' NACKs (zero: none kept, every
+    /// NACK a miss); 1 s by default.
+    pub fn with_nack_history(mut self, age: Duration) -> Engine {
+        self.nack_history = age;
+        self
+    }
+
     /// The next event for the control side.
     pub fn poll_event(&mut self) -> Option<MediaEvent> {
         self.events.pop_front()
@@ -110,6 +127,12 @@ impl Engine {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Packets `source`'s history holds.
+    #[cfg(test)]
+    pub(crate) fn history_len(&self, source: SourceId) -> usize {
+        self.history.get(&source).map_or(0, SourceHistory::packets)
     }
 
     /// Whether no peer is served.
@@ -168,6 +191,7 @@ impl Engine {
             }),
             MediaCommand::DropSource(source) => {
                 self.gop.remove(&source);
+                self.history.remove(&source);
                 if let Some(store) = &self.keyframes {
                     store.forget(source);
                 }
@@ -246,8 +270,12 @@ impl Engine {
                 retired_ufrag: None,
                 dtls_up: false,
                 mids,
+                resend_counts: (0, 0),
             },
         );
+        if let Some(p) = self.peers.get_mut(&id) {
+            configure_resends(p);
+        }
         self.counters
             .peers
             .store(self.peers.len() as u64, Ordering::Relaxed);
@@ -306,6 +334,7 @@ impl Engine {
         let accepted = str0m::change::SdpAnswer::from_sdp_string(&p.mids.from_wire(sdp))
             .map_err(|e| e.to_string())
             .and_then(|answer| sdp_guard(|| p.rtc.sdp_api().accept_answer(pending, answer)));
+        configure_resends(p);
         match accepted {
             Ok(()) => {
                 self.by_ufrag.remove(&old);
@@ -333,6 +362,7 @@ impl Engine {
             .map_err(|e| e.to_string())
             .and_then(|offer| sdp_guard(|| p.rtc.sdp_api().accept_offer(offer)))
             .map(|a| p.mids.to_wire(&a.to_sdp_string()));
+        configure_resends(p);
         // accept_offer dropped any restart of ours that was waiting for its answer.
         let mut stale: Vec<String> = p.restart.take().map(|(_, old)| old).into_iter().collect();
         let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
@@ -397,7 +427,16 @@ impl Engine {
         packets: &[Arc<SourcePacket>],
         send: &mut dyn FnMut(SocketAddr, &[u8]),
     ) {
+        let age = self.nack_history;
         for packet in packets {
+            let history = match self.history.get_mut(&packet.source) {
+                Some(history) => history,
+                None => self
+                    .history
+                    .entry(packet.source)
+                    .or_insert_with(|| SourceHistory::new(age)),
+            };
+            history.push(packet);
             let cache = match self.gop.get_mut(&packet.source) {
                 Some(cache) => cache,
                 None => self.gop.entry(packet.source).or_default(),
@@ -416,8 +455,10 @@ impl Engine {
             fan_out,
             timers,
             gop,
+            history,
             ..
         } = self;
+        let retained = Retained { history, gop };
         fan_out.clear();
         for (i, packet) in packets.iter().enumerate() {
             // Each source once (a batch holds one or two, mostly).
@@ -455,7 +496,7 @@ impl Engine {
                     };
                     p.handler.source_packet(&mut out, packet);
                 }
-                let closed = drive_peer(p, now, send, events);
+                let closed = drive_peer(p, now, send, events, &retained);
                 pass_keyframe_requests(p, keyframe_tx);
                 reschedule(timers, p);
                 closed
@@ -613,6 +654,7 @@ impl Engine {
             }
             if p.next_tick <= now {
                 p.next_tick = now + TICK;
+                read_resend_counts(p);
                 if p.stats.state() == PeerState::Connected {
                     let mut out = MediaOut {
                         rtc: &mut p.rtc,
@@ -631,7 +673,11 @@ impl Engine {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
-        if let Some(reason) = drive_peer(p, now, send, &mut self.events) {
+        let retained = Retained {
+            history: &self.history,
+            gop: &self.gop,
+        };
+        if let Some(reason) = drive_peer(p, now, send, &mut self.events, &retained) {
             self.remove(id, reason);
             return;
         }
@@ -676,6 +722,7 @@ impl Engine {
         let Engine {
             peers,
             gop,
+            history,
             events,
             keyframe_tx,
             timers,
@@ -697,7 +744,8 @@ impl Engine {
             tracing::debug!(peer = %id, "GOP cache replayed");
         }
         pass_keyframe_requests(p, keyframe_tx);
-        if let Some(reason) = drive_peer(p, now, send, events) {
+        let retained = Retained { history, gop };
+        if let Some(reason) = drive_peer(p, now, send, events, &retained) {
             self.remove(id, reason);
             return;
         }

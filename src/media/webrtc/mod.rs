@@ -29,6 +29,8 @@ mod early;
 pub mod engine;
 pub(crate) mod local_addrs;
 pub mod mids;
+#[cfg(test)]
+mod nack_tests;
 mod outbox;
 mod peer;
 pub(crate) mod queue;
@@ -273,6 +275,15 @@ pub struct PeerStats {
     pub packets_out: AtomicU64,
     /// Bytes sent to the peer.
     pub bytes_out: AtomicU64,
+    /// NACK messages received from the peer.
+    pub nacks: AtomicU64,
+    /// Packets sent to it again (RTX or repeated), answering its NACKs.
+    pub retransmitted: AtomicU64,
+    /// Packets it NACKed that were no longer held (fan-out viewers).
+    pub retransmit_missed: AtomicU64,
+    /// Packets it NACKed that were not sent again: never sent to it, too old, asked for
+    /// too often or beyond its share (fan-out viewers).
+    pub retransmit_refused: AtomicU64,
     state: AtomicU8,
 }
 
@@ -283,6 +294,10 @@ impl Default for PeerStats {
             bytes_in: AtomicU64::new(0),
             packets_out: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            nacks: AtomicU64::new(0),
+            retransmitted: AtomicU64::new(0),
+            retransmit_missed: AtomicU64::new(0),
+            retransmit_refused: AtomicU64::new(0),
             state: AtomicU8::new(PeerState::New as u8),
         }
     }
@@ -379,6 +394,15 @@ pub struct MediaCounters {
     pub keyframe_requests: AtomicU64,
     /// Timeouts str0m asked for and was given (its timers: RTCP, NACK, pacing, ICE...).
     pub peer_timeouts: AtomicU64,
+    /// NACK messages from peers.
+    pub nacks: AtomicU64,
+    /// Packets sent again to peers, answering their NACKs.
+    pub retransmitted: AtomicU64,
+    /// NACKed packets no longer held by their source's history.
+    pub retransmit_missed: AtomicU64,
+    /// NACKed packets refused (never sent to that viewer, too old, asked for too
+    /// often, beyond the viewer's share).
+    pub retransmit_refused: AtomicU64,
 }
 
 impl MediaCounters {
@@ -402,6 +426,10 @@ impl MediaCounters {
             "send_calls": sum(|c| &c.send_calls),
             "peer_timeouts": sum(|c| &c.peer_timeouts),
             "keyframe_requests": sum(|c| &c.keyframe_requests),
+            "nacks": sum(|c| &c.nacks),
+            "retransmitted": sum(|c| &c.retransmitted),
+            "retransmit_missed": sum(|c| &c.retransmit_missed),
+            "retransmit_refused": sum(|c| &c.retransmit_refused),
             "shards": shards.iter().map(|c| serde_json::json!({
                 "peers": c.peers.load(Ordering::Relaxed),
             })).collect::<Vec<_>>(),
@@ -409,14 +437,19 @@ impl MediaCounters {
     }
 }
 
-/// str0m's standard header extensions less the MID (and the RIDs, for simulcast, which
-/// a server-side offer never uses).
-fn extensions_without_mid() -> str0m::rtp::ExtensionMap {
+/// A viewer's header extensions: str0m's standard ones less the RIDs (no simulcast),
+/// the MID when `with_mid` (not when the peer sees other mids than str0m's, see
+/// `mids`), and abs-send-time and transport-wide sequence numbers. Those two feed a
+/// sender's bandwidth estimation, which a fan-out of a source's one bitrate does not
+/// do; without them each packet is smaller, and one sent again without RTX is the same
+/// bytes as the first time (SRTP protects it again under the same index: it must be).
+fn viewer_extensions(with_mid: bool) -> str0m::rtp::ExtensionMap {
     use str0m::rtp::Extension;
     let mut exts = str0m::rtp::ExtensionMap::empty();
     exts.set(1, Extension::AudioLevel);
-    exts.set(2, Extension::AbsoluteSendTime);
-    exts.set(3, Extension::TransportSequenceNumber);
+    if with_mid {
+        exts.set(4, Extension::RtpMid);
+    }
     exts.set(13, Extension::VideoOrientation);
     exts
 }
@@ -563,12 +596,15 @@ impl WebrtcFactory {
         ),
         MediaError,
     > {
-        let mut config = self.config.clone().set_rtp_mode(true).clear_codecs();
-        if tracks.iter().any(|t| t.mid.is_some()) {
-            // The MID header extension would carry str0m's mids, not the peer's (see
-            // `mids`): the peer binds streams by the offer's SSRCs instead.
-            config = config.set_extension_map(extensions_without_mid());
-        }
+        // The MID header extension would carry str0m's mids, not the peer's (see
+        // `mids`): the peer binds streams by the offer's SSRCs instead.
+        let remapped = tracks.iter().any(|t| t.mid.is_some());
+        let mut config = self
+            .config
+            .clone()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .set_extension_map(viewer_extensions(!remapped));
         add_track_codecs(&mut config, tracks)?;
         let mut rtc = config.build(now);
         self.add_candidates(&mut rtc, shard);

@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 use super::engine::NO_MEDIA;
 use super::{MediaEvent, PeerState, PeerStats};
 use crate::ids::{HandleId, PeerId, SourceId};
-use crate::media::handler::{MediaHandler, MediaOut};
+use crate::media::handler::{MediaHandler, MediaOut, ResendOutcome};
+use crate::media::history::Retained;
 
 pub(super) struct Peer {
     pub(super) id: PeerId,
@@ -49,6 +50,49 @@ pub(super) struct Peer {
     pub(super) dtls_up: bool,
     /// The mids the peer sees, when not str0m's.
     pub(super) mids: super::mids::MidMap,
+    /// str0m's counts of NACK messages and packets sent again, as last read.
+    pub(super) resend_counts: (u64, u64),
+}
+
+/// Makes str0m pass a fan-out viewer's NACKs to its handler, which answers them from
+/// its sources' history, instead of keeping a copy of every packet per viewer (and the
+/// bookkeeping of its resend ratio, which the handler bounds itself). For every send
+/// stream the peer has: called when it is added and after each renegotiation.
+pub(super) fn configure_resends(p: &mut Peer) {
+    if !p.handler.answers_nacks() {
+        return;
+    }
+    for tx in p.rtc.direct_api().streams_tx() {
+        tx.set_external_resends(true);
+        tx.set_rtx_cache(0, std::time::Duration::ZERO, None);
+    }
+}
+
+/// Reads str0m's counts of NACKs received and packets sent again into the peer's and
+/// the shard's counters (str0m keeps them per send stream, echo tests and calls too).
+pub(super) fn read_resend_counts(p: &mut Peer) {
+    let (nacks, resent) = p
+        .rtc
+        .direct_api()
+        .streams_tx()
+        .fold((0, 0), |(n, r), tx| {
+            (n + tx.nacks_received(), r + tx.packets_resent())
+        });
+    // A stream reset starts its counts over: what it counted since is all new.
+    let delta = |now: u64, before: u64| now.checked_sub(before).unwrap_or(now);
+    let (d_nacks, d_resent) = (
+        delta(nacks, p.resend_counts.0),
+        delta(resent, p.resend_counts.1),
+    );
+    p.resend_counts = (nacks, resent);
+    if d_nacks > 0 {
+        p.stats.nacks.fetch_add(d_nacks, Ordering::Relaxed);
+        p.counters.nacks.fetch_add(d_nacks, Ordering::Relaxed);
+    }
+    if d_resent > 0 {
+        p.stats.retransmitted.fetch_add(d_resent, Ordering::Relaxed);
+        p.counters.retransmitted.fetch_add(d_resent, Ordering::Relaxed);
+    }
 }
 
 /// Hands the keyframe requests a peer's handler made to its sources' channels.
@@ -77,6 +121,7 @@ pub(super) fn drive_peer(
     now: Instant,
     send: &mut dyn FnMut(SocketAddr, &[u8]),
     events: &mut VecDeque<MediaEvent>,
+    retained: &Retained<'_>,
 ) -> Option<String> {
     let mut closed: Option<String> = None;
     let mut due_now = 0;
@@ -107,7 +152,7 @@ pub(super) fn drive_peer(
                 send(t.destination, &t.contents);
             }
             Ok(Output::Event(e)) => {
-                if let Some(reason) = handle_event(p, now, e, events) {
+                if let Some(reason) = handle_event(p, now, e, events, retained) {
                     closed = Some(reason);
                 }
             }
@@ -126,6 +171,7 @@ pub(super) fn handle_event(
     now: Instant,
     e: Event,
     events: &mut VecDeque<MediaEvent>,
+    retained: &Retained<'_>,
 ) -> Option<String> {
     match e {
         Event::IceConnectionStateChange(s) => match s {
@@ -192,6 +238,25 @@ pub(super) fn handle_event(
                 source_keyframes: &mut p.source_keyframes,
             };
             p.handler.keyframe_request(&mut out, &req);
+        }
+        Event::ResendRequest(req) => {
+            let mut out = MediaOut {
+                rtc: &mut p.rtc,
+                source_keyframes: &mut p.source_keyframes,
+            };
+            let outcome = p.handler.resend_request(&mut out, &req, retained, now);
+            let counter = match outcome {
+                ResendOutcome::Sent => None, // counted by str0m as it goes out
+                ResendOutcome::Missed => Some((&p.stats.retransmit_missed, &p.counters.retransmit_missed)),
+                ResendOutcome::Refused(why) => {
+                    tracing::trace!(peer = %p.id, seq = %req.seq_no, ?why, "NACK refused");
+                    Some((&p.stats.retransmit_refused, &p.counters.retransmit_refused))
+                }
+            };
+            if let Some((peer, shard)) = counter {
+                peer.fetch_add(1, Ordering::Relaxed);
+                shard.fetch_add(1, Ordering::Relaxed);
+            }
         }
         _ => {}
     }

@@ -9,6 +9,7 @@ use str0m::{Rtc, RtcConfig};
 
 use super::{sdp_guard, MediaError, Placement, WebrtcFactory};
 
+
 /// A track a viewer receives from a source (the gateway's offer, or its answer to the
 /// viewer's).
 #[derive(Debug, Clone)]
@@ -46,18 +47,25 @@ pub enum TrackFlow {
 pub type TrackPlacement = Vec<Option<(str0m::media::Mid, u8)>>;
 
 /// Configures each of `tracks`' codecs with its payload type. Tracks of one codec share
-/// one payload type (see the streaming plugin's `watch`): it is configured once.
+/// one payload type (see the streaming plugin's `watch`): it is configured once. Video
+/// gets an RTX payload type too (RFC 4588), so a peer that agrees has lost packets sent
+/// again on a stream of their own.
 pub(super) fn add_track_codecs(
     config: &mut RtcConfig,
     tracks: &[OfferTrack],
 ) -> Result<(), MediaError> {
+    let mut rtx_taken: Vec<u8> = Vec::new();
     for (i, t) in tracks.iter().enumerate() {
         if tracks[..i].iter().any(|o| o.pt == t.pt) {
             continue;
         }
+        let rtx = (t.kind == str0m::media::MediaKind::Video)
+            .then(|| rtx_payload_type(t.pt, tracks, &rtx_taken))
+            .flatten();
+        rtx_taken.extend(rtx);
         config.codec_config().add_config(
             t.pt.into(),
-            None,
+            rtx.map(Into::into),
             t.codec,
             str0m::media::Frequency::new(t.clock_rate)
                 .ok_or_else(|| MediaError::Offer(format!("bad clock rate {}", t.clock_rate)))?,
@@ -66,6 +74,15 @@ pub(super) fn add_track_codecs(
         );
     }
     Ok(())
+}
+
+/// A dynamic payload type (96-127) for the RTX of `pt`: the next free one after it,
+/// wrapping; `None` when the tracks and other RTX streams took them all.
+fn rtx_payload_type(pt: u8, tracks: &[OfferTrack], taken: &[u8]) -> Option<u8> {
+    let after = pt.clamp(95, 127) + 1;
+    (after..=127)
+        .chain(96..after)
+        .find(|c| !taken.contains(c) && !tracks.iter().any(|t| t.pt == *c))
 }
 
 /// The kind and mid of each m-line of an SDP, in order (m-lines of other kinds, or
@@ -108,6 +125,9 @@ impl WebrtcFactory {
         let lines = offered_mlines(offer);
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
         let mut config = self.config.clone().set_rtp_mode(true).clear_codecs();
+        if flow == TrackFlow::ToPeer {
+            config = config.set_extension_map(super::viewer_extensions(true));
+        }
         add_track_codecs(&mut config, tracks)?;
         let mut rtc = config.build(now);
         self.add_candidates(&mut rtc, shard);

@@ -117,10 +117,7 @@ impl Streaming {
             for (i, p) in chosen.iter().zip(placed) {
                 by_track[*i] = p.map(|(mid, pt)| ViewerTrack::new(mid, pt, video[*i]));
             }
-            Box::new(ViewerMedia {
-                tracks: by_track,
-                shared: shared.clone(),
-            })
+            Box::new(ViewerMedia::new(by_track, shared.clone()))
         };
         let (jsep, placed) = ctx
             .accept_offer_for_tracks(

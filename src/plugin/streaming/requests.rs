@@ -474,19 +474,17 @@ impl Streaming {
                         .mountpoint
                         .expect("offered viewers have a mountpoint");
                     let mp = self.mountpoint(id)?;
-                    let media = ViewerMedia {
-                        tracks: viewer
-                            .mids
-                            .iter()
-                            .zip(&mp.media)
-                            .zip(&viewer.pts)
-                            .map(|((mid, m), pt)| {
-                                let video = m.codec.kind == str0m::media::MediaKind::Video;
-                                mid.map(|mid| ViewerTrack::new(mid, *pt, video))
-                            })
-                            .collect(),
-                        shared: viewer.shared.clone(),
-                    };
+                    let tracks = viewer
+                        .mids
+                        .iter()
+                        .zip(&mp.media)
+                        .zip(&viewer.pts)
+                        .map(|((mid, m), pt)| {
+                            let video = m.codec.kind == str0m::media::MediaKind::Video;
+                            mid.map(|mid| ViewerTrack::new(mid, *pt, video))
+                        })
+                        .collect();
+                    let media = ViewerMedia::new(tracks, viewer.shared.clone());
                     viewer.shared.disabled.store(!mp.enabled, Ordering::Relaxed);
                     let media: Box<dyn MediaHandler> = Box::new(media);
                     ctx.accept_answer(handle, jsep, media, vec![mp.source])
