@@ -401,15 +401,24 @@ fn echoed_video_lost_on_the_way_back_is_sent_again() {
     call.run(&mut sim, 1);
     let sent = call.video_sent - video_before;
     let echoed = call.received[1] - received_before;
-    let retransmitted = sim.counters.retransmitted.load(std::sync::atomic::Ordering::Relaxed);
-    let nacks = sim.counters.nacks.load(std::sync::atomic::Ordering::Relaxed);
+    let retransmitted = sim
+        .counters
+        .retransmitted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let nacks = sim
+        .counters
+        .nacks
+        .load(std::sync::atomic::Ordering::Relaxed);
     println!(
         "{} datagrams lost; {nacks} NACKs, {retransmitted} retransmitted; {echoed} of {sent} video frames echoed",
         sim.lost
     );
     assert!(sim.lost > 50, "loss happened: {}", sim.lost);
     assert!(nacks > 0 && retransmitted > 0);
-    assert!(echoed + 5 >= sent, "lost video was repaired: {echoed} of {sent}");
+    assert!(
+        echoed + 5 >= sent,
+        "lost video was repaired: {echoed} of {sent}"
+    );
 }
 
 #[test]

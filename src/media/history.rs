@@ -136,7 +136,10 @@ impl SourceHistory {
             .ext
             .wrapping_add_signed(i64::from(seq.wrapping_sub(a.seq) as i16));
         let at = t.entries.partition_point(|e| e.ext < want);
-        let (lo, hi) = (at.saturating_sub(REORDER), (at + REORDER).min(t.entries.len()));
+        let (lo, hi) = (
+            at.saturating_sub(REORDER),
+            (at + REORDER).min(t.entries.len()),
+        );
         let e = t.entries.range(lo..hi).find(|e| {
             e.ext == want && e.packet.header.ssrc == ssrc && e.packet.header.seq == seq
         })?;
@@ -146,7 +149,9 @@ impl SourceHistory {
     /// Packets kept for `track`.
     #[cfg(test)]
     fn len(&self, track: u8) -> usize {
-        self.tracks.get(track as usize).map_or(0, |t| t.entries.len())
+        self.tracks
+            .get(track as usize)
+            .map_or(0, |t| t.entries.len())
     }
 
     /// Packets kept, every track.
@@ -265,7 +270,10 @@ mod tests {
         let t0 = t0();
         let mut h = SourceHistory::new(DEFAULT_MAX_AGE);
         // 100 packets lost upstream after 10; 205 arrives after 206.
-        let order = (0..=10u16).chain(111..=204).chain([206, 205]).chain(207..=220);
+        let order = (0..=10u16)
+            .chain(111..=204)
+            .chain([206, 205])
+            .chain(207..=220);
         for (i, seq) in order.enumerate() {
             h.push(&packet(t0, i as u64, 7, seq));
         }

@@ -399,7 +399,11 @@ mod tests {
         }
         assert_eq!(r.original(2005).map(|o| o.ssrc), Ok(104));
         assert_eq!(r.original(2002).map(|o| o.ssrc), Ok(101));
-        assert_eq!(r.original(2001), Err(NotSent::TooOld), "its run is forgotten");
+        assert_eq!(
+            r.original(2001),
+            Err(NotSent::TooOld),
+            "its run is forgotten"
+        );
         assert_eq!(r.original(1990), Err(NotSent::TooOld));
     }
 

@@ -286,7 +286,6 @@ mod tests {
     }
 }
 
-
 #[cfg(test)]
 mod viewer_tests {
     use std::time::Duration;
@@ -495,14 +494,24 @@ mod viewer_tests {
         }
         let now = cam.clock.now();
         let (seq, ts) = sent[4];
-        let (w, p) = v.resend(Mid::from("v"), seq, &held.retained(), now).unwrap();
+        let (w, p) = v
+            .resend(Mid::from("v"), seq, &held.retained(), now)
+            .unwrap();
         assert_eq!((w.mid, w.pt, w.seq, w.ts), (Mid::from("v"), 102, seq, ts));
-        assert_eq!(p.header.seq, 65_531u16.wrapping_add(5), "the source's packet");
+        assert_eq!(
+            p.header.seq,
+            65_531u16.wrapping_add(5),
+            "the source's packet"
+        );
         // What the history no longer holds (older than 1 s) is a miss; the GOP cache
         // holds it only while its GOP lasts: a new keyframe ends that.
         cam.clock.advance(Duration::from_secs(2));
         let later = cam.clock.now();
-        assert!(v.resend(Mid::from("v"), seq, &held.retained(), later).is_ok(), "in the GOP");
+        assert!(
+            v.resend(Mid::from("v"), seq, &held.retained(), later)
+                .is_ok(),
+            "in the GOP"
+        );
         send(&mut v, &mut held, cam.video(true));
         assert_eq!(
             v.resend(Mid::from("v"), seq, &held.retained(), later).err(),
@@ -537,7 +546,11 @@ mod viewer_tests {
         assert_eq!(ask(&mut v, "x", 7), Some(Refusal::UnknownMid));
         assert_eq!(ask(&mut v, "v", 16), None, "the packet after the pause");
         assert_eq!(ask(&mut v, "v", 10), None, "the packet before it");
-        assert_eq!(ask(&mut v, "a", 1), Some(Refusal::NeverSent), "no audio sent");
+        assert_eq!(
+            ask(&mut v, "a", 1),
+            Some(Refusal::NeverSent),
+            "no audio sent"
+        );
     }
 
     #[test]
@@ -557,9 +570,13 @@ mod viewer_tests {
         let after = cam.video(true);
         let out_after = send(&mut v, &mut held, after).unwrap();
         let now = cam.clock.now();
-        let (_, p) = v.resend(Mid::from("v"), out_before, &held.retained(), now).unwrap();
+        let (_, p) = v
+            .resend(Mid::from("v"), out_before, &held.retained(), now)
+            .unwrap();
         assert_eq!((p.header.ssrc, p.header.seq), (0xCAFE, before_seq));
-        let (w, p) = v.resend(Mid::from("v"), out_after, &held.retained(), now).unwrap();
+        let (w, p) = v
+            .resend(Mid::from("v"), out_after, &held.retained(), now)
+            .unwrap();
         assert_eq!((p.header.ssrc, p.header.seq), (0xBEEF, 18));
         assert_eq!(w.seq, out_before + 1, "numbers continue across the restart");
     }
@@ -575,7 +592,16 @@ mod viewer_tests {
         let mut ask = |seq| v.resend(Mid::from("v"), seq, &held.retained(), now).err();
         // The same packet, again and again: three times, then refused.
         let outcomes: Vec<_> = (0..5).map(|_| ask(20)).collect();
-        assert_eq!(outcomes, [None, None, None, Some(Refusal::Repeated), Some(Refusal::Repeated)]);
+        assert_eq!(
+            outcomes,
+            [
+                None,
+                None,
+                None,
+                Some(Refusal::Repeated),
+                Some(Refusal::Repeated)
+            ]
+        );
         // Everything it was sent: a third of its 30 packets in all (3 spent above).
         let granted = (1..=30).filter(|s| ask(*s).is_none()).count();
         assert_eq!(granted, 10 - 3);

@@ -147,8 +147,13 @@ impl Lab {
         let placement = self.factory.place();
         let mut client = self.client(rtx);
         let mut change = client.rtc.sdp_api();
-        client.mid =
-            change.add_media(MediaKind::Video, str0m::media::Direction::RecvOnly, None, None, None);
+        client.mid = change.add_media(
+            MediaKind::Video,
+            str0m::media::Direction::RecvOnly,
+            None,
+            None,
+            None,
+        );
         let (offer, pending) = change.apply().unwrap();
         let (rtc, answer, placed) = self
             .factory
@@ -213,10 +218,11 @@ impl Lab {
             shard,
         };
         let mut out = Vec::new();
-        self.engine
-            .handle_command(self.now, MediaCommand::AddPeer(Box::new(new)), &mut |a, d| {
-                out.push((a, d.to_vec()))
-            });
+        self.engine.handle_command(
+            self.now,
+            MediaCommand::AddPeer(Box::new(new)),
+            &mut |a, d| out.push((a, d.to_vec())),
+        );
         self.clients.push(client);
         self.deliver(out);
     }
@@ -326,7 +332,10 @@ impl Lab {
                 .min(next_packet.max(self.now))
                 .max(self.now + Duration::from_millis(1));
             for i in 0..self.clients.len() {
-                self.clients[i].rtc.handle_input(Input::Timeout(self.now)).unwrap();
+                self.clients[i]
+                    .rtc
+                    .handle_input(Input::Timeout(self.now))
+                    .unwrap();
                 self.drain(i);
             }
             let mut out = Vec::new();
@@ -341,7 +350,11 @@ impl Lab {
 fn without_rtx(sdp: &str) -> String {
     let rtx: Vec<&str> = sdp
         .lines()
-        .filter_map(|l| l.strip_prefix("a=rtpmap:")?.split_once(" rtx/").map(|(pt, _)| pt))
+        .filter_map(|l| {
+            l.strip_prefix("a=rtpmap:")?
+                .split_once(" rtx/")
+                .map(|(pt, _)| pt)
+        })
         .collect();
     sdp.lines()
         .filter(|l| !rtx.iter().any(|pt| l.starts_with(&format!("a=fmtp:{pt} "))))
@@ -406,7 +419,11 @@ fn lost_packets_come_again_as_rtx_from_one_history() {
         );
         assert!(c.got.len() > 350, "media flowed: {}", c.got.len());
         assert!(missing(c, last).is_empty(), "every loss repaired");
-        assert!(c.rtx.len() as u64 >= lost, "{} RTX for {lost} lost", c.rtx.len());
+        assert!(
+            c.rtx.len() as u64 >= lost,
+            "{} RTX for {lost} lost",
+            c.rtx.len()
+        );
         // A proper RTX stream: its own SSRC, its own sequence numbers from one, in order,
         // each carrying an original sequence number this viewer was sent.
         let rtx_ssrcs: BTreeSet<u32> = c.rtx.iter().map(|r| r.0).collect();
@@ -426,7 +443,9 @@ fn lost_packets_come_again_as_rtx_from_one_history() {
     let refused = lab.counters.retransmit_refused.load(Ordering::Relaxed);
     let missed = lab.counters.retransmit_missed.load(Ordering::Relaxed);
     let nacks = lab.counters.nacks.load(Ordering::Relaxed);
-    println!("engine: {nacks} NACKs, {retransmitted} retransmitted, {missed} missed, {refused} refused");
+    println!(
+        "engine: {nacks} NACKs, {retransmitted} retransmitted, {missed} missed, {refused} refused"
+    );
     assert!(retransmitted >= lab.clients.iter().map(|c| c.rtx.len() as u64).sum::<u64>());
     assert_eq!(missed, 0);
     let per_peer: u64 = lab
@@ -434,8 +453,14 @@ fn lost_packets_come_again_as_rtx_from_one_history() {
         .iter()
         .map(|c| c.stats.retransmitted.load(Ordering::Relaxed))
         .sum();
-    assert_eq!(per_peer, retransmitted, "the peers' counts add up to the shard's");
-    assert!(lab.clients.iter().all(|c| c.stats.nacks.load(Ordering::Relaxed) > 0));
+    assert_eq!(
+        per_peer, retransmitted,
+        "the peers' counts add up to the shard's"
+    );
+    assert!(lab
+        .clients
+        .iter()
+        .all(|c| c.stats.nacks.load(Ordering::Relaxed) > 0));
 }
 
 #[test]
@@ -471,5 +496,8 @@ fn the_history_is_one_per_source_whatever_the_viewers() {
     lab.run(1500, true);
     let kept = lab.engine.history_len(SOURCE);
     println!("history: {kept} packets for 3 viewers after 1.5 s at 200 packets/s");
-    assert!((190..=202).contains(&kept), "one second of packets, once: {kept}");
+    assert!(
+        (190..=202).contains(&kept),
+        "one second of packets, once: {kept}"
+    );
 }

@@ -71,13 +71,9 @@ pub(super) fn configure_resends(p: &mut Peer) {
 /// Reads str0m's counts of NACKs received and packets sent again into the peer's and
 /// the shard's counters (str0m keeps them per send stream, echo tests and calls too).
 pub(super) fn read_resend_counts(p: &mut Peer) {
-    let (nacks, resent) = p
-        .rtc
-        .direct_api()
-        .streams_tx()
-        .fold((0, 0), |(n, r), tx| {
-            (n + tx.nacks_received(), r + tx.packets_resent())
-        });
+    let (nacks, resent) = p.rtc.direct_api().streams_tx().fold((0, 0), |(n, r), tx| {
+        (n + tx.nacks_received(), r + tx.packets_resent())
+    });
     // A stream reset starts its counts over: what it counted since is all new.
     let delta = |now: u64, before: u64| now.checked_sub(before).unwrap_or(now);
     let (d_nacks, d_resent) = (
@@ -91,7 +87,9 @@ pub(super) fn read_resend_counts(p: &mut Peer) {
     }
     if d_resent > 0 {
         p.stats.retransmitted.fetch_add(d_resent, Ordering::Relaxed);
-        p.counters.retransmitted.fetch_add(d_resent, Ordering::Relaxed);
+        p.counters
+            .retransmitted
+            .fetch_add(d_resent, Ordering::Relaxed);
     }
 }
 
@@ -247,7 +245,9 @@ pub(super) fn handle_event(
             let outcome = p.handler.resend_request(&mut out, &req, retained, now);
             let counter = match outcome {
                 ResendOutcome::Sent => None, // counted by str0m as it goes out
-                ResendOutcome::Missed => Some((&p.stats.retransmit_missed, &p.counters.retransmit_missed)),
+                ResendOutcome::Missed => {
+                    Some((&p.stats.retransmit_missed, &p.counters.retransmit_missed))
+                }
                 ResendOutcome::Refused(why) => {
                     tracing::trace!(peer = %p.id, seq = %req.seq_no, ?why, "NACK refused");
                     Some((&p.stats.retransmit_refused, &p.counters.retransmit_refused))

@@ -9,7 +9,6 @@ use str0m::{Rtc, RtcConfig};
 
 use super::{sdp_guard, MediaError, Placement, WebrtcFactory};
 
-
 /// A track a viewer receives from a source (the gateway's offer, or its answer to the
 /// viewer's).
 #[derive(Debug, Clone)]
