@@ -89,10 +89,13 @@ try {
       const c = mode === 'whep' ? window.whep : window.cardea && (mode === 'viewer' ? window.cardea.viewer : window.cardea);
       const pc = c && (c.pc || (c.handle && c.handle.webrtcStuff && c.handle.webrtcStuff.pc));
       let framesSent = 0, pair = null, frames = 0, audio = 0, lost = 0, codecs = [], width = 0, height = 0, firstFrameMs = null, video = [];
+      // Inbound video's repair figures, summed over its streams: what a lossy network costs.
+      const videoIn = { nackCount: 0, pliCount: 0, freezeCount: 0, totalFreezesDuration: 0, retransmittedPacketsReceived: 0, packetsLost: 0, packetsReceived: 0, keyFramesDecoded: 0 };
       if (pc) {
         const report = await pc.getStats();
         report.forEach((r) => {
           if (r.type === 'inbound-rtp' && r.kind === 'video') {
+            for (const k of Object.keys(videoIn)) videoIn[k] += r[k] || 0;
             frames += r.framesDecoded || 0; width = r.frameWidth || width; height = r.frameHeight || height;
             video.push({ mid: r.mid, frames: r.framesDecoded || 0, width: r.frameWidth || 0, height: r.frameHeight || 0 });
           }
@@ -111,9 +114,9 @@ try {
       }
       const localSdp = pc && pc.localDescription ? pc.localDescription.sdp : null;
       video.sort((a, b) => String(a.mid).localeCompare(String(b.mid)));
-      return { framesSent, video, pair, lost, firstFrameMs: c ? c.firstFrameMs : null, webrtcup: !!(c && c.webrtcup), started: !!(c && c.started), frames, audio, width, height, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
+      return { framesSent, video, videoIn, pair, lost, firstFrameMs: c ? c.firstFrameMs : null, webrtcup: !!(c && c.webrtcup), started: !!(c && c.started), frames, audio, width, height, errors: c ? c.errors : ['no page state'], events: c ? c.events : [], codecs, localSdp };
     }, mode);
-    Object.assign(result, { framesSent: s.framesSent, video: s.video, selectedPair: s.pair, packetsLost: s.lost, webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, firstFrameMs: s.firstFrameMs, width: s.width, height: s.height });
+    Object.assign(result, { framesSent: s.framesSent, video: s.video, videoIn: s.videoIn, selectedPair: s.pair, packetsLost: s.lost, webrtcup: s.webrtcup, framesDecoded: s.frames, audioPacketsReceived: s.audio, pageErrors: s.errors, events: s.events, codecs: s.codecs, localSdp: s.localSdp, started: s.started, firstFrameMs: s.firstFrameMs, width: s.width, height: s.height });
     result.samples.push({ ms: Date.now() - t0, frames: s.frames, audio: s.audio });
     if (mode === 'whep') {
       const restartAt = Number(process.env.WHEP_RESTART_AT || 0);

@@ -55,6 +55,13 @@ pub fn require_loopback_only() {
     );
 }
 
+/// Media shards the tests' gateways run (`CARDEA_TEST_SHARDS`, e.g. 1 to run every
+/// interop test on one shard); unset: the default, one per core.
+pub fn test_shards() -> Option<usize> {
+    let n = std::env::var("CARDEA_TEST_SHARDS").ok()?;
+    Some(n.parse().expect("CARDEA_TEST_SHARDS is a number of shards"))
+}
+
 /// Starts a gateway on 127.0.0.1 (every listener on port 0) with the demo page on.
 pub async fn start_gateway() -> Running {
     start_gateway_with(|_| {}).await
@@ -73,6 +80,9 @@ pub async fn start_gateway_with(change: impl FnOnce(&mut Config)) -> Running {
     c.web.node_modules = workspace().join("web/node_modules");
     // The tests create cameras' mountpoints through the API, as Janus lets anyone do.
     c.streaming.open_admin = true;
+    if let Some(n) = test_shards() {
+        c.media.shards = n;
+    }
     change(&mut c);
     cardea::start(c, StartOptions::default())
         .await
