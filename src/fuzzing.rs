@@ -45,3 +45,9 @@ pub fn check_sip_header(name: &str, value: &str) -> Result<(), String> {
 pub fn split_sip_uri(uri: &str) -> Option<(&str, &str)> {
     crate::ingest::sip::split_sip_uri(uri)
 }
+
+/// One viewer track's sequence numbers through source restarts, reordering and NACKs
+/// (`media::rewriter`): panics if a number is given to two packets or maps back wrong.
+pub fn viewer_numbers(data: &[u8]) {
+    crate::media::rewriter::check_numbering(data)
+}
