@@ -821,4 +821,18 @@ mod tests {
         let edge = "[media]\nshards = 2\nudp_bind = \"0.0.0.0:65534\"\n";
         assert!(Config::parse(edge, Path::new("x.toml")).is_ok());
     }
+
+    #[test]
+    fn the_nack_history_is_bounded() {
+        for ok in [0u64, 1000, 10_000] {
+            let text = format!("[media]\nnack_history_ms = {ok}\n");
+            let c = Config::parse(&text, Path::new("x.toml")).unwrap();
+            assert_eq!(c.media.nack_history_ms, ok);
+        }
+        for bad in ["10001", "-1", "18446744073709551616", "\"1s\""] {
+            let text = format!("[media]\nnack_history_ms = {bad}\n");
+            let e = Config::parse(&text, Path::new("x.toml")).unwrap_err();
+            assert!(e.to_string().contains("nack_history_ms"), "{bad}: {e}");
+        }
+    }
 }

@@ -16,7 +16,7 @@ const BURST: u32 = 256;
 /// Times one packet may be sent again to one viewer.
 const MAX_PER_PACKET: u8 = 3;
 /// Packets sent again whose count is remembered.
-const RECENT: usize = 32;
+const RECENT: usize = 16;
 
 /// Why a NACKed packet is not sent again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,16 +39,17 @@ pub enum Refusal {
 #[derive(Debug, Clone)]
 pub(crate) struct ResendBudget {
     credits: u32,
-    /// (track and sequence number, times sent again), the oldest overwritten first.
-    recent: [(u64, u8); RECENT],
-    next: usize,
+    /// (track and the low 24 bits of the sequence number, times sent again), the oldest
+    /// overwritten first: 8 bytes each, for every viewer.
+    recent: [(u32, u8); RECENT],
+    next: u8,
 }
 
 impl Default for ResendBudget {
     fn default() -> Self {
         ResendBudget {
             credits: 0,
-            recent: [(u64::MAX, 0); RECENT],
+            recent: [(u32::MAX, 0); RECENT],
             next: 0,
         }
     }
@@ -64,7 +65,7 @@ impl ResendBudget {
 
     /// Whether the viewer may have `seq` of `track` looked up again; charges it if so.
     pub(crate) fn spend(&mut self, track: u8, seq: u64) -> Result<(), Refusal> {
-        let key = (u64::from(track) << 56) | (seq & ((1 << 56) - 1));
+        let key = (u32::from(track) << 24) | (seq as u32 & 0x00ff_ffff);
         let slot = self.recent.iter().position(|(k, _)| *k == key);
         if slot.is_some_and(|i| self.recent[i].1 >= MAX_PER_PACKET) {
             return Err(Refusal::Repeated);
@@ -76,8 +77,8 @@ impl ResendBudget {
         match slot {
             Some(i) => self.recent[i].1 += 1,
             None => {
-                self.recent[self.next] = (key, 1);
-                self.next = (self.next + 1) % RECENT;
+                self.recent[usize::from(self.next)] = (key, 1);
+                self.next = (self.next + 1) % RECENT as u8;
             }
         }
         Ok(())

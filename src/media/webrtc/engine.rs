@@ -753,9 +753,11 @@ impl Engine {
     }
 
     fn remove(&mut self, id: PeerId, reason: String) {
-        let Some(p) = self.peers.remove(&id) else {
+        let Some(mut p) = self.peers.remove(&id) else {
             return;
         };
+        // What str0m counted since the last tick.
+        read_resend_counts(&mut p);
         p.stats.set_state(PeerState::Closed);
         self.by_ufrag.remove(&p.ufrag);
         if let Some((_, old)) = &p.restart {
