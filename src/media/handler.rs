@@ -85,55 +85,35 @@ impl MediaOut<'_> {
             .is_ok()
     }
 
-    /// Sends one RTP packet on `mid` (RTP-mode peers only): sequence number and
-    /// timestamp as given, payload shared with every other viewer. str0m keeps no copy
-    /// for NACKs: a fan-out viewer's are answered from its source's history
-    /// ([`MediaHandler::resend_request`]).
+    /// Sends source packet `p` on `mid` (RTP-mode peers only) with payload type `pt`,
+    /// sequence number `seq` and timestamp `ts`, its payload shared with every other
+    /// viewer. str0m keeps no copy for NACKs: a fan-out viewer's are answered from its
+    /// source's history ([`MediaHandler::resend_request`]) by sending the packet `again`
+    /// with the same fields, which str0m sends as RTX (RFC 4588: its own SSRC and
+    /// sequence numbers, the original's first in the payload) when the peer agreed to
+    /// RTX, as the same packet otherwise. False when `mid` sends nothing.
     #[allow(clippy::too_many_arguments)] // the RTP header fields, one each
     pub fn write_rtp(
         &mut self,
         mid: Mid,
         pt: u8,
         seq: u64,
-        timestamp: u32,
-        wallclock: Instant,
-        marker: bool,
-        payload: &std::sync::Arc<[u8]>,
+        ts: u32,
+        p: &SourcePacket,
+        again: bool,
     ) -> bool {
         let mut api = self.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(mid, None) else {
             return false;
         };
-        tx.write_rtp(
-            str0m::rtp::RtpWrite::new(pt.into(), seq.into(), timestamp, wallclock, payload.clone())
-                .marker(marker),
-        );
-        true
-    }
-
-    /// Sends a packet written with [`Self::write_rtp`] again (a NACK's answer): the same
-    /// fields as then. str0m sends it as RTX (RFC 4588: its own SSRC and sequence
-    /// numbers, the original's first in the payload) when the peer agreed to RTX, as the
-    /// same packet otherwise.
-    #[allow(clippy::too_many_arguments)] // the RTP header fields, one each
-    pub fn write_resend(
-        &mut self,
-        mid: Mid,
-        pt: u8,
-        seq: u64,
-        timestamp: u32,
-        wallclock: Instant,
-        marker: bool,
-        payload: &std::sync::Arc<[u8]>,
-    ) -> bool {
-        let mut api = self.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(mid, None) else {
-            return false;
-        };
-        tx.write_resend(
-            str0m::rtp::RtpWrite::new(pt.into(), seq.into(), timestamp, wallclock, payload.clone())
-                .marker(marker),
-        );
+        let rtp =
+            str0m::rtp::RtpWrite::new(pt.into(), seq.into(), ts, p.arrival, p.payload.clone())
+                .marker(p.header.marker);
+        if again {
+            tx.write_resend(rtp);
+        } else {
+            tx.write_rtp(rtp);
+        }
         true
     }
 

@@ -101,15 +101,7 @@ impl MediaHandler for ViewerMedia {
             out.request_source_keyframe(track);
         }
         if let Some(w) = write {
-            out.write_rtp(
-                w.mid,
-                w.pt,
-                w.seq,
-                w.ts,
-                p.arrival,
-                p.header.marker,
-                &p.payload,
-            );
+            out.write_rtp(w.mid, w.pt, w.seq, w.ts, p, false);
         }
     }
 
@@ -125,22 +117,8 @@ impl MediaHandler for ViewerMedia {
         now: Instant,
     ) -> ResendOutcome {
         match self.resend(req.mid, *req.seq_no, retained, now) {
-            Ok((w, p)) => {
-                let written = out.write_resend(
-                    w.mid,
-                    w.pt,
-                    w.seq,
-                    w.ts,
-                    p.arrival,
-                    p.header.marker,
-                    &p.payload,
-                );
-                if written {
-                    ResendOutcome::Sent
-                } else {
-                    ResendOutcome::Refused(Refusal::UnknownMid)
-                }
-            }
+            Ok((w, p)) if out.write_rtp(w.mid, w.pt, w.seq, w.ts, p, true) => ResendOutcome::Sent,
+            Ok(_) => ResendOutcome::Refused(Refusal::UnknownMid),
             Err(Refusal::Evicted) => ResendOutcome::Missed,
             Err(why) => ResendOutcome::Refused(why),
         }
