@@ -65,6 +65,19 @@ impl Netns {
         Ok(())
     }
 
+    /// Chromium in this namespace on the page at `url` for `seconds`, in browser.mjs's
+    /// `mode` ("echo", "viewer", "whep"...): what it printed.
+    pub async fn chromium(&self, url: &str, mode: &str, seconds: u32) -> serde_json::Value {
+        let mut cmd = self.command("node");
+        cmd.arg(crate::workspace().join("interop-tests/js/browser.mjs"))
+            .arg(url)
+            .arg(seconds.to_string())
+            .arg(mode);
+        crate::run_json(cmd, std::time::Duration::from_secs(seconds as u64 + 60))
+            .await
+            .unwrap()
+    }
+
     /// Writes a sysctl inside this namespace (e.g. `net.ipv4.ip_forward`).
     pub fn sysctl(&self, key: &str, value: &str) -> anyhow::Result<()> {
         let status = Command::new("ip")

@@ -24,7 +24,6 @@ use std::time::Duration;
 use cardea::config::{Config, IceServerConfig};
 use cardea::{Running, StartOptions};
 use interop_tests::netns::{veth, Netns};
-use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// Starts a gateway whose media and HTTP listen on `ip` (not loopback).
@@ -62,18 +61,6 @@ async fn forwarder(ns: &Netns, listen: SocketAddr, target: SocketAddr) -> tokio:
         .args([listen.ip().to_string(), listen.port().to_string()])
         .args([target.ip().to_string(), target.port().to_string()]);
     until_ready(cmd, "tcp forwarder").await
-}
-
-/// Chromium in `ns` on the lab page at `page` (through the forwarder), for `seconds`.
-async fn browser_in(ns: &Netns, page: &str, mode: &str, seconds: u32) -> Value {
-    let mut cmd = ns.command("node");
-    cmd.arg(interop_tests::workspace().join("interop-tests/js/browser.mjs"))
-        .arg(page)
-        .arg(seconds.to_string())
-        .arg(mode);
-    interop_tests::run_json(cmd, Duration::from_secs(seconds as u64 + 60))
-        .await
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -158,7 +145,7 @@ async fn turn_relay() {
     let lab =
         |q: &str| format!("http://{front}/lab?{q}&transport=http&server=http://{front}/janus");
 
-    let echo = browser_in(&browser, &lab("autostart=1"), "echo", 12).await;
+    let echo = browser.chromium(&lab("autostart=1"), "echo", 12).await;
     println!(
         "echo through TURN: pair {}, {} frames, {} audio packets",
         echo["selectedPair"], echo["framesDecoded"], echo["audioPacketsReceived"]
@@ -167,7 +154,7 @@ async fn turn_relay() {
     assert_eq!(echo["selectedPair"]["local"], "relay", "{echo}");
     assert_eq!(echo["selectedPair"]["remote"], "host", "{echo}");
 
-    let watch = browser_in(&browser, &lab("watch=1"), "viewer", 10).await;
+    let watch = browser.chromium(&lab("watch=1"), "viewer", 10).await;
     println!(
         "demo stream through TURN: pair {}, {} frames",
         watch["selectedPair"], watch["framesDecoded"]
@@ -223,7 +210,7 @@ async fn one_to_one_nat() {
     let front: SocketAddr = "10.77.4.1:18088".parse().unwrap();
     let mut fwd = forwarder(&nat, front, gw.http.unwrap()).await;
     let page = format!("http://{front}/lab?autostart=1&transport=http&server=http://{front}/janus");
-    let echo = browser_in(&browser, &page, "echo", 12).await;
+    let echo = browser.chromium(&page, "echo", 12).await;
     println!(
         "echo through a 1:1 NAT: pair {}, {} frames, {} audio packets",
         echo["selectedPair"], echo["framesDecoded"], echo["audioPacketsReceived"]
@@ -274,7 +261,7 @@ async fn multi_homed() {
         let page = format!(
             "http://{reach}:{http}/lab?autostart=1&transport=http&server=http://{reach}:{http}/janus"
         );
-        let echo = browser_in(&browser, &page, "echo", 10).await;
+        let echo = browser.chromium(&page, "echo", 10).await;
         println!(
             "echo reaching only {reach}: pair {}, {} frames, {} audio packets",
             echo["selectedPair"], echo["framesDecoded"], echo["audioPacketsReceived"]

@@ -186,18 +186,6 @@ impl View {
     }
 }
 
-/// Chromium in `ns` on `url` for `seconds`, in browser.mjs's `mode`.
-async fn browser_in(ns: &Netns, url: &str, mode: &str, seconds: u32) -> Value {
-    let mut cmd = ns.command("node");
-    cmd.arg(interop_tests::workspace().join("interop-tests/js/browser.mjs"))
-        .arg(url)
-        .arg(seconds.to_string())
-        .arg(mode);
-    interop_tests::run_json(cmd, Duration::from_secs(seconds as u64 + 60))
-        .await
-        .unwrap()
-}
-
 /// The lossy link: Chromium's namespace across a veth pair from the test's, GSO
 /// segmented at both ends, the loss rules set by [`LossyLink::lose`].
 struct LossyLink {
@@ -299,7 +287,10 @@ async fn lost_video_is_repaired_not_frozen() {
     for per_mille in [20, 50] {
         link.lose(per_mille).await;
         let before = Repairs::of(&gw);
-        let r = browser_in(&link.browser, &lab(http, "watch=61", &api), "viewer", 20).await;
+        let r = link
+            .browser
+            .chromium(&lab(http, "watch=61", &api), "viewer", 20)
+            .await;
         let view = View::of(&r, Some(Repairs::of(&gw).since(before)));
         view.print(&format!(
             "janus.js viewer, RTP H.264 3 s GOP, {}% loss",
@@ -311,11 +302,14 @@ async fn lost_video_is_repaired_not_frozen() {
     link.lose(20).await;
     let before = Repairs::of(&gw);
     let player = format!("http://{http}/player?id=61");
-    let r = browser_in(&link.browser, &player, "whep", 15).await;
+    let r = link.browser.chromium(&player, "whep", 15).await;
     let whep = View::of(&r, Some(Repairs::of(&gw).since(before)));
     whep.print("WHEP player, 2% loss");
     let before = Repairs::of(&gw);
-    let r = browser_in(&link.browser, &lab(http, "autostart=1", &api), "echo", 15).await;
+    let r = link
+        .browser
+        .chromium(&lab(http, "autostart=1", &api), "echo", 15)
+        .await;
     let echo = View::of(&r, Some(Repairs::of(&gw).since(before)));
     echo.print("echo test, 2% loss both ways");
     interop_tests::assert_browser_echo(&r);
@@ -389,7 +383,10 @@ async fn janus_under_the_same_loss() {
     let _feed = camera(camera_port);
     for per_mille in [20, 50] {
         link.lose(per_mille).await;
-        let r = browser_in(&link.browser, &lab(http, "watch=61", &api), "viewer", 20).await;
+        let r = link
+            .browser
+            .chromium(&lab(http, "watch=61", &api), "viewer", 20)
+            .await;
         let view = View::of(&r, None);
         view.print(&format!(
             "Janus 1.1.2: janus.js viewer, RTP H.264 3 s GOP, {}% loss",
