@@ -356,8 +356,12 @@ impl Core {
                 "Unexpected ANSWER (did we offer?)",
             ));
         };
-        let sdp = str0m::change::SdpAnswer::from_sdp_string(&mids.from_wire(&answer.sdp))
-            .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
+        let sdp = str0m::change::SdpAnswer::from_sdp_string(&mids.from_wire(&answer.sdp)).map_err(
+            |e| {
+                let why = crate::media::webrtc::sdp_refusal(&e);
+                ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {why}"))
+            },
+        )?;
         crate::media::webrtc::sdp_guard(|| rtc.sdp_api().accept_answer(pending, sdp))
             .map_err(|e| ApiError::new(code::JSEP_INVALID_SDP, format!("JSEP error: {e}")))?;
         let remote_candidates = std::mem::take(&mut h.pending_candidates);

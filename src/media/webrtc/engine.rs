@@ -22,8 +22,8 @@ use super::peer::{
     Peer,
 };
 use super::replay::{left_to_replay, Replay};
-use super::sdp_guard;
 use super::timers::Timers;
+use super::{sdp_guard, sdp_refusal};
 use super::{
     MediaCommand, MediaCounters, MediaEvent, NewPeer, PeerState, SourcePacket,
     MAX_REMOTE_CANDIDATES,
@@ -332,7 +332,7 @@ impl Engine {
             return;
         };
         let accepted = str0m::change::SdpAnswer::from_sdp_string(&p.mids.from_wire(sdp))
-            .map_err(|e| e.to_string())
+            .map_err(|e| sdp_refusal(&e))
             .and_then(|answer| sdp_guard(|| p.rtc.sdp_api().accept_answer(pending, answer)));
         configure_resends(p);
         match accepted {
@@ -359,7 +359,7 @@ impl Engine {
             return;
         };
         let answer = str0m::change::SdpOffer::from_sdp_string(&p.mids.from_wire(sdp))
-            .map_err(|e| e.to_string())
+            .map_err(|e| sdp_refusal(&e))
             .and_then(|offer| sdp_guard(|| p.rtc.sdp_api().accept_offer(offer)))
             .map(|a| p.mids.to_wire(&a.to_sdp_string()));
         configure_resends(p);

@@ -122,7 +122,8 @@ impl WebrtcFactory {
         shard: &Placement,
     ) -> Result<(Rtc, String, TrackPlacement), MediaError> {
         let lines = offered_mlines(offer);
-        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| MediaError::Sdp(e.to_string()))?;
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| MediaError::Sdp(super::sdp_refusal(&e)))?;
         let mut config = self.config.clone().set_rtp_mode(true).clear_codecs();
         if flow == TrackFlow::ToPeer {
             config = config.set_extension_map(super::viewer_extensions(true));
