@@ -10,8 +10,11 @@ use ffmpeg_next as ffmpeg;
 use crate::aac::TranscodeError;
 use crate::keyframe::VideoCodec;
 
-/// Largest picture decoded (8K): a stream claiming more is refused before scaling.
-const MAX_PIXELS: u64 = 7680 * 4320;
+/// Largest picture decoded: 4096 × 3072 (12.6 MP), the largest surveillance cameras
+/// (12 MP fisheyes, 4K). libavcodec checks the size a stream's parameter sets claim
+/// before it allocates a picture: a keyframe of a few bytes claiming 8K cost 200 MiB
+/// for each snapshot, and came back as a JPEG of noise.
+const MAX_PIXELS: u64 = 4096 * 3072;
 /// libavcodec's quality scale for MJPEG (2 best … 31 worst), times its lambda factor.
 const JPEG_QUALITY: i32 = 4 * 118;
 
@@ -41,8 +44,13 @@ pub fn keyframe_to_jpeg(codec: VideoCodec, access_unit: &[u8]) -> Result<Jpeg, T
         }
     };
     let found = ffmpeg::codec::decoder::find(id).ok_or(ffmpeg::Error::DecoderNotFound)?;
+    let mut options = ffmpeg::Dictionary::new();
+    options.set("max_pixels", &MAX_PIXELS.to_string());
+    // One thread: one set of picture buffers, not one per core (frame threading).
+    options.set("threads", "1");
     let mut decoder = ffmpeg::codec::context::Context::new_with_codec(found)
         .decoder()
+        .open_as_with(found, options)?
         .video()?;
     decoder.send_packet(&ffmpeg::Packet::copy(access_unit))?;
     decoder.send_eof()?;
