@@ -52,17 +52,7 @@ impl Netns {
 
     /// Loads an nftables ruleset (`nft -f -`) inside this namespace.
     pub async fn nft(&self, rules: &str) -> anyhow::Result<()> {
-        use tokio::io::AsyncWriteExt;
-        let mut nft = self.command("nft");
-        nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
-        let mut child = nft.spawn().context("nft (Debian nftables)")?;
-        let mut stdin = child.stdin.take().context("nft stdin")?;
-        stdin.write_all(rules.as_bytes()).await?;
-        drop(stdin);
-        if !child.wait().await?.success() {
-            bail!("nft refused:\n{rules}");
-        }
-        Ok(())
+        load_nft(self.command("nft"), rules).await
     }
 
     /// Chromium in this namespace on the page at `url` for `seconds`, in browser.mjs's
@@ -89,6 +79,42 @@ impl Netns {
         }
         Ok(())
     }
+}
+
+/// Loads an nftables ruleset in the test's own namespace (see [`Netns::nft`]).
+pub async fn nft(rules: &str) -> anyhow::Result<()> {
+    load_nft(tokio::process::Command::new("nft"), rules).await
+}
+
+/// Runs `nft` (a command in some namespace) with `rules` on its standard input.
+async fn load_nft(mut nft: tokio::process::Command, rules: &str) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    nft.args(["-f", "-"]).stdin(std::process::Stdio::piped());
+    let mut child = nft.spawn().context("nft (Debian nftables)")?;
+    let mut stdin = child.stdin.take().context("nft stdin")?;
+    stdin.write_all(rules.as_bytes()).await?;
+    drop(stdin);
+    if !child.wait().await?.success() {
+        bail!("nft refused:\n{rules}");
+    }
+    Ok(())
+}
+
+/// Waits (up to 5 s) until loopback is the test namespace's only network again (a
+/// namespace goes when its last process has), then asserts it, as every later test
+/// expects.
+pub async fn until_loopback_alone() {
+    for _ in 0..50 {
+        if if_addrs::get_if_addrs()
+            .expect("listing interfaces")
+            .iter()
+            .all(|i| i.is_loopback())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    crate::require_loopback_only();
 }
 
 impl Drop for Netns {

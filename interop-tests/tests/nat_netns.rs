@@ -69,18 +69,8 @@ async fn relay_through_turn_and_a_public_address_through_nat() {
     turn_relay().await;
     one_to_one_nat().await;
     multi_homed().await;
-    // A namespace goes when its last process has: the children were killed and reaped.
-    for _ in 0..50 {
-        if if_addrs::get_if_addrs()
-            .unwrap()
-            .iter()
-            .all(|i| i.is_loopback())
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    interop_tests::require_loopback_only();
+    // The children were killed and reaped: their namespaces go.
+    interop_tests::netns::until_loopback_alone().await;
 }
 
 async fn turn_relay() {

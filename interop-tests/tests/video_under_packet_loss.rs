@@ -34,7 +34,7 @@ impl GatewaySideLoss {
                iifname \"cdloss0\" meta l4proto udp numgen random mod 1000 < {per_mille} counter drop\n }}\n}}\n"
         );
         Self::clear();
-        nft_here(&rules).await;
+        interop_tests::netns::nft(&rules).await.unwrap();
     }
 
     fn clear() {
@@ -49,22 +49,6 @@ impl Drop for GatewaySideLoss {
     fn drop(&mut self) {
         Self::clear();
     }
-}
-
-async fn nft_here(rules: &str) {
-    use tokio::io::AsyncWriteExt;
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .expect("nft (Debian nftables)");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(rules.as_bytes()).await.unwrap();
-    drop(stdin);
-    assert!(
-        child.wait().await.unwrap().success(),
-        "nft refused:\n{rules}"
-    );
 }
 
 /// Drops `per_mille` of the UDP each side receives from the other.
@@ -223,17 +207,7 @@ impl LossyLink {
     /// Takes the namespace and the rules down, and waits until loopback is alone again.
     async fn close(self) {
         drop(self);
-        for _ in 0..50 {
-            if if_addrs::get_if_addrs()
-                .unwrap()
-                .iter()
-                .all(|i| i.is_loopback())
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        interop_tests::require_loopback_only();
+        interop_tests::netns::until_loopback_alone().await;
     }
 }
 
